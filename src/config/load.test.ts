@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, loadConfigWithNotes, ConfigError } from './load.js';
+
+function file(content: unknown): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'ripple-load-')), 'c.json');
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  return p;
+}
+
+test('with no configuration the development app uses Soketi default credentials and allows client events', () => {
+  const c = loadConfig([], {});
+  assert.equal(c.port, 6001);
+  assert.equal(c.apps.length, 1);
+  assert.deepEqual([c.apps[0].id, c.apps[0].key, c.apps[0].secret], ['app-id', 'app-key', 'app-secret']);
+  assert.equal(c.apps[0].enableClientMessages, true);
+  assert.equal(c.apps[0].maxEventPayloadInKb, 10);
+  assert.equal(c.apps[0].maxPresenceMembersPerChannel, 100);
+  assert.equal(c.redisUrl, undefined);
+});
+
+test('environment variables override the development app and server settings', () => {
+  const c = loadConfig([], { APP_ID: '7', APP_KEY: 'k', APP_SECRET: 's', PORT: '7000', APP_MAX_CONNECTIONS: '3', APP_ENABLE_CLIENT_MESSAGES: 'false' });
+  assert.equal(c.port, 7000);
+  assert.deepEqual([c.apps[0].id, c.apps[0].key, c.apps[0].secret, c.apps[0].maxConnections], ['7', 'k', 's', 3]);
+  assert.equal(c.apps[0].enableClientMessages, false);
+});
+
+test('a bad field is rejected with a message naming it', () => {
+  const p = file({ apps: [{ id: '1', key: 'k', secret: 's', maxConnections: 'lots' }] });
+  assert.throws(() => loadConfig(['--config', p], {}), (e: Error) => e instanceof ConfigError && /apps\.0\.maxConnections/.test(e.message));
+  const q = file({ apps: [{ id: '1', key: 'k', secret: 's', maxConections: 5 }] });
+  assert.throws(() => loadConfig(['--config', q], {}), (e: Error) => e instanceof ConfigError && /maxConections/.test(e.message));
+  assert.throws(() => loadConfig([], { PORT: 'x' }), (e: Error) => e instanceof ConfigError && /PORT/.test(e.message));
+  assert.throws(() => loadConfig(['--config', file('{not json')], {}), (e: Error) => e instanceof ConfigError && /not valid JSON/.test(e.message));
+});
+
+test('duplicate app keys are rejected', () => {
+  const p = file({ apps: [{ id: '1', key: 'k', secret: 's' }, { id: '2', key: 'k', secret: 's' }] });
+  assert.throws(() => loadConfig(['--config', p], {}), /duplicate app key k/);
+});
+
+test("a Soketi config file works unchanged: apps under appManager.array.apps, snake_case and PascalCase fields", () => {
+  const p = file({
+    debug: true,
+    port: 6010,
+    'appManager.array.apps': [
+      { id: 'app-1', key: 'key-1', secret: 'secret-1', max_connections: 50, EnableClientMessages: true, maxBackendEventsPerSecond: 20,
+        webhooks: [{ url: 'http://127.0.0.1:9/hook', event_types: ['channel_occupied'] }] },
+    ],
+    'database.redis.host': '127.0.0.1',
+  });
+  const { config, ignored } = loadConfigWithNotes(['--config', p], {});
+  assert.equal(config.port, 6010);
+  assert.equal(config.apps[0].maxConnections, 50);
+  assert.equal(config.apps[0].enableClientMessages, true);
+  assert.equal(config.apps[0].maxBackendEventsPerSecond, 20);
+  assert.equal(config.apps[0].webhooks[0].url, 'http://127.0.0.1:9/hook');
+  assert.deepEqual(ignored.sort(), ['database.redis.host', 'debug']);
+  const nested = file({ appManager: { array: { apps: [{ id: 1, key: 'k', secret: 's' }] } } });
+  assert.equal(loadConfig(['--config', nested], {}).apps[0].id, '1');
+});
+
+test('the loaded configuration is frozen', () => {
+  const c = loadConfig([], {});
+  assert.throws(() => {
+    (c as { port: number }).port = 1;
+  });
+});

@@ -1,0 +1,115 @@
+// Every configurable value, validated once at start (style.md: validate at the edges).
+import { z } from 'zod';
+
+export const webhookEventNames = [
+  'channel_occupied',
+  'channel_vacated',
+  'member_added',
+  'member_removed',
+  'client_event',
+  'cache_miss',
+  'subscription_count',
+] as const;
+
+export const WebhookSchema = z
+  .object({
+    url: z.string().url(),
+    event_types: z.array(z.enum(webhookEventNames)).min(1),
+    headers: z.record(z.string(), z.string()).default({}),
+    filter: z
+      .object({
+        channel_name_starts_with: z.string().optional(),
+        channel_name_ends_with: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+  })
+  .strict();
+
+const limit = (def: number) => z.number().int().min(-1).default(def);
+const positive = (def: number) => z.number().int().positive().default(def);
+
+/** Per-app settings. Defaults are hosted Pusher's numbers (spec §11.1). */
+export const AppSchema = z
+  .object({
+    id: z.string().min(1),
+    key: z.string().min(1),
+    secret: z.string().min(1),
+    enabled: z.boolean().default(true),
+    enableClientMessages: z.boolean().default(false),
+    enableUserAuthentication: z.boolean().default(false),
+    userAuthenticationTimeout: positive(30_000),
+    enableSubscriptionCount: z.boolean().default(false),
+    /** -1 = unlimited */
+    maxConnections: limit(-1),
+    maxClientEventsPerSecond: limit(10),
+    maxBackendEventsPerSecond: limit(-1),
+    maxReadRequestsPerSecond: limit(-1),
+    maxEventPayloadInKb: z.number().positive().default(10),
+    maxChannelNameLength: positive(200),
+    maxEventNameLength: positive(200),
+    maxEventChannelsAtOnce: positive(100),
+    maxEventBatchSize: positive(10),
+    maxPresenceMembersPerChannel: positive(100),
+    maxPresenceMemberSizeInKb: z.number().positive().default(1),
+    maxUserIdLength: positive(128),
+    /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */
+    allowedOrigins: z.array(z.string().min(1)).default([]),
+    webhooks: z.array(WebhookSchema).default([]),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    port: z.number().int().min(0).max(65535).default(6001),
+    host: z.string().default('0.0.0.0'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    redisUrl: z.string().optional(),
+    /** ioredis options (e.g. Sentinel: sentinels, name) merged over redisUrl. */
+    redisOptions: z.record(z.string(), z.unknown()).optional(),
+    redisPrefix: z.string().default('ripple'),
+    nodeId: z.string().min(1).optional(),
+    /**
+     * Milliseconds a node's liveness lease lasts in Redis. A node that stops renewing it (crash,
+     * SIGKILL) has its subscriptions and presence members removed by a survivor within about this time.
+     */
+    nodeLeaseMs: z.number().int().min(500).max(60_000).default(10_000),
+    /** Seconds; sent as activity_timeout (spec §1.6). */
+    activityTimeout: positive(120),
+    /** Seconds to wait for any frame after a server ping before closing 4201. */
+    pongTimeout: positive(30),
+    allowUwsFallback: z.boolean().default(false),
+    shutdownTimeoutMs: positive(10_000),
+    /** Largest WebSocket frame accepted before the socket is closed (bytes). */
+    maxFrameBytes: positive(256 * 1024),
+    /** Seconds a cache channel keeps its last event (spec §7; hosted Pusher: up to 30 minutes). */
+    cacheTtl: positive(1800),
+    /**
+     * Bytes a socket may have waiting to be sent before it counts as a slow consumer: it is then
+     * skipped by broadcasts and closed with 4100, instead of growing the server's memory.
+     */
+    maxBackpressureBytes: positive(4 * 1024 * 1024),
+    /** TLS on the gateway and API port: PEM certificate and key paths. */
+    tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), passphrase: z.string().optional() }).strict().optional(),
+    webhooks: z
+      .object({
+        /** Events of one app and endpoint collected this long go out in one request. */
+        batchMs: z.number().int().min(0).default(50),
+        /** A receiver that has not answered in this time counts as failed (then retried). */
+        timeoutMs: positive(5000),
+        /** Retries stop this long after the first attempt; the batch then goes to the dead-letter list. */
+        maxRetryMs: positive(300_000),
+        /** Cluster mode: entries a node took but did not acknowledge this long are taken over by another. */
+        claimIdleMs: positive(30_000),
+      })
+      .strict()
+      .default({ batchMs: 50, timeoutMs: 5000, maxRetryMs: 300_000, claimIdleMs: 30_000 }),
+    /** Largest REST request body accepted (bytes). */
+    maxRequestBytes: positive(1024 * 1024),
+    apps: z.array(AppSchema).min(1),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type AppConfig = z.infer<typeof AppSchema>;
+export type WebhookConfig = z.infer<typeof WebhookSchema>;

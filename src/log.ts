@@ -1,0 +1,6 @@
+import pino, { type Logger } from 'pino';
+
+/** The one logger, passed down; modules take child loggers. Secrets never reach it. */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { pid: process.pid }, redact: ['secret', '*.secret', 'apps[*].secret', 'auth', '*.auth'] });
+}
