@@ -1,0 +1,59 @@
+// Serves the Fastify API on the uWS port: one host:port for WebSockets and REST, as Soketi users
+// expect. Each HTTP request is read from uWS and handed to fastify.inject().
+import { STATUS_CODES } from 'node:http';
+import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import type { FastifyInstance } from 'fastify';
+import { errorBody } from './errors.js';
+
+const SKIP_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive']);
+
+function reply(res: HttpResponse, status: number, headers: Record<string, unknown>, body: Buffer | string): void {
+  res.cork(() => {
+    res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
+    for (const [k, v] of Object.entries(headers)) {
+      if (SKIP_HEADERS.has(k) || v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) res.writeHeader(k, String(one));
+    }
+    res.end(body);
+  });
+}
+
+export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, maxRequestBytes: number): void {
+  uws.any('/*', (res, req) => {
+    const method = req.getCaseSensitiveMethod().toUpperCase();
+    const query = req.getQuery();
+    const url = query ? `${req.getUrl()}?${query}` : req.getUrl();
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => (headers[k] = v));
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+
+    const dispatch = (payload?: Buffer) => {
+      fastify
+        .inject({ method: method as 'GET', url, headers, payload })
+        .then((r) => {
+          if (!aborted) reply(res, r.statusCode, r.headers, r.rawPayload);
+        })
+        .catch(() => {
+          if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
+        });
+    };
+
+    if (method === 'GET' || method === 'HEAD') return dispatch();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooLarge = false;
+    res.onData((chunk, isLast) => {
+      if (tooLarge) return;
+      size += chunk.byteLength;
+      if (size > maxRequestBytes) {
+        tooLarge = true;
+        if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, 'Request body too large')));
+        return;
+      }
+      // uWS reuses the chunk's memory after this callback returns: copy it.
+      chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))));
+      if (isLast) dispatch(Buffer.concat(chunks));
+    });
+  });
+}

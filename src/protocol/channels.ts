@@ -1,0 +1,32 @@
+// Channel-name rules (spec §3.1, §3.2): anchored prefix checks, in the order the spec gives.
+
+export type ChannelKind = 'public' | 'private' | 'encrypted' | 'presence' | 'user';
+
+export const SERVER_TO_USER_PREFIX = '#server-to-user-';
+
+export function channelKind(name: string): ChannelKind {
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) return 'user';
+  if (name.startsWith('presence-')) return 'presence';
+  if (name.startsWith('private-encrypted-')) return 'encrypted';
+  if (name.startsWith('private-')) return 'private';
+  return 'public';
+}
+
+const CACHE_PREFIXES = ['cache-', 'private-cache-', 'private-encrypted-cache-', 'presence-cache-'];
+
+export function isCacheChannel(name: string): boolean {
+  return CACHE_PREFIXES.some((p) => name.startsWith(p));
+}
+
+/** Characters apps may use in channel names; '#' is reserved for server-to-user channels. */
+const NAME_RE = /^[A-Za-z0-9_\-=@,.;]+$/;
+
+export function isValidChannelName(name: string): boolean {
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) return NAME_RE.test(name.slice(SERVER_TO_USER_PREFIX.length));
+  return NAME_RE.test(name);
+}
+
+/** Channels a subscriber must present a signature for. */
+export function needsAuth(kind: ChannelKind): boolean {
+  return kind === 'private' || kind === 'encrypted' || kind === 'presence';
+}
