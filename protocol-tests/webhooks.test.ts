@@ -1,0 +1,228 @@
+// Webhooks end to end: Pusher's format and signature (checked by the pusher SDK), filters, ordering,
+// retries through receiver failures and outages, and cluster correctness (issue: webhooks never lost,
+// never wrong).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type IncomingHttpHeaders } from 'node:http';
+import { createHmac } from 'node:crypto';
+import PusherServer from 'pusher';
+import { freePort, startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
+import { RawClient, presenceAuth, privateAuth } from './support/raw-client.js';
+import { rest } from './support/sign-rest.js';
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  raw: string;
+  body: { time_ms: number; events: Record<string, unknown>[] };
+}
+
+/** A webhook receiver on 127.0.0.1 that can fail its first N requests or be down for a while. */
+class Receiver {
+  received: Received[] = [];
+  attempts = 0;
+  failFirst = 0;
+  private server?: Server;
+  constructor(readonly port: number) {}
+  get url() {
+    return `http://127.0.0.1:${this.port}/hook`;
+  }
+  static async start(port?: number): Promise<Receiver> {
+    const r = new Receiver(port ?? (await freePort()));
+    await r.up();
+    return r;
+  }
+  up(): Promise<void> {
+    this.server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (d) => (raw += d));
+      req.on('end', () => {
+        this.attempts++;
+        if (this.attempts <= this.failFirst) {
+          res.writeHead(500).end('not now');
+          return;
+        }
+        this.received.push({ headers: req.headers, raw, body: JSON.parse(raw) });
+        res.writeHead(200).end('{}');
+      });
+    });
+    return new Promise((resolve) => this.server!.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+  down(): Promise<void> {
+    return new Promise((resolve) => {
+      if (!this.server) return resolve();
+      this.server.closeAllConnections();
+      this.server.close(() => resolve());
+      this.server = undefined;
+    });
+  }
+  events(): Record<string, unknown>[] {
+    return this.received.flatMap((r) => r.body.events);
+  }
+  named(name: string, channel?: string) {
+    return this.events().filter((e) => e.name === name && (channel === undefined || e.channel === channel));
+  }
+}
+
+const app = { id: 'wh-app', key: 'wh-key', secret: 'wh-secret' };
+const allTypes = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'];
+const nodes: NodeHandle[] = [];
+const receivers: Receiver[] = [];
+let redis: RedisHandle;
+
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await Promise.all(nodes.map((n) => n.kill()));
+  await Promise.all(receivers.map((r) => r.down()));
+  await redis.stop();
+});
+
+async function receiver(): Promise<Receiver> {
+  const r = await Receiver.start();
+  receivers.push(r);
+  return r;
+}
+async function node(config: unknown, env: Record<string, string> = {}): Promise<NodeHandle> {
+  const n = await startNode({ config, env: { WEBHOOK_BATCH_MS: '20', ...env } });
+  nodes.push(n);
+  return n;
+}
+async function eventually(check: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(50);
+  }
+}
+
+test('webhooks are Pusher-formatted, signed with the app secret, valid for the pusher SDK, and ordered per channel', async () => {
+  const r = await receiver();
+  const n = await node({ apps: [{ ...app, enableClientMessages: true, webhooks: [{ url: r.url, event_types: allTypes }] }] });
+  const a = await RawClient.connect(n.port, app.key);
+  const b = await RawClient.connect(n.port, app.key);
+  const data = JSON.stringify({ user_id: 'u1', user_info: { name: 'Ann' } });
+  await a.subscribe('presence-w', presenceAuth(app.key, app.secret, a.socketId, 'presence-w', data), data);
+  await a.subscribe('private-w', privateAuth(app.key, app.secret, a.socketId, 'private-w'));
+  await b.subscribe('private-w', privateAuth(app.key, app.secret, b.socketId, 'private-w'));
+  a.send({ event: 'client-x', channel: 'private-w', data: { hi: 1 } });
+  await b.nextEvent('client-x');
+  await a.subscribe('cache-w');
+  await a.close();
+  await eventually(() => r.named('channel_vacated', 'presence-w').length === 1 && r.named('cache_miss').length === 1, 5000, 'all webhooks');
+  const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1' });
+  for (const req of r.received) {
+    assert.equal(req.headers['content-type'], 'application/json');
+    assert.equal(req.headers['x-pusher-key'], app.key);
+    assert.equal(req.headers['x-pusher-signature'], createHmac('sha256', app.secret).update(req.raw).digest('hex'));
+    assert.ok(sdk.webhook({ headers: req.headers as Record<string, string>, rawBody: req.raw }).isValid(), 'the pusher SDK accepts it');
+    assert.equal(typeof req.body.time_ms, 'number');
+  }
+  const names = (ch: string) => r.events().filter((e) => e.channel === ch).map((e) => e.name);
+  assert.deepEqual(names('presence-w'), ['channel_occupied', 'member_added', 'member_removed', 'channel_vacated']);
+  assert.deepEqual(r.named('member_added')[0], { name: 'member_added', channel: 'presence-w', user_id: 'u1' });
+  const ce = r.named('client_event')[0];
+  assert.deepEqual({ ...ce }, { name: 'client_event', channel: 'private-w', event: 'client-x', data: { hi: 1 }, socket_id: a.socketId });
+  assert.deepEqual(r.named('cache_miss'), [{ name: 'cache_miss', channel: 'cache-w' }]);
+  await b.close();
+});
+
+test('an endpoint gets only the event types and channels its filter names, and each app signs with its own secret', async () => {
+  const all = await receiver();
+  const filtered = await receiver();
+  const other = await receiver();
+  const otherApp = { id: 'wh-2', key: 'wh-key-2', secret: 'wh-secret-2' };
+  const n = await node({
+    apps: [
+      {
+        ...app,
+        webhooks: [
+          { url: all.url, event_types: ['channel_occupied', 'channel_vacated'] },
+          { url: filtered.url, event_types: ['channel_occupied'], filter: { channel_name_starts_with: 'presence-' } },
+        ],
+      },
+      { ...otherApp, webhooks: [{ url: other.url, event_types: ['channel_occupied'] }] },
+    ],
+  });
+  const c = await RawClient.connect(n.port, app.key);
+  const d = JSON.stringify({ user_id: 'f' });
+  await c.subscribe('plain-f');
+  await c.subscribe('presence-f', presenceAuth(app.key, app.secret, c.socketId, 'presence-f', d), d);
+  const o = await RawClient.connect(n.port, otherApp.key);
+  await o.subscribe('plain-o');
+  await c.close();
+  await eventually(() => all.named('channel_vacated').length === 2 && other.received.length === 1, 5000, 'webhooks');
+  await sleep(200);
+  assert.deepEqual(filtered.events(), [{ name: 'channel_occupied', channel: 'presence-f' }], 'only the filtered event, in the body too');
+  assert.equal(other.received[0].headers['x-pusher-key'], otherApp.key);
+  assert.equal(other.received[0].headers['x-pusher-signature'], createHmac('sha256', otherApp.secret).update(other.received[0].raw).digest('hex'));
+  assert.deepEqual(other.events(), [{ name: 'channel_occupied', channel: 'plain-o' }]);
+  await o.close();
+});
+
+test('a receiver that fails its first 3 attempts still gets every event, once delivered', async () => {
+  const r = await receiver();
+  r.failFirst = 3;
+  const n = await node({ apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied', 'channel_vacated'] }] }] });
+  const c = await RawClient.connect(n.port, app.key);
+  for (let i = 0; i < 5; i++) await c.subscribe(`retry-${i}`);
+  await c.close();
+  await eventually(() => r.named('channel_vacated').length === 5, 20_000, 'all vacated after retries');
+  assert.ok(r.attempts > 3);
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(r.events().filter((e) => e.channel === `retry-${i}`).map((e) => e.name), ['channel_occupied', 'channel_vacated']);
+  }
+});
+
+test('a receiver down for 10 s and then up gets everything', async () => {
+  const port = await freePort();
+  const r = new Receiver(port);
+  receivers.push(r);
+  const n = await node({ apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied', 'channel_vacated'] }] }] });
+  const c = await RawClient.connect(n.port, app.key);
+  for (let i = 0; i < 10; i++) await c.subscribe(`outage-${i}`);
+  await c.close();
+  await sleep(10_000);
+  await r.up();
+  await eventually(() => r.named('channel_vacated').length === 10, 40_000, 'all events after the outage');
+  assert.equal(r.named('channel_occupied').length, 10);
+});
+
+test('three nodes give exactly one channel_occupied and one channel_vacated for a channel with subscribers on all three', async () => {
+  const r = await receiver();
+  const cfg = { apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }] };
+  const env = { REDIS_URL: redis.url, NODE_LEASE_MS: '2000' };
+  const ns = await Promise.all([node(cfg, { ...env, NODE_ID: 'w1' }), node(cfg, { ...env, NODE_ID: 'w2' }), node(cfg, { ...env, NODE_ID: 'w3' })]);
+  const cs = await Promise.all(ns.map((n) => RawClient.connect(n.port, app.key)));
+  await Promise.all(cs.map((c) => c.subscribe('shared')));
+  const d = JSON.stringify({ user_id: 'same-user' });
+  await Promise.all(cs.map((c) => c.subscribe('presence-shared', presenceAuth(app.key, app.secret, c.socketId, 'presence-shared', d), d)));
+  await Promise.all(cs.map((c) => c.close()));
+  await eventually(() => r.named('channel_vacated', 'presence-shared').length >= 1 && r.named('channel_vacated', 'shared').length >= 1, 8000, 'vacated');
+  await sleep(500);
+  assert.equal(r.named('channel_occupied', 'shared').length, 1);
+  assert.equal(r.named('channel_vacated', 'shared').length, 1);
+  assert.equal(r.named('member_added', 'presence-shared').length, 1);
+  assert.equal(r.named('member_removed', 'presence-shared').length, 1);
+  const order = r.events().filter((e) => e.channel === 'presence-shared').map((e) => e.name);
+  assert.deepEqual(order, ['channel_occupied', 'member_added', 'member_removed', 'channel_vacated']);
+});
+
+test('when the node holding undelivered webhooks is SIGKILLed, another node delivers them', async () => {
+  const port = await freePort();
+  const r = new Receiver(port);
+  receivers.push(r);
+  const cfg = { apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied'] }] }] };
+  const env = { REDIS_URL: redis.url, NODE_LEASE_MS: '2000', WEBHOOK_CLAIM_IDLE_MS: '2000' };
+  const [doomed, survivor] = await Promise.all([node(cfg, { ...env, NODE_ID: 'wk-1' }), node(cfg, { ...env, NODE_ID: 'wk-2' })]);
+  const c = await RawClient.connect(doomed.port, app.key);
+  for (let i = 0; i < 3; i++) await c.subscribe(`held-${i}`);
+  // The receiver is down: the doomed node holds the occupied webhooks, retrying. Then it dies.
+  await sleep(1000);
+  await doomed.kill();
+  await r.up();
+  await eventually(() => r.named('channel_occupied').length >= 3, 30_000, 'the survivor delivered the dead node\'s webhooks');
+  assert.deepEqual(r.named('channel_occupied').map((e) => e.channel).sort(), ['held-0', 'held-1', 'held-2']);
+  void survivor;
+  void rest;
+});
