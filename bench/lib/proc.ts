@@ -1,0 +1,216 @@
+// Process helpers: CPU pinning with taskset, /proc readings (CPU ticks, VmRSS), child tracking so the
+// bench kills exactly the processes it started (by PID), and waiting for HTTP readiness.
+import { spawnSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+
+let tasksetPath: string | null | undefined;
+
+/** Path of taskset (util-linux) or null when it is not installed. */
+export function taskset(): string | null {
+  if (tasksetPath !== undefined) return tasksetPath;
+  const r = spawnSync('sh', ['-c', 'command -v taskset'], { encoding: 'utf8' });
+  tasksetPath = r.status === 0 && r.stdout.trim() ? r.stdout.trim() : null;
+  return tasksetPath;
+}
+
+/** Online CPUs of the machine (not of this process's affinity mask, which pinSelf narrows). */
+export function cpuCount(): number {
+  return Math.max(1, os.cpus().length);
+}
+
+export interface PinPlan {
+  enabled: boolean;
+  serverCpus: string | null;
+  generatorCpus: string | null;
+  note: string;
+}
+
+/**
+ * Server on core 0, generator on core 1 (or the cores given), when taskset exists and the machine has
+ * at least two cores. `--no-pin` disables it.
+ */
+export function pinPlan(disabled: boolean, serverCpus = '0', generatorCpus = '1'): PinPlan {
+  if (disabled) return { enabled: false, serverCpus: null, generatorCpus: null, note: 'pinning disabled (--no-pin)' };
+  if (!taskset()) return { enabled: false, serverCpus: null, generatorCpus: null, note: 'taskset not found: not pinned' };
+  if (cpuCount() < 2) return { enabled: false, serverCpus: null, generatorCpus: null, note: 'one CPU: not pinned' };
+  return {
+    enabled: true,
+    serverCpus,
+    generatorCpus,
+    note: `taskset: server (and its redis, if any) on cpu ${serverCpus}, generator on cpu ${generatorCpus}`,
+  };
+}
+
+/** Pins every thread of this process (and so the children it forks later) to `cpus`. */
+export function pinSelf(cpus: string): void {
+  const ts = taskset();
+  if (!ts) return;
+  const r = spawnSync(ts, ['-a', '-p', '-c', cpus, String(process.pid)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`taskset failed: ${r.stderr}`);
+}
+
+/** Prefix for a command line so it runs on `cpus` (taskset execs, so the PID stays the same). */
+export function pinnedCommand(cpus: string | null, cmd: string, args: string[]): [string, string[]] {
+  const ts = taskset();
+  if (!cpus || !ts) return [cmd, args];
+  return [ts, ['-c', cpus, cmd, ...args]];
+}
+
+export const CLK_TCK = (() => {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(r.stdout?.trim());
+  return Number.isFinite(n) && n > 0 ? n : 100;
+})();
+
+/** utime+stime of a process (all its threads) in ms, from /proc/<pid>/stat. */
+export function procCpuMs(pid: number): number {
+  const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  // fields after ")": state(3) ppid(4) ... utime(14) stime(15) → indexes 11, 12 in `rest`
+  const ticks = Number(rest[11]) + Number(rest[12]);
+  return (ticks * 1000) / CLK_TCK;
+}
+
+/** VmRSS / VmHWM of a process in bytes, from /proc/<pid>/status. */
+export function procMem(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(s);
+    return m ? Number(m[1]) * 1024 : NaN;
+  };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+export function procAffinity(pid: number): string {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^Cpus_allowed_list:\s+(\S+)/m.exec(s);
+  return m ? m[1] : '?';
+}
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const started = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of started) if (c.pid && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const c of started) if (c.pid && c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    process.exit(130);
+  });
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  hasExited(): boolean;
+  /** SIGTERM, then SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Spawns a tracked child; it is killed (by its PID) if the bench exits first. */
+export function spawnTracked(cmd: string, args: string[], opts: SpawnOptions): Spawned {
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(child);
+  let out = '';
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(-100_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      done = true;
+      started.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    pid: child.pid!,
+    output: () => out,
+    exited,
+    hasExited: () => done,
+    async stop(graceMs = 5000) {
+      if (done) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => {
+        if (!done) child.kill('SIGKILL');
+      }, graceMs);
+      await exited;
+      clearTimeout(t);
+    },
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls GET url until it answers 200 (or the process exits / the deadline passes). */
+export async function waitHttpOk(url: string, proc: Spawned, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.hasExited()) throw new Error(`${what} exited before it was ready:\n${proc.output().slice(-4000)}`);
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} at ${url}:\n${proc.output().slice(-4000)}`);
+    await sleep(50);
+  }
+}
+
+/** Machine-wide CPU counters from /proc/stat, in ms (all cores together). */
+export function machineCpu(): { busyMs: number; stealMs: number; totalMs: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal guest guest_nice
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  const toMs = (t: number) => (t * 1000) / CLK_TCK;
+  const busy = user + nice + system + irq + softirq;
+  return { busyMs: toMs(busy), stealMs: toMs(steal ?? 0), totalMs: toMs(busy + idle + iowait + (steal ?? 0)) };
+}
+
+/** load average (1 min) */
+export function loadAvg(): number {
+  return os.loadavg()[0];
+}
+
+/**
+ * Waits until the whole machine is quiet (busy < thresholdPct of one core over `quietMs`) or maxWaitMs
+ * passed. Returns the busy % of the last sample window and how long it waited.
+ */
+export async function waitQuiet(maxWaitMs: number, thresholdPct = 15, quietMs = 2000): Promise<{ quiet: boolean; busyPct: number; waitedMs: number }> {
+  const start = Date.now();
+  for (;;) {
+    const a = machineCpu();
+    await sleep(quietMs);
+    const b = machineCpu();
+    const busyPct = ((b.busyMs - a.busyMs) / quietMs) * 100;
+    const waitedMs = Date.now() - start;
+    if (busyPct < thresholdPct) return { quiet: true, busyPct, waitedMs };
+    if (waitedMs >= maxWaitMs) return { quiet: false, busyPct, waitedMs };
+  }
+}

@@ -1,0 +1,98 @@
+// Messages between the load-generator coordinator and its child processes, and the event payload
+// format the publisher and subscribers agree on.
+import type { Histogram } from './hist.js';
+
+/**
+ * Event data is a plain string (Pusher delivers `data` verbatim):
+ *   ~b|<send time, ms, monotonic clock>|<seq>|<padding>
+ * seq < 0 marks warm-up events (counted for losses, not for latency or throughput).
+ * The marker needs no JSON escaping, so subscribers find it with Buffer.indexOf without parsing JSON.
+ */
+export const MARK = '~b|';
+export const EVENT_NAME = 'bench-event';
+
+export type HistSparse = ReturnType<Histogram['toSparse']>;
+
+export interface ConnectJob {
+  type: 'connect';
+  url: string; // ws://127.0.0.1:port/app/key?protocol=7...
+  first: number; // global index of this worker's first connection
+  count: number;
+  /** channel for connection i: `${channelPrefix}` if oneChannel, else `${channelPrefix}${i}` */
+  channelPrefix: string;
+  oneChannel: boolean;
+  concurrency: number;
+  timeoutMs: number;
+}
+
+export type ToSub = ConnectJob | { type: 'mark' } | { type: 'count' } | { type: 'report' } | { type: 'close' };
+
+export interface ConnectResult {
+  type: 'connected';
+  ok: number;
+  failed: number;
+  startMs: number;
+  endMs: number;
+  cpuMs: number; // this process's CPU during the connect phase
+  errors: string[];
+}
+
+export interface SubReport {
+  type: 'report';
+  connections: number;
+  receivedWarm: number;
+  receivedMeasured: number;
+  closedEarly: number;
+  closeCodes: Record<string, number>;
+  firstRecvMs: number;
+  lastRecvMs: number;
+  hist: HistSparse;
+  /** per measured event: the lowest latency this process saw (first delivery), as [seq, ms] pairs */
+  firstBySeq: [number, number][];
+  cpuMs: number; // user+system since 'mark'
+  wallMs: number; // since 'mark'
+}
+
+export type FromSub =
+  | ConnectResult
+  | { type: 'count'; received: number; closedEarly: number }
+  | SubReport
+  | { type: 'ready' }
+  | { type: 'closed' }
+  | { type: 'error'; message: string };
+
+export interface PublishJob {
+  type: 'publish';
+  baseUrl: string; // http://127.0.0.1:port
+  appId: string;
+  key: string;
+  secret: string;
+  channel: string;
+  /** events per second; 0 = closed loop (as fast as `inflight` concurrent requests allow) */
+  rate: number;
+  durationMs: number;
+  warmupMs: number;
+  payloadBytes: number;
+  inflight: number;
+}
+
+export type ToPub = PublishJob;
+
+export interface PubReport {
+  type: 'done';
+  attempted: number;
+  ok: number; // HTTP 200 without an error body
+  okWarm: number;
+  okMeasured: number;
+  failed: number;
+  errors: string[];
+  measureStartMs: number;
+  endMs: number; // last response
+  lastSendMs: number;
+  /** how far (ms) the open-loop schedule fell behind at worst (inflight cap reached) */
+  maxLagMs: number;
+  reqLatency: HistSparse; // HTTP request round trip of measured triggers
+  cpuMs: number; // since measure start
+}
+
+export type FromPub = { type: 'ready' } | { type: 'measuring'; atMs: number } | PubReport | { type: 'error'; message: string };

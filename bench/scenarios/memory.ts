@@ -1,0 +1,159 @@
+// Scenario `memory`: N idle connections, each subscribed to its own public channel. Reports the
+// server's VmRSS growth per connection ((after - before) / N, from /proc/<pid>/status, each reading the
+// median of several samples taken after a settle period) and how fast the connections were opened
+// (connect + connection_established + subscribe + subscription_succeeded, `concurrency` in flight per
+// subscriber process).
+// Run: node --import tsx bench/scenarios/memory.ts --target bare --connections 2000
+import { parseArgs, num, str, flag } from '../lib/args.js';
+import { LoadGen } from '../lib/loadgen.js';
+import { procCpuMs, procMem, sleep, machineCpu } from '../lib/proc.js';
+import { median } from '../lib/hist.js';
+import { startTarget, benchApp, type TargetName, type Target } from '../lib/targets.js';
+import { commonOptions, prepareGenerator, environment, saveResult, parseTarget, fmt, isMain, type CommonOptions } from '../lib/common.js';
+
+export interface MemoryOptions extends CommonOptions {
+  target: TargetName;
+  connections: number;
+  warm: number; // connections opened (and kept) before the "before" reading, so one-time costs are excluded
+  settle: number; // s to wait before each reading
+  concurrency: number; // handshakes in flight per subscriber process
+  gc: boolean; // force a full GC in the server (via --inspect) before each reading
+}
+
+export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions {
+  return {
+    ...commonOptions(args),
+    target: parseTarget(str(args, 'target', 'bare')),
+    connections: num(args, 'connections', num(args, 'subscribers', 2000)),
+    warm: num(args, 'warm', 100),
+    settle: num(args, 'settle', 3),
+    concurrency: num(args, 'concurrency', 50),
+    gc: !flag(args, 'no-gc'),
+  };
+}
+
+export interface MemoryResult {
+  scenario: 'memory';
+  target: TargetName;
+  describe: string;
+  params: Record<string, unknown>;
+  env: Record<string, unknown>;
+  rssIdle: number;
+  rssBefore: number;
+  rssAfter: number;
+  bytesPerConnection: number;
+  connect: { ok: number; failed: number; ms: number; perSec: number; genCpuPct: number; errors: string[] };
+  server: { pid: number; affinity: string; cpuMsConnect: number; cpuUsPerConnection: number };
+  stillOpen: number;
+  /** CPU used by anything but the server and the generator while connecting, % of one core (noise check) */
+  machine: { otherPctConnect: number };
+  ok: boolean;
+  notes: string[];
+}
+
+/** Settles, optionally forces a full GC in the server, then returns the median of a few VmRSS samples. */
+async function reading(o: MemoryOptions, target: Target): Promise<number> {
+  await sleep(o.settle * 1000);
+  if (o.gc) {
+    await target.collectGarbage();
+    await sleep(500);
+  }
+  return sampleRss(target.pid);
+}
+
+async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
+  const xs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    xs.push(procMem(pid).rss);
+    if (i < n - 1) await sleep(gapMs);
+  }
+  return median(xs);
+}
+
+export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
+  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, source: o.source, redis: o.redis, inspect: o.gc });
+  let gen: LoadGen | null = null;
+  const notes: string[] = [];
+  try {
+    gen = await LoadGen.start(o.workers, false);
+    const url = `ws://127.0.0.1:${target.port}/app/${benchApp.key}?protocol=7&client=js&version=8.4.0&flash=false`;
+    const rssIdle = await reading(o, target);
+    if (o.warm > 0) {
+      const w = await gen.connect({ url, total: o.warm, channelPrefix: 'bench-mem-', oneChannel: false, concurrencyPerWorker: o.concurrency, timeoutMs: 30_000 });
+      if (w.failed) notes.push(`${w.failed} warm-up connections failed: ${w.errors.join('; ')}`);
+    }
+    const rssBefore = await reading(o, target);
+    const cpu0 = procCpuMs(target.pid);
+    const mach0 = machineCpu();
+    const conn = await gen.connect({
+      url,
+      total: o.connections,
+      channelPrefix: 'bench-mem-',
+      oneChannel: false,
+      concurrencyPerWorker: o.concurrency,
+      timeoutMs: 30_000,
+      firstIndex: o.warm,
+    });
+    const cpuConnect = procCpuMs(target.pid) - cpu0;
+    const mach1 = machineCpu();
+    const otherPctConnect = Math.max(0, ((mach1.busyMs - mach0.busyMs - cpuConnect) / conn.ms) * 100 - conn.genCpuPct);
+    if (otherPctConnect > 25) notes.push(`other CPU load on the machine while connecting: ${otherPctConnect.toFixed(0)}% of a core (interference?)`);
+    if (conn.genCpuPct > 85)
+      notes.push(`generator used ${conn.genCpuPct.toFixed(0)}% of its core while connecting: conn/s is bounded by the generator`);
+    if (conn.failed) notes.push(`${conn.failed} of ${o.connections} connections failed: ${conn.errors.join('; ')}`);
+    const rssAfter = await reading(o, target);
+    const rep = await gen.report();
+    if (rep.closedEarly) notes.push(`${rep.closedEarly} sockets closed by the server while idle: ${JSON.stringify(rep.closeCodes)}`);
+    if (!o.pin.enabled) notes.push(`not pinned (${o.pin.note})`);
+    if (!target.alive()) notes.push('server exited during the run');
+    const stillOpen = rep.connections - rep.closedEarly;
+    return {
+      scenario: 'memory',
+      target: o.target,
+      describe: target.describe,
+      params: { connections: o.connections, warm: o.warm, settle: o.settle, gc: o.gc, concurrency: o.concurrency, workers: o.workers, redis: o.redis },
+      env: environment(o),
+      rssIdle,
+      rssBefore,
+      rssAfter,
+      bytesPerConnection: conn.ok ? (rssAfter - rssBefore) / conn.ok : NaN,
+      connect: { ok: conn.ok, failed: conn.failed, ms: conn.ms, perSec: conn.perSec, genCpuPct: conn.genCpuPct, errors: conn.errors },
+      server: {
+        pid: target.pid,
+        affinity: target.affinity,
+        cpuMsConnect: cpuConnect,
+        cpuUsPerConnection: conn.ok ? (cpuConnect * 1000) / conn.ok : NaN,
+      },
+      stillOpen,
+      machine: { otherPctConnect },
+      ok: conn.failed === 0 && rep.closedEarly === 0 && target.alive(),
+      notes,
+    };
+  } finally {
+    if (gen) await gen.close();
+    await target.stop();
+  }
+}
+
+export function summarizeMemory(r: MemoryResult): string {
+  const lines = [
+    `memory → ${r.target}: ${r.describe}`,
+    `  ${r.connect.ok}/${r.params.connections} idle subscribed connections (each its own channel, after ${r.params.warm} warm-up ones) ` +
+      `in ${fmt.n(r.connect.ms)} ms = ${fmt.n(r.connect.perSec)} conn/s; server cpu ${fmt.n(r.server.cpuUsPerConnection, 0)} µs/connection, generator cpu ${fmt.n(r.connect.genCpuPct, 0)}%`,
+    `  RSS idle ${fmt.bytes(r.rssIdle)}, before ${fmt.bytes(r.rssBefore)}, after ${fmt.bytes(r.rssAfter)} → ` +
+      `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection`,
+    `  readings: ${r.params.settle}s settle${r.params.gc ? ' + full GC through --inspect' : ''}, median of 5 VmRSS samples; ${String(r.env.pinning)}`,
+  ];
+  for (const n of r.notes) lines.push(`  NOTE: ${n}`);
+  return lines.join('\n');
+}
+
+if (isMain(import.meta.url)) {
+  const o = memoryOptions(parseArgs());
+  prepareGenerator(o);
+  const r = await runMemory(o);
+  console.log(JSON.stringify(r));
+  console.log(summarizeMemory(r));
+  if (o.save) saveResult('memory', r);
+  process.exit(0);
+}
