@@ -9,7 +9,9 @@ import type { PresenceStore } from './presence/store.js';
 import { MemoryPresenceStore } from './presence/memory.js';
 import { MemoryChannelCache, type ChannelCache } from './presence/cache.js';
 import { SubscriptionCounts } from './gateway/subscription-count.js';
-import { noWebhooks, type WebhookSink } from './webhooks/sink.js';
+import { WebhookDelivery } from './webhooks/delivery.js';
+import { MemoryWebhookQueue, type WebhookQueue } from './webhooks/queue.js';
+import { RedisWebhookQueue } from './webhooks/redis-queue.js';
 import { Hub } from './hub/hub.js';
 import { Gateway } from './gateway/gateway.js';
 import type { SocketData } from './gateway/socket-data.js';
@@ -60,6 +62,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   let redisStore: RedisPresenceStore | undefined;
   const redisClients: Redis[] = [];
   let onOrphans: (events: ClusterEvent[]) => void = () => {};
+  let webhookQueue: WebhookQueue;
   if (clustered) {
     const target = { url: config.redisUrl, options: config.redisOptions };
     const cmd = commandClient(target, `ripple-${nodeId}`);
@@ -84,6 +87,22 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
     });
     cache = new RedisChannelCache(cmd, config.redisPrefix, config.cacheTtl * 1000);
     quotas = new RedisQuotas(cmd, config.redisPrefix, nodeId, () => gateway?.localConnections() ?? new Map());
+    const hasWebhooks = config.apps.some((a) => a.webhooks.length > 0);
+    if (hasWebhooks) {
+      const bell = subscriberClient(target, `ripple-${nodeId}-webhooks`);
+      bell.on('error', (err) => log.debug({ err, connection: 'webhooks' }, 'redis error'));
+      redisClients.push(bell);
+      webhookQueue = new RedisWebhookQueue({
+        redis: cmd,
+        subscriber: bell,
+        prefix: config.redisPrefix,
+        nodeId,
+        leaseMs: config.webhooks.claimIdleMs,
+        log: log.child({ module: 'webhooks' }),
+      });
+    } else {
+      webhookQueue = new MemoryWebhookQueue();
+    }
     const up = await Promise.all([whenReady(cmd, 5000), whenReady(sub, 5000)]);
     if (!up.every(Boolean)) log.warn('redis is not reachable yet: serving local sockets, will register when it is');
     const ping = setInterval(() => {
@@ -97,8 +116,11 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
     store = new MemoryPresenceStore();
     cache = new MemoryChannelCache(config.cacheTtl * 1000);
     quotas = new MemoryQuotas();
+    webhookQueue = new MemoryWebhookQueue();
   }
-  const webhooks: WebhookSink = noWebhooks;
+  const webhooks = new WebhookDelivery(registry, webhookQueue, config.webhooks, log.child({ module: 'webhooks' }));
+  metrics.setWebhookSource(webhooks);
+  await webhooks.start();
   const counts = new SubscriptionCounts({ backbone, webhooks });
 
   const uws = config.tls
@@ -144,6 +166,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
     isReady: () => !draining && backbone.isHealthy(),
     metrics,
     quotas,
+    webhooks,
   });
   await api.ready();
   attachApi(uws, api, config.maxRequestBytes);
@@ -166,7 +189,8 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
       uWS.us_listen_socket_close(listenSocket);
       // Leave the cluster now rather than at lease expiry, and announce what that makes due.
       if (redisStore) onOrphans(await redisStore.leaveCluster());
-      await Promise.allSettled([webhooks.close(), store.close(), quotas.close(), api.close()]);
+      // Single-node mode keeps pending webhooks in memory: give them part of the deadline to go out.
+      await Promise.allSettled([webhooks.close(clustered ? 0 : Math.floor(config.shutdownTimeoutMs / 2)), store.close(), quotas.close(), api.close()]);
       await backbone.close();
       for (const c of redisClients) c.disconnect();
       log.info('stopped');

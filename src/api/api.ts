@@ -26,6 +26,8 @@ export interface ApiDeps {
   isReady: () => boolean;
   metrics: Metrics;
   quotas: Quotas;
+  /** Dead-lettered webhooks: listed and replayed by the operator. */
+  webhooks?: { listDead(appId: string): Promise<unknown[]>; replayDead(appId: string): Promise<number> };
 }
 
 type ChannelAttrs = { user_count?: number; subscription_count?: number };
@@ -191,6 +193,27 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const userId = (req.params as { userId: string }).userId;
     backbone.broadcastCommand({ type: 'terminate-user', appId: app.id, userId });
     return {};
+  });
+
+  // Operator routes (not part of Pusher's API), signed like every other call: webhooks that failed
+  // for good, and putting them back on their endpoint's queue.
+  const webhookStore = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      deps.log.warn({ err }, 'dead-letter store unavailable');
+      throw new HttpError(503, 'Webhook state is unavailable, try again');
+    }
+  };
+  fastify.get('/apps/:appId/webhooks/dead_letters', { preHandler: auth }, async (req) => {
+    const app = appOf(req);
+    const dead = deps.webhooks ? await webhookStore(() => deps.webhooks!.listDead(app.id)) : [];
+    return { dead_letters: dead };
+  });
+  fastify.post('/apps/:appId/webhooks/dead_letters/replay', { preHandler: auth }, async (req) => {
+    const app = appOf(req);
+    const events = deps.webhooks ? await webhookStore(() => deps.webhooks!.replayDead(app.id)) : 0;
+    return { replayed_events: events };
   });
 
   return fastify;

@@ -1,0 +1,256 @@
+// Webhook delivery: events are matched against each endpoint's filter when they happen, queued per
+// (app, endpoint), and sent in batches, in order, at least once. A failed batch is retried with
+// exponential backoff and jitter until maxRetryMs has passed, then it goes to the dead-letter list,
+// from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
+// calls emit(), which appends to a queue and returns.
+import type { Logger } from 'pino';
+import type { App } from '../apps/app.js';
+import type { AppRegistry } from '../apps/registry.js';
+import type { WebhookConfig } from '../config/schema.js';
+import type { WebhookEvent, WebhookSink } from './sink.js';
+import { queueName, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
+import { sendWebhook } from './send.js';
+
+export interface DeliverySettings {
+  batchMs: number;
+  timeoutMs: number;
+  maxRetryMs: number;
+}
+
+interface Endpoint {
+  queue: string;
+  app: App;
+  url: string;
+  headers: Record<string, string>;
+  types: ReadonlySet<string>;
+  startsWith?: string;
+  endsWith?: string;
+}
+
+interface Worker {
+  ep: Endpoint;
+  running: boolean;
+  again: boolean;
+  /** Ends the current backoff sleep early (used on close). */
+  cut?: () => void;
+}
+
+export interface WebhookStats {
+  queueDepth: number;
+  delivered: number;
+  retries: number;
+  failures: number;
+}
+
+const MAX_EVENTS_PER_REQUEST = 100;
+const BACKOFF_BASE_MS = 250;
+const BACKOFF_CAP_MS = 30_000;
+
+/** Delay before retry number `attempt` (1-based): exponential, capped, with jitter in [50%, 100%]. */
+export function backoffDelay(attempt: number, random = Math.random): number {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 20));
+  return Math.round(ceiling * (0.5 + random() / 2));
+}
+
+export class WebhookDelivery implements WebhookSink {
+  private readonly byApp = new Map<string, Endpoint[]>();
+  private readonly workers = new Map<string, Worker>();
+  private closed = false;
+  private readonly counters = { delivered: 0, retries: 0, failures: 0 };
+
+  constructor(
+    registry: AppRegistry,
+    private readonly queue: WebhookQueue,
+    private readonly settings: DeliverySettings,
+    private readonly log: Logger,
+  ) {
+    for (const app of registry.all()) {
+      const eps = app.webhooks.map((w: WebhookConfig) => ({
+        queue: queueName(app.id, w.url),
+        app,
+        url: w.url,
+        headers: w.headers,
+        types: new Set<string>(w.event_types),
+        startsWith: w.filter.channel_name_starts_with,
+        endsWith: w.filter.channel_name_ends_with,
+      }));
+      if (!eps.length) continue;
+      this.byApp.set(app.id, eps);
+      for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
+    }
+  }
+
+  /** True when at least one app has an endpoint (otherwise the server need not start delivery). */
+  get hasEndpoints(): boolean {
+    return this.workers.size > 0;
+  }
+
+  async start(): Promise<void> {
+    this.queue.onWake((q) => this.kick(q));
+    await this.queue.start([...this.workers.keys()]);
+    for (const q of this.workers.keys()) this.kick(q);
+  }
+
+  emit(app: App, event: WebhookEvent): void {
+    const eps = this.byApp.get(app.id);
+    if (!eps || this.closed) return;
+    const t = Date.now();
+    for (const ep of eps) {
+      if (!ep.types.has(event.name)) continue;
+      if (ep.startsWith !== undefined && !event.channel.startsWith(ep.startsWith)) continue;
+      if (ep.endsWith !== undefined && !event.channel.endsWith(ep.endsWith)) continue;
+      this.queue.append(ep.queue, [{ t, ev: event }]);
+    }
+  }
+
+  stats(): WebhookStats {
+    return { queueDepth: this.queue.depth(), ...this.counters };
+  }
+
+  listDead(appId: string): Promise<DeadLetter[]> {
+    return this.queue.listDead(appId);
+  }
+
+  /** Puts the app's dead letters back on their endpoints' queues; returns how many events went back. */
+  async replayDead(appId: string): Promise<number> {
+    const dead = await this.queue.takeDead(appId);
+    const eps = this.byApp.get(appId) ?? [];
+    let events = 0;
+    const t = Date.now();
+    for (const rec of dead) {
+      const ep = eps.find((e) => e.url === rec.url);
+      if (!ep) {
+        // The endpoint is no longer configured: keep the record rather than lose it.
+        await this.queue.pushDead(rec);
+        continue;
+      }
+      this.queue.append(ep.queue, rec.events.map((ev) => ({ t, ev })));
+      events += rec.events.length;
+    }
+    return events;
+  }
+
+  private kick(q: string): void {
+    const w = this.workers.get(q);
+    if (!w || this.closed) return;
+    if (w.running) {
+      w.again = true;
+      return;
+    }
+    w.running = true;
+    void this.run(w).finally(() => {
+      w.running = false;
+      if (w.again) {
+        w.again = false;
+        this.kick(q);
+      }
+    });
+  }
+
+  private async run(w: Worker): Promise<void> {
+    const q = w.ep.queue;
+    let waited = false;
+    while (!this.closed && this.queue.owns(q)) {
+      w.again = false;
+      let batch: QueuedEvent[];
+      try {
+        batch = await this.queue.read(q, MAX_EVENTS_PER_REQUEST);
+      } catch (err) {
+        this.log.debug({ err, queue: q }, 'webhook queue read failed');
+        await this.sleep(w, 1000);
+        continue;
+      }
+      if (!batch.length) return;
+      // The batching window: let events that belong together go out in one request.
+      const age = Date.now() - batch[0].t;
+      if (!waited && batch.length < MAX_EVENTS_PER_REQUEST && age < this.settings.batchMs) {
+        await this.sleep(w, this.settings.batchMs - age);
+        waited = true;
+        continue;
+      }
+      waited = false;
+      const outcome = await this.deliver(w, batch);
+      if (outcome === 'abandoned') return;
+      await this.ack(w, batch.map((e) => e.id));
+    }
+  }
+
+  private async deliver(w: Worker, batch: QueuedEvent[]): Promise<'delivered' | 'dead' | 'abandoned'> {
+    const { ep } = w;
+    const events = batch.map((e) => e.ev).filter((ev) => (ev as { name?: string }).name !== 'invalid');
+    if (!events.length) return 'delivered';
+    const first = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      const res = await sendWebhook({
+        url: ep.url,
+        key: ep.app.key,
+        secret: ep.app.secret,
+        headers: ep.headers,
+        events,
+        timeoutMs: this.settings.timeoutMs,
+      });
+      if (res.ok) {
+        this.counters.delivered++;
+        if (attempt > 1) this.log.info({ app: ep.app.id, url: ep.url, attempts: attempt }, 'webhook delivered after retries');
+        return 'delivered';
+      }
+      const elapsed = Date.now() - first;
+      if (elapsed >= this.settings.maxRetryMs) {
+        this.counters.failures++;
+        this.log.warn({ app: ep.app.id, url: ep.url, attempts: attempt, error: res.error, events: events.length }, 'webhook dead-lettered');
+        const rec: DeadLetter = { appId: ep.app.id, url: ep.url, events, firstAttemptAt: first, failedAt: Date.now(), attempts: attempt, error: res.error };
+        for (;;) {
+          try {
+            await this.queue.pushDead(rec);
+            return 'dead';
+          } catch (err) {
+            this.log.debug({ err }, 'dead letter not stored yet');
+            if (this.closed) return 'abandoned';
+            await this.sleep(w, 1000);
+          }
+        }
+      }
+      this.counters.retries++;
+      if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.url, error: res.error }, 'webhook delivery failed, retrying');
+      await this.sleep(w, Math.min(backoffDelay(attempt), this.settings.maxRetryMs - elapsed));
+      // Shut down, or another node took the queue over (it will send this batch again).
+      if (this.closed || !this.queue.owns(ep.queue)) return 'abandoned';
+    }
+  }
+
+  private async ack(w: Worker, ids: string[]): Promise<void> {
+    for (;;) {
+      try {
+        return await this.queue.ack(w.ep.queue, ids);
+      } catch (err) {
+        this.log.debug({ err }, 'webhook ack failed, retrying');
+        if (this.closed) return;
+        await this.sleep(w, 500);
+      }
+    }
+  }
+
+  private sleep(w: Worker, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, Math.max(0, ms));
+      function done() {
+        clearTimeout(t);
+        w.cut = undefined;
+        resolve();
+      }
+      w.cut = done;
+    });
+  }
+
+  /**
+   * Stops delivery. In memory mode, first gives queued events up to drainMs to go out (what is left
+   * then is lost, and logged); in Redis mode the queue hands its streams to the other nodes.
+   */
+  async close(drainMs = 0): Promise<void> {
+    const deadline = Date.now() + drainMs;
+    while (drainMs > 0 && this.queue.depth() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    this.closed = true;
+    for (const w of this.workers.values()) w.cut?.();
+    await this.queue.close();
+  }
+}

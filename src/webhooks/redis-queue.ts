@@ -1,0 +1,226 @@
+// Cluster mode: pending webhook events live in Redis, one stream per (app, endpoint). A node delivers
+// a stream only while it holds that stream's lease; events leave the stream only once delivered or
+// dead-lettered. A node that dies mid-delivery leaves its events in the stream and its lease runs
+// out, so another node takes the stream over and delivers them (at least once, in order).
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { DEAD_LETTERS_KEPT_PER_APP, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
+
+export interface RedisWebhookQueueOptions {
+  redis: Redis;
+  /** A connection of its own for the doorbell channel (it enters subscriber mode). */
+  subscriber: Redis;
+  prefix: string;
+  nodeId: string;
+  /** How long a lease lasts without renewal: the takeover time after a crash. */
+  leaseMs: number;
+  log: Logger;
+}
+
+// Renew or release a lease only if this node still holds it.
+const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const MAX_LOCAL_BACKLOG = 200_000;
+const FLUSH_BATCH = 500;
+
+export class RedisWebhookQueue implements WebhookQueue {
+  private readonly redis: Redis;
+  private readonly sub: Redis;
+  private readonly bell: string;
+  private queues: readonly string[] = [];
+  private readonly known = new Set<string>();
+  /** queue → until when (local clock) this node may deliver it */
+  private readonly ownedUntil = new Map<string, number>();
+  private readonly lengths = new Map<string, number>();
+  /** Events not yet written to Redis (it was unreachable, or the write is in flight). */
+  private backlog: { queue: string; data: string }[] = [];
+  private flushing?: Promise<void>;
+  private wake: (q: string) => void = () => {};
+  private timer?: NodeJS.Timeout;
+  private ticking = false;
+  private lastTick = 0;
+  private closed = false;
+  private warnedDown = false;
+  /** Events dropped because the local backlog hit its bound during a long Redis outage (logged). */
+  dropped = 0;
+
+  constructor(private readonly o: RedisWebhookQueueOptions) {
+    this.redis = o.redis;
+    this.sub = o.subscriber;
+    this.bell = `${o.prefix}:wh:bell`;
+  }
+
+  private streamKey(q: string) {
+    return `${this.o.prefix}:wh:q:${q}`;
+  }
+  private leaseKey(q: string) {
+    return `${this.o.prefix}:wh:lease:${q}`;
+  }
+  private deadKey(appId: string) {
+    return `${this.o.prefix}:wh:dead:${appId}`;
+  }
+
+  append(queue: string, events: { t: number; ev: object }[]): void {
+    for (const e of events) this.backlog.push({ queue, data: JSON.stringify(e) });
+    if (this.backlog.length > MAX_LOCAL_BACKLOG) {
+      const n = this.backlog.length - MAX_LOCAL_BACKLOG;
+      this.backlog.splice(0, n);
+      this.dropped += n;
+      this.o.log.error({ dropped: n }, 'webhook backlog full while Redis is unreachable: oldest events dropped');
+    }
+    if (!this.flushing) this.flushing = this.flush().finally(() => (this.flushing = undefined));
+  }
+
+  private async flush(): Promise<void> {
+    // Let the events of this tick join one pipeline.
+    await new Promise((r) => setImmediate(r));
+    while (this.backlog.length) {
+      const batch = this.backlog.slice(0, FLUSH_BATCH);
+      const p = this.redis.pipeline();
+      for (const b of batch) p.xadd(this.streamKey(b.queue), '*', 'd', b.data);
+      p.publish(this.bell, [...new Set(batch.map((b) => b.queue))].join('\n'));
+      let written = 0;
+      try {
+        const res = (await p.exec()) ?? [];
+        // Pipeline replies come back in order: everything before the first error was written.
+        while (written < batch.length && res[written] && !res[written][0]) written++;
+      } catch {
+        written = 0;
+      }
+      if (written) {
+        this.backlog.splice(0, written);
+        if (this.warnedDown) this.o.log.info('webhook events are reaching Redis again');
+        this.warnedDown = false;
+      }
+      if (written < batch.length) {
+        if (!this.warnedDown) this.o.log.warn({ waiting: this.backlog.length }, 'Redis unreachable: webhook events kept locally until it returns');
+        this.warnedDown = true;
+        if (this.closed) return;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  }
+
+  async read(queue: string, max: number): Promise<QueuedEvent[]> {
+    const rows = (await this.redis.xrange(this.streamKey(queue), '-', '+', 'COUNT', max)) as [string, string[]][];
+    const out: QueuedEvent[] = [];
+    for (const [id, fields] of rows) {
+      const i = fields.indexOf('d');
+      try {
+        const { t, ev } = JSON.parse(fields[i + 1]) as { t: number; ev: object };
+        out.push({ id, t, ev });
+      } catch {
+        // Not ours or corrupt: give it an id so it is acknowledged and does not block the stream.
+        out.push({ id, t: 0, ev: { name: 'invalid' } });
+      }
+    }
+    return out;
+  }
+
+  async ack(queue: string, ids: string[]): Promise<void> {
+    if (!ids.length) return;
+    await this.redis.xdel(this.streamKey(queue), ...ids);
+    const n = this.lengths.get(queue);
+    if (n !== undefined) this.lengths.set(queue, Math.max(0, n - ids.length));
+  }
+
+  owns(queue: string): boolean {
+    return !this.closed && (this.ownedUntil.get(queue) ?? 0) > Date.now();
+  }
+
+  onWake(fn: (q: string) => void): void {
+    this.wake = fn;
+  }
+
+  depth(): number {
+    let n = this.backlog.length;
+    for (const v of this.lengths.values()) n += v;
+    return n;
+  }
+
+  async pushDead(rec: DeadLetter): Promise<void> {
+    const key = this.deadKey(rec.appId);
+    await this.redis.multi().lpush(key, JSON.stringify(rec)).ltrim(key, 0, DEAD_LETTERS_KEPT_PER_APP - 1).exec();
+  }
+
+  async listDead(appId: string): Promise<DeadLetter[]> {
+    const rows = await this.redis.lrange(this.deadKey(appId), 0, -1);
+    return rows.reverse().map((r) => JSON.parse(r) as DeadLetter);
+  }
+
+  async takeDead(appId: string): Promise<DeadLetter[]> {
+    const key = this.deadKey(appId);
+    const res = await this.redis.multi().lrange(key, 0, -1).del(key).exec();
+    const rows = (res?.[0]?.[1] as string[] | undefined) ?? [];
+    return rows.reverse().map((r) => JSON.parse(r) as DeadLetter);
+  }
+
+  async start(queues: readonly string[]): Promise<void> {
+    this.queues = queues;
+    for (const q of queues) this.known.add(q);
+    this.sub.on('message', (channel: string, msg: string) => {
+      if (channel !== this.bell || this.closed) return;
+      for (const q of msg.split('\n')) {
+        if (!this.known.has(q)) continue;
+        if (this.owns(q)) this.wake(q);
+        else if (Date.now() - this.lastTick > 250) void this.tick(); // a lease released or expired? take it now
+      }
+    });
+    await this.sub.subscribe(this.bell).catch((err) => this.o.log.warn({ err }, 'webhook doorbell not subscribed yet'));
+    // Often enough that a missed doorbell costs at most ~2 s, and a lease never lapses while held.
+    const every = Math.min(2000, Math.max(100, Math.floor(this.o.leaseMs / 3)));
+    this.timer = setInterval(() => void this.tick(), every);
+    this.timer.unref();
+    await this.tick();
+  }
+
+  /** Renews held leases, takes free ones, refreshes queue lengths, and wakes what has work. */
+  private async tick(): Promise<void> {
+    if (this.ticking || this.closed || this.redis.status !== 'ready') return;
+    this.ticking = true;
+    this.lastTick = Date.now();
+    try {
+      const began = Date.now();
+      const p = this.redis.pipeline();
+      for (const q of this.queues) {
+        if (this.ownedUntil.has(q)) p.eval(RENEW, 1, this.leaseKey(q), this.o.nodeId, this.o.leaseMs);
+        else p.set(this.leaseKey(q), this.o.nodeId, 'PX', this.o.leaseMs, 'NX');
+        p.xlen(this.streamKey(q));
+      }
+      const res = (await p.exec()) ?? [];
+      // Stop delivering a little before the lease can expire in Redis.
+      const until = began + Math.floor(this.o.leaseMs * 0.8);
+      this.queues.forEach((q, i) => {
+        const [leaseErr, lease] = res[2 * i] ?? [new Error('no reply')];
+        const [lenErr, len] = res[2 * i + 1] ?? [new Error('no reply')];
+        if (!lenErr) this.lengths.set(q, Number(len));
+        if (leaseErr) return;
+        const held = lease === 1 || lease === 'OK';
+        if (held) this.ownedUntil.set(q, until);
+        else this.ownedUntil.delete(q);
+        if (held && Number(len) > 0) this.wake(q);
+      });
+    } catch (err) {
+      this.o.log.debug({ err }, 'webhook lease tick failed');
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    // Write what is still local (bounded wait), then hand our streams to the other nodes at once.
+    await Promise.race([this.flushing ?? Promise.resolve(), new Promise((r) => setTimeout(r, 2000))]);
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    const held = [...this.ownedUntil.keys()];
+    this.ownedUntil.clear();
+    if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
+    if (this.redis.status === 'ready' && held.length) {
+      const p = this.redis.pipeline();
+      for (const q of held) p.eval(RELEASE, 1, this.leaseKey(q), this.o.nodeId);
+      p.publish(this.bell, held.join('\n'));
+      await p.exec().catch(() => undefined);
+    }
+    this.sub.disconnect();
+  }
+}
