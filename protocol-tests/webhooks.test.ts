@@ -21,6 +21,8 @@ class Receiver {
   received: Received[] = [];
   attempts = 0;
   failFirst = 0;
+  /** Requests left unanswered (the receiver hangs) before it starts answering. */
+  hangFirst = 0;
   private server?: Server;
   constructor(readonly port: number) {}
   get url() {
@@ -37,6 +39,7 @@ class Receiver {
       req.on('data', (d) => (raw += d));
       req.on('end', () => {
         this.attempts++;
+        if (this.attempts <= this.hangFirst) return;
         if (this.attempts <= this.failFirst) {
           res.writeHead(500).end('not now');
           return;
@@ -224,5 +227,65 @@ test('when the node holding undelivered webhooks is SIGKILLed, another node deli
   await eventually(() => r.named('channel_occupied').length >= 3, 30_000, 'the survivor delivered the dead node\'s webhooks');
   assert.deepEqual(r.named('channel_occupied').map((e) => e.channel).sort(), ['held-0', 'held-1', 'held-2']);
   void survivor;
-  void rest;
+});
+
+test('what still fails after the retry bound lands in the dead-letter list, shows in metrics, and replays', async () => {
+  const r = await receiver();
+  r.failFirst = 1_000_000;
+  const n = await node(
+    { apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied', 'channel_vacated'] }] }] },
+    { WEBHOOK_MAX_RETRY_MS: '1500' },
+  );
+  const c = await RawClient.connect(n.port, app.key);
+  await c.subscribe('doomed-hook');
+  await c.close();
+  let dead: { dead_letters: { url: string; events: { name: string; channel: string }[]; attempts: number; error: string }[] } = { dead_letters: [] };
+  for (let i = 0; i < 100 && !dead.dead_letters.length; i++) {
+    dead = (await rest(n.url, app, 'GET', `/apps/${app.id}/webhooks/dead_letters`)).body as unknown as typeof dead;
+    if (!dead.dead_letters.length) await sleep(100);
+  }
+  assert.ok(dead.dead_letters.length >= 1, 'a dead letter is listed');
+  const letter = dead.dead_letters[0];
+  assert.equal(letter.url, r.url);
+  assert.ok(letter.attempts > 1, 'it was retried before giving up');
+  assert.match(letter.error, /HTTP 500/);
+  const deadEvents = dead.dead_letters.flatMap((d) => d.events);
+  assert.deepEqual(deadEvents.map((e) => e.name).sort(), ['channel_occupied', 'channel_vacated']);
+  const metrics = await (await fetch(`${n.url}/metrics`)).text();
+  assert.match(metrics, /^ripple_webhook_failures [1-9]/m);
+  assert.match(metrics, /^ripple_webhook_retries [1-9]/m);
+  // The operator fixes the receiver and replays: everything arrives, and the list is empty.
+  r.failFirst = 0;
+  const replay = await rest(n.url, app, 'POST', `/apps/${app.id}/webhooks/dead_letters/replay`, {});
+  assert.equal(replay.status, 200);
+  assert.deepEqual(replay.body, { replayed_events: 2 });
+  await eventually(() => r.named('channel_vacated', 'doomed-hook').length === 1, 5000, 'replayed webhooks');
+  assert.deepEqual(r.events().map((e) => e.name), ['channel_occupied', 'channel_vacated']);
+  assert.deepEqual((await rest(n.url, app, 'GET', `/apps/${app.id}/webhooks/dead_letters`)).body, { dead_letters: [] });
+  // Unsigned or badly signed calls to these routes are refused like every other REST call.
+  assert.equal((await fetch(`${n.url}/apps/${app.id}/webhooks/dead_letters`)).status, 401);
+});
+
+test('a receiver that hangs hits the timeout and is retried, while the gateway keeps delivering at full speed', async () => {
+  const r = await receiver();
+  r.hangFirst = 1;
+  const n = await node(
+    { apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied'] }] }] },
+    { WEBHOOK_TIMEOUT_MS: '1000' },
+  );
+  const c = await RawClient.connect(n.port, app.key);
+  await c.subscribe('hang-1');
+  // While the webhook request hangs, channel traffic is unaffected.
+  const started = Date.now();
+  for (let i = 0; i < 20; i++) {
+    const got = c.nextEvent('tick');
+    const res = await rest(n.url, app, 'POST', `/apps/${app.id}/events`, { name: 'tick', channel: 'hang-1', data: String(i) });
+    assert.equal(res.status, 200);
+    await got;
+  }
+  assert.ok(Date.now() - started < 1000, '20 round trips while a webhook hangs');
+  await eventually(() => r.received.length === 1, 10_000, 'delivered after the timeout');
+  assert.ok(r.attempts >= 2);
+  assert.deepEqual(r.events(), [{ name: 'channel_occupied', channel: 'hang-1' }]);
+  await c.close();
 });
