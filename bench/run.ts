@@ -1,20 +1,22 @@
-// Bench driver.
-//   One run:  node --import tsx bench/run.ts --scenario fanout --target ours --subscribers 1000 --rate 200 --duration 10
-//   Paired:   node --import tsx bench/run.ts --scenario fanout --paired --rounds 3 [--targets ours,bare,soketi] ...
+// Bench driver: one command per scenario.
+//   One run:  node --import tsx bench/run.ts fanout --target ripple --subs 1000
+//   Paired:   node --import tsx bench/run.ts fanout --paired --rounds 3 [--targets ripple,soketi,bare] ...
+// Scenarios: fanout, cross-node, memory, rest, client-events, presence (see bench/README.md).
 // Paired mode runs the targets alternately (A B C A B C ...), each run on a freshly started server, then
-// prints per-target medians and the ratios ours/soketi and ours/bare. Every run prints a JSON line and a
-// summary; results are appended to bench/results/ (git-ignored).
+// prints per-target medians and the ratios ripple/soketi and ripple/bare. Every run prints a JSON line and
+// a summary; results are appended to bench/results/ (git-ignored).
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, num, str, flag } from './lib/args.js';
+import { parseArgs, num, str, flag, type Args } from './lib/args.js';
 import { median } from './lib/hist.js';
-import { benchDir, targetProblem, TARGETS, type TargetName } from './lib/targets.js';
+import { benchDir, targetProblem, type TargetName } from './lib/targets.js';
 import { prepareGenerator, environment, saveResult, fmt, parseTarget, type CommonOptions } from './lib/common.js';
 import { sleep, waitQuiet } from './lib/proc.js';
 import { fanoutOptions, runFanout, summarizeFanout, type FanoutResult } from './scenarios/fanout.js';
 import { memoryOptions, runMemory, summarizeMemory, type MemoryResult } from './scenarios/memory.js';
+import { extraOptions, runExtra, summarizeExtra, type ExtraResult, type ExtraScenario } from './scenarios/extra.js';
 
-type Result = FanoutResult | MemoryResult;
+type Result = FanoutResult | MemoryResult | ExtraResult;
 
 interface Metric {
   key: string;
@@ -24,48 +26,97 @@ interface Metric {
   better: 'lower' | 'higher';
 }
 
+const F = (r: Result) => r as FanoutResult;
+const M = (r: Result) => r as MemoryResult;
+const X = (r: Result) => r as ExtraResult;
+const pct = (x: number) => `${fmt.n(x)}%`;
+
 const fanoutMetrics: Metric[] = [
-  { key: 'delivered', label: 'delivered msgs/s', get: (r) => (r as FanoutResult).delivery.deliveredPerSec, format: (x) => fmt.n(x), better: 'higher' },
-  { key: 'p50', label: 'latency p50', get: (r) => (r as FanoutResult).delivery.p50Ms, format: fmt.ms, better: 'lower' },
-  { key: 'p99', label: 'latency p99', get: (r) => (r as FanoutResult).delivery.p99Ms, format: fmt.ms, better: 'lower' },
-  { key: 'max', label: 'latency max', get: (r) => (r as FanoutResult).delivery.maxMs, format: fmt.ms, better: 'lower' },
-  { key: 'first50', label: 'first-subscriber latency p50', get: (r) => (r as FanoutResult).delivery.firstP50Ms, format: fmt.ms, better: 'lower' },
-  { key: 'first99', label: 'first-subscriber latency p99', get: (r) => (r as FanoutResult).delivery.firstP99Ms, format: fmt.ms, better: 'lower' },
-  { key: 'lost', label: 'lost deliveries', get: (r) => (r as FanoutResult).delivery.lost, format: (x) => fmt.n(x), better: 'lower' },
-  { key: 'srvcpu', label: 'server CPU % of its core', get: (r) => (r as FanoutResult).server.cpuPct, format: (x) => `${fmt.n(x)}%`, better: 'lower' },
-  { key: 'cpumsg', label: 'server CPU µs / delivered msg', get: (r) => (r as FanoutResult).server.cpuUsPerDelivered, format: (x) => fmt.n(x, 2), better: 'lower' },
-  { key: 'rest', label: 'REST trigger p50', get: (r) => (r as FanoutResult).publish.reqP50Ms, format: fmt.ms, better: 'lower' },
-  { key: 'rss', label: 'server RSS at end', get: (r) => (r as FanoutResult).server.rssEnd, format: fmt.bytes, better: 'lower' },
-  { key: 'gencpu', label: 'generator CPU % of its core', get: (r) => (r as FanoutResult).generator.cpuPct, format: (x) => `${fmt.n(x)}%`, better: 'lower' },
-  { key: 'other', label: 'other CPU on the machine, % of a core (noise check)', get: (r) => (r as FanoutResult).machine.otherPct, format: (x) => `${fmt.n(x)}%`, better: 'lower' },
+  { key: 'maxmsgs', label: 'max delivered msgs/s held (p99 < 100 ms, no loss)', get: (r) => F(r).ramp?.maxHeldMsgsPerSec ?? NaN, format: (x) => fmt.n(x), better: 'higher' },
+  { key: 'maxrate', label: 'max triggers/s held', get: (r) => F(r).ramp?.maxHeldRate ?? NaN, format: (x) => fmt.n(x), better: 'higher' },
+  { key: 'delivered', label: 'fixed phase: delivered msgs/s', get: (r) => F(r).fixed.deliveredPerSec, format: (x) => fmt.n(x), better: 'higher' },
+  { key: 'p50', label: 'fixed phase: latency p50', get: (r) => F(r).fixed.p50Ms, format: fmt.ms, better: 'lower' },
+  { key: 'p99', label: 'fixed phase: latency p99', get: (r) => F(r).fixed.p99Ms, format: fmt.ms, better: 'lower' },
+  { key: 'max', label: 'fixed phase: latency max', get: (r) => F(r).fixed.maxMs, format: fmt.ms, better: 'lower' },
+  { key: 'lost', label: 'fixed phase: lost deliveries', get: (r) => F(r).fixed.lost, format: (x) => fmt.n(x), better: 'lower' },
+  { key: 'cpumsg', label: 'fixed phase: server CPU µs / delivered msg', get: (r) => F(r).fixed.serverCpuUsPerDelivered, format: (x) => fmt.n(x, 2), better: 'lower' },
+  { key: 'srvcpu', label: 'fixed phase: server CPU % of a core', get: (r) => F(r).fixed.serverCpuPct, format: pct, better: 'lower' },
+  { key: 'rest', label: 'fixed phase: REST trigger p50', get: (r) => F(r).fixed.reqP50Ms, format: fmt.ms, better: 'lower' },
+  { key: 'rss', label: 'server RSS at end', get: (r) => F(r).server.rssEnd, format: fmt.bytes, better: 'lower' },
+  { key: 'gencpu', label: 'fixed phase: generator CPU % of its core', get: (r) => F(r).fixed.genCpuPct, format: pct, better: 'lower' },
+  { key: 'other', label: 'fixed phase: other CPU, % of a core (noise check)', get: (r) => F(r).fixed.otherPct, format: pct, better: 'lower' },
 ];
 
 const memoryMetrics: Metric[] = [
-  { key: 'bpc', label: 'RSS bytes / connection', get: (r) => (r as MemoryResult).bytesPerConnection, format: (x) => fmt.n(x), better: 'lower' },
-  { key: 'cps', label: 'connections/s', get: (r) => (r as MemoryResult).connect.perSec, format: (x) => fmt.n(x), better: 'higher' },
-  { key: 'cpuconn', label: 'server CPU µs / connection', get: (r) => (r as MemoryResult).server.cpuUsPerConnection, format: (x) => fmt.n(x), better: 'lower' },
-  { key: 'rssafter', label: 'server RSS with all connections', get: (r) => (r as MemoryResult).rssAfter, format: fmt.bytes, better: 'lower' },
-  { key: 'gencpu', label: 'generator CPU % while connecting', get: (r) => (r as MemoryResult).connect.genCpuPct, format: (x) => `${fmt.n(x)}%`, better: 'lower' },
-  { key: 'other', label: 'other CPU while connecting, % of a core (noise check)', get: (r) => (r as MemoryResult).machine.otherPctConnect, format: (x) => `${fmt.n(x)}%`, better: 'lower' },
+  { key: 'bpc', label: 'RSS bytes / idle subscribed connection', get: (r) => M(r).bytesPerConnection, format: (x) => fmt.n(x), better: 'lower' },
+  { key: 'cps', label: 'connections/s', get: (r) => M(r).connect.perSec, format: (x) => fmt.n(x), better: 'higher' },
+  { key: 'cpuconn', label: 'server CPU µs / connection', get: (r) => M(r).server.cpuUsPerConnection, format: (x) => fmt.n(x), better: 'lower' },
+  { key: 'rssafter', label: 'server RSS with all connections', get: (r) => M(r).rssAfter, format: fmt.bytes, better: 'lower' },
+  { key: 'gencpu', label: 'generator CPU % while connecting', get: (r) => M(r).connect.genCpuPct, format: pct, better: 'lower' },
+  { key: 'other', label: 'other CPU while connecting, % of a core (noise check)', get: (r) => M(r).machine.otherPctConnect, format: pct, better: 'lower' },
 ];
 
-/** CPU used on the machine by others during the run (% of one core). */
-function noise(r: Result): number {
-  return r.scenario === 'fanout' ? r.machine.otherPct : r.machine.otherPctConnect;
+function extraMetrics(tput: string, lat: string): Metric[] {
+  return [
+    { key: 'tput', label: tput, get: (r) => X(r).throughput, format: (x) => fmt.n(x), better: 'higher' },
+    { key: 'p50', label: `${lat} p50`, get: (r) => X(r).p50Ms, format: fmt.ms, better: 'lower' },
+    { key: 'p99', label: `${lat} p99`, get: (r) => X(r).p99Ms, format: fmt.ms, better: 'lower' },
+    { key: 'lost', label: 'lost deliveries', get: (r) => X(r).lost, format: (x) => fmt.n(x), better: 'lower' },
+    { key: 'errors', label: 'errors', get: (r) => X(r).errors, format: (x) => fmt.n(x), better: 'lower' },
+    { key: 'cpuop', label: 'server CPU µs / op', get: (r) => X(r).serverCpuUsPerOp, format: (x) => fmt.n(x, 1), better: 'lower' },
+    { key: 'srvcpu', label: 'server CPU % of a core', get: (r) => X(r).serverCpuPct, format: pct, better: 'lower' },
+    { key: 'gencpu', label: 'generator CPU % of its core', get: (r) => X(r).genCpuPct, format: pct, better: 'lower' },
+    { key: 'other', label: 'other CPU, % of a core (noise check)', get: (r) => X(r).otherPct, format: pct, better: 'lower' },
+  ];
 }
 
-async function runOnce(scenario: string, args: ReturnType<typeof parseArgs>, target: TargetName): Promise<Result> {
-  if (scenario === 'fanout') {
-    const o = fanoutOptions({ ...args, target });
-    return runFanout(o);
-  }
-  const o = memoryOptions({ ...args, target });
-  return runMemory(o);
+interface ScenarioDef {
+  metrics: Metric[];
+  targets: TargetName[];
+  options(args: Args): CommonOptions;
+  run(args: Args, target: TargetName): Promise<Result>;
+  summarize(r: Result): string;
+  noise(r: Result): number;
 }
 
-function summarize(r: Result): string {
-  return r.scenario === 'fanout' ? summarizeFanout(r) : summarizeMemory(r);
-}
+const extra = (name: ExtraScenario, tput: string, lat: string, targets: TargetName[]): ScenarioDef => ({
+  metrics: extraMetrics(tput, lat),
+  targets,
+  options: (a) => extraOptions(name, a),
+  run: (a, t) => runExtra(extraOptions(name, { ...a, target: t })),
+  summarize: (r) => summarizeExtra(X(r)),
+  noise: (r) => X(r).otherPct,
+});
+
+const SCENARIOS: Record<string, ScenarioDef> = {
+  fanout: {
+    metrics: fanoutMetrics,
+    targets: ['ripple', 'soketi', 'bare'],
+    options: (a) => fanoutOptions(a),
+    run: (a, t) => runFanout(fanoutOptions({ ...a, target: t })),
+    summarize: (r) => summarizeFanout(F(r)),
+    noise: (r) => F(r).fixed.otherPct,
+  },
+  'cross-node': {
+    metrics: fanoutMetrics,
+    targets: ['ripple', 'soketi'],
+    options: (a) => fanoutOptions(a, true),
+    run: (a, t) => runFanout(fanoutOptions({ ...a, target: t }, true)),
+    summarize: (r) => summarizeFanout(F(r)),
+    noise: (r) => F(r).fixed.otherPct,
+  },
+  memory: {
+    metrics: memoryMetrics,
+    targets: ['ripple', 'soketi', 'bare'],
+    options: (a) => memoryOptions(a),
+    run: (a, t) => runMemory(memoryOptions({ ...a, target: t })),
+    summarize: (r) => summarizeMemory(M(r)),
+    noise: (r) => M(r).machine.otherPctConnect,
+  },
+  rest: extra('rest', 'REST triggers/s (closed loop)', 'REST round trip', ['ripple', 'soketi', 'bare']),
+  'client-events': extra('client-events', 'client events delivered/s', 'client event latency', ['ripple', 'soketi']),
+  presence: extra('presence', 'presence joins/s (closed loop churn)', 'join latency', ['ripple', 'soketi']),
+};
 
 function ratio(a: number, b: number): string {
   if (!Number.isFinite(a) || !Number.isFinite(b) || b === 0) return '-';
@@ -73,19 +124,22 @@ function ratio(a: number, b: number): string {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs();
-  const scenario = str(args, 'scenario', 'fanout');
-  if (scenario !== 'fanout' && scenario !== 'memory') throw new Error(`unknown scenario ${scenario} (fanout|memory)`);
-  const common: CommonOptions = scenario === 'fanout' ? fanoutOptions(args) : memoryOptions(args);
+  const argv = process.argv.slice(2);
+  const positional = argv.length && !argv[0].startsWith('--') ? argv.shift()! : undefined;
+  const args = parseArgs(argv);
+  const scenario = positional ?? str(args, 'scenario', 'fanout');
+  const def = SCENARIOS[scenario];
+  if (!def) throw new Error(`unknown scenario ${scenario} (${Object.keys(SCENARIOS).join('|')})`);
+  const common: CommonOptions = def.options(args);
   prepareGenerator(common);
 
   if (!flag(args, 'paired')) {
-    const target = parseTarget(str(args, 'target', 'ours'));
-    const problem = targetProblem(target, { source: common.source });
+    const target = parseTarget(str(args, 'target', 'ripple'));
+    const problem = targetProblem(target, { rippleRev: common.rippleRev });
     if (problem) throw new Error(`${target}: ${problem}`);
-    const r = await runOnce(scenario, args, target);
+    const r = await def.run(args, target);
     console.log(JSON.stringify(r));
-    console.log(summarize(r));
+    console.log(def.summarize(r));
     if (common.save) saveResult(scenario, r);
     return;
   }
@@ -93,14 +147,14 @@ async function main(): Promise<void> {
   const rounds = num(args, 'rounds', 3);
   // Before each run wait (up to --wait-quiet s) for the machine to be idle; a run during which other
   // processes used more than --noisy % of a core is repeated (up to --retries times) and flagged if it stays noisy.
-  const waitQuietS = num(args, 'wait-quiet', 120);
-  const noisyPct = num(args, 'noisy', 25);
-  const retries = num(args, 'retries', 2);
+  const waitQuietS = num(args, 'wait-quiet', 20);
+  const noisyPct = num(args, 'noisy', 40);
+  const retries = num(args, 'retries', 1);
   const noisyRuns: string[] = [];
-  const wanted = str(args, 'targets', TARGETS.join(',')).split(',').map(parseTarget);
+  const wanted = str(args, 'targets', def.targets.join(',')).split(',').map(parseTarget);
   const skipped: Record<string, string> = {};
   const targets = wanted.filter((t) => {
-    const p = targetProblem(t, { source: common.source });
+    const p = targetProblem(t, { rippleRev: common.rippleRev });
     if (p) skipped[t] = p;
     return !p;
   });
@@ -117,15 +171,15 @@ async function main(): Promise<void> {
             const q = await waitQuiet(waitQuietS * 1000);
             if (!q.quiet) console.log(`machine still busy (${q.busyPct.toFixed(0)}% of a core) after ${(q.waitedMs / 1000).toFixed(0)} s; running anyway`);
           }
-          r = await runOnce(scenario, args, t);
-          if (noise(r) <= noisyPct) break;
-          console.log(`noisy run (other processes used ${noise(r).toFixed(0)}% of a core)${attempt < retries ? '; repeating it' : '; keeping it, flagged'}`);
-          if (attempt === retries) noisyRuns.push(`${t} round ${round}: other CPU ${noise(r).toFixed(0)}%`);
+          r = await def.run(args, t);
+          if (def.noise(r) <= noisyPct) break;
+          console.log(`noisy run (other processes used ${def.noise(r).toFixed(0)}% of a core)${attempt < retries ? '; repeating it' : '; keeping it, flagged'}`);
+          if (attempt === retries) noisyRuns.push(`${t} round ${round}: other CPU ${def.noise(r).toFixed(0)}%`);
         }
         if (!r) throw new Error('no result');
         results[t].push(r);
         console.log(JSON.stringify({ round, ...r }));
-        console.log(summarize(r));
+        console.log(def.summarize(r));
         if (common.save) saveResult(scenario, { round, paired: true, ...r });
       } catch (err) {
         const msg = String((err as Error).message ?? err).slice(0, 2000);
@@ -136,7 +190,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const metrics = scenario === 'fanout' ? fanoutMetrics : memoryMetrics;
+  const metrics = def.metrics;
   const med: Record<string, Record<string, number>> = {};
   for (const t of targets) {
     med[t] = {};
@@ -162,8 +216,8 @@ async function main(): Promise<void> {
       metrics.map((m) => [
         m.key,
         {
-          oursOverSoketi: med.ours && med.soketi ? med.ours[m.key] / med.soketi[m.key] : null,
-          oursOverBare: med.ours && med.bare ? med.ours[m.key] / med.bare[m.key] : null,
+          rippleOverSoketi: med.ripple && med.soketi ? med.ripple[m.key] / med.soketi[m.key] : null,
+          rippleOverBare: med.ripple && med.bare ? med.ripple[m.key] / med.bare[m.key] : null,
         },
       ]),
     ),
@@ -175,11 +229,11 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`${scenario} — medians of ${rounds} paired round(s), order ${targets.join(' → ')} each round; params ${JSON.stringify(params)}`);
   lines.push('');
-  lines.push(`| metric | ${cols.join(' | ')} | ours/soketi | ours/bare |`);
+  lines.push(`| metric | ${cols.join(' | ')} | ripple/soketi | ripple/bare |`);
   lines.push(`|---|${cols.map(() => '---:').join('|')}|---:|---:|`);
   for (const m of metrics) {
     const cells = cols.map((t) => m.format(med[t][m.key]));
-    const o = med.ours?.[m.key];
+    const o = med.ripple?.[m.key];
     lines.push(
       `| ${m.label} (${m.better} is better) | ${cells.join(' | ')} | ${med.soketi ? ratio(o, med.soketi[m.key]) : '-'} | ${med.bare ? ratio(o, med.bare[m.key]) : '-'} |`,
     );

@@ -4,28 +4,33 @@ import { join } from 'node:path';
 import os from 'node:os';
 import { type Args, num, str, flag } from './args.js';
 import { pinPlan, pinSelf, procAffinity, type PinPlan } from './proc.js';
-import { benchDir, gitHead, TARGETS, type TargetName } from './targets.js';
+import { benchDir, gitHead, rippleCommit, TARGETS, type TargetName } from './targets.js';
 import { selfTest } from './sign.js';
 
 export interface CommonOptions {
   pin: PinPlan;
   workers: number;
-  source: boolean;
+  /** ripple: git revision to snapshot (default HEAD), 'worktree' or 'dist' */
+  rippleRev: string;
   redis: boolean;
   save: boolean;
+  /** ripple: directory for a --cpu-prof profile of the server */
+  cpuProfDir?: string;
 }
 
 export function commonOptions(args: Args): CommonOptions {
   return {
     pin: pinPlan(flag(args, 'no-pin'), str(args, 'server-cpus', '0'), str(args, 'generator-cpus', '1')),
     workers: num(args, 'workers', 2),
-    source: flag(args, 'source'),
+    rippleRev: flag(args, 'dist') ? 'dist' : str(args, 'ripple-rev', 'HEAD'),
     redis: flag(args, 'redis'),
     save: !flag(args, 'no-save'),
+    cpuProfDir: typeof args['cpu-prof'] === 'string' ? (args['cpu-prof'] as string) : flag(args, 'cpu-prof') ? 'bench/results/profiles' : undefined,
   };
 }
 
 export function parseTarget(v: string): TargetName {
+  if (v === 'ours') v = 'ripple';
   if (!(TARGETS as string[]).includes(v)) throw new Error(`unknown target ${v} (expected ${TARGETS.join('|')})`);
   return v as TargetName;
 }
@@ -40,12 +45,13 @@ export function environment(c: CommonOptions): Record<string, unknown> {
   return {
     date: new Date().toISOString(),
     commit: gitHead(),
+    rippleCommit: rippleCommit(c.rippleRev),
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? '?',
     pinning: c.pin.note,
     generatorAffinity: procAffinity(process.pid),
-    generatorProcesses: `${c.workers} subscriber process(es)${''}`,
+    generatorProcesses: `${c.workers} subscriber process(es) + 1 publisher process (raw TCP WebSocket/HTTP clients)`,
   };
 }
 

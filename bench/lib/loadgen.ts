@@ -6,7 +6,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Histogram } from './hist.js';
 import { nowMs } from './clock.js';
-import type { FromSub, ToSub, ConnectResult, SubReport, FromPub, PublishJob, PubReport } from './protocol.js';
+import type { FromSub, ToSub, ConnectResult, ConnectJob, SubReport, FromPub, PublishJob, PubReport, ClientEventsJob } from './protocol.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -80,6 +80,11 @@ export interface DeliverySummary {
   firstHist: Histogram;
   subCpuMs: number;
   subWallMs: number;
+  sentWarm: number;
+  sentMeasured: number;
+  joins: number;
+  joinErrors: number;
+  memberEvents: number;
 }
 
 export class LoadGen {
@@ -103,7 +108,11 @@ export class LoadGen {
     url: string;
     total: number;
     channelPrefix: string;
-    oneChannel: boolean;
+    layout: ConnectJob['layout'];
+    groups?: number;
+    key: string;
+    secret: string;
+    noSubscribe?: boolean;
     concurrencyPerWorker: number;
     timeoutMs: number;
     firstIndex?: number;
@@ -121,7 +130,11 @@ export class LoadGen {
         first,
         count,
         channelPrefix: opts.channelPrefix,
-        oneChannel: opts.oneChannel,
+        layout: opts.layout,
+        groups: opts.groups,
+        key: opts.key,
+        secret: opts.secret,
+        noSubscribe: opts.noSubscribe,
         concurrency: opts.concurrencyPerWorker,
         timeoutMs: opts.timeoutMs,
       });
@@ -156,6 +169,53 @@ export class LoadGen {
     const report = await done;
     await Promise.race([measuring, Promise.resolve()]);
     return report;
+  }
+
+  /** Starts the measured window in every subscriber process (CPU, histogram, join counters). */
+  mark(): void {
+    for (const s of this.subs) s.send({ type: 'mark' });
+  }
+
+  /** Clears received counters and histograms (between the steps of a rate ramp). */
+  async reset(): Promise<void> {
+    await Promise.all(
+      this.subs.map((s) => {
+        const p = s.next('reset-done');
+        s.send({ type: 'reset' });
+        return p;
+      }),
+    );
+  }
+
+  /** Every socket sends client events; marks each process when its warm-up ends. Returns events sent. */
+  async clientEvents(job: Omit<ClientEventsJob, 'type'>, onMeasuring: () => void): Promise<{ sentWarm: number; sentMeasured: number }> {
+    let first = true;
+    const res = await Promise.all(
+      this.subs.map((s) => {
+        s.next('measuring').then(
+          () => {
+            s.send({ type: 'mark' });
+            if (first) {
+              first = false;
+              onMeasuring();
+            }
+          },
+          () => undefined,
+        );
+        const p = s.next('sent');
+        s.send({ type: 'client-events', ...job });
+        return p;
+      }),
+    );
+    return { sentWarm: res.reduce((a, r) => a + r.sentWarm, 0), sentMeasured: res.reduce((a, r) => a + r.sentMeasured, 0) };
+  }
+
+  churn(every: number): void {
+    for (const s of this.subs) s.send({ type: 'churn', every });
+  }
+
+  churnStop(): void {
+    for (const s of this.subs) s.send({ type: 'churn-stop' });
   }
 
   async received(): Promise<{ received: number; closedEarly: number }> {
@@ -223,6 +283,11 @@ export class LoadGen {
       firstHist,
       subCpuMs: res.reduce((a, r) => a + r.cpuMs, 0),
       subWallMs: Math.max(...res.map((r) => r.wallMs)),
+      sentWarm: res.reduce((a, r) => a + r.sentWarm, 0),
+      sentMeasured: res.reduce((a, r) => a + r.sentMeasured, 0),
+      joins: res.reduce((a, r) => a + r.joins, 0),
+      joinErrors: res.reduce((a, r) => a + r.joinErrors, 0),
+      memberEvents: res.reduce((a, r) => a + r.memberEvents, 0),
     };
   }
 

@@ -10,6 +10,7 @@ import type { Histogram } from './hist.js';
  */
 export const MARK = '~b|';
 export const EVENT_NAME = 'bench-event';
+export const CLIENT_EVENT_NAME = 'client-bench';
 
 export type HistSparse = ReturnType<Histogram['toSparse']>;
 
@@ -18,14 +19,46 @@ export interface ConnectJob {
   url: string; // ws://127.0.0.1:port/app/key?protocol=7...
   first: number; // global index of this worker's first connection
   count: number;
-  /** channel for connection i: `${channelPrefix}` if oneChannel, else `${channelPrefix}${i}` */
+  /**
+   * channel for connection i: one → `${channelPrefix}`; each → `${channelPrefix}${i}`;
+   * pairs → `${channelPrefix}${floor(i/2)}`; groups → `${channelPrefix}${i % groups}`.
+   * private-/presence- prefixes are signed with key/secret (presence user_id `u<i>`).
+   */
   channelPrefix: string;
-  oneChannel: boolean;
+  layout: 'one' | 'each' | 'pairs' | 'groups';
+  groups?: number;
+  key: string;
+  secret: string;
+  /** connect only (wait for connection_established), no subscription */
+  noSubscribe?: boolean;
   concurrency: number;
   timeoutMs: number;
 }
 
-export type ToSub = ConnectJob | { type: 'mark' } | { type: 'count' } | { type: 'report' } | { type: 'close' };
+export interface ClientEventsJob {
+  type: 'client-events';
+  ratePerSocket: number;
+  durationMs: number;
+  warmupMs: number;
+  payloadBytes: number;
+}
+
+export interface ChurnJob {
+  type: 'churn';
+  /** sockets whose global index % every === 0 churn; the others stay subscribed as observers */
+  every: number;
+}
+
+export type ToSub =
+  | ConnectJob
+  | ClientEventsJob
+  | ChurnJob
+  | { type: 'churn-stop' }
+  | { type: 'mark' }
+  | { type: 'reset' }
+  | { type: 'count' }
+  | { type: 'report' }
+  | { type: 'close' };
 
 export interface ConnectResult {
   type: 'connected';
@@ -51,6 +84,14 @@ export interface SubReport {
   firstBySeq: [number, number][];
   cpuMs: number; // user+system since 'mark'
   wallMs: number; // since 'mark'
+  /** client events sent by this process */
+  sentWarm: number;
+  sentMeasured: number;
+  /** presence churn: completed joins (subscribe → subscription_succeeded) since 'mark', errors */
+  joins: number;
+  joinErrors: number;
+  /** member_added / member_removed frames received since 'mark' */
+  memberEvents: number;
 }
 
 export type FromSub =
@@ -59,6 +100,9 @@ export type FromSub =
   | SubReport
   | { type: 'ready' }
   | { type: 'closed' }
+  | { type: 'reset-done' }
+  | { type: 'measuring'; atMs: number }
+  | { type: 'sent'; sentWarm: number; sentMeasured: number }
   | { type: 'error'; message: string };
 
 export interface PublishJob {

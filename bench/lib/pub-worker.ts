@@ -2,7 +2,7 @@
 // (POST /apps/<id>/events, signed per spec §9.2) over keep-alive HTTP connections, at a fixed rate
 // (open loop: the schedule does not wait for responses, up to `inflight` concurrent requests) or, with
 // rate 0, as fast as `inflight` concurrent requests allow.
-import http from 'node:http';
+import { RawHttpPool } from './rawhttp.js';
 import { signedQuery } from './sign.js';
 import { nowMs } from './clock.js';
 import { Histogram } from './hist.js';
@@ -13,7 +13,6 @@ const send = (m: FromPub) => process.send!(m);
 async function run(job: PublishJob): Promise<void> {
   const creds = { id: job.appId, key: job.key, secret: job.secret };
   const url = new URL(job.baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: job.inflight, maxFreeSockets: job.inflight });
   const path = `/apps/${job.appId}/events`;
   const padding = 'x'.repeat(Math.max(0, job.payloadBytes));
   const reqLatency = new Histogram();
@@ -32,74 +31,44 @@ async function run(job: PublishJob): Promise<void> {
     if (errors.length < 5) errors.push(e);
   };
 
-  const trigger = (seq: number): Promise<void> =>
-    new Promise((resolve) => {
-      const t = nowMs();
-      const data = `${MARK}${t.toFixed(3)}|${seq}|${padding}`;
-      const body = JSON.stringify({ name: EVENT_NAME, channels: [job.channel], data });
-      const qs = signedQuery(creds, 'POST', path, body);
-      attempted++;
-      inflight++;
-      lastSend = t;
-      const req = http.request(
-        {
-          host: url.hostname,
-          port: url.port,
-          method: 'POST',
-          path: `${path}?${qs}`,
-          agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            inflight--;
-            const at = nowMs();
-            lastResp = at;
-            const text = Buffer.concat(chunks).toString();
-            // Soketi answers errors with status 200 and a JSON {"error":...} body (spec §9.4).
-            if (res.statusCode === 200 && !text.includes('"error"')) {
-              ok++;
-              if (seq < 0) okWarm++;
-              else {
-                okMeasured++;
-                reqLatency.recordMs(at - t);
-              }
-            } else noteError(`HTTP ${res.statusCode} ${text.slice(0, 200)}`);
-            resolve();
-          });
-          res.on('error', (err) => {
-            inflight--;
-            noteError(String(err));
-            resolve();
-          });
-        },
-      );
-      req.on('error', (err) => {
+  const pool = new RawHttpPool(url.hostname, Number(url.port), job.inflight);
+  await pool.open();
+
+  const trigger = (seq: number): Promise<void> => {
+    const conn = pool.acquire();
+    if (!conn) {
+      noteError('no idle connection');
+      return Promise.resolve();
+    }
+    const t = nowMs();
+    const data = `${MARK}${t.toFixed(3)}|${seq}|${padding}`;
+    const body = JSON.stringify({ name: EVENT_NAME, channels: [job.channel], data });
+    const qs = signedQuery(creds, 'POST', path, body);
+    attempted++;
+    inflight++;
+    lastSend = t;
+    return conn.request('POST', `${path}?${qs}`, body).then(
+      (res) => {
+        inflight--;
+        const at = nowMs();
+        lastResp = at;
+        // Soketi answers some errors with status 200 and a JSON {"error":...} body (spec §9.4).
+        if (res.status === 200 && !res.body.includes('"error"')) {
+          ok++;
+          if (seq < 0) okWarm++;
+          else {
+            okMeasured++;
+            reqLatency.recordMs(at - t);
+          }
+        } else noteError(`HTTP ${res.status} ${res.body.slice(0, 200)}`);
+      },
+      (err: Error) => {
         inflight--;
         lastResp = nowMs();
-        noteError(String(err));
-        resolve();
-      });
-      req.end(body);
-    });
-
-  // Warm the keep-alive pool (not counted).
-  const warmPool = Math.min(job.inflight, 4);
-  await Promise.all(
-    Array.from(
-      { length: warmPool },
-      () =>
-        new Promise<void>((resolve) => {
-          const r = http.get({ host: url.hostname, port: url.port, path: '/', agent }, (res) => {
-            res.resume();
-            res.on('end', resolve);
-          });
-          r.on('error', () => resolve());
-        }),
-    ),
-  );
+        noteError(String(err.message ?? err));
+      },
+    );
+  };
 
   const t0 = nowMs();
   const measureStart = t0 + job.warmupMs;
@@ -156,7 +125,7 @@ async function run(job: PublishJob): Promise<void> {
   const deadline = nowMs() + 15_000;
   while (inflight > 0 && nowMs() < deadline) await new Promise((r) => setTimeout(r, 5));
   const cpu = process.cpuUsage(markedCpu ?? undefined);
-  agent.destroy();
+  pool.close();
   send({
     type: 'done',
     attempted,

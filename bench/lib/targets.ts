@@ -1,9 +1,12 @@
 // Starts the servers under test on a free loopback port, pinned to the server core, and stops exactly
 // the processes it started.
-//   ours   – `node dist/src/cli.js` (or `node --import tsx src/cli.ts` with source: true)
+//   ripple – `node --import tsx src/cli.ts` from a snapshot of the chosen git revision (default HEAD,
+//            see rippleDir), so concurrent edits of the work tree do not change what is measured;
+//            `--ripple-rev worktree` runs the work tree as it is, `--dist` runs dist/src/cli.js
 //   bare   – bench/bare-uws-server.ts: uWebSockets.js publish with no protocol work (the stack's ceiling)
 //   soketi – Soketi 1.6.1 from bench/soketi/node_modules (install with bench/soketi/install.sh)
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, symlinkSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
@@ -15,17 +18,21 @@ import type { Credentials } from './sign.js';
 export const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoRoot = join(benchDir, '..');
 
-export type TargetName = 'ours' | 'bare' | 'soketi';
-export const TARGETS: TargetName[] = ['ours', 'bare', 'soketi'];
+export type TargetName = 'ripple' | 'bare' | 'soketi';
+export const TARGETS: TargetName[] = ['ripple', 'soketi', 'bare'];
 
 export const benchApp: Credentials = { id: 'bench-app', key: 'bench-key', secret: 'bench-secret' };
 
 export interface TargetOptions {
   serverCpus: string | null;
-  /** ours: run src/cli.ts through tsx instead of dist/src/cli.js */
-  source?: boolean;
-  /** start a private redis-server and run the target in its Redis/cluster mode (ours, soketi) */
+  /** ripple: a git revision to snapshot (default HEAD), 'worktree', or 'dist' (dist/src/cli.js) */
+  rippleRev?: string;
+  /** start a private redis-server and run the target in its Redis/cluster mode (ripple, soketi) */
   redis?: boolean;
+  /** use this already running redis-server (cross-node: several nodes share one) */
+  redisPort?: number;
+  /** ripple --cpu-prof: write a V8 CPU profile into this directory when the server exits */
+  cpuProfDir?: string;
   /** extra env for the target process */
   env?: Record<string, string>;
   /** start node with --inspect on a loopback port so the bench can force a full GC (memory scenario) */
@@ -36,6 +43,8 @@ export interface Target {
   name: TargetName;
   port: number;
   pid: number;
+  /** other server-side processes started with it (its private redis-server) */
+  extraPids: number[];
   /** what exactly runs */
   describe: string;
   affinity: string;
@@ -46,12 +55,12 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-interface Redis {
+export interface Redis {
   port: number;
   proc: Spawned;
 }
 
-async function startRedis(cpus: string | null): Promise<Redis> {
+export async function startRedis(cpus: string | null): Promise<Redis> {
   const port = await freePort();
   const [cmd, args] = pinnedCommand(cpus, 'redis-server', [
     '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
@@ -87,18 +96,77 @@ export function soketiVersion(): string | null {
 }
 
 /** Why a target cannot run here, or null. */
-export function targetProblem(name: TargetName, opts: { source?: boolean } = {}): string | null {
-  if (name === 'ours') {
-    if (opts.source) return existsSync(join(repoRoot, 'src', 'cli.ts')) ? null : 'src/cli.ts does not exist yet';
-    if (!existsSync(join(repoRoot, 'dist', 'src', 'cli.js')))
-      return 'dist/src/cli.js missing: run `npm run build` in the repo root (or pass --source)';
+export function targetProblem(name: TargetName, opts: { rippleRev?: string } = {}): string | null {
+  if (name === 'ripple') {
+    if (opts.rippleRev === 'dist' && !existsSync(join(repoRoot, 'dist', 'src', 'cli.js')))
+      return 'dist/src/cli.js missing: run `npm run build` in the repo root (or use the default source snapshot)';
+    if (!existsSync(join(repoRoot, 'node_modules', 'uWebSockets.js'))) return 'run `npm ci` in the repo root first';
     return null;
   }
   if (name === 'soketi') {
-    if (!existsSync(soketiBin())) return 'Soketi is not installed: run bench/soketi/install.sh';
+    if (!existsSync(soketiBin())) return 'Soketi is not installed: run bash bench/soketi/install.sh';
     return null;
   }
   return null;
+}
+
+let resolvedRev: { rev: string; sha: string } | null = null;
+
+/** The commit the ripple target runs (resolved once per bench process, so every run uses the same one). */
+export function rippleCommit(rev = 'HEAD'): string {
+  if (rev === 'worktree' || rev === 'dist') return `${gitHead()}+${rev}`;
+  if (resolvedRev && resolvedRev.rev === rev) return resolvedRev.sha;
+  const r = spawnSync('git', ['rev-parse', '--short', `${rev}^{commit}`], { cwd: repoRoot, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git rev-parse ${rev}: ${r.stderr}`);
+  resolvedRev = { rev, sha: r.stdout.trim() };
+  return resolvedRev.sha;
+}
+
+/**
+ * Directory holding ripple's src/ to run: for a git revision, `git archive <sha> src package.json
+ * tsconfig.json` extracted under the OS temp dir (once per commit), with node_modules linked to the
+ * repo's; for 'worktree' the repo itself.
+ */
+export function rippleDir(rev = 'HEAD'): string {
+  if (rev === 'worktree' || rev === 'dist') return repoRoot;
+  const sha = rippleCommit(rev);
+  const dir = join(tmpdir(), 'ripple-bench-src', sha);
+  if (existsSync(join(dir, '.complete'))) return dir;
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const r = spawnSync('sh', ['-c', `git archive ${sha} src package.json tsconfig.json | tar -x -C "${tmp}"`], { cwd: repoRoot, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git archive ${sha}: ${r.stderr}`);
+  symlinkSync(join(repoRoot, 'node_modules'), join(tmp, 'node_modules'));
+  writeFileSync(join(tmp, '.complete'), sha + '\n');
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
+  return dir;
+}
+
+/**
+ * ripple's bench app, the same limits as Soketi's default app: client events on and not rate-limited
+ * (Soketi's default maxClientEventsPerSecond is -1), presence limit 100 members (both defaults).
+ */
+function rippleConfigFile(dir: string): string {
+  const p = join(tmpdir(), `ripple-bench-config-${process.pid}.json`);
+  writeFileSync(
+    p,
+    JSON.stringify({
+      apps: [
+        {
+          id: benchApp.id,
+          key: benchApp.key,
+          secret: benchApp.secret,
+          enableClientMessages: true,
+          maxClientEventsPerSecond: -1,
+          maxPresenceMembersPerChannel: 100,
+        },
+      ],
+    }),
+  );
+  void dir;
+  return p;
 }
 
 export async function startTarget(name: TargetName, opts: TargetOptions): Promise<Target> {
@@ -106,7 +174,8 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   if (problem) throw new Error(`${name}: ${problem}`);
   const port = await freePort();
   let redis: Redis | null = null;
-  if (opts.redis && name !== 'bare') redis = await startRedis(opts.serverCpus);
+  if (opts.redis && !opts.redisPort && name !== 'bare') redis = await startRedis(opts.serverCpus);
+  const redisPort = name === 'bare' ? 0 : (opts.redisPort ?? redis?.port ?? 0);
   const base: Record<string, string> = { ...(process.env as Record<string, string>) };
   delete base.NODE_OPTIONS;
   let cmd: string;
@@ -115,24 +184,27 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   let cwd = repoRoot;
   let health: string;
   let describe: string;
-  if (name === 'ours') {
-    const entry = opts.source ? ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts')] : [join(repoRoot, 'dist', 'src', 'cli.js')];
+  if (name === 'ripple') {
+    const rev = opts.rippleRev ?? 'HEAD';
+    const dir = rippleDir(rev);
+    const entry = rev === 'dist' ? [join(repoRoot, 'dist', 'src', 'cli.js')] : ['--import', 'tsx', join(dir, 'src', 'cli.ts')];
     cmd = process.execPath;
-    args = entry;
+    args = opts.cpuProfDir ? [`--cpu-prof`, `--cpu-prof-dir=${opts.cpuProfDir}`, ...entry] : entry;
+    cwd = dir;
     env = {
       ...base,
       PORT: String(port),
       HOST: '127.0.0.1',
-      APP_ID: benchApp.id,
-      APP_KEY: benchApp.key,
-      APP_SECRET: benchApp.secret,
+      CONFIG_FILE: rippleConfigFile(dir),
       LOG_LEVEL: 'warn',
-      ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redis.port}` } : {}),
+      ...(redisPort ? { REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: `ripple-bench-${process.pid}` } : {}),
     };
-    if (!redis) delete env.REDIS_URL;
-    delete env.CONFIG_FILE;
+    if (!redisPort) delete env.REDIS_URL;
+    delete env.APP_ID;
+    delete env.APP_KEY;
+    delete env.APP_SECRET;
     health = `http://127.0.0.1:${port}/health`;
-    describe = opts.source ? 'node --import tsx src/cli.ts' : `node dist/src/cli.js (built ${builtAt()})`;
+    describe = rev === 'dist' ? `node dist/src/cli.js (built ${builtAt()})` : `node --import tsx src/cli.ts @ ${rippleCommit(rev)}`;
   } else if (name === 'bare') {
     cmd = process.execPath;
     args = ['--import', 'tsx', join(benchDir, 'bare-uws-server.ts')];
@@ -158,11 +230,17 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
       SOKETI_CLUSTER_HOST: '127.0.0.1',
       SOKETI_CLUSTER_PORT: String(clusterPort),
       SOKETI_CLUSTER_UNICAST_ADDRESSES: '["127.0.0.1"]',
-      ...(redis
+      SOKETI_METRICS_SERVER_PORT: String(await freePort()),
+      SOKETI_SHUTDOWN_GRACE_PERIOD: '200',
+      // the same app limits as ripple's bench app (client events on, not rate-limited)
+      SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: 'true',
+      SOKETI_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SEC: '-1',
+      ...(redisPort
         ? {
             SOKETI_ADAPTER_DRIVER: 'redis',
+            SOKETI_ADAPTER_REDIS_PREFIX: `soketi-bench-${process.pid}`,
             SOKETI_DB_REDIS_HOST: '127.0.0.1',
-            SOKETI_DB_REDIS_PORT: String(redis.port),
+            SOKETI_DB_REDIS_PORT: String(redisPort),
           }
         : {}),
     };
@@ -190,7 +268,8 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     name,
     port,
     pid: proc.pid,
-    describe: describe + (redis ? ` + redis-server :${redis.port}` : ''),
+    extraPids: redis ? [redis.proc.pid] : [],
+    describe: describe + (redisPort ? ` + redis-server :${redisPort}` : ''),
     affinity,
     output: proc.output,
     alive: () => !proc.hasExited(),

@@ -23,8 +23,8 @@ export interface MemoryOptions extends CommonOptions {
 export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions {
   return {
     ...commonOptions(args),
-    target: parseTarget(str(args, 'target', 'bare')),
-    connections: num(args, 'connections', num(args, 'subscribers', 2000)),
+    target: parseTarget(str(args, 'target', 'ripple')),
+    connections: num(args, 'connections', num(args, 'subs', num(args, 'subscribers', 2000))),
     warm: num(args, 'warm', 100),
     settle: num(args, 'settle', 3),
     concurrency: num(args, 'concurrency', 50),
@@ -71,7 +71,7 @@ async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
 }
 
 export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
-  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, source: o.source, redis: o.redis, inspect: o.gc });
+  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc, cpuProfDir: o.cpuProfDir });
   let gen: LoadGen | null = null;
   const notes: string[] = [];
   try {
@@ -79,7 +79,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     const url = `ws://127.0.0.1:${target.port}/app/${benchApp.key}?protocol=7&client=js&version=8.4.0&flash=false`;
     const rssIdle = await reading(o, target);
     if (o.warm > 0) {
-      const w = await gen.connect({ url, total: o.warm, channelPrefix: 'bench-mem-', oneChannel: false, concurrencyPerWorker: o.concurrency, timeoutMs: 30_000 });
+      const w = await gen.connect({ url, total: o.warm, channelPrefix: 'bench-mem-', layout: 'each', key: benchApp.key, secret: benchApp.secret, concurrencyPerWorker: o.concurrency, timeoutMs: 30_000 });
       if (w.failed) notes.push(`${w.failed} warm-up connections failed: ${w.errors.join('; ')}`);
     }
     const rssBefore = await reading(o, target);
@@ -89,7 +89,9 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       url,
       total: o.connections,
       channelPrefix: 'bench-mem-',
-      oneChannel: false,
+      layout: 'each',
+      key: benchApp.key,
+      secret: benchApp.secret,
       concurrencyPerWorker: o.concurrency,
       timeoutMs: 30_000,
       firstIndex: o.warm,
