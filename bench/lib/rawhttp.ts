@@ -87,6 +87,8 @@ export class RawHttpConn {
     this.buf = used < b.length ? b.subarray(used) : null;
     const w = this.waiter;
     this.waiter = null;
+    // Soketi answers every request with `Connection: close`: the pool opens a new connection next time.
+    if (lower.includes('\r\nconnection: close')) this.close();
     if (w) w.resolve({ status, body });
   }
 

@@ -41,7 +41,7 @@ export function extraOptions(scenario: ExtraScenario, args: ReturnType<typeof pa
     ...commonOptions(args),
     scenario,
     target: parseTarget(str(args, 'target', 'ripple')),
-    subs: num(args, 'subs', 10),
+    subs: num(args, 'subs', 1),
     inflight: num(args, 'inflight', 32),
     pairs: num(args, 'pairs', 500),
     rate: num(args, 'rate', 20),

@@ -47,7 +47,7 @@ export function fanoutOptions(args: ReturnType<typeof parseArgs>, cross = false)
     inflight: num(args, 'inflight', 16),
     concurrency: num(args, 'concurrency', 50),
     ramp: !flag(args, 'no-ramp'),
-    rampStart: num(args, 'ramp-start', Math.max(1, Math.round(100_000 / subscribers))),
+    rampStart: num(args, 'ramp-start', Math.max(1, Math.round(20_000 / subscribers))),
     rampFactor: num(args, 'ramp-factor', 1.5),
     step: num(args, 'step', 2),
     maxSteps: num(args, 'max-steps', 12),
