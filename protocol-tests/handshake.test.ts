@@ -83,6 +83,19 @@ test('unsupported protocol versions get 4007; a missing protocol and unknown par
   await ok.close();
 });
 
+test('a malformed percent-escape in the app key is an unknown key (4001), and the node keeps serving', async () => {
+  const n = await node();
+  for (const path of ['/app/%E0%A4%A?protocol=7', '/app/%?protocol=7', '/app/%ZZ']) {
+    const r = await refused(n.port, path);
+    assert.equal(r.first.event, 'pusher:error');
+    assert.equal(r.first.data.code, 4001);
+    assert.equal(r.code, 4001);
+  }
+  const ok = await RawClient.connect(n.port, 'app-key');
+  assert.match(ok.socketId, /^\d+\.\d+$/);
+  await ok.close();
+});
+
 test('a path other than /app/<key> is refused at the upgrade', async () => {
   const n = await node();
   const status = await new Promise<number>((resolve) => {

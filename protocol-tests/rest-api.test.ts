@@ -5,9 +5,11 @@ import assert from 'node:assert/strict';
 import { startNode, sleep, type NodeHandle } from './support/harness.js';
 import { RawClient, presenceAuth, privateAuth, type Frame } from './support/raw-client.js';
 import { signedUrl } from './support/sign-rest.js';
+import { createHmac } from 'node:crypto';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 const off = { id: 'off-id', key: 'off-key', secret: 'off-secret' };
+const nocount = { id: 'nocount-id', key: 'nocount-key', secret: 'nocount-secret' };
 
 let n: NodeHandle;
 const raws: RawClient[] = [];
@@ -18,6 +20,7 @@ before(async () => {
       apps: [
         { ...app, enableSubscriptionCount: true },
         { ...off, enabled: false },
+        nocount,
       ],
     },
   });
@@ -243,8 +246,9 @@ test('GET /channels?filter_by_prefix=presence-…&info=user_count counts users, 
 
 test('GET /channels/{name}: {occupied:false} when empty; occupied + subscription_count for public; user_count for presence; 400 for attributes of another channel type', async () => {
   assert.deepEqual((await get('/channels/chq-empty')).body, { occupied: false });
-  assert.deepEqual((await get('/channels/chq-empty', { info: 'subscription_count' })).body, { occupied: false, subscription_count: 0 });
-  assert.deepEqual((await get('/channels/presence-chq-empty', { info: 'user_count' })).body, { occupied: false, user_count: 0 });
+  // Unoccupied channels give {"occupied":false}, with or without info (spec §9.3).
+  assert.deepEqual((await get('/channels/chq-empty', { info: 'subscription_count' })).body, { occupied: false });
+  assert.deepEqual((await get('/channels/presence-chq-empty', { info: 'user_count' })).body, { occupied: false });
 
   const a = await connect();
   const b = await connect();
@@ -396,4 +400,43 @@ test('POST /batch_events with socket_id excludes that connection for its event o
   await a.nextEvent('for-all', 'batch-ex');
   await b.nextEvent('for-all', 'batch-ex');
   assert.ok(!a.frames.some((f) => f.event === 'not-for-a'));
+});
+
+test('subscription_count is reported only for apps that enable it (spec §9.3)', async () => {
+  const c = await RawClient.connect(n.port, nocount.key);
+  raws.push(c);
+  await c.subscribe('nc-pub');
+  const trig = await post(`/apps/${nocount.id}/events`, { name: 'e', channel: 'nc-pub', data: 'x', info: 'subscription_count' }, nocount);
+  assert.equal(trig.status, 200);
+  assert.deepEqual(trig.body, { channels: { 'nc-pub': {} } });
+  const one = await rawRest('GET', `/apps/${nocount.id}/channels/nc-pub`, undefined, { info: 'subscription_count' }, nocount);
+  assert.deepEqual(one.body, { occupied: true });
+  const list = await rawRest('GET', `/apps/${nocount.id}/channels`, undefined, { info: 'subscription_count' }, nocount);
+  assert.deepEqual(list.body, { channels: { 'nc-pub': {} } });
+});
+
+/** Signs over the lower-cased keys (spec §9.2) but sends the query exactly as given. */
+async function getWithQuery(path: string, sendQuery: string, signParams: Record<string, string>) {
+  const q: Record<string, string> = { ...signParams, auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+  const qs = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
+  const sig = createHmac('sha256', app.secret).update(`GET\n${path}\n${qs}`).digest('hex');
+  const extra = `auth_key=${q.auth_key}&auth_timestamp=${q.auth_timestamp}&auth_version=1.0&auth_signature=${sig}`;
+  const res = await fetch(`${n.url}${path}?${sendQuery}&${extra}`);
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+test('query keys are read as signed: upper-case names apply, a repeated name takes its last value, never a 500', async () => {
+  const c = await connect();
+  await sub(c, 'presence-qk', 'qk-user');
+  await sub(c, 'qk-public');
+  const path = `/apps/${app.id}/channels`;
+  const upper = await getWithQuery(path, 'FILTER_BY_PREFIX=presence-qk&INFO=user_count', { filter_by_prefix: 'presence-qk', info: 'user_count' });
+  assert.equal(upper.status, 200);
+  assert.deepEqual(upper.body, { channels: { 'presence-qk': { user_count: 1 } } });
+  const repeated = await getWithQuery(`${path}/presence-qk`, 'info=subscription_count&info=user_count', { info: 'user_count' });
+  assert.equal(repeated.status, 200);
+  assert.deepEqual(repeated.body, { occupied: true, user_count: 1 });
+  const twoPrefixes = await getWithQuery(path, 'filter_by_prefix=nothing-&filter_by_prefix=qk-', { filter_by_prefix: 'qk-' });
+  assert.equal(twoPrefixes.status, 200);
+  assert.deepEqual(twoPrefixes.body, { channels: { 'qk-public': {} } });
 });

@@ -110,7 +110,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     const presence = channelKind(channel) === 'presence';
     const a: ChannelAttrs = {};
     if (presence && info.includes('user_count')) a.user_count = await store.userCount(app.id, channel);
-    if (!presence && info.includes('subscription_count')) a.subscription_count = await store.subscriptionCount(app.id, channel);
+    if (!presence && app.enableSubscriptionCount && info.includes('subscription_count')) a.subscription_count = await store.subscriptionCount(app.id, channel);
     return a;
   }
 
@@ -137,7 +137,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   fastify.get('/apps/:appId/channels', { preHandler: [auth, read] }, async (req) => {
     const app = appOf(req);
-    const q = req.query as { filter_by_prefix?: string; info?: string };
+    const q = (req.pusherQuery ?? {}) as { filter_by_prefix?: string; info?: string };
     const prefix = q.filter_by_prefix || undefined;
     const info = q.info ? parseInfo(q.info, ['user_count', 'subscription_count']) : [];
     if (info.includes('user_count') && !prefix?.startsWith('presence-')) {
@@ -148,7 +148,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       if (name.startsWith('#')) continue; // internal channels are not the app's
       const a: ChannelAttrs = {};
       if (info.includes('user_count')) a.user_count = c.userCount;
-      if (info.includes('subscription_count')) a.subscription_count = c.subscriptionCount;
+      if (info.includes('subscription_count') && app.enableSubscriptionCount && !name.startsWith('presence-')) a.subscription_count = c.subscriptionCount;
       channels[name] = a;
     }
     return { channels };
@@ -163,7 +163,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   fastify.get('/apps/:appId/channels/:channelName', { preHandler: [auth, read] }, async (req) => {
     const app = appOf(req);
     const channel = channelParam(req);
-    const q = req.query as { info?: string };
+    const q = (req.pusherQuery ?? {}) as { info?: string };
     const info = q.info ? parseInfo(q.info, ['user_count', 'subscription_count', 'cache']) : [];
     const presence = channelKind(channel) === 'presence';
     if (info.includes('user_count') && !presence) throw new HttpError(400, 'user_count is only available for presence channels');
@@ -171,8 +171,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (info.includes('cache') && !isCacheChannel(channel)) throw new HttpError(400, 'cache is only available for cache channels');
     const count = await store.subscriptionCount(app.id, channel);
     const out: Record<string, unknown> = { occupied: count > 0 };
-    if (info.includes('user_count')) out.user_count = await store.userCount(app.id, channel);
-    if (info.includes('subscription_count')) out.subscription_count = count;
+    // Counts only for occupied channels (an empty one is {"occupied":false}), and subscription_count
+    // only where the app has the feature on (spec §9.3).
+    if (count > 0 && info.includes('user_count')) out.user_count = await store.userCount(app.id, channel);
+    if (count > 0 && info.includes('subscription_count') && app.enableSubscriptionCount) out.subscription_count = count;
     if (info.includes('cache')) {
       const hit = await cache.get(app.id, channel);
       out.cache = hit ? { data: hit.ev.data, ttl: Math.ceil(hit.ttlMs / 1000) } : null;

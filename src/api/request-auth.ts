@@ -12,6 +12,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     rawBody?: Buffer;
     pusherApp?: App;
+    /** The query as signed: keys lower-cased, one value per key (the last). */
+    pusherQuery?: Record<string, string>;
   }
 }
 
@@ -23,6 +25,7 @@ export function authenticate(registry: AppRegistry, req: FastifyRequest, nowMs =
   for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) {
     query[k.toLowerCase()] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
   }
+  req.pusherQuery = query;
   const { auth_key: key, auth_timestamp: ts, auth_signature: signature } = query;
   if (!key || !ts || !signature) throw new HttpError(401, 'Missing auth_key, auth_timestamp or auth_signature');
   if (!safeEqual(key, app.key)) throw new HttpError(401, 'Unknown auth_key');

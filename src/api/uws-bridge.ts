@@ -5,7 +5,8 @@ import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from './errors.js';
 
-const SKIP_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive']);
+// uWS writes its own Date, Content-Length and connection headers.
+const SKIP_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive', 'date']);
 
 function reply(res: HttpResponse, status: number, headers: Record<string, unknown>, body: Buffer | string): void {
   res.cork(() => {

@@ -81,7 +81,7 @@ export const ConfigSchema = z
     allowUwsFallback: z.boolean().default(false),
     shutdownTimeoutMs: positive(10_000),
     /** Largest WebSocket frame accepted before the socket is closed (bytes). */
-    maxFrameBytes: positive(256 * 1024),
+    maxFrameBytes: positive(2 * 1024 * 1024),
     /** Seconds a cache channel keeps its last event (spec §7; hosted Pusher: up to 30 minutes). */
     cacheTtl: positive(1800),
     /**

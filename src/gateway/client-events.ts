@@ -17,7 +17,10 @@ export function clientEvent(ctx: GatewayContext, ws: Socket, frame: ClientFrame,
   if (!app.enableClientMessages) return refuse(ws, 'The app does not have client messaging enabled.', channel);
   if (channel === undefined) return refuse(ws, 'Client events need a channel');
   const sub = d.channels.get(channel);
-  if (!sub) return refuse(ws, `Cannot broadcast client event (connection not subscribed to channel ${channel})`, channel);
+  if (!sub) {
+    // Hosted Pusher's own frame for this case: code null, no channel (spec §6).
+    return send(ws, frames.errorFrame(null, `Cannot broadcast client event (connection not subscribed to channel ${channel})`));
+  }
   const kind = channelKind(channel);
   if (kind !== 'private' && kind !== 'presence') {
     return refuse(ws, `Client events are only allowed on private and presence channels, not on ${channel}`, channel);

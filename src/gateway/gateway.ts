@@ -42,7 +42,19 @@ export class Gateway {
       maxPayloadLength: this.config.maxFrameBytes,
       // Over this, uWS skips the socket in broadcasts; the sweep then closes it (slow consumer).
       maxBackpressure: this.config.maxBackpressureBytes,
-      upgrade: (res, req, context) => this.upgrade(res, req, context),
+      upgrade: (res, req, context) => {
+        // An exception escaping a uWS handler aborts the process: contain it here.
+        try {
+          this.upgrade(res, req, context);
+        } catch (err) {
+          this.ctx.log.warn({ err }, 'upgrade failed');
+          try {
+            res.writeStatus('400 Bad Request').end('Bad request');
+          } catch {
+            // already answered or upgraded
+          }
+        }
+      },
       open: (ws) => this.open(ws),
       message: (ws, message, isBinary) => this.message(ws, message, isBinary),
       close: (ws, code) => this.close(ws, code),
@@ -59,7 +71,12 @@ export class Gateway {
       res.writeStatus('404 Not Found').end('Not found');
       return;
     }
-    const key = decodeURIComponent(m[1]);
+    let key: string;
+    try {
+      key = decodeURIComponent(m[1]);
+    } catch {
+      key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
+    }
     const protocolParam = req.getQuery('protocol');
     const secKey = req.getHeader('sec-websocket-key');
     const secProtocol = req.getHeader('sec-websocket-protocol');

@@ -54,7 +54,12 @@ export function signin(ctx: GatewayContext, ws: Socket, data: Record<string, unk
     send(ws, frames.signinSuccess(userData));
     return;
   }
-  let watchlist = Array.isArray(parsed!.watchlist) ? parsed!.watchlist.filter((u): u is string => typeof u === 'string' && u !== '') : [];
+  // Ids are strings on the wire; numbers are accepted and stringified, as presence user_ids are.
+  let watchlist = Array.isArray(parsed!.watchlist)
+    ? (parsed!.watchlist as unknown[])
+        .map((u) => (typeof u === 'number' && Number.isFinite(u) ? String(u) : u))
+        .filter((u): u is string => typeof u === 'string' && u !== '')
+    : [];
   const overLimit = watchlist.length > MAX_WATCHLIST;
   if (overLimit) watchlist = watchlist.slice(0, MAX_WATCHLIST);
 
