@@ -127,6 +127,24 @@ test('on the wire: pusher_internal:watchlist_events has no channel and lists {na
   assert.deepEqual(data, { events: [{ name: 'offline', user_ids: ['wire-nobody'] }] });
 });
 
+test('numeric ids in a watchlist are watched as their string form', async () => {
+  const c = await RawClient.connect(single.port, app.key);
+  raws.push(c);
+  const userData = JSON.stringify({ id: 'num-watcher', watchlist: ['num-a', 42] });
+  c.send({ event: 'pusher:signin', data: { auth: signinAuth(app.key, app.secret, c.socketId, userData), user_data: userData } });
+  await c.nextEvent('pusher:signin_success');
+  const f = await c.nextEvent('pusher_internal:watchlist_events');
+  const data = typeof f.data === 'string' ? JSON.parse(f.data) : f.data;
+  assert.deepEqual(data, { events: [{ name: 'offline', user_ids: ['num-a', '42'] }] });
+  const u = await RawClient.connect(single.port, app.key);
+  raws.push(u);
+  const ud = JSON.stringify({ id: '42' });
+  u.send({ event: 'pusher:signin', data: { auth: signinAuth(app.key, app.secret, u.socketId, ud), user_data: ud } });
+  const online = await c.nextEvent('pusher_internal:watchlist_events');
+  const od = typeof online.data === 'string' ? JSON.parse(online.data) : online.data;
+  assert.deepEqual(od, { events: [{ name: 'online', user_ids: ['42'] }] });
+});
+
 test('a watchlist over 100 ids: signin_success, pusher:error 4302, and only the first 100 are watched (spec §4.6)', async () => {
   const c = await RawClient.connect(single.port, app.key);
   raws.push(c);
