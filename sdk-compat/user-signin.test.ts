@@ -117,6 +117,19 @@ test('pusher.sendToUser reaches every connection signed in as that user exactly 
   assert.deepEqual(got2, [{ n: 1, text: 'hello ann' }]);
 });
 
+test('user ids outside the channel-name characters (e.g. an e-mail with a space) still get their #server-to-user events', async () => {
+  const server = sdk(single.port);
+  const odd = 'Ann Lee <ann+1@example.com>';
+  const c = clients.make(single.port, server, { user: { id: odd } });
+  const got = userEvents(c, 'notify');
+  await signIn(c);
+  await userChannelReady(c);
+  const res = await server.sendToUser(odd, 'notify', { ok: true });
+  assert.equal(res.status, 200);
+  await eventually(() => got.length >= 1, 3000, 'the event for an id with spaces');
+  assert.deepEqual(got, [{ ok: true }]);
+});
+
 test('a forged, wrong-secret or replayed sign-in signature: pusher:error 4009, close 4009, no reconnect', async () => {
   const server = sdk(single.port);
   const wrongSecret = new PusherServer({ appId: app.id, key: app.key, secret: 'not-the-secret', host: '127.0.0.1', port: String(single.port), useTLS: false });

@@ -21,8 +21,11 @@ export function isCacheChannel(name: string): boolean {
 /** Characters apps may use in channel names; '#' is reserved for server-to-user channels. */
 const NAME_RE = /^[A-Za-z0-9_\-=@,.;]+$/;
 
+/** User ids have no documented character set: any printable id the app signed in with is usable. */
+const USER_ID_RE = /^[^\x00-\x1f\x7f]+$/;
+
 export function isValidChannelName(name: string): boolean {
-  if (name.startsWith(SERVER_TO_USER_PREFIX)) return NAME_RE.test(name.slice(SERVER_TO_USER_PREFIX.length));
+  if (name.startsWith(SERVER_TO_USER_PREFIX)) return USER_ID_RE.test(name.slice(SERVER_TO_USER_PREFIX.length));
   return NAME_RE.test(name);
 }
 
