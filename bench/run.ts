@@ -33,6 +33,16 @@ const pct = (x: number) => `${fmt.n(x)}%`;
 
 const fanoutMetrics: Metric[] = [
   { key: 'maxmsgs', label: 'max delivered msgs/s held (p99 < 100 ms, no loss)', get: (r) => F(r).ramp?.maxHeldMsgsPerSec ?? NaN, format: (x) => fmt.n(x), better: 'higher' },
+  {
+    key: 'rampcap',
+    label: 'server-bound capacity estimate: msgs/s at the last held step ÷ server CPU share then',
+    get: (r) => {
+      const s = F(r).ramp?.steps.filter((x) => !x.fail).at(-1);
+      return s ? s.deliveredPerSec / (s.serverCpuPct / 100) : NaN;
+    },
+    format: (x) => fmt.n(x),
+    better: 'higher',
+  },
   { key: 'maxrate', label: 'max triggers/s held', get: (r) => F(r).ramp?.maxHeldRate ?? NaN, format: (x) => fmt.n(x), better: 'higher' },
   { key: 'delivered', label: 'fixed phase: delivered msgs/s', get: (r) => F(r).fixed.deliveredPerSec, format: (x) => fmt.n(x), better: 'higher' },
   { key: 'p50', label: 'fixed phase: latency p50', get: (r) => F(r).fixed.p50Ms, format: fmt.ms, better: 'lower' },

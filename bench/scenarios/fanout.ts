@@ -125,7 +125,7 @@ async function startRig(o: FanoutOptions): Promise<Rig> {
   let b: Target | null = null;
   try {
     a = await startTarget(o.target, { ...base, redisPort: redis.port });
-    b = await startTarget(o.target, { ...base, redisPort: redis.port, cpuProfDir: undefined });
+    b = await startTarget(o.target, { ...base, redisPort: redis.port });
   } catch (err) {
     if (a) await a.stop();
     await redis.proc.stop(2000);
