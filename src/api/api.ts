@@ -12,7 +12,7 @@ import type { Quotas, RateKind } from '../limits/quotas.js';
 import { channelKind, isCacheChannel, isValidChannelName } from '../protocol/channels.js';
 import * as frames from '../protocol/frames.js';
 import { errorBody, HttpError } from './errors.js';
-import { authenticate } from './request-auth.js';
+import { authenticate, authenticateParts, type SignedRequest } from './request-auth.js';
 import { parseInfo, parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface ApiDeps {
@@ -31,6 +31,19 @@ export interface ApiDeps {
 }
 
 type ChannelAttrs = { user_count?: number; subscription_count?: number };
+type SetHeader = (name: string, value: string) => void;
+
+/** POST /apps/<id>/events or batch_events, handled outside Fastify (see the uWS bridge). */
+export type FastTrigger = (
+  route: 'events' | 'batch_events',
+  req: SignedRequest,
+) => Promise<{ status: number; headers: Record<string, string>; body: string }>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rippleTrigger: FastTrigger;
+  }
+}
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { registry, backbone, store, cache } = deps;
@@ -64,17 +77,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   };
 
   /** Per-app REST budgets (Soketi's maxBackendEventsPerSecond / maxReadRequestsPerSecond): 429 over them. */
-  async function spend(app: App, reply: FastifyReply, kind: RateKind, points: number): Promise<void> {
+  async function spend(app: App, header: SetHeader, kind: RateKind, points: number): Promise<void> {
     const limit = kind === 'backend' ? app.maxBackendEventsPerSecond : app.maxReadRequestsPerSecond;
     if (limit < 0) return;
     const d = await deps.quotas.consume(app.id, kind, points, limit);
-    reply.header('X-RateLimit-Limit', String(limit)).header('X-RateLimit-Remaining', String(d.remaining));
+    header('X-RateLimit-Limit', String(limit));
+    header('X-RateLimit-Remaining', String(d.remaining));
     if (!d.allowed) {
-      reply.header('Retry-After', String(d.retryAfter));
+      header('Retry-After', String(d.retryAfter));
       throw new HttpError(429, `Too many ${kind === 'backend' ? 'events' : 'read requests'}: the app's limit is ${limit} per second`);
     }
   }
-  const read = async (req: FastifyRequest, reply: FastifyReply) => spend(appOf(req), reply, 'read', 1);
+  const headerOf = (reply: FastifyReply): SetHeader => (name, value) => void reply.header(name, value);
+  const read = async (req: FastifyRequest, reply: FastifyReply) => spend(appOf(req), headerOf(reply), 'read', 1);
   const appOf = (req: FastifyRequest): App => req.pusherApp!;
 
   fastify.addHook('onResponse', async (req, reply) => {
@@ -114,26 +129,60 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return a;
   }
 
-  fastify.post('/apps/:appId/events', { preHandler: auth }, async (req, reply) => {
-    const app = appOf(req);
-    const ev = parseTrigger(app, req.body);
-    await spend(app, reply, 'backend', ev.channels.length);
+  async function triggerEvents(app: App, body: unknown, header: SetHeader): Promise<object> {
+    const ev = parseTrigger(app, body);
+    await spend(app, header, 'backend', ev.channels.length);
     const channels = await publish(app, ev);
     return channels ? { channels } : {};
-  });
+  }
 
-  fastify.post('/apps/:appId/batch_events', { preHandler: auth }, async (req, reply) => {
-    const app = appOf(req);
-    const body = req.body as { batch?: unknown };
+  async function triggerBatch(app: App, raw: unknown, header: SetHeader): Promise<object> {
+    const body = raw as { batch?: unknown };
     if (!body || !Array.isArray(body.batch)) throw new HttpError(400, '"batch" must be an array of events');
     if (body.batch.length > app.maxEventBatchSize) throw new HttpError(400, `A batch holds at most ${app.maxEventBatchSize} events`);
     // Validate the whole batch before publishing any of it.
     const events = body.batch.map((e, i) => parseTrigger(app, e, `batch[${i}]`, true));
-    await spend(app, reply, 'backend', events.length);
+    await spend(app, header, 'backend', events.length);
     const results = await Promise.all(events.map((ev) => publish(app, ev)));
     if (!events.some((e) => e.info)) return {};
     return { batch: results.map((r, i) => (r ? r[events[i].channels[0]] : {})) };
-  });
+  }
+
+  fastify.post('/apps/:appId/events', { preHandler: auth }, async (req, reply) => triggerEvents(appOf(req), req.body, headerOf(reply)));
+  fastify.post('/apps/:appId/batch_events', { preHandler: auth }, async (req, reply) => triggerBatch(appOf(req), req.body, headerOf(reply)));
+
+  // The same two routes without Fastify's per-request machinery, for the uWS bridge: triggers are the
+  // hot REST path. Same signature check, validation, quotas, errors and metrics as the routes above.
+  const trigger: FastTrigger = async (route, req) => {
+    const headers: Record<string, string> = {};
+    const header: SetHeader = (name, value) => void (headers[name.toLowerCase()] = value);
+    let status = 200;
+    let body: object;
+    try {
+      const { app } = authenticateParts(registry, req);
+      let parsed: unknown = {};
+      if (req.rawBody && req.rawBody.length > 0) {
+        try {
+          parsed = JSON.parse(req.rawBody.toString('utf8'));
+        } catch {
+          throw new HttpError(400, 'Request body is not valid JSON');
+        }
+      }
+      body = route === 'events' ? await triggerEvents(app, parsed, header) : await triggerBatch(app, parsed, header);
+    } catch (err) {
+      if (err instanceof HttpError) status = err.status;
+      else if (err instanceof StoreUnavailableError) status = 503;
+      else {
+        status = 500;
+        deps.log.error({ err }, 'REST handler failed');
+      }
+      body = errorBody(status, status === 500 ? 'Internal server error' : (err as Error).message);
+    }
+    deps.metrics.restRequests.inc({ status: String(status) });
+    headers['content-type'] = 'application/json; charset=utf-8';
+    return { status, headers, body: JSON.stringify(body) };
+  };
+  fastify.decorate('rippleTrigger', trigger);
 
   fastify.get('/apps/:appId/channels', { preHandler: [auth, read] }, async (req) => {
     const app = appOf(req);

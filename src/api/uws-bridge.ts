@@ -1,11 +1,14 @@
 // Serves the Fastify API on the uWS port: one host:port for WebSockets and REST, as Soketi users
-// expect. Each HTTP request is read from uWS and handed to fastify.inject().
+// expect. Each HTTP request is read from uWS and handed to fastify.inject(), except the hot path:
+// POST events / batch_events go straight to the API's trigger handler (same checks, no inject).
 import { STATUS_CODES } from 'node:http';
+import { parse as parseQuery } from 'node:querystring';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from './errors.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
+const TRIGGER_RE = /^\/apps\/([^/]+)\/(events|batch_events)$/;
 const SKIP_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive', 'date']);
 
 function reply(res: HttpResponse, status: number, headers: Record<string, unknown>, body: Buffer | string): void {
@@ -29,7 +32,30 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, maxReques
     let aborted = false;
     res.onAborted(() => (aborted = true));
 
+    const fast = method === 'POST' ? TRIGGER_RE.exec(url.split('?', 1)[0]) : null;
+    let fastAppId: string | undefined;
+    if (fast) {
+      try {
+        fastAppId = decodeURIComponent(fast[1]);
+      } catch {
+        fastAppId = undefined; // let Fastify answer the odd path
+      }
+    }
     const dispatch = (payload?: Buffer) => {
+      if (fast && fastAppId !== undefined) {
+        const path = url.split('?', 1)[0];
+        fastify
+          .rippleTrigger(fast[2] as 'events' | 'batch_events', { appId: fastAppId, method, path, query: parseQuery(query), rawBody: payload })
+          .then(
+            (r) => {
+              if (!aborted) reply(res, r.status, r.headers, r.body);
+            },
+            () => {
+              if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
+            },
+          );
+        return;
+      }
       fastify
         .inject({ method: method as 'GET', url, headers, payload })
         .then((r) => {
