@@ -123,24 +123,18 @@ export function subscribe(ctx: GatewayContext, ws: Socket, data: Record<string, 
   // Record the subscription before awaiting, so a close in the meantime leaves in order after this join.
   d.channels.set(channel, { userId: member.userId });
   joinLocal(ctx, ws, app, channel);
-  Promise.allSettled([
-    ctx.store.addSubscription(app.id, channel),
-    ctx.store.joinPresence(app.id, channel, d.socketId, member),
-  ]).then(([countRes, joinRes]) => {
-    const undo = () => {
-      if (d.channels.get(channel)?.userId !== member.userId) return; // already left (unsubscribe or close)
-      d.channels.delete(channel);
-      leaveLocal(ctx, d.closed ? undefined : ws, app, channel);
-      // The store counted the subscription even if it could not tell us the count; undo it either way.
-      void leaveStore(ctx, app, channel, d.socketId, joinRes.status === 'fulfilled' ? member.userId : undefined, { silent: true }).catch((err) => ctx.log.warn({ err, app: app.id, channel }, 'undo of a refused join failed'));
-    };
-    if (countRes.status === 'rejected' || joinRes.status === 'rejected') {
-      ctx.log.warn({ err: countRes.status === 'rejected' ? countRes.reason : (joinRes as PromiseRejectedResult).reason, app: app.id, channel }, 'presence join failed');
-      undo();
-      return reject(ws, channel, 'ServerError', 'Presence state is unavailable, try again', Codes.serverError);
-    }
-    const count = countRes.value;
-    const join = joinRes.value;
+  const undo = () => {
+    if (d.channels.get(channel)?.userId !== member.userId) return; // already left (unsubscribe or close)
+    d.channels.delete(channel);
+    leaveLocal(ctx, d.closed ? undefined : ws, app, channel);
+    // The store may have recorded the join even if it could not answer; undo it either way (a leave
+    // of a socket the store does not hold changes nothing).
+    void leaveStore(ctx, app, channel, d.socketId, member.userId, { silent: true }).catch((err) => ctx.log.warn({ err, app: app.id, channel }, 'undo of a refused join failed'));
+  };
+  // Count and join in one atomic store step: occupied and member_added of a first socket are due
+  // together, on this node, in this order (webhook ordering across nodes depends on it).
+  ctx.store.subscribePresence(app.id, channel, d.socketId, member).then((join) => {
+    const count = join.count;
     if (join.added && join.members.size > app.maxPresenceMembersPerChannel) {
       // Over the member limit (spec §5.4): undo and refuse; nobody was told about this member.
       undo();
@@ -153,6 +147,10 @@ export function subscribe(ctx: GatewayContext, ws: Socket, data: Record<string, 
     }
     send(ws, frames.presenceSucceeded(channel, join.members));
     if (isCacheChannel(channel)) sendCached(ctx, ws, app, channel);
+  }, (err) => {
+    ctx.log.warn({ err, app: app.id, channel }, 'presence join failed');
+    undo();
+    reject(ws, channel, 'ServerError', 'Presence state is unavailable, try again', Codes.serverError);
   });
 }
 
@@ -183,10 +181,10 @@ async function leaveStore(
   userId: string | undefined,
   opts: { silent?: boolean } = {},
 ): Promise<void> {
-  const [last, count] = await Promise.all([
-    userId === undefined ? Promise.resolve(false) : ctx.store.leavePresence(app.id, channel, socketId, userId),
-    ctx.store.removeSubscription(app.id, channel),
-  ]);
+  const { last, count } =
+    userId === undefined
+      ? { last: false, count: await ctx.store.removeSubscription(app.id, channel) }
+      : await ctx.store.unsubscribePresence(app.id, channel, socketId, userId);
   // member_removed before channel_vacated (spec §12.17).
   if (last && userId !== undefined && !opts.silent) {
     ctx.backbone.publish(app.id, channel, frames.memberRemoved(channel, userId));

@@ -62,6 +62,16 @@ export class MemoryPresenceStore implements PresenceStore {
     return true;
   }
 
+  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult & { count: number }> {
+    const count = await this.addSubscription(appId, channel);
+    return { ...(await this.joinPresence(appId, channel, socketId, member)), count };
+  }
+
+  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<{ last: boolean; count: number }> {
+    const last = await this.leavePresence(appId, channel, socketId, userId);
+    return { last, count: await this.removeSubscription(appId, channel) };
+  }
+
   async members(appId: string, channel: string): Promise<Map<string, unknown>> {
     return new Map(this.presence.get(appId)?.get(channel)?.info ?? []);
   }

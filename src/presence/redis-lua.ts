@@ -46,6 +46,17 @@ local function sub(node, app, channel, n)
   redis.call('HINCRBY', P .. ':n:' .. node .. ':subs', app .. '\\n' .. channel, n)
   return redis.call('HINCRBY', P .. ':subs:' .. app, channel, n)
 end
+-- One socket of this node fewer; the count after (unchanged if this node had none there).
+local function unsub(node, app, channel)
+  local nk = P .. ':n:' .. node .. ':subs'
+  local field = app .. '\\n' .. channel
+  local mine = tonumber(redis.call('HGET', nk, field) or '0')
+  if mine <= 0 then return tonumber(redis.call('HGET', P .. ':subs:' .. app, channel) or '0') end
+  if mine == 1 then redis.call('HDEL', nk, field) else redis.call('HINCRBY', nk, field, -1) end
+  local t = redis.call('HINCRBY', P .. ':subs:' .. app, channel, -1)
+  if t <= 0 then redis.call('HDEL', P .. ':subs:' .. app, channel); return 0 end
+  return t
+end
 -- Removes a node's whole share; returns the due events ("m\\n<app>\\n<channel>\\n<user>" for
 -- member_removed, "v\\n<app>\\n<channel>" for channel_vacated), member_removed first.
 local function drop(node)
@@ -76,14 +87,18 @@ return sub(ARGV[2], ARGV[3], ARGV[4], 1)`;
 
 /** ARGV: P node app channel → count after removing one socket of this node (unchanged if it had none) */
 export const removeSubscription = `${lib}
-local nk = P .. ':n:' .. ARGV[2] .. ':subs'
-local field = ARGV[3] .. '\\n' .. ARGV[4]
-local mine = tonumber(redis.call('HGET', nk, field) or '0')
-if mine <= 0 then return tonumber(redis.call('HGET', P .. ':subs:' .. ARGV[3], ARGV[4]) or '0') end
-if mine == 1 then redis.call('HDEL', nk, field) else redis.call('HINCRBY', nk, field, -1) end
-local t = redis.call('HINCRBY', P .. ':subs:' .. ARGV[3], ARGV[4], -1)
-if t <= 0 then redis.call('HDEL', P .. ':subs:' .. ARGV[3], ARGV[4]); return 0 end
-return t`;
+return unsub(ARGV[2], ARGV[3], ARGV[4])`;
+
+/** ARGV: P node app channel socket user info → { count after, added (0|1), flat hash of members } */
+export const subscribePresence = `${lib}
+local count = sub(ARGV[2], ARGV[3], ARGV[4], 1)
+local added = join(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+return { count, added, redis.call('HGETALL', pbase(ARGV[3], ARGV[4]) .. ':i') }`;
+
+/** ARGV: P node app channel socket user → { last (0|1), count after } */
+export const unsubscribePresence = `${lib}
+local last = leave(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+return { last, unsub(ARGV[2], ARGV[3], ARGV[4]) }`;
 
 /** ARGV: P node app channel socket user info → { added (0|1), flat hash of members } */
 export const joinPresence = `${lib}

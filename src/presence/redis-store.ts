@@ -49,6 +49,8 @@ export class RedisPresenceStore implements PresenceStore {
       rAddSub: lua.addSubscription,
       rRemoveSub: lua.removeSubscription,
       rJoin: lua.joinPresence,
+      rSubPres: lua.subscribePresence,
+      rUnsubPres: lua.unsubscribePresence,
       rLeave: lua.leavePresence,
       rDropExpired: lua.dropExpiredNode,
       rDropSelf: lua.dropSelf,
@@ -138,6 +140,26 @@ export class RedisPresenceStore implements PresenceStore {
   async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
     this.minePresence.delete(`${appId}\n${channel}\n${socketId}`);
     return this.call(async () => Number(await this.r.rLeave(this.P, this.o.nodeId, appId, channel, socketId, userId)) === 1);
+  }
+
+  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult & { count: number }> {
+    const field = `${appId}\n${channel}`;
+    const info = JSON.stringify(member.userInfo ?? null);
+    // Mirror first: a reconnect replays it, and an undo after a failure removes it again.
+    this.mineSubs.set(field, (this.mineSubs.get(field) ?? 0) + 1);
+    this.minePresence.set(`${appId}\n${channel}\n${socketId}`, { userId: member.userId, info });
+    const res = (await this.call(() => this.r.rSubPres(this.P, this.o.nodeId, appId, channel, socketId, member.userId, info))) as [number, number, string[]];
+    return { count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
+  }
+
+  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<{ last: boolean; count: number }> {
+    const field = `${appId}\n${channel}`;
+    const n = (this.mineSubs.get(field) ?? 0) - 1;
+    if (n > 0) this.mineSubs.set(field, n);
+    else this.mineSubs.delete(field);
+    this.minePresence.delete(`${appId}\n${channel}\n${socketId}`);
+    const res = (await this.call(() => this.r.rUnsubPres(this.P, this.o.nodeId, appId, channel, socketId, userId))) as [number, number];
+    return { last: Number(res[0]) === 1, count: Number(res[1]) };
   }
 
   async members(appId: string, channel: string): Promise<Map<string, unknown>> {

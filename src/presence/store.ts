@@ -31,6 +31,13 @@ export interface PresenceStore {
   joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult>;
   /** Removes a presence socket; resolves true when it was the user's last socket (member_removed is due). */
   leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean>;
+  /**
+   * A presence subscription in one atomic step: counts the socket and joins the member, so
+   * channel_occupied and member_added of the first socket are always due on the same node, in order.
+   */
+  subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult & { count: number }>;
+  /** The reverse, atomically: member_removed and channel_vacated of the last socket are due together. */
+  unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<{ last: boolean; count: number }>;
   /** Presence members of app/channel: user id → user_info. */
   members(appId: string, channel: string): Promise<Map<string, unknown>>;
   /** Number of distinct users in a presence channel. */
