@@ -289,3 +289,26 @@ test('a receiver that hangs hits the timeout and is retried, while the gateway k
   assert.deepEqual(r.events(), [{ name: 'channel_occupied', channel: 'hang-1' }]);
   await c.close();
 });
+
+test('cluster mode: webhooks that happen while Redis is down are kept by the node and delivered once it is back', async () => {
+  const r = await receiver();
+  const cfg = { apps: [{ ...app, enableClientMessages: true, webhooks: [{ url: r.url, event_types: ['client_event'] }] }] };
+  const env = { REDIS_URL: redis.url, NODE_LEASE_MS: '2000', WEBHOOK_CLAIM_IDLE_MS: '2000' };
+  const n = await node(cfg, { ...env, NODE_ID: 'wo-1' });
+  const a = await RawClient.connect(n.port, app.key);
+  const b = await RawClient.connect(n.port, app.key);
+  await a.subscribe('private-out', privateAuth(app.key, app.secret, a.socketId, 'private-out'));
+  await b.subscribe('private-out', privateAuth(app.key, app.secret, b.socketId, 'private-out'));
+  await redis.stop();
+  for (let i = 0; i < 3; i++) {
+    a.send({ event: 'client-during', channel: 'private-out', data: { i } });
+    await b.nextEvent('client-during'); // local delivery goes on without Redis
+  }
+  await sleep(500);
+  assert.equal(r.received.length, 0, 'nothing can be queued in Redis yet');
+  await redis.restart();
+  await eventually(() => r.named('client_event').length === 3, 15_000, 'the outage\'s webhooks');
+  assert.deepEqual(r.named('client_event').map((e) => (e.data as { i: number }).i), [0, 1, 2]);
+  await a.close();
+  await b.close();
+});
