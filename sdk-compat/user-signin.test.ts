@@ -130,6 +130,30 @@ test('user ids outside the channel-name characters (e.g. an e-mail with a space)
   assert.deepEqual(got, [{ ok: true }]);
 });
 
+test('presence without channel_data: a signed-in pusher-js connection joins as its user (id and user_info from sign-in)', async () => {
+  const server = sdk(single.port);
+  // No `presence` spec: the authorizer signs socket_id:channel only, as pusher.authorizeChannel does
+  // without presence data; pusher-js then takes the member from the sign-in (spec §4.3).
+  const ann = clients.make(single.port, server, { user: { id: 'pres-ann', user_info: { name: 'Ann' } } });
+  const bob = clients.make(single.port, server, { user: { id: 'pres-bob', user_info: { name: 'Bob' } } });
+  await Promise.all([signIn(ann), signIn(bob)]);
+  const chA = ann.p.subscribe('presence-signed');
+  const added: { id: string; info: unknown }[] = [];
+  chA.bind('pusher:member_added', (m: { id: string; info: unknown }) => added.push(m));
+  await eventually(() => chA.subscribed, 5000, 'ann subscribed');
+  const chB = bob.p.subscribe('presence-signed');
+  await eventually(() => chB.subscribed && added.length === 1, 5000, 'bob subscribed and announced');
+  assert.deepEqual(added, [{ id: 'pres-bob', info: { name: 'Bob' } }]);
+  const members = chB as unknown as { members: { count: number; me: { id: string; info: unknown }; each(fn: (m: { id: string; info: unknown }) => void): void } };
+  assert.equal(members.members.count, 2);
+  assert.deepEqual(members.members.me, { id: 'pres-bob', info: { name: 'Bob' } });
+  const seen: Record<string, unknown> = {};
+  members.members.each((m) => (seen[m.id] = m.info));
+  assert.deepEqual(seen, { 'pres-ann': { name: 'Ann' }, 'pres-bob': { name: 'Bob' } });
+  const users = await server.get({ path: '/channels/presence-signed/users' });
+  assert.deepEqual(((await users.json()) as { users: { id: string }[] }).users.map((u) => u.id).sort(), ['pres-ann', 'pres-bob']);
+});
+
 test('a forged, wrong-secret or replayed sign-in signature: pusher:error 4009, close 4009, no reconnect', async () => {
   const server = sdk(single.port);
   const wrongSecret = new PusherServer({ appId: app.id, key: app.key, secret: 'not-the-secret', host: '127.0.0.1', port: String(single.port), useTLS: false });

@@ -55,6 +55,17 @@ function parseChannelData(app: App, raw: unknown): ParsedMember | { status: numb
   return { userId, userInfo };
 }
 
+/** channel_data equivalent of a signed-in user: its id and its user_data's user_info. */
+function signedInChannelData(id: string, userData: string): string {
+  let info: unknown;
+  try {
+    info = (JSON.parse(userData) as { user_info?: unknown }).user_info;
+  } catch {
+    info = undefined;
+  }
+  return JSON.stringify(info === undefined ? { user_id: id } : { user_id: id, user_info: info });
+}
+
 export function subscribe(ctx: GatewayContext, ws: Socket, data: Record<string, unknown>): void {
   const d = ws.getUserData();
   const app = d.app;
@@ -117,7 +128,12 @@ export function subscribe(ctx: GatewayContext, ws: Socket, data: Record<string, 
     return;
   }
 
-  const member = parseChannelData(app, channelData);
+  // pusher-js (>= 7.4) subscribes a signed-in connection without channel_data when the app's auth
+  // endpoint signs only socket_id:channel; the member is then the signed-in user (spec §4.3).
+  const member =
+    channelData === undefined && d.user
+      ? parseChannelData(app, signedInChannelData(d.user.id, d.user.userData))
+      : parseChannelData(app, channelData);
   if ('status' in member) return reject(ws, channel, member.type, member.error, member.status);
 
   // Record the subscription before awaiting, so a close in the meantime leaves in order after this join.
