@@ -45,6 +45,16 @@ declare module 'fastify' {
   }
 }
 
+/** A REST body as JSON: empty is {}; anything unparsable is a 400. */
+function parseBody(buf: Buffer | undefined): unknown {
+  if (!buf || buf.length === 0) return {};
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'Request body is not valid JSON');
+  }
+}
+
 export function buildApi(deps: ApiDeps): FastifyInstance {
   const { registry, backbone, store, cache } = deps;
   // Fastify's own request logging stays off: nothing per request at info level (style.md).
@@ -53,22 +63,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // Keep the raw bytes: body_md5 is computed over them, never over a re-serialised object (spec §12.12).
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
-    const buf = body as Buffer;
-    req.rawBody = buf;
-    if (buf.length === 0) return done(null, {});
+    req.rawBody = body as Buffer;
     try {
-      done(null, JSON.parse(buf.toString('utf8')));
-    } catch {
-      done(new HttpError(400, 'Request body is not valid JSON'), undefined);
+      done(null, parseBody(req.rawBody));
+    } catch (err) {
+      done(err as Error, undefined);
     }
   });
 
-  fastify.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-    if (err instanceof HttpError) return reply.status(err.status).send(errorBody(err.status, err.message));
-    if (err instanceof StoreUnavailableError) return reply.status(503).send(errorBody(503, err.message));
+  /** Status and JSON body for any error a handler throws (shared by Fastify and the trigger fast path). */
+  const errorResponse = (err: Error & { statusCode?: number }): { status: number; body: object } => {
+    if (err instanceof HttpError) return { status: err.status, body: errorBody(err.status, err.message) };
+    if (err instanceof StoreUnavailableError) return { status: 503, body: errorBody(503, err.message) };
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     if (status >= 500) deps.log.error({ err }, 'REST handler failed');
-    return reply.status(status).send(errorBody(status, status >= 500 ? 'Internal server error' : err.message));
+    return { status, body: errorBody(status, status >= 500 ? 'Internal server error' : err.message) };
+  };
+  fastify.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    const { status, body } = errorResponse(err);
+    return reply.status(status).send(body);
   });
   fastify.setNotFoundHandler((_req, reply) => reply.status(404).send(errorBody(404, 'Not found')));
 
@@ -160,23 +173,10 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     let body: object;
     try {
       const { app } = authenticateParts(registry, req);
-      let parsed: unknown = {};
-      if (req.rawBody && req.rawBody.length > 0) {
-        try {
-          parsed = JSON.parse(req.rawBody.toString('utf8'));
-        } catch {
-          throw new HttpError(400, 'Request body is not valid JSON');
-        }
-      }
+      const parsed = parseBody(req.rawBody);
       body = route === 'events' ? await triggerEvents(app, parsed, header) : await triggerBatch(app, parsed, header);
     } catch (err) {
-      if (err instanceof HttpError) status = err.status;
-      else if (err instanceof StoreUnavailableError) status = 503;
-      else {
-        status = 500;
-        deps.log.error({ err }, 'REST handler failed');
-      }
-      body = errorBody(status, status === 500 ? 'Internal server error' : (err as Error).message);
+      ({ status, body } = errorResponse(err as Error));
     }
     deps.metrics.restRequests.inc({ status: String(status) });
     headers['content-type'] = 'application/json; charset=utf-8';

@@ -26,13 +26,17 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, maxReques
   uws.any('/*', (res, req) => {
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const query = req.getQuery();
-    const url = query ? `${req.getUrl()}?${query}` : req.getUrl();
+    const path = req.getUrl();
+    const url = query ? `${path}?${query}` : path;
     const headers: Record<string, string> = {};
     req.forEach((k, v) => (headers[k] = v));
     let aborted = false;
     res.onAborted(() => (aborted = true));
+    const fail = () => {
+      if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
+    };
 
-    const fast = method === 'POST' ? TRIGGER_RE.exec(url.split('?', 1)[0]) : null;
+    const fast = method === 'POST' ? TRIGGER_RE.exec(path) : null;
     let fastAppId: string | undefined;
     if (fast) {
       try {
@@ -43,27 +47,18 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, maxReques
     }
     const dispatch = (payload?: Buffer) => {
       if (fast && fastAppId !== undefined) {
-        const path = url.split('?', 1)[0];
         fastify
           .rippleTrigger(fast[2] as 'events' | 'batch_events', { appId: fastAppId, method, path, query: parseQuery(query), rawBody: payload })
-          .then(
-            (r) => {
-              if (!aborted) reply(res, r.status, r.headers, r.body);
-            },
-            () => {
-              if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
-            },
-          );
+          .then((r) => {
+            if (!aborted) reply(res, r.status, r.headers, r.body);
+          }, fail);
         return;
       }
       fastify
         .inject({ method: method as 'GET', url, headers, payload })
         .then((r) => {
           if (!aborted) reply(res, r.statusCode, r.headers, r.rawPayload);
-        })
-        .catch(() => {
-          if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
-        });
+        }, fail);
     };
 
     if (method === 'GET' || method === 'HEAD') return dispatch();

@@ -114,17 +114,21 @@ export class RedisPresenceStore implements PresenceStore {
     }
   }
 
-  async addSubscription(appId: string, channel: string): Promise<number> {
+  /** This node's own share, mirrored locally so a reconnect can replay it. */
+  private mirrorSub(appId: string, channel: string, delta: 1 | -1): void {
     const field = `${appId}\n${channel}`;
-    this.mineSubs.set(field, (this.mineSubs.get(field) ?? 0) + 1);
+    const n = (this.mineSubs.get(field) ?? 0) + delta;
+    if (n > 0) this.mineSubs.set(field, n);
+    else this.mineSubs.delete(field);
+  }
+
+  async addSubscription(appId: string, channel: string): Promise<number> {
+    this.mirrorSub(appId, channel, 1);
     return this.call(async () => Number(await this.r.rAddSub(this.P, this.o.nodeId, appId, channel)));
   }
 
   async removeSubscription(appId: string, channel: string): Promise<number> {
-    const field = `${appId}\n${channel}`;
-    const n = (this.mineSubs.get(field) ?? 0) - 1;
-    if (n > 0) this.mineSubs.set(field, n);
-    else this.mineSubs.delete(field);
+    this.mirrorSub(appId, channel, -1);
     return this.call(async () => Number(await this.r.rRemoveSub(this.P, this.o.nodeId, appId, channel)));
   }
 
@@ -143,20 +147,16 @@ export class RedisPresenceStore implements PresenceStore {
   }
 
   async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult & { count: number }> {
-    const field = `${appId}\n${channel}`;
     const info = JSON.stringify(member.userInfo ?? null);
     // Mirror first: a reconnect replays it, and an undo after a failure removes it again.
-    this.mineSubs.set(field, (this.mineSubs.get(field) ?? 0) + 1);
+    this.mirrorSub(appId, channel, 1);
     this.minePresence.set(`${appId}\n${channel}\n${socketId}`, { userId: member.userId, info });
     const res = (await this.call(() => this.r.rSubPres(this.P, this.o.nodeId, appId, channel, socketId, member.userId, info))) as [number, number, string[]];
     return { count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
   }
 
   async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<{ last: boolean; count: number }> {
-    const field = `${appId}\n${channel}`;
-    const n = (this.mineSubs.get(field) ?? 0) - 1;
-    if (n > 0) this.mineSubs.set(field, n);
-    else this.mineSubs.delete(field);
+    this.mirrorSub(appId, channel, -1);
     this.minePresence.delete(`${appId}\n${channel}\n${socketId}`);
     const res = (await this.call(() => this.r.rUnsubPres(this.P, this.o.nodeId, appId, channel, socketId, userId))) as [number, number];
     return { last: Number(res[0]) === 1, count: Number(res[1]) };

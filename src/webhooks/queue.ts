@@ -46,7 +46,7 @@ export function queueName(appId: string, url: string): string {
   return `${appId}|${createHash('sha1').update(url).digest('hex').slice(0, 16)}`;
 }
 
-const MAX_DEAD_PER_APP = 10_000;
+export const DEAD_LETTERS_KEPT_PER_APP = 10_000;
 
 /** Single-node mode: in memory, so a stopped or crashed process loses what it had not delivered. */
 export class MemoryWebhookQueue implements WebhookQueue {
@@ -94,7 +94,7 @@ export class MemoryWebhookQueue implements WebhookQueue {
     let list = this.dead.get(rec.appId);
     if (!list) this.dead.set(rec.appId, (list = []));
     list.push(rec);
-    if (list.length > MAX_DEAD_PER_APP) list.splice(0, list.length - MAX_DEAD_PER_APP);
+    if (list.length > DEAD_LETTERS_KEPT_PER_APP) list.splice(0, list.length - DEAD_LETTERS_KEPT_PER_APP);
   }
 
   async listDead(appId: string): Promise<DeadLetter[]> {
@@ -111,4 +111,3 @@ export class MemoryWebhookQueue implements WebhookQueue {
   async close(): Promise<void> {}
 }
 
-export const DEAD_LETTERS_KEPT_PER_APP = MAX_DEAD_PER_APP;
