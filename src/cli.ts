@@ -2,7 +2,7 @@
 // Entry point: read configuration once, start one node, stop gracefully on SIGTERM/SIGINT.
 import { loadConfigWithNotes, ConfigError } from './config/load.js';
 import { createLogger } from './log.js';
-import { startNode, StartError } from './server.js';
+import { startNode, StartError } from './node.js';
 
 async function main(): Promise<void> {
   let config;

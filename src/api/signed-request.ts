@@ -1,6 +1,7 @@
 // Request signatures as Pusher signs them (spec §9.2): auth_key, auth_timestamp within 600 s,
-// body_md5 of the raw bytes, sorted query without auth_signature, constant-time compare.
-import type { FastifyRequest } from 'fastify';
+// body_md5 of the raw bytes, sorted query without auth_signature, constant-time compare. As a
+// Fastify plugin, the check is one hook of the scope that holds the signed routes.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/signature.js';
@@ -17,22 +18,6 @@ declare module 'fastify' {
   }
 }
 
-export function authenticate(registry: AppRegistry, req: FastifyRequest, nowMs = Date.now()): App {
-  const { app, query } = authenticateParts(
-    registry,
-    {
-      appId: (req.params as { appId?: string }).appId ?? '',
-      method: req.method,
-      path: req.url.split('?', 1)[0],
-      query: req.query as Record<string, unknown>,
-      rawBody: req.rawBody,
-    },
-    nowMs,
-  );
-  req.pusherQuery = query;
-  return app;
-}
-
 export interface SignedRequest {
   appId: string;
   method: string;
@@ -43,8 +28,8 @@ export interface SignedRequest {
   rawBody?: Buffer;
 }
 
-/** The signature check on its own, for callers that are not Fastify routes (the uWS fast path). */
-export function authenticateParts(registry: AppRegistry, req: SignedRequest, nowMs = Date.now()): { app: App; query: Record<string, string> } {
+/** Checks a request's signature; the app it is for, and its query as signed. */
+export function verifySignedRequest(registry: AppRegistry, req: SignedRequest, nowMs = Date.now()): { app: App; query: Record<string, string> } {
   const app = registry.findById(req.appId);
   if (!app) throw new HttpError(404, `App ${req.appId} does not exist`);
   const query: Record<string, string> = {};
@@ -66,4 +51,24 @@ export function authenticateParts(registry: AppRegistry, req: SignedRequest, now
   if (!safeEqual(signature, expected)) throw new HttpError(401, 'Invalid signature');
   if (!app.enabled) throw new HttpError(403, 'The app is disabled');
   return { app, query };
+}
+
+/** The app a signed route serves (set by the plugin's hook before the handler runs). */
+export function appOf(req: FastifyRequest): App {
+  return req.pusherApp!;
+}
+
+/** Registers the signature check as a hook of `scope`: every route registered in it is signed. */
+export function signedRequests(scope: FastifyInstance, registry: AppRegistry): void {
+  scope.addHook('preHandler', async (req) => {
+    const { app, query } = verifySignedRequest(registry, {
+      appId: (req.params as { appId?: string }).appId ?? '',
+      method: req.method,
+      path: req.url.split('?', 1)[0],
+      query: req.query as Record<string, unknown>,
+      rawBody: req.rawBody,
+    });
+    req.pusherApp = app;
+    req.pusherQuery = query;
+  });
 }

@@ -1,6 +1,6 @@
 // ioredis connections for cluster mode. Commands fail fast while Redis is unreachable (no offline
 // queue), so a node keeps serving its local sockets instead of piling up work; the subscriber
-// connection resubscribes by itself after a reconnect.
+// connections resubscribe by themselves after a reconnect.
 import { Redis, type RedisOptions } from 'ioredis';
 
 export interface RedisTarget {
@@ -41,4 +41,15 @@ export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
     };
     client.once('ready', onReady);
   });
+}
+
+/** Scripts registered with defineCommand, called by name. */
+export type Scripted = Redis & Record<string, (...args: (string | number)[]) => Promise<unknown>>;
+
+/** Registers Lua scripts (no KEYS: every key is derived from ARGV) as commands of the client. */
+export function defineScripts(redis: Redis, scripts: Record<string, string>): Scripted {
+  for (const [name, lua] of Object.entries(scripts)) {
+    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+  }
+  return redis as Scripted;
 }

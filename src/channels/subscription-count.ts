@@ -1,8 +1,9 @@
 // pusher_internal:subscription_count (spec §8): sent to a channel's subscribers when its cluster-wide
 // count changes, at most once every 5 s for channels above 100 subscribers.
 import type { App } from '../apps/app.js';
+import type { Backbone } from '../backbone/backbone.js';
 import * as frames from '../protocol/frames.js';
-import type { GatewayContext } from './context.js';
+import type { WebhookSink } from '../webhooks/sink.js';
 
 const THROTTLE_ABOVE = 100;
 const THROTTLE_MS = 5000;
@@ -15,7 +16,10 @@ interface State {
 export class SubscriptionCounts {
   private states = new Map<string, State>();
 
-  constructor(private readonly ctx: Pick<GatewayContext, 'backbone' | 'webhooks'>) {}
+  constructor(
+    private readonly backbone: Backbone,
+    private readonly webhooks: WebhookSink,
+  ) {}
 
   changed(app: App, channel: string, count: number): void {
     const key = `${app.id}:${channel}`;
@@ -48,9 +52,9 @@ export class SubscriptionCounts {
       // Nobody is left to tell; forget the channel.
       this.states.delete(`${app.id}:${channel}`);
     } else {
-      this.ctx.backbone.publish(app.id, channel, frames.subscriptionCount(channel, count));
+      this.backbone.publish(app.id, channel, frames.subscriptionCount(channel, count));
     }
-    this.ctx.webhooks.emit(app, { name: 'subscription_count', channel, subscription_count: count });
+    this.webhooks.emit(app, { name: 'subscription_count', channel, subscription_count: count });
   }
 
   close(): void {

@@ -3,7 +3,7 @@
 // node delivers to its own sockets itself and ignores its own message coming back.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Backbone, Deliver, NodeCommand } from './backbone.js';
+import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 
 export interface RedisBackboneOptions {
   pub: Redis;
@@ -14,12 +14,11 @@ export interface RedisBackboneOptions {
 }
 
 export class RedisBackbone implements Backbone {
-  private deliver: Deliver = () => {};
-  private onCommand: (cmd: NodeCommand) => void = () => {};
+  private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
   /** Redis channel → app/channel this node has interest in */
   private interests = new Map<string, { appId: string; channel: string }>();
   private readonly commandChannel: string;
-  /** Messages that arrived from other nodes (metrics; the interest-routing test reads it). */
+  /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
@@ -30,9 +29,8 @@ export class RedisBackbone implements Backbone {
     return `${this.o.prefix}:ch:${appId}:${channel}`;
   }
 
-  async start(deliver: Deliver, onCommand: (cmd: NodeCommand) => void): Promise<void> {
-    this.deliver = deliver;
-    this.onCommand = onCommand;
+  async start(handlers: BackboneHandlers): Promise<void> {
+    this.handlers = handlers;
     this.o.sub.on('message', (redisChannel: string, message: string) => this.receive(redisChannel, message));
     await this.o.sub.subscribe(this.commandChannel).catch((err) => this.o.log.warn({ err }, 'command channel subscribe deferred'));
   }
@@ -46,7 +44,7 @@ export class RedisBackbone implements Backbone {
     const payload = message.slice(b + 1);
     if (redisChannel === this.commandChannel) {
       try {
-        this.onCommand(JSON.parse(payload) as NodeCommand);
+        this.handlers.commands.command(JSON.parse(payload) as NodeCommand);
       } catch (err) {
         this.o.log.warn({ err }, 'bad node command');
       }
@@ -56,11 +54,11 @@ export class RedisBackbone implements Backbone {
     if (!target) return;
     this.received++;
     const except = message.slice(a + 1, b);
-    this.deliver(target.appId, target.channel, payload, except || undefined);
+    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined);
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
-    this.deliver(appId, channel, frame, exceptSocketId);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
     this.o.pub
       .publish(this.redisChannel(appId, channel), `${this.o.nodeId}\n${exceptSocketId ?? ''}\n${frame}`)
       .catch(() => {}); // Redis down: local subscribers were served; other nodes cannot be reached now
@@ -79,7 +77,7 @@ export class RedisBackbone implements Backbone {
   }
 
   broadcastCommand(cmd: NodeCommand): void {
-    this.onCommand(cmd);
+    this.handlers.commands.command(cmd);
     this.o.pub.publish(this.commandChannel, `${this.o.nodeId}\n\n${JSON.stringify(cmd)}`).catch((err) =>
       this.o.log.warn({ err }, 'node command not broadcast'),
     );
