@@ -155,3 +155,37 @@ test('across two nodes: counts are cluster-wide and reach subscribers on both no
     assert.deepEqual(await res.json(), { occupied: true, subscription_count: 2 });
   }
 });
+
+test('a node crash lowers the count: the survivor\'s subscribers get the cluster-wide count without the dead node\'s sockets', async () => {
+  const crashRedis = await startRedis();
+  const lease = { ...enabled, REDIS_URL: crashRedis.url, NODE_LEASE_MS: '2000' };
+  const [survivor, doomed] = await Promise.all([
+    startNode({ env: { ...lease, NODE_ID: 'count-survivor' } }),
+    startNode({ env: { ...lease, NODE_ID: 'count-doomed' } }),
+  ]);
+  try {
+    const serverS = sdk(survivor.port);
+    const serverD = sdk(doomed.port);
+    const s1 = clients.make(survivor.port, serverS);
+    const d1 = clients.make(doomed.port, serverD);
+    const d2 = clients.make(doomed.port, serverD);
+    await Promise.all([s1, d1, d2].map((c) => connected(c)));
+    const ss1 = await subscribeCounting(s1, 'sc-crash');
+    await sees([ss1], [[1]], 'first subscriber, on the survivor');
+    await subscribeCounting(d1, 'sc-crash');
+    await sees([ss1], [[1, 2]], 'second subscriber, on the doomed node');
+    await subscribeCounting(d2, 'sc-crash');
+    await sees([ss1], [[1, 2, 3]], 'third subscriber, on the doomed node');
+
+    await doomed.kill();
+    // The lease (2 s) runs out, the survivor removes the dead node's share and tells its subscribers.
+    await eventually(() => ss1.counts.length >= 4, 8000, () => `after the crash: ${JSON.stringify(ss1.counts)}`);
+    assert.deepEqual(ss1.counts, [1, 2, 3, 1]);
+    assert.equal(countOf(ss1.ch), 1);
+    const res = await serverS.get({ path: '/channels/sc-crash', params: { info: 'subscription_count' } });
+    assert.deepEqual(await res.json(), { occupied: true, subscription_count: 1 });
+  } finally {
+    await Promise.all([survivor.kill(), doomed.kill()]);
+    await crashRedis.stop();
+  }
+});
