@@ -3,9 +3,9 @@
 // cache surviving an empty channel, GET ?info=cache, and the cache shared by two nodes on one Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth, type Frame } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 const TTL = 2;

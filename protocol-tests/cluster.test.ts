@@ -2,11 +2,11 @@
 // presence across nodes, node crashes, Redis restarts and graceful shutdown (issue: many nodes as one).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pusher } from './support/pusher-js.js';
+import { Pusher } from '../src/testing/pusher-js.js';
 import PusherServer from 'pusher';
-import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient, presenceAuth, privateAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 let redis: RedisHandle;

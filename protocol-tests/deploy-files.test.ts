@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { ConfigSchema } from '../src/config/schema.js';
 import { loadConfig } from '../src/config/load.js';
-import { freePort, repoRoot, sleep, startNode, type NodeHandle } from './support/harness.js';
+import { freePort, repoRoot, sleep, startNode, type NodeHandle } from '../src/testing/harness.js';
 import {
   composeDefaults,
   copyFromContext,

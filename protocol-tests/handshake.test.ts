@@ -4,8 +4,8 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { startNode, sleep, freePort, repoRoot, type NodeHandle } from './support/harness.js';
-import { RawClient } from './support/raw-client.js';
+import { startNode, sleep, freePort, repoRoot, type NodeHandle } from '../src/testing/harness.js';
+import { RawClient } from '../src/testing/raw-client.js';
 
 const nodes: NodeHandle[] = [];
 after(async () => {

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type IncomingHttpHeaders } from 'node:http';
 import { createHmac } from 'node:crypto';
 import PusherServer from 'pusher';
-import { freePort, startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { freePort, startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient, presenceAuth, privateAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 interface Received {
   headers: IncomingHttpHeaders;

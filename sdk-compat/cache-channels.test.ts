@@ -5,7 +5,7 @@
 // /channels/<name>?info=cache reports it; all of this across two nodes sharing Redis as well.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { Clients, connected, eventually, sdk, sleep, subscribed, type Channel, type Client } from './support-users.js';
 
 let redis: RedisHandle;

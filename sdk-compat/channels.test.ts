@@ -6,8 +6,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import PusherServer from 'pusher';
-import { startNode, sleep, type NodeHandle } from '../protocol-tests/support/harness.js';
-import { Pusher, type PusherClient } from '../protocol-tests/support/pusher-js.js';
+import { startNode, sleep, type NodeHandle } from '../src/testing/harness.js';
+import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 
 const app = { id: 'compat-id', key: 'compat-key', secret: 'compat-secret' };
 const masterKey = randomBytes(32).toString('base64');

@@ -5,8 +5,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
-import { startNode, sleep, type NodeHandle } from '../protocol-tests/support/harness.js';
-import { Pusher } from '../protocol-tests/support/pusher-js.js';
+import { startNode, sleep, type NodeHandle } from '../src/testing/harness.js';
+import { Pusher } from '../src/testing/pusher-js.js';
 
 const app = { id: 'echo-id', key: 'echo-key', secret: 'echo-secret' };
 

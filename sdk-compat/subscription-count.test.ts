@@ -4,8 +4,8 @@
 // counts are cluster-wide; nothing is sent when the option is off or for presence channels.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient } from '../protocol-tests/support/raw-client.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient } from '../src/testing/raw-client.js';
 import { app, Clients, connected, disconnect, eventually, sdk, sleep, subscribed, type Channel, type Client } from './support-users.js';
 
 const enabled = { APP_ENABLE_SUBSCRIPTION_COUNT: 'true' };

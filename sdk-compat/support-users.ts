@@ -3,8 +3,8 @@
 // between), with everything each client saw recorded for exact assertions.
 import PusherServer from 'pusher';
 import type { UserAuthenticationHandler } from 'pusher-js';
-import { Pusher, type PusherClient } from '../protocol-tests/support/pusher-js.js';
-import { sleep } from '../protocol-tests/support/harness.js';
+import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
+import { sleep } from '../src/testing/harness.js';
 
 export const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 /** 32 bytes, base64: the server SDK's encryptionMasterKeyBase64 for private-encrypted- channels. */

@@ -3,9 +3,9 @@
 // every node, with pusher:error 4009 + close 4009 (pusher-js does not reconnect), and nothing else.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient, signinAuth } from '../protocol-tests/support/raw-client.js';
-import { rest } from '../protocol-tests/support/sign-rest.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient, signinAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 import { app, Clients, connected, eventually, sdk, signIn, sleep, subscribed, type Client } from './support-users.js';
 
 let redis: RedisHandle;

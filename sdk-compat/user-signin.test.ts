@@ -5,9 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient, signinAuth } from '../protocol-tests/support/raw-client.js';
-import { rest } from '../protocol-tests/support/sign-rest.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient, signinAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 import { app, Clients, connected, eventually, sdk, signIn, sleep, subscribed, userChannelReady, type Client } from './support-users.js';
 
 const strict = { id: 'strict-id', key: 'strict-key', secret: 'strict-secret' };

@@ -4,8 +4,8 @@
 // through pusher-js's pusher.user.watchlist on one node and across two nodes sharing Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient, signinAuth } from '../protocol-tests/support/raw-client.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { RawClient, signinAuth } from '../src/testing/raw-client.js';
 import { app, Clients, disconnect, eventually, sdk, signIn, sleep, type Client } from './support-users.js';
 
 let redis: RedisHandle;

@@ -3,7 +3,7 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from './harness.js';
+import { repoRoot } from '../../src/testing/harness.js';
 
 export const deployDir = join(repoRoot, 'deploy');
 
