@@ -33,7 +33,7 @@ interface User {
 function echo(user?: User, signer: PusherServer = server): Echo<'pusher'> {
   const e = new Echo<'pusher'>({
     broadcaster: 'pusher',
-    // Echo types this as pusher-js's module namespace (see protocol-tests/support/pusher-js.ts); at run
+    // Echo types this as pusher-js's module namespace (see src/testing/pusher-js.ts); at run
     // time it is constructed with `new`, which is what the class is.
     Pusher: Pusher as never,
     key: app.key,

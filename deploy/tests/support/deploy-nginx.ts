@@ -4,7 +4,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from '../../src/testing/harness.js';
+import { repoRoot } from '../../../src/testing/harness.js';
 
 export const nginxConfPath = join(repoRoot, 'deploy', 'nginx', 'nginx.conf');
 

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import WebSocket from 'ws';
-import { startNode, sleep, type NodeHandle } from '../src/testing/harness.js';
-import { RawClient, privateAuth } from '../src/testing/raw-client.js';
-import { rest } from '../src/testing/sign-rest.js';
+import { startNode, sleep, type NodeHandle } from '../../src/testing/harness.js';
+import { RawClient, privateAuth } from '../../src/testing/raw-client.js';
+import { rest } from '../../src/testing/sign-rest.js';
 
 const nodes: NodeHandle[] = [];
 after(async () => {

@@ -8,9 +8,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { ConfigSchema } from '../src/config/schema.js';
-import { loadConfig } from '../src/config/load.js';
-import { freePort, repoRoot, sleep, startNode, type NodeHandle } from '../src/testing/harness.js';
+import { ConfigSchema } from '../../src/config/schema.js';
+import { loadConfig } from '../../src/config/load.js';
+import { freePort, repoRoot, sleep, startNode, type NodeHandle } from '../../src/testing/harness.js';
 import {
   composeDefaults,
   copyFromContext,

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { freePort, sleep, startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { freePort, sleep, startNode, startRedis, type NodeHandle, type RedisHandle } from '../../src/testing/harness.js';
 
 let redis: RedisHandle;
 const nodes: NodeHandle[] = [];

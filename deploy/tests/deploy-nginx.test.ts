@@ -4,9 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
-import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
-import { freePort, sleep, startNode, startRedis, defaultApp as app, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
-import { rest } from '../src/testing/sign-rest.js';
+import { Pusher, type PusherClient } from '../../src/testing/pusher-js.js';
+import { freePort, sleep, startNode, startRedis, defaultApp as app, type NodeHandle, type RedisHandle } from '../../src/testing/harness.js';
+import { rest } from '../../src/testing/sign-rest.js';
 import { startNginx, type NginxHandle } from './support/deploy-nginx.js';
 
 let redis: RedisHandle;
