@@ -3,7 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startNode, sleep, type NodeHandle } from '../src/testing/harness.js';
+import { startNode, type NodeHandle } from '../src/testing/harness.js';
+import { sleep } from '../src/testing/eventually.js';
 import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
 

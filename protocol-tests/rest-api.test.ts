@@ -2,7 +2,8 @@
 // JSON error bodies, the channel queries, socket exclusion, `info` in trigger responses, batches.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, sleep, type NodeHandle } from '../src/testing/harness.js';
+import { startNode, type NodeHandle } from '../src/testing/harness.js';
+import { sleep } from '../src/testing/eventually.js';
 import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
 import { signedUrl } from '../src/testing/sign-rest.js';
 import { createHmac } from 'node:crypto';

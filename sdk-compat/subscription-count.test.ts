@@ -5,8 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
 import { RawClient } from '../src/testing/raw-client.js';
-import { app, Clients, connected, disconnect, eventually, sdk, sleep, subscribed, type Channel, type Client } from './support-users.js';
+import { app, Clients, connected, disconnect, sdk, subscribed, type Channel, type Client } from './support-users.js';
 
 const enabled = { APP_ENABLE_SUBSCRIPTION_COUNT: 'true' };
 let redis: RedisHandle;
@@ -51,7 +52,7 @@ async function subscribeCounting(c: Client, name: string): Promise<Counted> {
 const countOf = (ch: Channel) => (ch as unknown as { subscriptionCount?: number | null }).subscriptionCount;
 
 async function sees(subs: Counted[], expected: number[][], what: string): Promise<void> {
-  await eventually(() => subs.every((s, i) => s.counts.length >= expected[i].length), 3000, () => `${what}: ${JSON.stringify(subs.map((s) => s.counts))}`);
+  await eventually(() => subs.every((s, i) => s.counts.length >= expected[i].length), { timeoutMs: 3000, what: () => `${what}: ${JSON.stringify(subs.map((s) => s.counts))}` });
   await sleep(250);
   assert.deepEqual(subs.map((s) => s.counts), expected, what);
   for (const [i, s] of subs.entries()) {
