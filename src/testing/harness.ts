@@ -124,12 +124,15 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
   try {
     await eventually(
       async () => {
-        if (hasExited) throw new Error(`node exited early:\n${out}`);
+        // A node that exited will not answer: fail now rather than at the deadline.
+        if (hasExited) throw new Error(`node on port ${port} exited before /health answered`);
         if (opts.https) return httpsHealthy(port);
-        const res = await fetch(`${url}/health`);
-        return res.status === 200;
+        return fetch(`${url}/health`).then(
+          (res) => res.status === 200,
+          () => false,
+        );
       },
-      { timeoutMs: 20_000, intervalMs: 50, retryThrows: true, what: `node on port ${port}` },
+      { timeoutMs: 20_000, intervalMs: 50, what: `node on port ${port}` },
     );
   } catch (err) {
     await handle.kill();
