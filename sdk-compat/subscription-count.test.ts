@@ -4,9 +4,10 @@
 // counts are cluster-wide; nothing is sent when the option is off or for presence channels.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient } from '../protocol-tests/support/raw-client.js';
-import { app, Clients, connected, disconnect, eventually, sdk, sleep, subscribed, type Channel, type Client } from './support-users.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient } from '../src/testing/raw-client.js';
+import { app, Clients, connected, disconnect, sdk, subscribed, type Channel, type Client } from './support-users.js';
 
 const enabled = { APP_ENABLE_SUBSCRIPTION_COUNT: 'true' };
 let redis: RedisHandle;
@@ -51,7 +52,7 @@ async function subscribeCounting(c: Client, name: string): Promise<Counted> {
 const countOf = (ch: Channel) => (ch as unknown as { subscriptionCount?: number | null }).subscriptionCount;
 
 async function sees(subs: Counted[], expected: number[][], what: string): Promise<void> {
-  await eventually(() => subs.every((s, i) => s.counts.length >= expected[i].length), 3000, () => `${what}: ${JSON.stringify(subs.map((s) => s.counts))}`);
+  await eventually(() => subs.every((s, i) => s.counts.length >= expected[i].length), { timeoutMs: 3000, what: () => `${what}: ${JSON.stringify(subs.map((s) => s.counts))}` });
   await sleep(250);
   assert.deepEqual(subs.map((s) => s.counts), expected, what);
   for (const [i, s] of subs.entries()) {
@@ -179,7 +180,7 @@ test('a node crash lowers the count: the survivor\'s subscribers get the cluster
 
     await doomed.kill();
     // The lease (2 s) runs out, the survivor removes the dead node's share and tells its subscribers.
-    await eventually(() => ss1.counts.length >= 4, 8000, () => `after the crash: ${JSON.stringify(ss1.counts)}`);
+    await eventually(() => ss1.counts.length >= 4, { timeoutMs: 8000, what: () => `after the crash: ${JSON.stringify(ss1.counts)}` });
     assert.deepEqual(ss1.counts, [1, 2, 3, 1]);
     assert.equal(countOf(ss1.ch), 1);
     const res = await serverS.get({ path: '/channels/sc-crash', params: { info: 'subscription_count' } });

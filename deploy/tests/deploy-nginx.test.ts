@@ -4,9 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
-import { Pusher, type PusherClient } from './support/pusher-js.js';
-import { freePort, sleep, startNode, startRedis, defaultApp as app, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { rest } from './support/sign-rest.js';
+import { Pusher, type PusherClient } from '../../src/testing/pusher-js.js';
+import { freePort, startNode, startRedis, defaultApp as app, type NodeHandle, type RedisHandle } from '../../src/testing/harness.js';
+import { eventually, sleep } from '../../src/testing/eventually.js';
+import { rest } from '../../src/testing/sign-rest.js';
 import { startNginx, type NginxHandle } from './support/deploy-nginx.js';
 
 let redis: RedisHandle;
@@ -32,14 +33,6 @@ after(async () => {
 });
 
 const viaNginx = () => `http://127.0.0.1:${nginx.port}`;
-
-async function eventually(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await sleep(50);
-  }
-}
 
 /** Open WebSocket connections a node reports for the app (read from the node directly, not through nginx). */
 async function connections(n: NodeHandle): Promise<number> {
@@ -99,9 +92,9 @@ test('through nginx: /health and /ready answer, /metrics is not exposed, signed 
 test('two pusher-js clients through nginx land on different nodes and both receive events triggered through nginx (cluster mode)', async () => {
   const c1 = await connect();
   // least_conn with a shared zone: the second socket goes to the node without one.
-  await eventually(async () => (await connections(nodeA)) + (await connections(nodeB)) === 1, 3000, 'first socket counted');
+  await eventually(async () => (await connections(nodeA)) + (await connections(nodeB)) === 1, { timeoutMs: 3000, intervalMs: 50, what: 'first socket counted' });
   const c2 = await connect();
-  await eventually(async () => (await connections(nodeA)) === 1 && (await connections(nodeB)) === 1, 3000, 'one socket on each node');
+  await eventually(async () => (await connections(nodeA)) === 1 && (await connections(nodeB)) === 1, { timeoutMs: 3000, intervalMs: 50, what: 'one socket on each node' });
 
   const got: string[][] = [[], []];
   await Promise.all([subscribe(c1, 'deploy-orders', 'shipped', got[0]), subscribe(c2, 'deploy-orders', 'shipped', got[1])]);
@@ -113,7 +106,7 @@ test('two pusher-js clients through nginx land on different nodes and both recei
     assert.equal(res.status, 200);
   }
   const both = () => got.every((g) => g.length >= 2);
-  await eventually(both, 5000, 'both clients get both events').catch(() => {
+  await eventually(both, { timeoutMs: 5000, what: 'both clients get both events' }).catch(() => {
     throw new Error(
       `events received per client: ${JSON.stringify(got)} (clients are on different nodes; an event that reached only ` +
         `the client on the node that took the REST call means cross-node delivery through REDIS_URL is not working)`,
@@ -142,11 +135,11 @@ test('a node draining behind nginx: its clients reconnect through nginx to the o
   assert.equal(code, 0, 'SIGTERM drains and exits 0');
   // pusher-js reconnects on close 4200; nginx sends the new handshake to the node still up.
   const moved = () => clients.findIndex((c, i) => c.connection.socket_id !== before[i]);
-  await eventually(() => moved() >= 0 && clients[moved()].connection.state === 'connected', 10_000, "the drained node's client reconnected");
-  await eventually(() => resubscribed[moved()] > 0, 5000, 'pusher-js resubscribed after reconnecting');
+  await eventually(() => moved() >= 0 && clients[moved()].connection.state === 'connected', { timeoutMs: 10_000, what: "the drained node's client reconnected" });
+  await eventually(() => resubscribed[moved()] > 0, { timeoutMs: 5000, what: 'pusher-js resubscribed after reconnecting' });
   assert.equal(clients.filter((c, i) => c.connection.socket_id !== before[i]).length, 1, 'only the drained node\'s client moved');
   assert.equal(await connections(nodeB), 2, 'both sockets on the remaining node');
   const res = await server().trigger('deploy-orders', 'shipped', { n: 'after-drain' });
   assert.equal(res.status, 200, 'REST through nginx skips the stopped node');
-  await eventually(() => got.every((g) => g.includes('after-drain')), 5000, 'both clients got the event after the drain');
+  await eventually(() => got.every((g) => g.includes('after-drain')), { timeoutMs: 5000, what: 'both clients got the event after the drain' });
 });

@@ -6,6 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually, sleep } from './eventually.js';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -39,15 +40,6 @@ process.on('exit', () => {
 function track(child: ChildProcess): void {
   live.add(child);
   child.on('exit', () => live.delete(child));
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 export interface NodeOptions {
@@ -130,15 +122,17 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
     return handle;
   }
   try {
-    await waitFor(
+    await eventually(
       async () => {
-        if (hasExited) throw new Error(`node exited early:\n${out}`);
+        // A node that exited will not answer: fail now rather than at the deadline.
+        if (hasExited) throw new Error(`node on port ${port} exited before /health answered`);
         if (opts.https) return httpsHealthy(port);
-        const res = await fetch(`${url}/health`);
-        return res.status === 200;
+        return fetch(`${url}/health`).then(
+          (res) => res.status === 200,
+          () => false,
+        );
       },
-      20_000,
-      `node on port ${port}`,
+      { timeoutMs: 20_000, intervalMs: 50, what: `node on port ${port}` },
     );
   } catch (err) {
     await handle.kill();
@@ -180,7 +174,7 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
     });
     track(child);
     const { Socket } = await import('node:net');
-    await waitFor(
+    await eventually(
       () =>
         new Promise<boolean>((resolve) => {
           const s = new Socket();
@@ -193,8 +187,7 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
             });
           });
         }),
-      10_000,
-      `redis on ${p}`,
+      { timeoutMs: 10_000, intervalMs: 50, retryThrows: true, what: `redis on ${p}` },
     );
   };
   const stopChild = async () => {
@@ -213,12 +206,8 @@ export async function startRedis(port?: number): Promise<RedisHandle> {
     stop: stopChild,
     async restart(downMs = 0) {
       await stopChild();
-      if (downMs) await new Promise((r) => setTimeout(r, downMs));
+      if (downMs) await sleep(downMs);
       await launch();
     },
   };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

@@ -8,9 +8,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { ConfigSchema } from '../src/config/schema.js';
-import { loadConfig } from '../src/config/load.js';
-import { freePort, repoRoot, sleep, startNode, type NodeHandle } from './support/harness.js';
+import { ConfigSchema } from '../../src/config/schema.js';
+import { loadConfig } from '../../src/config/load.js';
+import { freePort, repoRoot, startNode, type NodeHandle } from '../../src/testing/harness.js';
+import { eventually } from '../../src/testing/eventually.js';
 import {
   composeDefaults,
   copyFromContext,
@@ -421,12 +422,14 @@ test('Dockerfile reproduced without Docker: its build stage compiles, its runtim
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
   try {
-    const deadline = Date.now() + 20_000;
-    while ((await healthcheck()) !== 0) {
-      assert.ok(child.exitCode === null, `the image's CMD exited:\n${out}`);
-      assert.ok(Date.now() < deadline, `HEALTHCHECK never passed:\n${out}`);
-      await sleep(200);
-    }
+    await eventually(
+      async () => {
+        if ((await healthcheck()) === 0) return true;
+        assert.ok(child.exitCode === null, `the image's CMD exited:\n${out}`);
+        return false;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, what: () => `HEALTHCHECK never passed:\n${out}` },
+    );
     for (const p of ['/ready', '/metrics']) assert.equal((await fetch(`http://127.0.0.1:${port}${p}`)).status, 200, p);
     child.kill('SIGTERM');
     assert.equal(await exited, 0, `SIGTERM drains and exits 0:\n${out}`);

@@ -1,9 +1,9 @@
 // Reading deploy/: YAML documents, the Dockerfile's stages, the environment names the server reads,
-// and a production-only node_modules, for protocol-tests/deploy-files.test.ts.
+// and a production-only node_modules, for deploy/tests/deploy-files.test.ts.
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from './harness.js';
+import { repoRoot } from '../../../src/testing/harness.js';
 
 export const deployDir = join(repoRoot, 'deploy');
 

@@ -4,7 +4,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { repoRoot } from './harness.js';
+import { eventually } from '../../../src/testing/eventually.js';
+import { repoRoot } from '../../../src/testing/harness.js';
 
 export const nginxConfPath = join(repoRoot, 'deploy', 'nginx', 'nginx.conf');
 
@@ -88,17 +89,16 @@ export async function startNginx(o: Omit<RenderOptions, 'dir'>): Promise<NginxHa
   const onExit = () => child.kill('SIGTERM');
   process.on('exit', onExit);
   void exited.then(() => process.off('exit', onExit));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`nginx exited early:\n${out}\n${readIf(join(dir, 'error.log'))}`);
-    const ok = await fetch(`http://127.0.0.1:${o.listenPort}/nonexistent`).then(
-      (r) => r.status === 404,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`nginx did not answer on ${o.listenPort}:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await eventually(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`nginx exited early:\n${out}\n${readIf(join(dir, 'error.log'))}`);
+      return fetch(`http://127.0.0.1:${o.listenPort}/nonexistent`).then(
+        (r) => r.status === 404,
+        () => false,
+      );
+    },
+    { timeoutMs: 10_000, intervalMs: 50, what: () => `nginx did not answer on ${o.listenPort}:\n${out}` },
+  );
   return {
     port: o.listenPort,
     pid: child.pid!,

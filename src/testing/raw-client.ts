@@ -1,6 +1,7 @@
 // A raw-frame Pusher protocol client for tests: real WebSocket, JSON frames, no SDK in between.
 import WebSocket from 'ws';
 import { createHmac } from 'node:crypto';
+import { sleep } from './eventually.js';
 
 export interface Frame {
   event: string;
@@ -106,7 +107,7 @@ export class RawClient {
   /** Resolves true if no matching frame arrives within ms. */
   async nothing(pred: (f: Frame) => boolean, ms = 300): Promise<boolean> {
     const start = this.frames.length;
-    await new Promise((r) => setTimeout(r, ms));
+    await sleep(ms);
     return !this.frames.slice(start).some(pred);
   }
 

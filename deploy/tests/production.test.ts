@@ -8,9 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import WebSocket from 'ws';
-import { startNode, sleep, type NodeHandle } from './support/harness.js';
-import { RawClient, privateAuth } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, type NodeHandle } from '../../src/testing/harness.js';
+import { sleep, waitUntil } from '../../src/testing/eventually.js';
+import { RawClient, privateAuth } from '../../src/testing/raw-client.js';
+import { rest } from '../../src/testing/sign-rest.js';
 
 const nodes: NodeHandle[] = [];
 after(async () => {
@@ -49,10 +50,14 @@ test('a client that stops reading is closed with 4100 while others keep receivin
     const r = await rest(n.url, app, 'POST', `/apps/${app.id}/batch_events`, { batch });
     assert.equal(r.status, 200);
   }
+  // One 10 s budget for both waits.
   const deadline = Date.now() + 10_000;
-  while (received < batches * 10 && Date.now() < deadline) await sleep(50);
+  await waitUntil(() => received >= batches * 10, { timeoutMs: 10_000, intervalMs: 50 });
   assert.equal(received, batches * 10, 'the fast client received every event');
-  while ((await metric(n.url, 'ripple_disconnects_total{app="prod",code="4100"}')) < 1 && Date.now() < deadline) await sleep(100);
+  await waitUntil(async () => (await metric(n.url, 'ripple_disconnects_total{app="prod",code="4100"}')) >= 1, {
+    timeoutMs: Math.max(0, deadline - Date.now()),
+    intervalMs: 100,
+  });
   assert.equal(await metric(n.url, 'ripple_disconnects_total{app="prod",code="4100"}'), 1, 'the slow client was closed with 4100');
   assert.equal(await metric(n.url, 'ripple_connections{app="prod"}'), 1);
   fast.ws.terminate();

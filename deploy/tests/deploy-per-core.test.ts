@@ -3,7 +3,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { freePort, sleep, startNode, startRedis, type NodeHandle, type RedisHandle } from './support/harness.js';
+import { freePort, startNode, startRedis, type NodeHandle, type RedisHandle } from '../../src/testing/harness.js';
+import { sleep, waitUntil } from '../../src/testing/eventually.js';
 
 let redis: RedisHandle;
 const nodes: NodeHandle[] = [];
@@ -48,13 +49,15 @@ test('processes started with the same PORT and REDIS_URL share the port, and bot
   // startNode returns once /health answers on the port, which the first process already does: keep
   // opening fresh connections until the second one (listening a moment later) has answered too.
   const seen = new Set<string>();
-  const deadline = Date.now() + 15_000;
-  while (seen.size < 2 && Date.now() < deadline) {
-    const r = await getFresh(port, '/metrics');
-    assert.equal(r.status, 200);
-    seen.add(startTime(r.body));
-    if (seen.size < 2) await sleep(20);
-  }
+  await waitUntil(
+    async () => {
+      const r = await getFresh(port, '/metrics');
+      assert.equal(r.status, 200);
+      seen.add(startTime(r.body));
+      return seen.size >= 2;
+    },
+    { timeoutMs: 15_000, intervalMs: 20 },
+  );
   assert.equal(seen.size, 2, 'connections reached both processes');
   assert.equal(nodes[1].process.exitCode, null, 'the second process is still running');
 
