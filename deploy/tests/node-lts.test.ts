@@ -8,11 +8,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { basename } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import PusherServer from 'pusher';
 import { defaultApp as app, freePort, repoRoot } from '../../protocol-tests/support/harness.js';
 import { RawClient } from '../../protocol-tests/support/raw-client.js';
-import { cannotBuildRoot, debianRoot, mountsUnder, nodeInRoot, runInRoot, spawnInRoot } from './support/debian-root.js';
+import { parseDockerfile } from '../../protocol-tests/support/deploy-files.js';
+import { cannotBuildRoot, debianRoot, mountsUnder, nodeInRoot, runInRoot, spawnInRoot, suite } from './support/debian-root.js';
 
 /** Exact builds (reproducible, cacheable); the uWS package and binary each must load. */
 const SUPPORTED = [
@@ -88,6 +90,17 @@ test('the Debian 13 root has the glibc the newer uWS build needs (>= 2.38)', { s
   assert.equal(r.code, 0, r.out);
   const v = /(\d+\.\d+)\s*$/m.exec(r.out.split('\n')[0])?.[1] ?? '';
   assert.ok(glibcAtLeast(v, 2, 38), `glibc in the root is ${v}`);
+});
+
+test("deploy/Dockerfile's base image is a Node major and Debian release this test runs", () => {
+  const stages = parseDockerfile(readFileSync(join(repoRoot, 'deploy', 'Dockerfile'), 'utf8'));
+  for (const s of stages) {
+    const m = /^node:(\d+)-([a-z]+)(-slim)?$/.exec(s.from);
+    assert.ok(m, s.from);
+    assert.ok(SUPPORTED.some((n) => n.version.startsWith(`${m[1]}.`)), `Node ${m[1]} is tested here`);
+    // Node 20 also loads on bookworm (glibc 2.27 binary); the newer build is only proven on the root's release.
+    if (m[1] !== '20') assert.equal(m[2], suite, `${s.from}: Node ${m[1]} is proven on Debian ${suite}`);
+  }
 });
 
 for (const n of SUPPORTED) {
