@@ -23,11 +23,13 @@ interface Candidate {
   binaryDir: string;
   /** What supports it, for the report. */
   supports: string;
+  /** The Node ABIs it ships binaries for, for the advice when it is not installed. */
+  abis: readonly string[];
 }
 
 const CANDIDATES: readonly Candidate[] = [
-  { installName: 'uWebSockets.js', binaryDir: 'binaries', supports: 'Node 16/18/20, glibc >= 2.27' },
-  { installName: '@btc-vision/uwebsockets.js', binaryDir: '.', supports: 'Node 20/22/24/25, glibc >= 2.38' },
+  { installName: 'uWebSockets.js', binaryDir: 'binaries', supports: 'Node 16/18/20, glibc >= 2.27', abis: ['93', '108', '115'] },
+  { installName: '@btc-vision/uwebsockets.js', binaryDir: '.', supports: 'Node 20/22/24/25, glibc >= 2.38', abis: ['115', '127', '137', '141'] },
 ];
 
 export interface UwsSource {
@@ -195,19 +197,19 @@ function advice(): string[] {
   const glibc = glibcVersion();
   const tips: string[] = [];
   if (!['linux', 'darwin', 'win32'].includes(process.platform)) tips.push(`uWebSockets.js has no build for ${process.platform}.`);
-  const anyBinary = attempts.some((a) => a.binary && existsSync(a.binary));
-  if (!anyBinary) {
-    if (attempts.some((a) => a.problem === 'not installed')) {
-      tips.push('Run `npm install` (without --omit=optional / --no-optional: the newer build is an optional dependency).');
-    }
-    tips.push(`No installed build has a binary for Node ${process.versions.node} (ABI ${abi}) on ${process.platform}-${process.arch}: use Node 20, 22 or 24 on linux-x64/arm64, macOS or Windows.`);
+  const abiKnown = attempts.some((a) => (a.pkg ? abisIn(join(a.pkg.root, a.candidate.binaryDir)) : a.candidate.abis).includes(abi));
+  if (!abiKnown) {
+    tips.push(`No build has a binary for Node ${process.versions.node} (ABI ${abi}) on ${process.platform}-${process.arch}: use Node 20, 22 or 24.`);
+  } else if (attempts.some((a) => !a.pkg && a.candidate.abis.includes(abi))) {
+    const missing = attempts.filter((a) => !a.pkg && a.candidate.abis.includes(abi)).map((a) => a.candidate.installName);
+    tips.push(`Install ${missing.join(', ')}: run \`npm install\` without --omit=optional / --no-optional (the newer build is an optional dependency).`);
   }
   const glibcFails = attempts.filter((a) => a.needsGlibc);
   if (glibcFails.length > 0) {
     const need = glibcFails.map((a) => a.needsGlibc!).sort((x, y) => Number(x.split('.')[1]) - Number(y.split('.')[1]))[0];
     tips.push(
       `The binary needs glibc >= ${need} and this system has glibc ${glibc}: run on a newer distribution (Debian 13, Ubuntu 24.04 or newer; ` +
-        `the Docker image node:24-trixie-slim), or use Node 20, whose binary needs only glibc >= 2.27.`,
+        `the Docker image node:24-trixie-slim)${abi === '115' ? '' : ', or use Node 20, whose binary needs only glibc >= 2.27'}.`,
     );
   }
   tips.push('ALLOW_UWS_FALLBACK=1 starts the server on the slow pure-JS shim anyway (not for production).');

@@ -105,7 +105,7 @@ test("deploy/Dockerfile's base image is a Node major and Debian release this tes
 
 for (const n of SUPPORTED) {
   const major = n.version.split('.')[0];
-  test(`Node ${major} (${n.version}, ABI ${n.abi}) in Debian 13: ${n.pkg} loads natively; a node serves subscribe + REST trigger over loopback`, { skip }, async (t) => {
+  test(`Node ${major} (${n.version}, ABI ${n.abi}) in Debian 13: ${n.pkg} loads natively; a node serves subscribe, REST trigger and query over loopback`, { skip }, async (t) => {
     const node = nodeInRoot(root, n.version).inRoot;
     const p = await probe(node);
     assert.equal(p.version, `v${n.version}`);
@@ -143,6 +143,16 @@ for (const n of SUPPORTED) {
       assert.equal(res.status, 200);
       const got = await client.nextEvent('lts-check', channel);
       assert.deepEqual(JSON.parse(got.data as string), payload);
+      // The other uWS paths the server leans on: a signed GET with a query string through the generic
+      // bridge (headers, raw query), an unsigned one refused, and a query parameter read at upgrade.
+      const listed = await pusher.get({ path: '/channels' });
+      assert.equal(listed.status, 200);
+      assert.ok(channel in ((await listed.json()) as { channels: Record<string, unknown> }).channels, 'the channel is listed');
+      assert.equal((await fetch(`${url}/apps/${app.id}/channels?filter_by_prefix=node`)).status, 401);
+      const refused = await RawClient.open(port, app.key, 'protocol=3');
+      const err = await refused.nextEvent('pusher:error');
+      assert.equal((err.data as { code: number }).code, 4007);
+      assert.equal((await refused.closed).code, 4007);
       await client.close();
       client = undefined;
 
