@@ -13,7 +13,7 @@ import { Hub } from './hub/hub.js';
 import { Metrics } from './metrics/metrics.js';
 import { Sessions } from './session/sessions.js';
 import { attachWebSockets } from './transport/websocket.js';
-import { uWS, uwsIsNative } from './uws.js';
+import { uWS, uwsIsNative, uwsLoadReport, uwsSource } from './uws.js';
 import { WebhookDelivery } from './webhooks/delivery.js';
 
 export interface RunningNode {
@@ -80,14 +80,14 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
 
 /** The npm alias we install silently falls back to a slow pure-JS shim: refuse it unless told otherwise. */
 function requireNativeUws(config: Readonly<Config>, log: Logger): void {
-  if (uwsIsNative) return;
+  if (uwsIsNative) return void log.info({ uws: uwsSource }, uwsLoadReport());
   if (!config.allowUwsFallback) {
     throw new StartError(
       'uWebSockets.js native binary did not load (running on the slow pure-JS fallback). ' +
-        'Fix the install, or set ALLOW_UWS_FALLBACK=1 to run anyway.',
+        `Fix the install, or set ALLOW_UWS_FALLBACK=1 to run anyway.\n${uwsLoadReport()}`,
     );
   }
-  log.warn('running on the pure-JS uWebSockets.js fallback: expect low throughput');
+  log.warn({ uws: uwsSource }, `running on the pure-JS uWebSockets.js fallback: expect low throughput\n${uwsLoadReport()}`);
 }
 
 function createApp(config: Readonly<Config>): TemplatedApp {

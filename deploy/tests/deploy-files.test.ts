@@ -318,12 +318,17 @@ test('nginx.conf: WebSocket upgrade, timeouts above the activity timeout, REST a
   assert.ok(body >= defaults.maxRequestBytes, 'nginx accepts the bodies the REST API accepts');
 });
 
-test('Dockerfile: multi-stage on bookworm, npm ci + build, production deps, non-root, healthcheck, CMD', () => {
+test('Dockerfile: multi-stage on a supported Node and a Debian whose glibc loads its uWS build, npm ci + build, production deps, non-root, healthcheck, CMD', () => {
   const stages = dockerStages();
   assert.ok(stages.length >= 2, 'multi-stage');
   for (const s of stages) {
-    assert.match(s.from, /^node:20-bookworm(-slim)?$/, `${s.name}: uWS needs glibc >= 2.36 (bookworm)`);
+    const m = /^node:(\d+)-(bookworm|trixie)(-slim)?$/.exec(s.from);
+    assert.ok(m, `${s.name}: ${s.from} is a Debian-based official node image (not Alpine: uWS needs glibc)`);
+    assert.ok(['20', '22', '24'].includes(m[1]), `${s.name}: Node ${m[1]} is one package.json engines supports`);
+    // Node 22/24 load @btc-vision/uwebsockets.js, built against glibc 2.38: trixie (2.41), not bookworm (2.36).
+    if (m[1] !== '20') assert.equal(m[2], 'trixie', `${s.name}: the uWS build for Node ${m[1]} needs glibc >= 2.38 (trixie)`);
   }
+  assert.equal(new Set(stages.map((s) => s.from)).size, 1, 'every stage on the same image (node_modules built where they run)');
   const build = stages.find((s) => s.name === 'build')!;
   const runs = instr(build, 'RUN').map((i) => i.args);
   assert.ok(runs.some((r) => /^npm ci\b/.test(r)) && runs.some((r) => r === 'npm run build'), 'build stage: npm ci, npm run build');
