@@ -48,17 +48,20 @@ test('npm pack builds (prepack) and ships dist/src without tests, sources, maps 
   tarball = join(dest, info.filename);
   assert.ok(existsSync(tarball));
   const files = info.files.map((f) => f.path);
-  for (const need of ['package.json', 'README.md', pkg.bin.ripple, 'dist/src/server.js', 'dist/src/uws.js']) {
+  for (const need of ['package.json', 'README.md', pkg.bin.ripple, 'dist/src/node.js', 'dist/src/uws.js']) {
     assert.ok(files.includes(need), `the tarball has ${need}`);
   }
   const stray = files.filter(
     (f) => !(f === 'package.json' || f === 'README.md' || /^LICENSE/.test(f) || f.startsWith('dist/src/')) || /\.test\.js$|\.map$|\.ts$/.test(f),
   );
   assert.deepEqual(stray, [], 'nothing but dist/src, package.json and README');
+  assert.deepEqual(files.filter((f) => f.startsWith('dist/src/testing/')), [], 'test support is not shipped');
   // Every compiled source module is in it (a stale or missing file would break the installed bin).
   const srcModules = (dir: string): string[] =>
     readdirSync(join(repoRoot, dir), { withFileTypes: true }).flatMap((e) =>
-      e.isDirectory() ? srcModules(join(dir, e.name)) : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+      e.isDirectory()
+        ? e.name === 'testing' ? [] : srcModules(join(dir, e.name))
+        : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
     );
   for (const m of srcModules('src')) assert.ok(files.includes(`dist/${m.replace(/\.ts$/, '.js')}`), `dist/${m} is shipped`);
 });
