@@ -171,9 +171,29 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   await api.ready();
   attachApi(uws, api, config.maxRequestBytes);
 
+  // --- port ownership (config.reusePort, see schema.ts) ---
+  // uWebSockets.js listens with SO_REUSEPORT unless given LIBUS_LISTEN_EXCLUSIVE_PORT (1): a second
+  // single-node server on the port would then start too and silently take part of the clients.
+  // Port sharing is for cluster mode (one process per core), where every process serves the same state.
+  const sharePort = config.reusePort ?? clustered;
+  const listenOptions = sharePort ? 0 : 1; // LIBUS_LISTEN_DEFAULT : LIBUS_LISTEN_EXCLUSIVE_PORT
+  type ListenWithOptions = { listen(host: string, port: number, options: number, cb: (s: us_listen_socket | false) => void): unknown };
   const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    uws.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new StartError(`cannot listen on ${config.host}:${config.port}`))));
+    (uws as unknown as ListenWithOptions).listen(config.host, config.port, listenOptions, (s) =>
+      s
+        ? resolve(s)
+        : reject(
+            new StartError(
+              `cannot listen on ${config.host}:${config.port}: ` +
+                (sharePort
+                  ? 'the port is taken by a process that does not share it, or the address is not available on this machine'
+                  : 'the port is already in use, or the address is not available on this machine. ' +
+                    'A single-node server owns its port; processes share one port only in cluster mode (REDIS_URL)'),
+            ),
+          ),
+    );
   });
+  // --- end port ownership ---
   const port = uWS.us_socket_local_port(listenSocket);
   log.info({ port, host: config.host, nodeId, mode: clustered ? 'redis' : 'memory', tls: !!config.tls, apps: registry.all().length }, 'listening');
 
