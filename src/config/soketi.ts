@@ -121,7 +121,7 @@ const SPECS: Record<string, Spec> = {
     },
   },
   'metrics.driver': { kind: 'string', unsupported: { def: 'prometheus', instead: 'ripple serves Prometheus metrics only' } },
-  'metrics.prometheus.prefix': no('soketi_', "ripple's metric names start with ripple_"),
+  'metrics.prometheus.prefix': no('soketi_', 'ripple names its metrics ripple_* (not configurable)'),
   mode: { kind: 'string', unsupported: { def: 'full', instead: 'ripple always runs in full mode (WebSocket, HTTP API and webhook sending in one process)' } },
   pathPrefix: { kind: 'string', unsupported: { def: '', instead: 'ripple serves at the root path (/app/<key>, /apps/<id>/...); strip the prefix in a reverse proxy' } },
   'adapter.redis.requestsTimeout': no(5000, 'ripple reads cluster state from Redis directly, with no requests between nodes'),
