@@ -280,3 +280,24 @@ test('the development app listens on loopback unless a host is given; a public h
   assert.equal(real.developmentSecret, false);
   assert.equal(load({}, { apps: [{ id: 'a', key: 'b', secret: 'c' }] }).config.host, '0.0.0.0');
 });
+
+test("a Soketi file that spells out Soketi's defaults for settings ripple lacks starts without a warning", () => {
+  const { warnings } = load(
+    {},
+    {
+      mode: 'full',
+      pathPrefix: '',
+      cors: { credentials: true, origin: ['*'] },
+      cluster: { port: 11002, hostname: '0.0.0.0', ignoreProcess: true },
+      database: { mysql: { host: '127.0.0.1', port: 3306 }, postgres: { user: 'postgres' } },
+      databasePooling: { enabled: false },
+      queue: { driver: 'sync', redis: { concurrency: 1 } },
+      rateLimiter: { driver: 'local' },
+      cache: { driver: 'memory' },
+      metrics: { driver: 'prometheus', prometheus: { prefix: 'soketi_' } },
+      ssl: { certPath: '', keyPath: '', passphrase: '', caPath: '' },
+      appManager: { driver: 'array', cache: { enabled: false }, array: { apps: [{ id: 'a', key: 'b', secret: 'c' }] } },
+    },
+  );
+  assert.deepEqual(warnings, []);
+});

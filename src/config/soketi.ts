@@ -160,15 +160,20 @@ const SPECS: Record<string, Spec> = {
   'cluster.broadcast': no('255.255.255.255', CLUSTER),
   'cluster.unicast': no(null, CLUSTER),
   'cluster.multicast': no(null, CLUSTER),
-  'cors.credentials': no(undefined, CORS),
-  'cors.origin': no(undefined, CORS),
-  'cors.methods': no(undefined, CORS),
-  'cors.allowedHeaders': no(undefined, CORS),
+  'cors.credentials': no(true, CORS),
+  'cors.origin': no(['*'], CORS),
+  'cors.methods': no(['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'], CORS),
+  'cors.allowedHeaders': no(
+    ['Origin', 'Content-Type', 'X-Auth-Token', 'X-Requested-With', 'Accept', 'Authorization', 'X-CSRF-TOKEN', 'XSRF-TOKEN', 'X-Socket-Id'],
+    CORS,
+  ),
   ...Object.fromEntries(
-    ['host', 'port', 'user', 'password', 'database'].flatMap((k) => [
-      [`database.mysql.${k}`, no(undefined, APPS_DB)],
-      [`database.postgres.${k}`, no(undefined, APPS_DB)],
-    ]),
+    (
+      [
+        ['mysql', { host: '127.0.0.1', port: 3306, user: 'root', password: 'password', database: 'main' }],
+        ['postgres', { host: '127.0.0.1', port: 5432, user: 'postgres', password: 'password', database: 'main' }],
+      ] as const
+    ).flatMap(([db, defaults]) => Object.entries(defaults).map(([k, def]) => [`database.${db}.${k}`, no(def, APPS_DB)])),
   ),
   'database.redis.clusterNodes': no([], 'Redis Cluster is not supported; ripple connects to one Redis server (or through Sentinel)'),
   'databasePooling.enabled': no(false, APPS_DB),
