@@ -3,9 +3,10 @@
 // cache surviving an empty channel, GET ?info=cache, and the cache shared by two nodes on one Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth, type Frame } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { sleep, waitUntil } from '../src/testing/eventually.js';
+import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 const TTL = 2;
@@ -64,8 +65,7 @@ async function subscribeAndCollect(c: RawClient, channel: string, count = 2): Pr
   const res = await c.subscribe(channel, auth, channelData);
   assert.equal(res.event, 'pusher_internal:subscription_succeeded', JSON.stringify(res));
   const ours = () => c.frames.slice(start).filter((f) => f.channel === channel);
-  const deadline = Date.now() + 3000;
-  while (ours().length < count && Date.now() < deadline) await sleep(20);
+  await waitUntil(() => ours().length >= count, { timeoutMs: 3000, intervalMs: 20 });
   await sleep(250);
   return ours();
 }

@@ -3,9 +3,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { startNode, sleep, type NodeHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth, type Frame } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, type NodeHandle } from '../src/testing/harness.js';
+import { sleep } from '../src/testing/eventually.js';
+import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 const quiet = { id: 'quiet-id', key: 'quiet-key', secret: 'quiet-secret' };

@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, repoRoot, startRedis, type RedisHandle } from './support/harness.js';
-import { eventReaches, listeningAddresses, runCli, spawnCli, startCli, type CliProcess } from './support/cli-process.js';
+import { freePort, repoRoot, startRedis, type RedisHandle } from '../src/testing/harness.js';
+import { eventReaches, listeningAddresses, runCli, spawnCli, startCli, type CliProcess } from '../src/testing/cli-process.js';
 
 const started: CliProcess[] = [];
 let redis: RedisHandle | undefined;

@@ -2,11 +2,12 @@
 // presence across nodes, node crashes, Redis restarts and graceful shutdown (issue: many nodes as one).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Pusher } from './support/pusher-js.js';
+import { Pusher } from '../src/testing/pusher-js.js';
 import PusherServer from 'pusher';
-import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient, presenceAuth, privateAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 let redis: RedisHandle;
@@ -36,14 +37,6 @@ async function metric(n: NodeHandle, name: string): Promise<number> {
   let total = 0;
   for (const line of text.split('\n')) if (line.startsWith(name)) total += Number(line.split(' ').pop());
   return total;
-}
-
-async function eventually(check: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await sleep(50);
-  }
 }
 
 before(async () => {
@@ -77,14 +70,14 @@ test('an event triggered on one node reaches pusher-js subscribers on every node
     ),
   );
   for (let i = 0; i < 20; i++) await server.trigger('orders', 'shipped', { n: i });
-  await eventually(() => got.every((g) => g.length >= 20), 5000, 'all events delivered');
+  await eventually(() => got.every((g) => g.length >= 20), { timeoutMs: 5000, what: 'all events delivered' });
   await sleep(300);
   for (const g of got) assert.deepEqual(g, Array.from({ length: 20 }, (_, i) => String(i)), 'each event once, in order');
 
   // Exclusion across nodes: the excluded socket lives on node a, the trigger goes through node c.
   const excluded = subs[0].connection.socket_id;
   await server.trigger('orders', 'shipped', { n: 99 }, { socket_id: excluded });
-  await eventually(() => got[1].includes('99') && got[2].includes('99'), 3000, 'non-excluded sockets got the event');
+  await eventually(() => got[1].includes('99') && got[2].includes('99'), { timeoutMs: 3000, what: 'non-excluded sockets got the event' });
   await sleep(200);
   assert.ok(!got[0].includes('99'), 'the excluded socket did not');
 });
@@ -131,7 +124,7 @@ test('two nodes with disjoint channels receive none of each other\'s traffic fro
   await cb.subscribe('only-on-b');
   const before = await metric(b, 'ripple_backbone_messages_received_total');
   for (let i = 0; i < 50; i++) await rest(a.url, app, 'POST', `/apps/${app.id}/events`, { name: 'e', channel: 'only-on-a', data: String(i) });
-  await eventually(() => ca.frames.filter((f) => f.event === 'e').length === 50, 3000, 'a got its events');
+  await eventually(() => ca.frames.filter((f) => f.event === 'e').length === 50, { timeoutMs: 3000, what: 'a got its events' });
   await sleep(200);
   assert.equal(await metric(b, 'ripple_backbone_messages_received_total'), before, 'node b received none of channel only-on-a');
   // The same trigger sent through node b still reaches node a's subscriber (b publishes, a receives).
@@ -178,14 +171,13 @@ test('Redis restarting mid-traffic: nodes keep local delivery, answer queries wi
   assert.equal(ready.status, 503);
   await redis.restart();
   // Recovery with no restart of the nodes: cross-node delivery, counts and presence are back.
-  await eventually(async () => (await fetch(`${a.url}/ready`)).status === 200 && (await fetch(`${b.url}/ready`)).status === 200, 10_000, 'both nodes ready again');
+  await eventually(async () => (await fetch(`${a.url}/ready`)).status === 200 && (await fetch(`${b.url}/ready`)).status === 200, { timeoutMs: 10_000, intervalMs: 50, what: 'both nodes ready again' });
   await eventually(
     async () => {
       const users = await rest(a.url, app, 'GET', `/apps/${app.id}/channels/presence-r/users`);
       return users.status === 200 && (users.body.users as unknown[]).length === 2;
     },
-    10_000,
-    'presence re-registered',
+    { timeoutMs: 10_000, intervalMs: 50, what: 'presence re-registered' },
   );
   const live = await rest(b.url, app, 'GET', `/apps/${app.id}/channels/live`, undefined, { info: 'subscription_count' });
   assert.deepEqual(live.body, { occupied: true, subscription_count: 2 });

@@ -4,8 +4,9 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { startNode, sleep, freePort, repoRoot, type NodeHandle } from './support/harness.js';
-import { RawClient } from './support/raw-client.js';
+import { startNode, freePort, repoRoot, type NodeHandle } from '../src/testing/harness.js';
+import { sleep, waitUntil } from '../src/testing/eventually.js';
+import { RawClient } from '../src/testing/raw-client.js';
 
 const nodes: NodeHandle[] = [];
 after(async () => {
@@ -158,8 +159,7 @@ test('the server refuses to start on the pure-JS uWebSockets.js fallback unless 
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
-    const deadline = Date.now() + 20_000;
-    while (!/listening on 127\.0\.0\.1/.test(out) && Date.now() < deadline && child.exitCode === null) await sleep(50);
+    await waitUntil(() => /listening on 127\.0\.0\.1/.test(out) || child.exitCode !== null, { timeoutMs: 20_000, intervalMs: 50 });
     assert.match(out, /pure-JS uWebSockets\.js fallback/);
     assert.match(out, /listening on 127\.0\.0\.1/);
     assert.equal(child.exitCode, null, 'still running');

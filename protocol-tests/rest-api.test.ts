@@ -2,9 +2,10 @@
 // JSON error bodies, the channel queries, socket exclusion, `info` in trigger responses, batches.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, sleep, type NodeHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth, type Frame } from './support/raw-client.js';
-import { signedUrl } from './support/sign-rest.js';
+import { startNode, type NodeHandle } from '../src/testing/harness.js';
+import { sleep } from '../src/testing/eventually.js';
+import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
+import { signedUrl } from '../src/testing/sign-rest.js';
 import { createHmac } from 'node:crypto';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };

@@ -3,9 +3,10 @@
 // through the REST API reach every connection signed in as the user, on one node and across nodes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, signinAuth, type Frame } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { sleep } from '../src/testing/eventually.js';
+import { RawClient, signinAuth, type Frame } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 let redis: RedisHandle;

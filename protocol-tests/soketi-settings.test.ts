@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, startRedis, type RedisHandle } from './support/harness.js';
-import { eventReaches, listeningAddresses, runCli, startCli, type CliProcess } from './support/cli-process.js';
+import { freePort, startRedis, type RedisHandle } from '../src/testing/harness.js';
+import { eventReaches, listeningAddresses, runCli, startCli, type CliProcess } from '../src/testing/cli-process.js';
 
 let redis: RedisHandle;
 const started: CliProcess[] = [];

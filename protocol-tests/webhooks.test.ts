@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type IncomingHttpHeaders } from 'node:http';
 import { createHmac } from 'node:crypto';
 import PusherServer from 'pusher';
-import { freePort, startNode, startRedis, sleep, type NodeHandle, type RedisHandle } from './support/harness.js';
-import { RawClient, presenceAuth, privateAuth } from './support/raw-client.js';
-import { rest } from './support/sign-rest.js';
+import { freePort, startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep, waitUntil } from '../src/testing/eventually.js';
+import { RawClient, presenceAuth, privateAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
 
 interface Received {
   headers: IncomingHttpHeaders;
@@ -91,14 +92,6 @@ async function node(config: unknown, env: Record<string, string> = {}): Promise<
   nodes.push(n);
   return n;
 }
-async function eventually(check: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await sleep(50);
-  }
-}
-
 test('webhooks are Pusher-formatted, signed with the app secret, valid for the pusher SDK, and ordered per channel', async () => {
   const r = await receiver();
   const n = await node({ apps: [{ ...app, enableClientMessages: true, webhooks: [{ url: r.url, event_types: allTypes }] }] });
@@ -112,7 +105,7 @@ test('webhooks are Pusher-formatted, signed with the app secret, valid for the p
   await b.nextEvent('client-x');
   await a.subscribe('cache-w');
   await a.close();
-  await eventually(() => r.named('channel_vacated', 'presence-w').length === 1 && r.named('cache_miss').length === 1, 5000, 'all webhooks');
+  await eventually(() => r.named('channel_vacated', 'presence-w').length === 1 && r.named('cache_miss').length === 1, { timeoutMs: 5000, what: 'all webhooks' });
   const sdk = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1' });
   for (const req of r.received) {
     assert.equal(req.headers['content-type'], 'application/json');
@@ -154,7 +147,7 @@ test('an endpoint gets only the event types and channels its filter names, and e
   const o = await RawClient.connect(n.port, otherApp.key);
   await o.subscribe('plain-o');
   await c.close();
-  await eventually(() => all.named('channel_vacated').length === 2 && other.received.length === 1, 5000, 'webhooks');
+  await eventually(() => all.named('channel_vacated').length === 2 && other.received.length === 1, { timeoutMs: 5000, what: 'webhooks' });
   await sleep(200);
   assert.deepEqual(filtered.events(), [{ name: 'channel_occupied', channel: 'presence-f' }], 'only the filtered event, in the body too');
   assert.equal(other.received[0].headers['x-pusher-key'], otherApp.key);
@@ -170,7 +163,7 @@ test('a receiver that fails its first 3 attempts still gets every event, once de
   const c = await RawClient.connect(n.port, app.key);
   for (let i = 0; i < 5; i++) await c.subscribe(`retry-${i}`);
   await c.close();
-  await eventually(() => r.named('channel_vacated').length === 5, 20_000, 'all vacated after retries');
+  await eventually(() => r.named('channel_vacated').length === 5, { timeoutMs: 20_000, what: 'all vacated after retries' });
   assert.ok(r.attempts > 3);
   for (let i = 0; i < 5; i++) {
     assert.deepEqual(r.events().filter((e) => e.channel === `retry-${i}`).map((e) => e.name), ['channel_occupied', 'channel_vacated']);
@@ -187,7 +180,7 @@ test('a receiver down for 10 s and then up gets everything', async () => {
   await c.close();
   await sleep(10_000);
   await r.up();
-  await eventually(() => r.named('channel_vacated').length === 10, 40_000, 'all events after the outage');
+  await eventually(() => r.named('channel_vacated').length === 10, { timeoutMs: 40_000, what: 'all events after the outage' });
   assert.equal(r.named('channel_occupied').length, 10);
 });
 
@@ -201,7 +194,7 @@ test('three nodes give exactly one channel_occupied and one channel_vacated for 
   const d = JSON.stringify({ user_id: 'same-user' });
   await Promise.all(cs.map((c) => c.subscribe('presence-shared', presenceAuth(app.key, app.secret, c.socketId, 'presence-shared', d), d)));
   await Promise.all(cs.map((c) => c.close()));
-  await eventually(() => r.named('channel_vacated', 'presence-shared').length >= 1 && r.named('channel_vacated', 'shared').length >= 1, 8000, 'vacated');
+  await eventually(() => r.named('channel_vacated', 'presence-shared').length >= 1 && r.named('channel_vacated', 'shared').length >= 1, { timeoutMs: 8000, what: 'vacated' });
   await sleep(500);
   assert.equal(r.named('channel_occupied', 'shared').length, 1);
   assert.equal(r.named('channel_vacated', 'shared').length, 1);
@@ -224,7 +217,7 @@ test('when the node holding undelivered webhooks is SIGKILLed, another node deli
   await sleep(1000);
   await doomed.kill();
   await r.up();
-  await eventually(() => r.named('channel_occupied').length >= 3, 30_000, 'the survivor delivered the dead node\'s webhooks');
+  await eventually(() => r.named('channel_occupied').length >= 3, { timeoutMs: 30_000, what: 'the survivor delivered the dead node\'s webhooks' });
   assert.deepEqual(r.named('channel_occupied').map((e) => e.channel).sort(), ['held-0', 'held-1', 'held-2']);
   void survivor;
 });
@@ -240,10 +233,13 @@ test('what still fails after the retry bound lands in the dead-letter list, show
   await c.subscribe('doomed-hook');
   await c.close();
   let dead: { dead_letters: { url: string; events: { name: string; channel: string }[]; attempts: number; error: string }[] } = { dead_letters: [] };
-  for (let i = 0; i < 100 && !dead.dead_letters.length; i++) {
-    dead = (await rest(n.url, app, 'GET', `/apps/${app.id}/webhooks/dead_letters`)).body as unknown as typeof dead;
-    if (!dead.dead_letters.length) await sleep(100);
-  }
+  await waitUntil(
+    async () => {
+      dead = (await rest(n.url, app, 'GET', `/apps/${app.id}/webhooks/dead_letters`)).body as unknown as typeof dead;
+      return dead.dead_letters.length > 0;
+    },
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
   assert.ok(dead.dead_letters.length >= 1, 'a dead letter is listed');
   const letter = dead.dead_letters[0];
   assert.equal(letter.url, r.url);
@@ -252,14 +248,14 @@ test('what still fails after the retry bound lands in the dead-letter list, show
   const deadEvents = dead.dead_letters.flatMap((d) => d.events);
   assert.deepEqual(deadEvents.map((e) => e.name).sort(), ['channel_occupied', 'channel_vacated']);
   const metrics = await (await fetch(`${n.url}/metrics`)).text();
-  assert.match(metrics, /^ripple_webhook_failures [1-9]/m);
-  assert.match(metrics, /^ripple_webhook_retries [1-9]/m);
+  assert.match(metrics, /^ripple_webhook_failures_total [1-9]/m);
+  assert.match(metrics, /^ripple_webhook_retries_total [1-9]/m);
   // The operator fixes the receiver and replays: everything arrives, and the list is empty.
   r.failFirst = 0;
   const replay = await rest(n.url, app, 'POST', `/apps/${app.id}/webhooks/dead_letters/replay`, {});
   assert.equal(replay.status, 200);
   assert.deepEqual(replay.body, { replayed_events: 2 });
-  await eventually(() => r.named('channel_vacated', 'doomed-hook').length === 1, 5000, 'replayed webhooks');
+  await eventually(() => r.named('channel_vacated', 'doomed-hook').length === 1, { timeoutMs: 5000, what: 'replayed webhooks' });
   assert.deepEqual(r.events().map((e) => e.name), ['channel_occupied', 'channel_vacated']);
   assert.deepEqual((await rest(n.url, app, 'GET', `/apps/${app.id}/webhooks/dead_letters`)).body, { dead_letters: [] });
   // Unsigned or badly signed calls to these routes are refused like every other REST call.
@@ -284,7 +280,7 @@ test('a receiver that hangs hits the timeout and is retried, while the gateway k
     await got;
   }
   assert.ok(Date.now() - started < 1000, '20 round trips while a webhook hangs');
-  await eventually(() => r.received.length === 1, 10_000, 'delivered after the timeout');
+  await eventually(() => r.received.length === 1, { timeoutMs: 10_000, what: 'delivered after the timeout' });
   assert.ok(r.attempts >= 2);
   assert.deepEqual(r.events(), [{ name: 'channel_occupied', channel: 'hang-1' }]);
   await c.close();
@@ -307,7 +303,7 @@ test('cluster mode: webhooks that happen while Redis is down are kept by the nod
   await sleep(500);
   assert.equal(r.received.length, 0, 'nothing can be queued in Redis yet');
   await redis.restart();
-  await eventually(() => r.named('client_event').length === 3, 15_000, 'the outage\'s webhooks');
+  await eventually(() => r.named('client_event').length === 3, { timeoutMs: 15_000, what: 'the outage\'s webhooks' });
   assert.deepEqual(r.named('client_event').map((e) => (e.data as { i: number }).i), [0, 1, 2]);
   await a.close();
   await b.close();

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import PusherServer from 'pusher';
-import { startNode, repoRoot, type NodeHandle } from '../protocol-tests/support/harness.js';
+import { startNode, repoRoot, type NodeHandle } from '../src/testing/harness.js';
 
 const app = { id: 'browser-id', key: 'browser-key', secret: 'browser-secret' };
 const chromiumPath = '/usr/bin/chromium';

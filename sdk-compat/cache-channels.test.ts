@@ -5,8 +5,9 @@
 // /channels/<name>?info=cache reports it; all of this across two nodes sharing Redis as well.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { Clients, connected, eventually, sdk, sleep, subscribed, type Channel, type Client } from './support-users.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { Clients, connected, sdk, subscribed, type Channel, type Client } from './support-users.js';
 
 let redis: RedisHandle;
 let single: NodeHandle;
@@ -42,7 +43,7 @@ async function record(c: Client, name: string): Promise<{ ch: Channel; seen: See
 }
 
 async function settled(seen: Seen[], count: number, what: string): Promise<Seen[]> {
-  await eventually(() => seen.length >= count, 3000, () => `${what}: ${JSON.stringify(seen)}`);
+  await eventually(() => seen.length >= count, { timeoutMs: 3000, what: () => `${what}: ${JSON.stringify(seen)}` });
   await sleep(300);
   return seen;
 }

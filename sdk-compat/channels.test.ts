@@ -6,8 +6,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import PusherServer from 'pusher';
-import { startNode, sleep, type NodeHandle } from '../protocol-tests/support/harness.js';
-import { Pusher, type PusherClient } from '../protocol-tests/support/pusher-js.js';
+import { startNode, type NodeHandle } from '../src/testing/harness.js';
+import { eventually, sleep, waitUntil } from '../src/testing/eventually.js';
+import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 
 const app = { id: 'compat-id', key: 'compat-key', secret: 'compat-secret' };
 const masterKey = randomBytes(32).toString('base64');
@@ -80,16 +81,8 @@ function frames(p: PusherClient): Frame[] {
   return seen;
 }
 
-async function eventually(check: () => boolean, ms: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${typeof what === 'function' ? what() : what}`);
-    await sleep(20);
-  }
-}
-
 async function connected(p: PusherClient): Promise<string> {
-  await eventually(() => p.connection.state === 'connected', 5000, () => `connected (state ${p.connection.state})`);
+  await eventually(() => p.connection.state === 'connected', { timeoutMs: 5000, what: () => `connected (state ${p.connection.state})` });
   return p.connection.socket_id;
 }
 
@@ -133,7 +126,7 @@ test('public channel: pusher.trigger reaches a pusher-js subscriber with the dat
   const res = await server.trigger('compat-public', 'greet', { hello: 'world', n: 1, text: 'ą§¶€ "quoted"' });
   assert.equal(res.status, 200);
   await server.trigger('compat-public', 'greet', 'plain text, not JSON');
-  await eventually(() => got.length >= 2, 3000, () => `two events: ${JSON.stringify(got)}`);
+  await eventually(() => got.length >= 2, { timeoutMs: 3000, what: () => `two events: ${JSON.stringify(got)}` });
   await settle();
   assert.deepEqual(got, [{ hello: 'world', n: 1, text: 'ą§¶€ "quoted"' }, 'plain text, not JSON']);
 });
@@ -144,7 +137,7 @@ test('private channel: authorizer returning pusher.authorizeChannel subscribes a
   const { ch } = await subscribe(p, 'private-compat');
   const got = collect(ch, 'secret-news');
   await server.trigger('private-compat', 'secret-news', { id: 7 });
-  await eventually(() => got.length >= 1, 3000, 'private event');
+  await eventually(() => got.length >= 1, { timeoutMs: 3000, what: 'private event' });
   assert.deepEqual(got, [{ id: 7 }]);
 
   const forged = client({ signer: sdk('not-the-secret') });
@@ -153,10 +146,10 @@ test('private channel: authorizer returning pusher.authorizeChannel subscribes a
   const fch = forged.subscribe('private-compat');
   fch.bind('pusher:subscription_error', (e: unknown) => errors.push(e));
   const fgot = collect(fch, 'secret-news');
-  await eventually(() => errors.length >= 1, 3000, 'subscription_error for the forged signature');
+  await eventually(() => errors.length >= 1, { timeoutMs: 3000, what: 'subscription_error for the forged signature' });
   assert.equal(fch.subscribed, false);
   await server.trigger('private-compat', 'secret-news', { id: 8 });
-  await eventually(() => got.length >= 2, 3000, 'second private event');
+  await eventually(() => got.length >= 2, { timeoutMs: 3000, what: 'second private event' });
   await settle();
   assert.deepEqual(fgot, [], 'the refused connection gets nothing');
   assert.equal(forged.connection.state, 'connected', 'a refused subscription does not close the connection (spec §4.5)');
@@ -179,13 +172,13 @@ test('presence channel: members list, me and count; pusher:member_added and push
   assert.deepEqual(memberIds(b.ch), ['ann', 'bob']);
   assert.deepEqual((b.data as { count: number }).count, 2, 'subscription_succeeded hands the members object to the app');
 
-  await eventually(() => added.length >= 1, 3000, 'member_added at ann');
+  await eventually(() => added.length >= 1, { timeoutMs: 3000, what: 'member_added at ann' });
   assert.deepEqual(added, [{ id: 'bob', info: { name: 'Bob' } }]);
   assert.equal(a.ch.members.count, 2);
   assert.deepEqual(memberIds(a.ch), ['ann', 'bob']);
 
   bob.disconnect();
-  await eventually(() => removed.length >= 1, 3000, 'member_removed at ann');
+  await eventually(() => removed.length >= 1, { timeoutMs: 3000, what: 'member_removed at ann' });
   await settle();
   assert.deepEqual(removed, [{ id: 'bob', info: { name: 'Bob' } }]);
   assert.equal(a.ch.members.count, 1);
@@ -202,7 +195,7 @@ test('private-encrypted channel: the SDK encrypts with encryptionMasterKeyBase64
   const secret = { card: '4111 1111 1111 1111', note: 'ą§¶€', nested: { ok: true } };
   const res = await server.trigger('private-encrypted-compat', 'sealed', secret);
   assert.equal(res.status, 200);
-  await eventually(() => got.length >= 1, 3000, 'decrypted event');
+  await eventually(() => got.length >= 1, { timeoutMs: 3000, what: 'decrypted event' });
   await settle();
   assert.deepEqual(got, [secret]);
 
@@ -223,9 +216,9 @@ test('client events between two pusher-js clients on a private channel are deliv
   const atA = collect(ca, 'client-x');
   const atB = collect(cb, 'client-x');
   assert.equal(ca.trigger('client-x', { typing: true, who: 'a' }), true);
-  await eventually(() => atB.length >= 1, 3000, 'client event at b');
+  await eventually(() => atB.length >= 1, { timeoutMs: 3000, what: 'client event at b' });
   assert.equal(cb.trigger('client-x', { typing: false, who: 'b' }), true);
-  await eventually(() => atA.length >= 1, 3000, 'client event at a');
+  await eventually(() => atA.length >= 1, { timeoutMs: 3000, what: 'client event at a' });
   await settle();
   assert.deepEqual(atB, [{ typing: true, who: 'a' }]);
   assert.deepEqual(atA, [{ typing: false, who: 'b' }]);
@@ -241,7 +234,7 @@ test('client events on a presence channel carry the sender\'s user_id in pusher-
   cb.bind('client-wave', (d: unknown, meta: unknown) => atBob.push([d, meta]));
   const atAnn = collect(ca, 'client-wave');
   ca.trigger('client-wave', { hi: 1 });
-  await eventually(() => atBob.length >= 1, 3000, 'client event at bob');
+  await eventually(() => atBob.length >= 1, { timeoutMs: 3000, what: 'client event at bob' });
   await settle();
   assert.deepEqual(atBob, [[{ hi: 1 }, { user_id: 'ce-ann' }]]);
   assert.deepEqual(atAnn, []);
@@ -290,13 +283,15 @@ test('channel queries through pusher.get: /channels with filter_by_prefix and in
   const after1 = await server.get({ path: '/channels/presence-query-room', params: { info: 'user_count' } });
   assert.deepEqual(await after1.json(), { occupied: true, user_count: 2 });
   u1b.disconnect();
-  await eventually(() => u1b.connection.state === 'disconnected', 3000, 'u1b disconnected');
+  await eventually(() => u1b.connection.state === 'disconnected', { timeoutMs: 3000, what: 'u1b disconnected' });
   let users2: { users: { id: string }[] } = { users: [] };
-  const deadline = Date.now() + 3000;
-  do {
-    await sleep(50);
-    users2 = (await (await server.get({ path: '/channels/presence-query-room/users' })).json()) as typeof users2;
-  } while (users2.users.length !== 1 && Date.now() < deadline);
+  await waitUntil(
+    async () => {
+      users2 = (await (await server.get({ path: '/channels/presence-query-room/users' })).json()) as typeof users2;
+      return users2.users.length === 1;
+    },
+    { timeoutMs: 3000, intervalMs: 50 },
+  );
   assert.deepEqual(users2.users.map((u) => u.id), ['q-2']);
 
   // The SDK rejects non-2xx answers with a PusherRequestError carrying the status.
@@ -320,9 +315,9 @@ test('socket exclusion: pusher.trigger with { socket_id } skips exactly that con
   const gc = collect((await subscribe(c, 'compat-excl-public')).ch, 'update');
   const res = await server.trigger(['private-compat-excl', 'compat-excl-public'], 'update', { v: 1 }, { socket_id: sa });
   assert.equal(res.status, 200);
-  await eventually(() => gb.length >= 1 && gc.length >= 1, 3000, 'b and c got the event');
+  await eventually(() => gb.length >= 1 && gc.length >= 1, { timeoutMs: 3000, what: 'b and c got the event' });
   await server.trigger('private-compat-excl', 'update', { v: 2 });
-  await eventually(() => ga.length >= 1 && gb.length >= 2, 3000, 'the unexcluded event reached a and b');
+  await eventually(() => ga.length >= 1 && gb.length >= 2, { timeoutMs: 3000, what: 'the unexcluded event reached a and b' });
   await settle();
   assert.deepEqual(ga, [{ v: 2 }], 'the excluded socket got only the second event');
   assert.deepEqual(gb, [{ v: 1 }, { v: 2 }]);
@@ -351,7 +346,7 @@ test('pusher.triggerBatch delivers each event to its own channel, including an e
     { channel: 'compat-batch-1', name: 'fourth', data: { n: 4 }, socket_id: sa },
   ]);
   assert.equal(res.status, 200);
-  await eventually(() => seenA.length >= 2 && seenB.length >= 3, 3000, () => `a ${JSON.stringify(seenA)} b ${JSON.stringify(seenB)}`);
+  await eventually(() => seenA.length >= 2 && seenB.length >= 3, { timeoutMs: 3000, what: () => `a ${JSON.stringify(seenA)} b ${JSON.stringify(seenB)}` });
   await settle();
   assert.deepEqual(seenA, [
     ['1:first', { n: 1 }],

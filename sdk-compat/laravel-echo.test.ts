@@ -5,8 +5,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
 import Echo from 'laravel-echo';
-import { startNode, sleep, type NodeHandle } from '../protocol-tests/support/harness.js';
-import { Pusher } from '../protocol-tests/support/pusher-js.js';
+import { startNode, type NodeHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { Pusher } from '../src/testing/pusher-js.js';
 
 const app = { id: 'echo-id', key: 'echo-key', secret: 'echo-secret' };
 
@@ -33,7 +34,7 @@ interface User {
 function echo(user?: User, signer: PusherServer = server): Echo<'pusher'> {
   const e = new Echo<'pusher'>({
     broadcaster: 'pusher',
-    // Echo types this as pusher-js's module namespace (see protocol-tests/support/pusher-js.ts); at run
+    // Echo types this as pusher-js's module namespace (see src/testing/pusher-js.ts); at run
     // time it is constructed with `new`, which is what the class is.
     Pusher: Pusher as never,
     key: app.key,
@@ -58,16 +59,8 @@ function echo(user?: User, signer: PusherServer = server): Echo<'pusher'> {
   return e;
 }
 
-async function eventually(check: () => boolean, ms: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${typeof what === 'function' ? what() : what}`);
-    await sleep(20);
-  }
-}
-
 async function connected(e: Echo<'pusher'>): Promise<string> {
-  await eventually(() => e.connectionStatus() === 'connected', 5000, () => `connected (status ${e.connectionStatus()})`);
+  await eventually(() => e.connectionStatus() === 'connected', { timeoutMs: 5000, what: () => `connected (status ${e.connectionStatus()})` });
   return e.socketId()!;
 }
 
@@ -98,7 +91,7 @@ test('Echo.channel().listen(".event-name") receives pusher.trigger; without the 
   await server.trigger('echo-public', 'order-shipped', { order: { id: 1, total: '9.99' } });
   // What Laravel broadcasts for App\Events\OrderPaid: the fully qualified class name as the event name.
   await server.trigger('echo-public', 'App\\Events\\OrderPaid', { order: { id: 2 } });
-  await eventually(() => dotted.length >= 1 && namespaced.length >= 1, 3000, () => `dotted ${JSON.stringify(dotted)} namespaced ${JSON.stringify(namespaced)}`);
+  await eventually(() => dotted.length >= 1 && namespaced.length >= 1, { timeoutMs: 3000, what: () => `dotted ${JSON.stringify(dotted)} namespaced ${JSON.stringify(namespaced)}` });
   await sleep(300);
   assert.deepEqual(dotted, [{ order: { id: 1, total: '9.99' } }]);
   assert.deepEqual(namespaced, [{ order: { id: 2 } }]);
@@ -112,7 +105,7 @@ test('Echo.private() subscribes through the authorizer and receives events; a ba
   ch.listen('.status', (d: unknown) => got.push(d));
   await ready(ch, 'private-echo-orders.1');
   await server.trigger('private-echo-orders.1', 'status', { state: 'shipped' });
-  await eventually(() => got.length >= 1, 3000, 'private event');
+  await eventually(() => got.length >= 1, { timeoutMs: 3000, what: 'private event' });
   assert.deepEqual(got, [{ state: 'shipped' }]);
 
   const wrong = new PusherServer({ appId: app.id, key: app.key, secret: 'wrong-secret', host: '127.0.0.1', port: String(node.port), useTLS: false });
@@ -121,9 +114,9 @@ test('Echo.private() subscribes through the authorizer and receives events; a ba
   const errors: unknown[] = [];
   const badGot: unknown[] = [];
   bad.private('echo-orders.1').error((err: unknown) => errors.push(err)).listen('.status', (d: unknown) => badGot.push(d));
-  await eventually(() => errors.length >= 1, 3000, 'error() callback for the refused subscription');
+  await eventually(() => errors.length >= 1, { timeoutMs: 3000, what: 'error() callback for the refused subscription' });
   await server.trigger('private-echo-orders.1', 'status', { state: 'delivered' });
-  await eventually(() => got.length >= 2, 3000, 'second private event');
+  await eventually(() => got.length >= 2, { timeoutMs: 3000, what: 'second private event' });
   await sleep(300);
   assert.deepEqual(badGot, []);
   assert.equal(bad.connectionStatus(), 'connected', 'the refused subscription leaves the connection open');
@@ -145,22 +138,22 @@ test('Echo.join(): here() lists the members, joining() and leaving() report the 
     .joining((u: User) => joining.push(u))
     .leaving((u: User) => leaving.push(u));
   await ready(roomA, 'presence-echo-room (ann)');
-  await eventually(() => hereA.length >= 1, 3000, 'here() for ann');
+  await eventually(() => hereA.length >= 1, { timeoutMs: 3000, what: 'here() for ann' });
   assert.deepEqual(hereA, [[ann]]);
 
   const hereB: User[][] = [];
   const roomB = eb.join('echo-room').here((users: User[]) => hereB.push(users));
   await ready(roomB, 'presence-echo-room (bob)');
-  await eventually(() => hereB.length >= 1, 3000, 'here() for bob');
+  await eventually(() => hereB.length >= 1, { timeoutMs: 3000, what: 'here() for bob' });
   assert.deepEqual(
     hereB[0].slice().sort((x, y) => x.id.localeCompare(y.id)),
     [ann, bob],
   );
-  await eventually(() => joining.length >= 1, 3000, 'joining() at ann');
+  await eventually(() => joining.length >= 1, { timeoutMs: 3000, what: 'joining() at ann' });
   assert.deepEqual(joining, [bob]);
 
   eb.leave('echo-room');
-  await eventually(() => leaving.length >= 1, 3000, 'leaving() at ann');
+  await eventually(() => leaving.length >= 1, { timeoutMs: 3000, what: 'leaving() at ann' });
   await sleep(300);
   assert.deepEqual(leaving, [bob]);
   assert.deepEqual(joining, [bob]);
@@ -181,7 +174,7 @@ test('whisper/listenForWhisper: client events between two Echo clients on privat
   privA.listenForWhisper('typing', (d: unknown) => typingAtA.push(d));
   privB.listenForWhisper('typing', (d: unknown) => typingAtB.push(d));
   privA.whisper('typing', { name: 'Ann', typing: true });
-  await eventually(() => typingAtB.length >= 1, 3000, 'whisper at bob');
+  await eventually(() => typingAtB.length >= 1, { timeoutMs: 3000, what: 'whisper at bob' });
 
   const roomA = await ready(ea.join('echo-whisper-room'), 'presence (ann)');
   const roomB = await ready(eb.join('echo-whisper-room'), 'presence (bob)');
@@ -190,7 +183,7 @@ test('whisper/listenForWhisper: client events between two Echo clients on privat
   roomA.listenForWhisper('wave', (d: unknown) => wavesAtA.push(d));
   roomB.listenForWhisper('wave', (d: unknown) => wavesAtB.push(d));
   roomB.whisper('wave', { from: 'bob' });
-  await eventually(() => wavesAtA.length >= 1, 3000, 'presence whisper at ann');
+  await eventually(() => wavesAtA.length >= 1, { timeoutMs: 3000, what: 'presence whisper at ann' });
   await sleep(300);
 
   assert.deepEqual(typingAtB, [{ name: 'Ann', typing: true }]);

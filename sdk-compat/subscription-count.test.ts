@@ -4,9 +4,10 @@
 // counts are cluster-wide; nothing is sent when the option is off or for presence channels.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient } from '../protocol-tests/support/raw-client.js';
-import { app, Clients, connected, disconnect, eventually, sdk, sleep, subscribed, type Channel, type Client } from './support-users.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient } from '../src/testing/raw-client.js';
+import { app, Clients, connected, disconnect, sdk, subscribed, type Channel, type Client } from './support-users.js';
 
 const enabled = { APP_ENABLE_SUBSCRIPTION_COUNT: 'true' };
 let redis: RedisHandle;
@@ -51,7 +52,7 @@ async function subscribeCounting(c: Client, name: string): Promise<Counted> {
 const countOf = (ch: Channel) => (ch as unknown as { subscriptionCount?: number | null }).subscriptionCount;
 
 async function sees(subs: Counted[], expected: number[][], what: string): Promise<void> {
-  await eventually(() => subs.every((s, i) => s.counts.length >= expected[i].length), 3000, () => `${what}: ${JSON.stringify(subs.map((s) => s.counts))}`);
+  await eventually(() => subs.every((s, i) => s.counts.length >= expected[i].length), { timeoutMs: 3000, what: () => `${what}: ${JSON.stringify(subs.map((s) => s.counts))}` });
   await sleep(250);
   assert.deepEqual(subs.map((s) => s.counts), expected, what);
   for (const [i, s] of subs.entries()) {
@@ -153,5 +154,39 @@ test('across two nodes: counts are cluster-wide and reach subscribers on both no
   for (const server of [serverA, serverB]) {
     const res = await server.get({ path: '/channels/sc-cluster', params: { info: 'subscription_count' } });
     assert.deepEqual(await res.json(), { occupied: true, subscription_count: 2 });
+  }
+});
+
+test('a node crash lowers the count: the survivor\'s subscribers get the cluster-wide count without the dead node\'s sockets', async () => {
+  const crashRedis = await startRedis();
+  const lease = { ...enabled, REDIS_URL: crashRedis.url, NODE_LEASE_MS: '2000' };
+  const [survivor, doomed] = await Promise.all([
+    startNode({ env: { ...lease, NODE_ID: 'count-survivor' } }),
+    startNode({ env: { ...lease, NODE_ID: 'count-doomed' } }),
+  ]);
+  try {
+    const serverS = sdk(survivor.port);
+    const serverD = sdk(doomed.port);
+    const s1 = clients.make(survivor.port, serverS);
+    const d1 = clients.make(doomed.port, serverD);
+    const d2 = clients.make(doomed.port, serverD);
+    await Promise.all([s1, d1, d2].map((c) => connected(c)));
+    const ss1 = await subscribeCounting(s1, 'sc-crash');
+    await sees([ss1], [[1]], 'first subscriber, on the survivor');
+    await subscribeCounting(d1, 'sc-crash');
+    await sees([ss1], [[1, 2]], 'second subscriber, on the doomed node');
+    await subscribeCounting(d2, 'sc-crash');
+    await sees([ss1], [[1, 2, 3]], 'third subscriber, on the doomed node');
+
+    await doomed.kill();
+    // The lease (2 s) runs out, the survivor removes the dead node's share and tells its subscribers.
+    await eventually(() => ss1.counts.length >= 4, { timeoutMs: 8000, what: () => `after the crash: ${JSON.stringify(ss1.counts)}` });
+    assert.deepEqual(ss1.counts, [1, 2, 3, 1]);
+    assert.equal(countOf(ss1.ch), 1);
+    const res = await serverS.get({ path: '/channels/sc-crash', params: { info: 'subscription_count' } });
+    assert.deepEqual(await res.json(), { occupied: true, subscription_count: 1 });
+  } finally {
+    await Promise.all([survivor.kill(), doomed.kill()]);
+    await crashRedis.stop();
   }
 });

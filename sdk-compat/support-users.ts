@@ -3,8 +3,8 @@
 // between), with everything each client saw recorded for exact assertions.
 import PusherServer from 'pusher';
 import type { UserAuthenticationHandler } from 'pusher-js';
-import { Pusher, type PusherClient } from '../protocol-tests/support/pusher-js.js';
-import { sleep } from '../protocol-tests/support/harness.js';
+import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
+import { eventually } from '../src/testing/eventually.js';
 
 export const app = { id: 'app-id', key: 'app-key', secret: 'app-secret' };
 /** 32 bytes, base64: the server SDK's encryptionMasterKeyBase64 for private-encrypted- channels. */
@@ -98,17 +98,8 @@ export class Clients {
   }
 }
 
-/** Polls until check() holds; `what` may be a function so the failure message shows the state at the deadline. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string | (() => string)): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${typeof what === 'function' ? what() : what}`);
-    await sleep(25);
-  }
-}
-
 export async function connected(c: Client, ms = 5000): Promise<string> {
-  await eventually(() => c.p.connection.state === 'connected', ms, () => `connected (states: ${c.states.join(',')})`);
+  await eventually(() => c.p.connection.state === 'connected', { timeoutMs: ms, what: () => `connected (states: ${c.states.join(',')})` });
   return c.p.connection.socket_id;
 }
 
@@ -128,15 +119,14 @@ export async function signIn(c: Client, ms = 5000): Promise<{ user_data: string 
       found = c.frames.slice(from).find((f) => f.event === 'pusher:signin_success');
       return found !== undefined;
     },
-    ms,
-    'pusher:signin_success',
+    { timeoutMs: ms, what: 'pusher:signin_success' },
   );
   return found!.data as { user_data: string };
 }
 
 /** pusher-js's own view: signed in and subscribed to #server-to-user-<id>. */
 export async function userChannelReady(c: Client, ms = 5000): Promise<void> {
-  await eventually(() => c.p.user.serverToUserChannel?.subscribed === true, ms, 'subscribed to #server-to-user-<id>');
+  await eventually(() => c.p.user.serverToUserChannel?.subscribed === true, { timeoutMs: ms, what: 'subscribed to #server-to-user-<id>' });
 }
 
 export type Channel = ReturnType<PusherClient['subscribe']>;
@@ -160,7 +150,5 @@ export function subscribed(c: Client, name: string, ms = 5000): Promise<Channel>
 /** Closes the client and waits until pusher-js reports it disconnected. */
 export async function disconnect(c: Client, ms = 5000): Promise<void> {
   c.p.disconnect();
-  await eventually(() => c.p.connection.state === 'disconnected', ms, 'disconnected');
+  await eventually(() => c.p.connection.state === 'disconnected', { timeoutMs: ms, what: 'disconnected' });
 }
-
-export { sleep };

@@ -3,10 +3,11 @@
 // every node, with pusher:error 4009 + close 4009 (pusher-js does not reconnect), and nothing else.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient, signinAuth } from '../protocol-tests/support/raw-client.js';
-import { rest } from '../protocol-tests/support/sign-rest.js';
-import { app, Clients, connected, eventually, sdk, signIn, sleep, subscribed, type Client } from './support-users.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient, signinAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
+import { app, Clients, connected, sdk, signIn, subscribed, type Client } from './support-users.js';
 
 let redis: RedisHandle;
 let single: NodeHandle;
@@ -32,7 +33,7 @@ after(async () => {
 });
 
 async function assertTerminated(c: Client, what: string): Promise<void> {
-  await eventually(() => c.p.connection.state === 'disconnected', 3000, () => `${what}: disconnected (state ${c.p.connection.state}, errors ${JSON.stringify(c.errors)})`);
+  await eventually(() => c.p.connection.state === 'disconnected', { timeoutMs: 3000, what: () => `${what}: disconnected (state ${c.p.connection.state}, errors ${JSON.stringify(c.errors)})` });
   assert.deepEqual(c.errorCodes(), [4009, 4009], `${what}: pusher:error 4009 then close 4009`);
 }
 
@@ -68,7 +69,7 @@ test('terminateUserConnections closes all of the user\'s pusher-js connections w
   const got: unknown[][] = news.map(() => []);
   news.forEach((ch, i) => ch.bind('after', (d: unknown) => got[i].push(d)));
   await server.trigger('term-news', 'after', { ok: 1 });
-  await eventually(() => got.every((g) => g.length >= 1), 3000, 'survivors got the event');
+  await eventually(() => got.every((g) => g.length >= 1), { timeoutMs: 3000, what: 'survivors got the event' });
   assert.deepEqual(got, [[{ ok: 1 }], [{ ok: 1 }], [{ ok: 1 }]]);
 });
 
@@ -107,9 +108,9 @@ test('a terminated user can sign in again on a new connection', async () => {
   const got: unknown[] = [];
   second.p.user.bind('welcome-back', (d: unknown) => got.push(d));
   await signIn(second);
-  await eventually(() => second.p.user.serverToUserChannel?.subscribed === true, 3000, 'user channel');
+  await eventually(() => second.p.user.serverToUserChannel?.subscribed === true, { timeoutMs: 3000, what: 'user channel' });
   await server.sendToUser('again-ann', 'welcome-back', { n: 1 });
-  await eventually(() => got.length >= 1, 3000, 'event on the new connection');
+  await eventually(() => got.length >= 1, { timeoutMs: 3000, what: 'event on the new connection' });
   assert.deepEqual(got, [{ n: 1 }]);
 });
 

@@ -5,10 +5,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient, signinAuth } from '../protocol-tests/support/raw-client.js';
-import { rest } from '../protocol-tests/support/sign-rest.js';
-import { app, Clients, connected, eventually, sdk, signIn, sleep, subscribed, userChannelReady, type Client } from './support-users.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient, signinAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
+import { app, Clients, connected, sdk, signIn, subscribed, userChannelReady, type Client } from './support-users.js';
 
 const strict = { id: 'strict-id', key: 'strict-key', secret: 'strict-secret' };
 const relaxed = { id: 'relaxed-id', key: 'relaxed-key', secret: 'relaxed-secret' };
@@ -60,7 +61,7 @@ function userEvents(c: Client, event: string): unknown[] {
 
 /** Asserts the connection was refused the way spec §4.6/§4.9 recommend, as pusher-js reports it. */
 async function assertRefused4009(c: Client, what: string): Promise<void> {
-  await eventually(() => c.p.connection.state === 'disconnected', 5000, `${what}: disconnected`);
+  await eventually(() => c.p.connection.state === 'disconnected', { timeoutMs: 5000, what: `${what}: disconnected` });
   // 4009 is in 4001–4099: pusher-js gives up and must not reconnect (spec §1.7).
   await sleep(1500);
   assert.equal(c.p.connection.state, 'disconnected', `${what}: pusher-js did not reconnect`);
@@ -99,7 +100,7 @@ test('pusher.sendToUser reaches every connection signed in as that user exactly 
 
   const res = await server.sendToUser('stu-ann', 'notify', { n: 1, text: 'hello ann' });
   assert.equal(res.status, 200);
-  await eventually(() => got1.length >= 1 && got2.length >= 1, 3000, 'both of ann\'s connections got the event');
+  await eventually(() => got1.length >= 1 && got2.length >= 1, { timeoutMs: 3000, what: 'both of ann\'s connections got the event' });
   await sleep(300);
   assert.deepEqual(got1, [{ n: 1, text: 'hello ann' }]);
   assert.deepEqual(got2, [{ n: 1, text: 'hello ann' }]);
@@ -110,7 +111,7 @@ test('pusher.sendToUser reaches every connection signed in as that user exactly 
 
   // Bob's turn: ann's connections stay untouched.
   await server.sendToUser('stu-bob', 'notify', { n: 2 });
-  await eventually(() => gotBob.length >= 1, 3000, 'bob got his event');
+  await eventually(() => gotBob.length >= 1, { timeoutMs: 3000, what: 'bob got his event' });
   await sleep(200);
   assert.deepEqual(gotBob, [{ n: 2 }]);
   assert.deepEqual(got1, [{ n: 1, text: 'hello ann' }]);
@@ -126,7 +127,7 @@ test('user ids outside the channel-name characters (e.g. an e-mail with a space)
   await userChannelReady(c);
   const res = await server.sendToUser(odd, 'notify', { ok: true });
   assert.equal(res.status, 200);
-  await eventually(() => got.length >= 1, 3000, 'the event for an id with spaces');
+  await eventually(() => got.length >= 1, { timeoutMs: 3000, what: 'the event for an id with spaces' });
   assert.deepEqual(got, [{ ok: true }]);
 });
 
@@ -140,9 +141,9 @@ test('presence without channel_data: a signed-in pusher-js connection joins as i
   const chA = ann.p.subscribe('presence-signed');
   const added: { id: string; info: unknown }[] = [];
   chA.bind('pusher:member_added', (m: { id: string; info: unknown }) => added.push(m));
-  await eventually(() => chA.subscribed, 5000, 'ann subscribed');
+  await eventually(() => chA.subscribed, { timeoutMs: 5000, what: 'ann subscribed' });
   const chB = bob.p.subscribe('presence-signed');
-  await eventually(() => chB.subscribed && added.length === 1, 5000, 'bob subscribed and announced');
+  await eventually(() => chB.subscribed && added.length === 1, { timeoutMs: 5000, what: 'bob subscribed and announced' });
   assert.deepEqual(added, [{ id: 'pres-bob', info: { name: 'Bob' } }]);
   const members = chB as unknown as { members: { count: number; me: { id: string; info: unknown }; each(fn: (m: { id: string; info: unknown }) => void): void } };
   assert.equal(members.members.count, 2);
@@ -232,7 +233,7 @@ test('sign-in required: an unsigned pusher-js connection is closed with 4009 aft
   const t0 = Date.now();
   await Promise.all([connected(anon), connected(publicOnly)]);
   await subscribed(publicOnly, 'news'); // a public subscription is not authentication
-  await eventually(() => anon.p.connection.state === 'disconnected', 4000, 'anon closed');
+  await eventually(() => anon.p.connection.state === 'disconnected', { timeoutMs: 4000, what: 'anon closed' });
   const elapsed = Date.now() - t0;
   assert.ok(elapsed >= 900, `closed only after the 1000 ms timeout (closed after ${elapsed} ms)`);
   await assertRefused4009(anon, 'unsigned');
@@ -263,7 +264,7 @@ test('sign-in required: connections that sign in (or hold an authorized private 
   assert.deepEqual(privateSub.errors, []);
   await userChannelReady(signed);
   await server.sendToUser('gated-ann', 'hello', { ok: true });
-  await eventually(() => got.length >= 1, 3000, 'sendToUser after the timeout');
+  await eventually(() => got.length >= 1, { timeoutMs: 3000, what: 'sendToUser after the timeout' });
   assert.deepEqual(got, [{ ok: true }]);
 });
 
@@ -290,9 +291,9 @@ test('across two nodes: sendToUser through either node reaches the user\'s conne
   await sleep(200); // let the nodes' Redis subscriptions settle
 
   await serverA.sendToUser('x-ann', 'ping-user', { via: 'a' });
-  await eventually(() => gotA.length >= 1 && gotB.length >= 1, 3000, () => `ann on both nodes got the event sent through node a: node a ${JSON.stringify(gotA)}, node b ${JSON.stringify(gotB)}`);
+  await eventually(() => gotA.length >= 1 && gotB.length >= 1, { timeoutMs: 3000, what: () => `ann on both nodes got the event sent through node a: node a ${JSON.stringify(gotA)}, node b ${JSON.stringify(gotB)}` });
   await serverB.sendToUser('x-ann', 'ping-user', { via: 'b' });
-  await eventually(() => gotA.length >= 2 && gotB.length >= 2, 3000, () => `ann on both nodes got the event sent through node b: node a ${JSON.stringify(gotA)}, node b ${JSON.stringify(gotB)}`);
+  await eventually(() => gotA.length >= 2 && gotB.length >= 2, { timeoutMs: 3000, what: () => `ann on both nodes got the event sent through node b: node a ${JSON.stringify(gotA)}, node b ${JSON.stringify(gotB)}` });
   await sleep(300);
   assert.deepEqual(gotA, [{ via: 'a' }, { via: 'b' }]);
   assert.deepEqual(gotB, [{ via: 'a' }, { via: 'b' }]);

@@ -4,9 +4,10 @@
 // through pusher-js's pusher.user.watchlist on one node and across two nodes sharing Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../protocol-tests/support/harness.js';
-import { RawClient, signinAuth } from '../protocol-tests/support/raw-client.js';
-import { app, Clients, disconnect, eventually, sdk, signIn, sleep, type Client } from './support-users.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient, signinAuth } from '../src/testing/raw-client.js';
+import { app, Clients, disconnect, sdk, signIn, type Client } from './support-users.js';
 
 let redis: RedisHandle;
 let single: NodeHandle;
@@ -48,7 +49,7 @@ function watch(c: Client): string[] {
 
 /** Waits until `seen` holds `count` entries, then a little longer, and returns the new entries sorted. */
 async function settle(seen: string[], from: number, count: number, what: string, ms = 3000): Promise<string[]> {
-  if (count > 0) await eventually(() => seen.length - from >= count, ms, () => `${what} (got ${JSON.stringify(seen.slice(from))})`);
+  if (count > 0) await eventually(() => seen.length - from >= count, { timeoutMs: ms, what: () => `${what} (got ${JSON.stringify(seen.slice(from))})` });
   await sleep(400);
   return seen.slice(from).sort();
 }

@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
   // loaded only now, so --help, --version and configuration errors answer without loading the server
-  const { startNode, StartError } = await import('./server.js');
+  const { startNode, StartError } = await import('./node.js');
   let node;
   try {
     node = await startNode(config, log);

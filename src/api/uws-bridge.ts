@@ -1,11 +1,12 @@
 // Serves the Fastify API on the uWS port: one host:port for WebSockets and REST, as Soketi users
 // expect. Each HTTP request is read from uWS and handed to fastify.inject(), except the hot path:
-// POST events / batch_events go straight to the API's trigger handler (same checks, no inject).
+// POST events / batch_events go straight to Trigger.handle (same checks, no inject).
 import { STATUS_CODES } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from './errors.js';
+import type { Trigger, TriggerRoute } from './trigger.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
 const TRIGGER_RE = /^\/apps\/([^/]+)\/(events|batch_events)$/;
@@ -22,7 +23,7 @@ function reply(res: HttpResponse, status: number, headers: Record<string, unknow
   });
 }
 
-export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, maxRequestBytes: number): void {
+export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number): void {
   uws.any('/*', (res, req) => {
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const query = req.getQuery();
@@ -47,8 +48,8 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, maxReques
     }
     const dispatch = (payload?: Buffer) => {
       if (fast && fastAppId !== undefined) {
-        fastify
-          .rippleTrigger(fast[2] as 'events' | 'batch_events', { appId: fastAppId, method, path, query: parseQuery(query), rawBody: payload })
+        trigger
+          .handle(fast[2] as TriggerRoute, { appId: fastAppId, method, path, query: parseQuery(query), rawBody: payload })
           .then((r) => {
             if (!aborted) reply(res, r.status, r.headers, r.body);
           }, fail);

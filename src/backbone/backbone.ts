@@ -1,18 +1,27 @@
-// Cross-node fan-out (style.md: the Broker of centrifuge, the adapter of Socket.IO). The gateway and
-// the API publish through this interface only, so single-node (memory) and cluster (Redis) modes run
-// the same code above it.
+// Cross-node fan-out (style.md: the Broker of centrifuge, the adapter of Socket.IO). The channel owner
+// and the API publish through this interface only, so single-node (memory) and cluster (Redis) modes
+// run the same code above it.
 
-/** What a node does with a frame that reached it through the backbone. */
-export type Deliver = (appId: string, channel: string, frame: string, exceptSocketId: string | undefined) => void;
+/** Where frames that reach this node go: the hub, which writes them to the local subscribers. */
+export interface FrameDelivery {
+  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined): void;
+}
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */
-export type NodeCommand =
-  | { type: 'terminate-user'; appId: string; userId: string }
-  | { type: 'user-event'; appId: string; userId: string; frame: string };
+export type NodeCommand = { type: 'terminate-user'; appId: string; userId: string };
+
+export interface NodeCommandHandler {
+  command(cmd: NodeCommand): void;
+}
+
+export interface BackboneHandlers {
+  frames: FrameDelivery;
+  commands: NodeCommandHandler;
+}
 
 export interface Backbone {
-  /** Starts receiving; `deliver` is called for every frame published to a channel this node has interest in. */
-  start(deliver: Deliver, onCommand: (cmd: NodeCommand) => void): Promise<void>;
+  /** Starts receiving: every frame published to a channel this node has interest in goes to `frames`. */
+  start(handlers: BackboneHandlers): Promise<void>;
   /**
    * Publishes a pre-built frame to every subscriber of app/channel on every node, this one included
    * (local delivery happens synchronously inside this call). `exceptSocketId` is left out everywhere.
@@ -26,5 +35,7 @@ export interface Backbone {
   broadcastCommand(cmd: NodeCommand): void;
   /** True while the backbone can reach other nodes (always true in memory mode). */
   isHealthy(): boolean;
+  /** Frames that reached this node from other nodes (metrics). */
+  readonly received: number;
   close(): Promise<void>;
 }

@@ -1,24 +1,25 @@
-import type { Backbone, Deliver, NodeCommand } from './backbone.js';
+import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
+
+const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
 
 /** Single-node backbone: publishing is local delivery. */
 export class MemoryBackbone implements Backbone {
-  private deliver: Deliver = () => {};
-  private onCommand: (cmd: NodeCommand) => void = () => {};
+  private handlers = idle;
+  readonly received = 0;
 
-  async start(deliver: Deliver, onCommand: (cmd: NodeCommand) => void): Promise<void> {
-    this.deliver = deliver;
-    this.onCommand = onCommand;
+  async start(handlers: BackboneHandlers): Promise<void> {
+    this.handlers = handlers;
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
-    this.deliver(appId, channel, frame, exceptSocketId);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
   }
 
   addInterest(): void {}
   removeInterest(): void {}
 
   broadcastCommand(cmd: NodeCommand): void {
-    this.onCommand(cmd);
+    this.handlers.commands.command(cmd);
   }
 
   isHealthy(): boolean {

@@ -1,80 +1,64 @@
-// The node's local view: which local sockets are in which channel, and delivery of a pre-built frame
-// to them. Channels map to uWS topics, so a broadcast is one native publish (style.md: build a frame
-// once, send it many times).
-import type { TemplatedApp, WebSocket } from 'uWebSockets.js';
+// The node's local view: which local connections are in which channel, and delivery of a pre-built
+// frame to them. A channel is a topic of the connections' transports (uWS topics for WebSockets), so
+// a broadcast is one publish per transport (style.md: build a frame once, send it many times).
+import type { FrameDelivery } from '../backbone/backbone.js';
 import type { HotCounters } from '../metrics/metrics.js';
+import type { Connection, Fanout } from '../transport/connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
 export function topicOf(appId: string, channel: string): string {
   return `${appId}:${channel}`;
 }
 
-export class Hub<T> {
-  private sockets = new Map<string, WebSocket<T>>();
-  /** topic → number of local sockets */
+export class Hub implements FrameDelivery {
+  /** socket id → connection, for leaving out the sender of an event */
+  private connections = new Map<string, Connection>();
+  /** topic → number of local connections */
   private counts = new Map<string, number>();
+  private readonly fanouts: Fanout[] = [];
 
-  constructor(
-    private readonly uws: TemplatedApp,
-    private readonly hot: HotCounters,
-  ) {}
+  constructor(private readonly hot: HotCounters) {}
 
-  register(socketId: string, ws: WebSocket<T>): void {
-    this.sockets.set(socketId, ws);
+  /** A transport whose connections join topics; called once per transport at start. */
+  addFanout(fanout: Fanout): void {
+    this.fanouts.push(fanout);
+  }
+
+  register(socketId: string, conn: Connection): void {
+    this.connections.set(socketId, conn);
   }
 
   unregister(socketId: string): void {
-    this.sockets.delete(socketId);
+    this.connections.delete(socketId);
   }
 
-  socket(socketId: string): WebSocket<T> | undefined {
-    return this.sockets.get(socketId);
-  }
-
-  get size(): number {
-    return this.sockets.size;
-  }
-
-  allSockets(): IterableIterator<WebSocket<T>> {
-    return this.sockets.values();
-  }
-
-  /** Adds a live socket to app/channel; true when it is the node's first socket there. */
-  join(ws: WebSocket<T>, appId: string, channel: string): boolean {
+  /** Adds a connection to app/channel; true when it is the node's first connection there. */
+  join(conn: Connection, appId: string, channel: string): boolean {
     const topic = topicOf(appId, channel);
-    ws.subscribe(topic);
+    conn.join(topic);
     const n = (this.counts.get(topic) ?? 0) + 1;
     this.counts.set(topic, n);
     return n === 1;
   }
 
-  /**
-   * Removes a socket from app/channel; true when the node has no socket there any more.
-   * `ws` is omitted when the socket is already closed (uWS drops its topics by itself).
-   */
-  leave(ws: WebSocket<T> | undefined, appId: string, channel: string): boolean {
+  /** Removes a connection from app/channel; true when the node has no connection there any more. */
+  leave(conn: Connection, appId: string, channel: string): boolean {
     const topic = topicOf(appId, channel);
-    ws?.unsubscribe(topic);
+    conn.leave(topic);
     const n = (this.counts.get(topic) ?? 1) - 1;
     if (n <= 0) this.counts.delete(topic);
     else this.counts.set(topic, n);
     return n <= 0;
   }
 
-  localCount(appId: string, channel: string): number {
-    return this.counts.get(topicOf(appId, channel)) ?? 0;
-  }
-
-  /** Sends `frame` to every local socket in app/channel except `exceptSocketId`. */
+  /** Sends `frame` to every local connection in app/channel except `exceptSocketId`. */
   deliver(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
     const topic = topicOf(appId, channel);
     const n = this.counts.get(topic);
     if (n === undefined) return;
     this.hot.messagesOut += n;
-    this.hot.bytesOut += n * frame.length;
-    const except = exceptSocketId === undefined ? undefined : this.sockets.get(exceptSocketId);
-    // ws.publish reaches every subscriber of the topic but the publishing socket itself.
-    if (except) except.publish(topic, frame, false, false);
-    else this.uws.publish(topic, frame, false, false);
+    this.hot.bytesOut += n * Buffer.byteLength(frame);
+    const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
+    for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
   }
 }

@@ -6,12 +6,30 @@ export interface HotCounters {
   messagesIn: number;
   bytesIn: number;
   messagesOut: number;
+  /** UTF-8 bytes of the frames delivered (not string length). */
   bytesOut: number;
 }
 
-export interface WebhookStatsSource {
-  stats(): { queueDepth: number; delivered: number; retries: number; failures: number; deadLetters?: number };
+export interface WebhookStats {
+  queueDepth: number;
+  delivered: number;
+  retries: number;
+  failures: number;
 }
+
+/** What the metrics read at scrape time from the rest of the node. */
+export interface MetricSources {
+  sessions: { localConnections(): ReadonlyMap<string, number> };
+  webhooks: { stats(): WebhookStats };
+  /** `received`: frames that reached this node from other nodes. */
+  backbone: { readonly received: number };
+}
+
+const none: MetricSources = {
+  sessions: { localConnections: () => new Map() },
+  webhooks: { stats: () => ({ queueDepth: 0, delivered: 0, retries: 0, failures: 0 }) },
+  backbone: { received: 0 },
+};
 
 export class Metrics {
   readonly registry = new Registry();
@@ -21,10 +39,7 @@ export class Metrics {
   readonly restRequests: Counter<'status'>;
   readonly redisReconnects: Counter;
   readonly redisRoundTrip: Histogram;
-  private connectionsSource: () => Map<string, number> = () => new Map();
-  /** Frames that reached this node from other nodes through the backbone. */
-  backboneReceived: () => number = () => 0;
-  private webhookSource?: WebhookStatsSource;
+  private sources = none;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ripple_', eventLoopMonitoringPrecision: 20 });
@@ -32,22 +47,23 @@ export class Metrics {
     const self = this;
     new Gauge({
       name: 'ripple_connections',
-      help: 'Open WebSocket connections on this node, by app',
+      help: 'Open connections on this node, by app',
       labelNames: ['app'],
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const [app, n] of self.connectionsSource()) this.set({ app }, n);
+        for (const [app, n] of self.sources.sessions.localConnections()) this.set({ app }, n);
       },
     });
-    this.connects = new Counter({ name: 'ripple_connects_total', help: 'Accepted WebSocket connections', labelNames: ['app'], registers: [this.registry] });
+    this.connects = new Counter({ name: 'ripple_connects_total', help: 'Accepted connections', labelNames: ['app'], registers: [this.registry] });
     this.disconnects = new Counter({
       name: 'ripple_disconnects_total',
-      help: 'Closed WebSocket connections by close code (the reason)',
+      help: 'Closed connections by close code (the reason)',
       labelNames: ['app', 'code'],
       registers: [this.registry],
     });
-    const hotCounter = (name: string, help: string, read: () => number) =>
+    /** A counter whose value is a monotonic number kept elsewhere, read at scrape time. */
+    const readCounter = (name: string, help: string, read: () => number) =>
       new Counter({
         name,
         help,
@@ -57,26 +73,23 @@ export class Metrics {
           this.inc(read());
         },
       });
-    hotCounter('ripple_messages_in_total', 'Frames received from clients', () => hot.messagesIn);
-    hotCounter('ripple_bytes_in_total', 'Bytes received from clients', () => hot.bytesIn);
-    hotCounter('ripple_messages_out_total', 'Frames sent to clients (channel deliveries)', () => hot.messagesOut);
-    hotCounter('ripple_bytes_out_total', 'Bytes sent to clients (channel deliveries)', () => hot.bytesOut);
-    hotCounter('ripple_backbone_messages_received_total', 'Frames received from other nodes through Redis', () => self.backboneReceived());
+    readCounter('ripple_messages_in_total', 'Frames received from clients', () => hot.messagesIn);
+    readCounter('ripple_bytes_in_total', 'Bytes received from clients', () => hot.bytesIn);
+    readCounter('ripple_messages_out_total', 'Frames sent to clients (channel deliveries)', () => hot.messagesOut);
+    readCounter('ripple_bytes_out_total', 'UTF-8 bytes sent to clients (channel deliveries)', () => hot.bytesOut);
+    readCounter('ripple_backbone_messages_received_total', 'Frames received from other nodes through Redis', () => self.sources.backbone.received);
     this.restRequests = new Counter({ name: 'ripple_rest_requests_total', help: 'REST API requests by HTTP status', labelNames: ['status'], registers: [this.registry] });
-    const webhookGauge = (name: string, help: string, pick: (s: ReturnType<WebhookStatsSource['stats']>) => number | undefined) =>
-      new Gauge({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          const s = self.webhookSource?.stats();
-          this.set(s ? (pick(s) ?? 0) : 0);
-        },
-      });
-    webhookGauge('ripple_webhook_queue_depth', 'Webhook events waiting for delivery', (s) => s.queueDepth);
-    webhookGauge('ripple_webhook_delivered', 'Webhook requests delivered since start', (s) => s.delivered);
-    webhookGauge('ripple_webhook_retries', 'Webhook delivery retries since start', (s) => s.retries);
-    webhookGauge('ripple_webhook_failures', 'Webhook deliveries that failed for good (dead-lettered) since start', (s) => s.failures);
+    new Gauge({
+      name: 'ripple_webhook_queue_depth',
+      help: 'Webhook events waiting for delivery',
+      registers: [this.registry],
+      collect() {
+        this.set(self.sources.webhooks.stats().queueDepth);
+      },
+    });
+    readCounter('ripple_webhook_deliveries_total', 'Webhook requests delivered', () => self.sources.webhooks.stats().delivered);
+    readCounter('ripple_webhook_retries_total', 'Webhook delivery retries', () => self.sources.webhooks.stats().retries);
+    readCounter('ripple_webhook_failures_total', 'Webhook batches that failed for good (dead-lettered)', () => self.sources.webhooks.stats().failures);
     this.redisReconnects = new Counter({ name: 'ripple_redis_reconnects_total', help: 'Redis reconnections', registers: [this.registry] });
     this.redisRoundTrip = new Histogram({
       name: 'ripple_redis_round_trip_seconds',
@@ -86,11 +99,8 @@ export class Metrics {
     });
   }
 
-  setConnectionsSource(fn: () => Map<string, number>): void {
-    this.connectionsSource = fn;
-  }
-
-  setWebhookSource(src: WebhookStatsSource): void {
-    this.webhookSource = src;
+  /** Where the scrape-time figures come from; set once the node's parts exist. */
+  collectFrom(sources: MetricSources): void {
+    this.sources = sources;
   }
 }

@@ -1,4 +1,4 @@
-import type { ChannelInfo, JoinResult, PresenceMember, PresenceStore } from './store.js';
+import type { ChannelInfo, ClusterStateHandler, JoinResult, PresenceJoin, PresenceLeave, PresenceMember, PresenceStore } from './store.js';
 
 interface PresenceChannel {
   /** userId → sockets of that user in the channel */
@@ -7,35 +7,30 @@ interface PresenceChannel {
   info: Map<string, unknown>;
 }
 
-/** Single-node state. Every call changes state synchronously, so calls apply in call order. */
+/**
+ * Single-node state. Every call changes state synchronously (the private helpers never await), so
+ * calls apply in call order and a check and the change it guards cannot interleave with another call.
+ */
 export class MemoryPresenceStore implements PresenceStore {
   /** appId → channel → socket count */
   private counts = new Map<string, Map<string, number>>();
   /** appId → channel → presence state */
   private presence = new Map<string, Map<string, PresenceChannel>>();
 
-  private appCounts(appId: string): Map<string, number> {
+  start(_handler: ClusterStateHandler): void {
+    // One node: no other node's share can go away, so there is never anything to report.
+  }
+
+  private count(appId: string, channel: string, delta: 1 | -1): number {
     let m = this.counts.get(appId);
     if (!m) this.counts.set(appId, (m = new Map()));
-    return m;
-  }
-
-  async addSubscription(appId: string, channel: string): Promise<number> {
-    const m = this.appCounts(appId);
-    const n = (m.get(channel) ?? 0) + 1;
-    m.set(channel, n);
-    return n;
-  }
-
-  async removeSubscription(appId: string, channel: string): Promise<number> {
-    const m = this.appCounts(appId);
-    const n = Math.max(0, (m.get(channel) ?? 0) - 1);
+    const n = Math.max(0, (m.get(channel) ?? 0) + delta);
     if (n === 0) m.delete(channel);
     else m.set(channel, n);
     return n;
   }
 
-  async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
+  private join(appId: string, channel: string, socketId: string, member: PresenceMember): JoinResult {
     let chans = this.presence.get(appId);
     if (!chans) this.presence.set(appId, (chans = new Map()));
     let pc = chans.get(channel);
@@ -50,26 +45,46 @@ export class MemoryPresenceStore implements PresenceStore {
     return { added, members: new Map(pc.info) };
   }
 
-  async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
+  /** -1: the socket was not there; 1: it was the user's last socket; 0: otherwise. */
+  private leave(appId: string, channel: string, socketId: string, userId: string): -1 | 0 | 1 {
     const chans = this.presence.get(appId);
     const pc = chans?.get(channel);
     const set = pc?.sockets.get(userId);
-    if (!pc || !set || !set.delete(socketId)) return false;
-    if (set.size > 0) return false;
+    if (!pc || !set || !set.delete(socketId)) return -1;
+    if (set.size > 0) return 0;
     pc.sockets.delete(userId);
     pc.info.delete(userId);
     if (pc.sockets.size === 0) chans!.delete(channel);
-    return true;
+    return 1;
   }
 
-  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult & { count: number }> {
-    const count = await this.addSubscription(appId, channel);
-    return { ...(await this.joinPresence(appId, channel, socketId, member)), count };
+  async addSubscription(appId: string, channel: string): Promise<number> {
+    return this.count(appId, channel, 1);
   }
 
-  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<{ last: boolean; count: number }> {
-    const last = await this.leavePresence(appId, channel, socketId, userId);
-    return { last, count: await this.removeSubscription(appId, channel) };
+  async removeSubscription(appId: string, channel: string): Promise<number> {
+    return this.count(appId, channel, -1);
+  }
+
+  async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
+    return this.join(appId, channel, socketId, member);
+  }
+
+  async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
+    return this.leave(appId, channel, socketId, userId) === 1;
+  }
+
+  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin> {
+    const pc = this.presence.get(appId)?.get(channel);
+    if (pc && !pc.sockets.has(member.userId) && pc.sockets.size >= maxMembers) return { refused: true };
+    const count = this.count(appId, channel, 1);
+    return { refused: false, count, ...this.join(appId, channel, socketId, member) };
+  }
+
+  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
+    const left = this.leave(appId, channel, socketId, userId);
+    if (left < 0) return { held: false, last: false, count: this.counts.get(appId)?.get(channel) ?? 0 };
+    return { held: true, last: left === 1, count: this.count(appId, channel, -1) };
   }
 
   async members(appId: string, channel: string): Promise<Map<string, unknown>> {

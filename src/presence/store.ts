@@ -1,6 +1,7 @@
 // Cluster-wide channel state: socket subscription counts per channel and presence members.
-// The gateway and the API read and change it only through this interface; the memory store serves a
-// single node, the Redis store a cluster (and removes a dead node's share, see node liveness).
+// The channel owner and the API read and change it only through this interface; the memory store
+// serves a single node, the Redis store a cluster (where a dead node's share is removed when its
+// lease runs out, and reported to the ClusterStateHandler).
 
 export interface PresenceMember {
   userId: string;
@@ -15,6 +16,18 @@ export interface JoinResult {
   members: Map<string, unknown>;
 }
 
+/** A presence subscription: refused (channel full, nothing recorded), or recorded with its count. */
+export type PresenceJoin = { refused: true } | ({ refused: false; count: number } & JoinResult);
+
+export interface PresenceLeave {
+  /** False when the store did not hold the socket (nothing changed). */
+  held: boolean;
+  /** True when it was the user's last socket in the channel: member_removed is due. */
+  last: boolean;
+  /** The channel's cluster-wide count after (0 = vacated). */
+  count: number;
+}
+
 export interface ChannelInfo {
   /** Sockets subscribed cluster-wide. */
   subscriptionCount: number;
@@ -22,22 +35,39 @@ export interface ChannelInfo {
   userCount: number;
 }
 
+/** What became due when a node's share of the state was removed (its crash, or its graceful stop). */
+export type ClusterEvent =
+  | { kind: 'member_removed'; appId: string; channel: string; userId: string }
+  /** The channel's cluster-wide count after the removal (0: vacated). */
+  | { kind: 'count'; appId: string; channel: string; count: number };
+
+export interface ClusterStateHandler {
+  /** Called with the events of one removal, member_removed first. */
+  nodeStateRemoved(events: ClusterEvent[]): void;
+}
+
 export interface PresenceStore {
+  /** Starts reporting removed node shares to `handler` (only the Redis store has any). */
+  start(handler: ClusterStateHandler): void;
   /** Counts one more socket in app/channel; resolves to the cluster-wide count after it (1 = occupied). */
   addSubscription(appId: string, channel: string): Promise<number>;
   /** Counts one socket fewer; resolves to the count after it (0 = vacated). */
   removeSubscription(appId: string, channel: string): Promise<number>;
-  /** Adds a presence socket for member.userId. Resolves to whether member_added is due and the member list. */
+  /** Adds a socket to an uncounted presence set (the online set of signed-in users). */
   joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult>;
-  /** Removes a presence socket; resolves true when it was the user's last socket (member_removed is due). */
+  /** Removes such a socket; resolves true when it was the user's last socket. */
   leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean>;
   /**
-   * A presence subscription in one atomic step: counts the socket and joins the member, so
-   * channel_occupied and member_added of the first socket are always due on the same node, in order.
+   * A presence subscription in one atomic step: refuses it when a new member would exceed
+   * `maxMembers` (spec §5.4), else counts the socket and joins the member, so channel_occupied and
+   * member_added of the first socket are always due on the same node, in order.
    */
-  subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult & { count: number }>;
-  /** The reverse, atomically: member_removed and channel_vacated of the last socket are due together. */
-  unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<{ last: boolean; count: number }>;
+  subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin>;
+  /**
+   * The reverse, atomically: member_removed and channel_vacated of the last socket are due together.
+   * A socket the store does not hold (its join was refused) changes nothing: `held` is false.
+   */
+  unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave>;
   /** Presence members of app/channel: user id → user_info. */
   members(appId: string, channel: string): Promise<Map<string, unknown>>;
   /** Number of distinct users in a presence channel. */

@@ -29,6 +29,19 @@ export function isValidChannelName(name: string): boolean {
   return NAME_RE.test(name);
 }
 
+/** Internal presence set of signed-in users: a user is online while signed in on at least one socket. */
+export const ONLINE_CHANNEL = '#online';
+
+/** Internal channel that carries a user's online/offline changes to the sockets watching them (spec §4.8). */
+export function watchChannel(userId: string): string {
+  return `#watchlist-${userId}`;
+}
+
+/** Channels of the server's own ('#'), never listed to the app (spec §3.1). */
+export function isInternalChannel(name: string): boolean {
+  return name.startsWith('#');
+}
+
 /** Channels a subscriber must present a signature for. */
 export function needsAuth(kind: ChannelKind): boolean {
   return kind === 'private' || kind === 'encrypted' || kind === 'presence';

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import type { WebhookConfig } from '../config/schema.js';
+import type { WebhookStats } from '../metrics/metrics.js';
 import type { WebhookEvent, WebhookSink } from './sink.js';
 import { queueName, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
 import { sendWebhook } from './send.js';
@@ -33,13 +34,6 @@ interface Worker {
   again: boolean;
   /** Ends the current backoff sleep early (used on close). */
   cut?: () => void;
-}
-
-export interface WebhookStats {
-  queueDepth: number;
-  delivered: number;
-  retries: number;
-  failures: number;
 }
 
 const MAX_EVENTS_PER_REQUEST = 100;
@@ -78,11 +72,6 @@ export class WebhookDelivery implements WebhookSink {
       this.byApp.set(app.id, eps);
       for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
     }
-  }
-
-  /** True when at least one app has an endpoint (otherwise the server need not start delivery). */
-  get hasEndpoints(): boolean {
-    return this.workers.size > 0;
   }
 
   async start(): Promise<void> {

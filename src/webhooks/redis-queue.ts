@@ -1,9 +1,11 @@
-// Cluster mode: pending webhook events live in Redis, one stream per (app, endpoint). A node delivers
-// a stream only while it holds that stream's lease; events leave the stream only once delivered or
-// dead-lettered. A node that dies mid-delivery leaves its events in the stream and its lease runs
-// out, so another node takes the stream over and delivers them (at least once, in order).
+// Cluster mode: pending webhook events live in Redis, one stream per (app, endpoint). One node owns a
+// stream at a time and delivers it while its node lease is valid; events leave the stream only once
+// delivered or dead-lettered. When the owner dies, its node lease runs out and another node takes the
+// stream over and delivers what is left (at least once, in order).
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { NodeLease, NodeWatcher } from '../cluster/node-lease.js';
+import { defineScripts, type Scripted } from '../redis/clients.js';
 import { DEAD_LETTERS_KEPT_PER_APP, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
 
 export interface RedisWebhookQueueOptions {
@@ -11,26 +13,36 @@ export interface RedisWebhookQueueOptions {
   /** A connection of its own for the doorbell channel (it enters subscriber mode). */
   subscriber: Redis;
   prefix: string;
-  nodeId: string;
-  /** How long a lease lasts without renewal: the takeover time after a crash. */
-  leaseMs: number;
+  /** This node's lease: a stream's owner delivers only while its lease holds, and loses the stream when it runs out. */
+  lease: NodeLease;
   log: Logger;
 }
 
-// Renew or release a lease only if this node still holds it.
-const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+const scripts = {
+  // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out)
+  webhookClaim: `
+local o = redis.call('GET', ARGV[1])
+if o == ARGV[3] then return 1 end
+if o then
+  local s = redis.call('ZSCORE', ARGV[2] .. ':nodes', o)
+  if s and tonumber(s) > tonumber(ARGV[4]) then return 0 end
+end
+redis.call('SET', ARGV[1], ARGV[3])
+return 1`,
+  // ARGV: ownerKey me → gives the stream up if this node owns it
+  webhookRelease: `if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end return 0`,
+};
 const MAX_LOCAL_BACKLOG = 200_000;
 const FLUSH_BATCH = 500;
 
-export class RedisWebhookQueue implements WebhookQueue {
-  private readonly redis: Redis;
+export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
+  private readonly redis: Scripted;
   private readonly sub: Redis;
   private readonly bell: string;
   private queues: readonly string[] = [];
   private readonly known = new Set<string>();
-  /** queue → until when (local clock) this node may deliver it */
-  private readonly ownedUntil = new Map<string, number>();
+  /** queues this node owned at the last claim round */
+  private readonly owned = new Set<string>();
   private readonly lengths = new Map<string, number>();
   /** Events not yet written to Redis (it was unreachable, or the write is in flight). */
   private backlog: { queue: string; data: string }[] = [];
@@ -45,7 +57,7 @@ export class RedisWebhookQueue implements WebhookQueue {
   dropped = 0;
 
   constructor(private readonly o: RedisWebhookQueueOptions) {
-    this.redis = o.redis;
+    this.redis = defineScripts(o.redis, scripts);
     this.sub = o.subscriber;
     this.bell = `${o.prefix}:wh:bell`;
   }
@@ -53,8 +65,8 @@ export class RedisWebhookQueue implements WebhookQueue {
   private streamKey(q: string) {
     return `${this.o.prefix}:wh:q:${q}`;
   }
-  private leaseKey(q: string) {
-    return `${this.o.prefix}:wh:lease:${q}`;
+  private ownerKey(q: string) {
+    return `${this.o.prefix}:wh:owner:${q}`;
   }
   private deadKey(appId: string) {
     return `${this.o.prefix}:wh:dead:${appId}`;
@@ -125,7 +137,12 @@ export class RedisWebhookQueue implements WebhookQueue {
   }
 
   owns(queue: string): boolean {
-    return !this.closed && (this.ownedUntil.get(queue) ?? 0) > Date.now();
+    return !this.closed && this.owned.has(queue) && this.o.lease.held();
+  }
+
+  /** A dead node's streams are free now: take them over at once rather than at the next round. */
+  nodeGone(): void {
+    void this.tick();
   }
 
   onWake(fn: (q: string) => void): void {
@@ -167,41 +184,39 @@ export class RedisWebhookQueue implements WebhookQueue {
       }
     });
     await this.sub.subscribe(this.bell).catch((err) => this.o.log.warn({ err }, 'webhook doorbell not subscribed yet'));
-    // Often enough that a missed doorbell costs at most ~2 s, and a lease never lapses while held.
-    const every = Math.min(2000, Math.max(100, Math.floor(this.o.leaseMs / 3)));
+    // Often enough that a missed doorbell costs at most ~2 s.
+    const every = Math.min(2000, Math.max(100, Math.floor(this.o.lease.leaseMs / 3)));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
     await this.tick();
   }
 
-  /** Renews held leases, takes free ones, refreshes queue lengths, and wakes what has work. */
+  /** Claims the streams this node owns or may take over, refreshes queue lengths, and wakes what has work. */
   private async tick(): Promise<void> {
     if (this.ticking || this.closed || this.redis.status !== 'ready') return;
+    // Without a valid lease of its own a node must not claim: others could not tell it is alive.
+    if (!this.o.lease.held()) return;
     this.ticking = true;
     this.lastTick = Date.now();
     try {
-      const began = Date.now();
-      const p = this.redis.pipeline();
+      const p = this.redis.pipeline() as unknown as Scripted;
+      const now = Date.now();
       for (const q of this.queues) {
-        if (this.ownedUntil.has(q)) p.eval(RENEW, 1, this.leaseKey(q), this.o.nodeId, this.o.leaseMs);
-        else p.set(this.leaseKey(q), this.o.nodeId, 'PX', this.o.leaseMs, 'NX');
+        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now);
         p.xlen(this.streamKey(q));
       }
-      const res = (await p.exec()) ?? [];
-      // Stop delivering a little before the lease can expire in Redis.
-      const until = began + Math.floor(this.o.leaseMs * 0.8);
+      const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
       this.queues.forEach((q, i) => {
-        const [leaseErr, lease] = res[2 * i] ?? [new Error('no reply')];
+        const [claimErr, claimed] = res[2 * i] ?? [new Error('no reply')];
         const [lenErr, len] = res[2 * i + 1] ?? [new Error('no reply')];
         if (!lenErr) this.lengths.set(q, Number(len));
-        if (leaseErr) return;
-        const held = lease === 1 || lease === 'OK';
-        if (held) this.ownedUntil.set(q, until);
-        else this.ownedUntil.delete(q);
-        if (held && Number(len) > 0) this.wake(q);
+        if (claimErr) return;
+        if (Number(claimed) === 1) this.owned.add(q);
+        else this.owned.delete(q);
+        if (this.owns(q) && Number(len) > 0) this.wake(q);
       });
     } catch (err) {
-      this.o.log.debug({ err }, 'webhook lease tick failed');
+      this.o.log.debug({ err }, 'webhook claim round failed');
     } finally {
       this.ticking = false;
     }
@@ -212,12 +227,12 @@ export class RedisWebhookQueue implements WebhookQueue {
     await Promise.race([this.flushing ?? Promise.resolve(), new Promise((r) => setTimeout(r, 2000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    const held = [...this.ownedUntil.keys()];
-    this.ownedUntil.clear();
+    const held = [...this.owned];
+    this.owned.clear();
     if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
     if (this.redis.status === 'ready' && held.length) {
       const p = this.redis.pipeline();
-      for (const q of held) p.eval(RELEASE, 1, this.leaseKey(q), this.o.nodeId);
+      for (const q of held) (p as unknown as Scripted).webhookRelease(this.ownerKey(q), this.o.lease.nodeId);
       p.publish(this.bell, held.join('\n'));
       await p.exec().catch(() => undefined);
     }

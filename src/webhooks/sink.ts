@@ -16,11 +16,4 @@ export type WebhookEventName = WebhookEvent['name'];
 export interface WebhookSink {
   /** Queues an event for the app's matching webhooks; never blocks and never throws. */
   emit(app: App, event: WebhookEvent): void;
-  close(): Promise<void>;
 }
-
-/** For apps without webhooks and for tests of other modules. */
-export const noWebhooks: WebhookSink = {
-  emit() {},
-  async close() {},
-};

@@ -1,0 +1,161 @@
+// Operating limits: slow consumers, origin allow-list, TLS, REST rate limits, secrets kept out of
+// logs, and the metrics an operator scrapes.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'node:https';
+import WebSocket from 'ws';
+import { startNode, type NodeHandle } from '../../src/testing/harness.js';
+import { sleep, waitUntil } from '../../src/testing/eventually.js';
+import { RawClient, privateAuth } from '../../src/testing/raw-client.js';
+import { rest } from '../../src/testing/sign-rest.js';
+
+const nodes: NodeHandle[] = [];
+after(async () => {
+  await Promise.all(nodes.map((n) => n.kill()));
+});
+async function node(opts: Parameters<typeof startNode>[0]) {
+  const n = await startNode(opts);
+  nodes.push(n);
+  return n;
+}
+const app = { id: 'prod', key: 'prod-key', secret: 'prod-secret-5b3e' };
+
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  let total = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name)) total += Number(line.split(' ').pop());
+  return total;
+}
+
+test('a client that stops reading is closed with 4100 while others keep receiving every event', async () => {
+  const n = await node({ env: { MAX_BACKPRESSURE_BYTES: String(256 * 1024), APP_ID: app.id, APP_KEY: app.key, APP_SECRET: app.secret } });
+  const fast = await RawClient.connect(n.port, app.key);
+  const slow = await RawClient.connect(n.port, app.key);
+  assert.equal((await fast.subscribe('feed')).event, 'pusher_internal:subscription_succeeded');
+  assert.equal((await slow.subscribe('feed')).event, 'pusher_internal:subscription_succeeded');
+  // The slow reader stops reading its socket: the server's send buffer for it grows.
+  (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  let received = 0;
+  fast.ws.on('message', (m) => {
+    if (m.toString().includes('"event":"tick"')) received++;
+  });
+  const data = 'x'.repeat(8000);
+  const batches = 300;
+  for (let b = 0; b < batches; b++) {
+    const batch = Array.from({ length: 10 }, (_, i) => ({ channel: 'feed', name: 'tick', data: `${b * 10 + i}:${data}` }));
+    const r = await rest(n.url, app, 'POST', `/apps/${app.id}/batch_events`, { batch });
+    assert.equal(r.status, 200);
+  }
+  // One 10 s budget for both waits.
+  const deadline = Date.now() + 10_000;
+  await waitUntil(() => received >= batches * 10, { timeoutMs: 10_000, intervalMs: 50 });
+  assert.equal(received, batches * 10, 'the fast client received every event');
+  await waitUntil(async () => (await metric(n.url, 'ripple_disconnects_total{app="prod",code="4100"}')) >= 1, {
+    timeoutMs: Math.max(0, deadline - Date.now()),
+    intervalMs: 100,
+  });
+  assert.equal(await metric(n.url, 'ripple_disconnects_total{app="prod",code="4100"}'), 1, 'the slow client was closed with 4100');
+  assert.equal(await metric(n.url, 'ripple_connections{app="prod"}'), 1);
+  fast.ws.terminate();
+  slow.ws.terminate();
+});
+
+test('an app with an origin allow-list refuses other origins with 4009 and admits listed ones', async () => {
+  const n = await node({
+    config: { apps: [{ ...app, allowedOrigins: ['https://good.example'] }] },
+  });
+  const open = (origin: string) =>
+    new Promise<{ first: string; code?: number }>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${n.port}/app/${app.key}?protocol=7`, { origin });
+      let first = '';
+      ws.on('message', (m) => {
+        if (!first) first = m.toString();
+        if (first.includes('connection_established')) {
+          ws.close();
+          resolve({ first });
+        }
+      });
+      ws.on('close', (code) => resolve({ first, code }));
+    });
+  const bad = await open('https://evil.example');
+  assert.equal(bad.code, 4009);
+  assert.equal(JSON.parse(bad.first).data.code, 4009);
+  const good = await open('https://good.example');
+  assert.match(good.first, /pusher:connection_established/);
+});
+
+test('REST rate limits answer 429 with Retry-After once the per-second budget is spent', async () => {
+  const n = await node({ config: { apps: [{ ...app, maxBackendEventsPerSecond: 3, maxReadRequestsPerSecond: 2 }] } });
+  const trig = await Promise.all(
+    Array.from({ length: 12 }, () => rest(n.url, app, 'POST', `/apps/${app.id}/events`, { name: 'e', channel: 'c', data: '1' })),
+  );
+  const ok = trig.filter((r) => r.status === 200).length;
+  const limited = trig.filter((r) => r.status === 429);
+  assert.ok(ok >= 3 && ok <= 6, `between 3 and 6 accepted (a second boundary may fall inside), got ${ok}`);
+  assert.ok(limited.length >= 6);
+  assert.ok(Number(limited[0].headers.get('retry-after')) >= 1);
+  assert.equal(limited[0].headers.get('x-ratelimit-limit'), '3');
+  assert.equal(limited[0].body.code, 429);
+  const reads = await Promise.all(Array.from({ length: 8 }, () => rest(n.url, app, 'GET', `/apps/${app.id}/channels`)));
+  assert.ok(reads.filter((r) => r.status === 429).length >= 4);
+});
+
+test('TLS: with a certificate and key the port serves wss:// and https://', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ripple-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const n = await node({ https: true, env: { TLS_CERT_FILE: join(dir, 'cert.pem'), TLS_KEY_FILE: join(dir, 'key.pem') } });
+  const p = n.port;
+  const ca = readFileSync(join(dir, 'cert.pem'));
+  const body = await new Promise<string>((resolve, reject) => {
+    request({ host: '127.0.0.1', port: p, path: '/health', ca, servername: '127.0.0.1' }, (res) => {
+      let b = '';
+      res.on('data', (d) => (b += d));
+      res.on('end', () => resolve(b));
+    })
+      .on('error', reject)
+      .end();
+  });
+  assert.equal(JSON.parse(body).ok, true);
+  const ws = new WebSocket(`wss://127.0.0.1:${p}/app/app-key?protocol=7`, { ca });
+  const first = await new Promise<string>((resolve) => ws.once('message', (m) => resolve(m.toString())));
+  assert.match(first, /pusher:connection_established/);
+  ws.close();
+});
+
+test('secrets and signatures never reach the logs, even at trace level', async () => {
+  const secret = 'very-secret-value-93f1';
+  const n = await node({ env: { LOG_LEVEL: 'trace', APP_SECRET: secret } });
+  const c = await RawClient.connect(n.port, 'app-key');
+  const auth = privateAuth('app-key', secret, c.socketId, 'private-a');
+  await c.subscribe('private-a', auth);
+  await c.subscribe('private-b', 'app-key:deadbeef');
+  await rest(n.url, { id: 'app-id', key: 'app-key', secret }, 'POST', '/apps/app-id/events', { name: 'e', channel: 'private-a', data: 'x' });
+  await rest(n.url, { id: 'app-id', key: 'app-key', secret: 'wrong' }, 'POST', '/apps/app-id/events', { name: 'e', channel: 'private-a', data: 'x' });
+  await c.close();
+  await sleep(200);
+  const out = n.output();
+  assert.ok(!out.includes(secret), 'the app secret is not logged');
+  assert.ok(!out.includes(auth.split(':')[1]), 'a channel signature is not logged');
+});
+
+test('metrics count connections, messages, REST statuses and expose event-loop lag', async () => {
+  const n = await node({ env: { APP_ID: app.id, APP_KEY: app.key, APP_SECRET: app.secret } });
+  const c = await RawClient.connect(n.port, app.key);
+  await c.subscribe('m');
+  await rest(n.url, app, 'POST', `/apps/${app.id}/events`, { name: 'e', channel: 'm', data: 'x' });
+  await c.nextEvent('e', 'm');
+  await rest(n.url, { ...app, secret: 'nope' }, 'GET', `/apps/${app.id}/channels`);
+  assert.equal(await metric(n.url, 'ripple_connections{app="prod"}'), 1);
+  assert.ok((await metric(n.url, 'ripple_messages_in_total')) >= 1);
+  assert.ok((await metric(n.url, 'ripple_messages_out_total')) >= 1);
+  assert.equal(await metric(n.url, 'ripple_rest_requests_total{status="200"}'), 1);
+  assert.equal(await metric(n.url, 'ripple_rest_requests_total{status="401"}'), 1);
+  const text = await (await fetch(`${n.url}/metrics`)).text();
+  assert.match(text, /ripple_nodejs_eventloop_lag_seconds/);
+  assert.match(text, /ripple_webhook_queue_depth/);
+  await c.close();
+});

@@ -1,0 +1,74 @@
+// Request signatures as Pusher signs them (spec §9.2): auth_key, auth_timestamp within 600 s,
+// body_md5 of the raw bytes, sorted query without auth_signature, constant-time compare. As a
+// Fastify plugin, the check is one hook of the scope that holds the signed routes.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { App } from '../apps/app.js';
+import type { AppRegistry } from '../apps/registry.js';
+import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/signature.js';
+import { HttpError } from './errors.js';
+
+export const MAX_TIMESTAMP_SKEW_S = 600;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    rawBody?: Buffer;
+    pusherApp?: App;
+    /** The query as signed: keys lower-cased, one value per key (the last). */
+    pusherQuery?: Record<string, string>;
+  }
+}
+
+export interface SignedRequest {
+  appId: string;
+  method: string;
+  /** the request path as sent, without the query */
+  path: string;
+  /** the decoded query; a repeated key may hold an array */
+  query: Record<string, unknown>;
+  rawBody?: Buffer;
+}
+
+/** Checks a request's signature; the app it is for, and its query as signed. */
+export function verifySignedRequest(registry: AppRegistry, req: SignedRequest, nowMs = Date.now()): { app: App; query: Record<string, string> } {
+  const app = registry.findById(req.appId);
+  if (!app) throw new HttpError(404, `App ${req.appId} does not exist`);
+  const query: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.query)) {
+    query[k.toLowerCase()] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
+  }
+  const { auth_key: key, auth_timestamp: ts, auth_signature: signature } = query;
+  if (!key || !ts || !signature) throw new HttpError(401, 'Missing auth_key, auth_timestamp or auth_signature');
+  if (!safeEqual(key, app.key)) throw new HttpError(401, 'Unknown auth_key');
+  const seconds = Number(ts);
+  if (!Number.isFinite(seconds) || Math.abs(nowMs / 1000 - seconds) > MAX_TIMESTAMP_SKEW_S) {
+    throw new HttpError(401, `Timestamp expired: given timestamp ${ts} not within ${MAX_TIMESTAMP_SKEW_S}s of server time ${Math.floor(nowMs / 1000)}`);
+  }
+  const body = req.rawBody;
+  if (body && body.length > 0) {
+    if (!query.body_md5 || !safeEqual(query.body_md5, md5Hex(body))) throw new HttpError(401, 'body_md5 does not match the body');
+  }
+  const expected = hmacSha256Hex(app.secret, restStringToSign(req.method, req.path, query));
+  if (!safeEqual(signature, expected)) throw new HttpError(401, 'Invalid signature');
+  if (!app.enabled) throw new HttpError(403, 'The app is disabled');
+  return { app, query };
+}
+
+/** The app a signed route serves (set by the plugin's hook before the handler runs). */
+export function appOf(req: FastifyRequest): App {
+  return req.pusherApp!;
+}
+
+/** Registers the signature check as a hook of `scope`: every route registered in it is signed. */
+export function signedRequests(scope: FastifyInstance, registry: AppRegistry): void {
+  scope.addHook('preHandler', async (req) => {
+    const { app, query } = verifySignedRequest(registry, {
+      appId: (req.params as { appId?: string }).appId ?? '',
+      method: req.method,
+      path: req.url.split('?', 1)[0],
+      query: req.query as Record<string, unknown>,
+      rawBody: req.rawBody,
+    });
+    req.pusherApp = app;
+    req.pusherQuery = query;
+  });
+}

@@ -1,0 +1,100 @@
+// Triggering events (spec §9.3): POST /apps/<id>/events and batch_events. The Fastify routes and the
+// uWS fast path (see uws-bridge) both call this, with the same checks, quotas, errors and metrics.
+import type { Logger } from 'pino';
+import type { App } from '../apps/app.js';
+import type { AppRegistry } from '../apps/registry.js';
+import type { Backbone } from '../backbone/backbone.js';
+import type { ChannelCache } from '../cache/channel-cache.js';
+import type { RateWindows } from '../limits/rate-windows.js';
+import type { Metrics } from '../metrics/metrics.js';
+import type { PresenceStore } from '../presence/store.js';
+import { channelKind, isCacheChannel } from '../protocol/channels.js';
+import * as frames from '../protocol/frames.js';
+import { errorResponse, HttpError, parseBody } from './errors.js';
+import { spend, type SetHeader } from './rate-limit.js';
+import { verifySignedRequest, type SignedRequest } from './signed-request.js';
+import { parseTrigger, type TriggerEvent } from './validate.js';
+
+export interface TriggerDeps {
+  registry: AppRegistry;
+  backbone: Backbone;
+  store: PresenceStore;
+  cache: ChannelCache;
+  rates: RateWindows;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export type ChannelAttrs = { user_count?: number; subscription_count?: number };
+
+export type TriggerRoute = 'events' | 'batch_events';
+
+export interface TriggerResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export class Trigger {
+  constructor(private readonly d: TriggerDeps) {}
+
+  /** POST events: one event to one or more channels. */
+  async events(app: App, body: unknown, header: SetHeader): Promise<object> {
+    const ev = parseTrigger(app, body);
+    await spend(this.d.rates, app, header, 'backend', ev.channels.length);
+    const channels = await this.publish(app, ev);
+    return channels ? { channels } : {};
+  }
+
+  /** POST batch_events: validated whole before any of it is published. */
+  async batch(app: App, raw: unknown, header: SetHeader): Promise<object> {
+    const body = raw as { batch?: unknown };
+    if (!body || !Array.isArray(body.batch)) throw new HttpError(400, '"batch" must be an array of events');
+    if (body.batch.length > app.maxEventBatchSize) throw new HttpError(400, `A batch holds at most ${app.maxEventBatchSize} events`);
+    const events = body.batch.map((e, i) => parseTrigger(app, e, `batch[${i}]`, true));
+    await spend(this.d.rates, app, header, 'backend', events.length);
+    const results = await Promise.all(events.map((ev) => this.publish(app, ev)));
+    if (!events.some((e) => e.info)) return {};
+    return { batch: results.map((r, i) => (r ? r[events[i].channels[0]] : {})) };
+  }
+
+  /** A whole signed trigger request outside Fastify (the uWS fast path): never throws. */
+  async handle(route: TriggerRoute, req: SignedRequest): Promise<TriggerResponse> {
+    const headers: Record<string, string> = {};
+    const header: SetHeader = (name, value) => void (headers[name.toLowerCase()] = value);
+    let status = 200;
+    let body: object;
+    try {
+      const { app } = verifySignedRequest(this.d.registry, req);
+      const parsed = parseBody(req.rawBody);
+      body = route === 'events' ? await this.events(app, parsed, header) : await this.batch(app, parsed, header);
+    } catch (err) {
+      ({ status, body } = errorResponse(err as Error, this.d.log));
+    }
+    this.d.metrics.restRequests.inc({ status: String(status) });
+    headers['content-type'] = 'application/json; charset=utf-8';
+    return { status, headers, body: JSON.stringify(body) };
+  }
+
+  private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
+    const cached: Promise<void>[] = [];
+    for (const channel of ev.channels) {
+      this.d.backbone.publish(app.id, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
+      // Cache channels keep the last event published through the API (spec §7).
+      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
+    }
+    await Promise.all(cached);
+    if (!ev.info) return undefined;
+    const out: Record<string, ChannelAttrs> = {};
+    await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
+    return out;
+  }
+
+  private async attrs(app: App, channel: string, info: string[]): Promise<ChannelAttrs> {
+    const presence = channelKind(channel) === 'presence';
+    const a: ChannelAttrs = {};
+    if (presence && info.includes('user_count')) a.user_count = await this.d.store.userCount(app.id, channel);
+    if (!presence && app.enableSubscriptionCount && info.includes('subscription_count')) a.subscription_count = await this.d.store.subscriptionCount(app.id, channel);
+    return a;
+  }
+}

@@ -1,0 +1,26 @@
+import type { Redis } from 'ioredis';
+import type { CachedEvent, ChannelCache } from './channel-cache.js';
+
+export class RedisChannelCache implements ChannelCache {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly ttlMs: number,
+  ) {}
+
+  private key(appId: string, channel: string): string {
+    return `${this.prefix}:cache:${appId}:${channel}`;
+  }
+
+  async set(appId: string, channel: string, ev: CachedEvent): Promise<void> {
+    await this.redis.set(this.key(appId, channel), JSON.stringify(ev), 'PX', this.ttlMs);
+  }
+
+  async get(appId: string, channel: string): Promise<{ ev: CachedEvent; ttlMs: number } | undefined> {
+    const res = await this.redis.multi().get(this.key(appId, channel)).pttl(this.key(appId, channel)).exec();
+    const value = res?.[0]?.[1] as string | null;
+    const ttlMs = res?.[1]?.[1] as number;
+    if (!value || ttlMs <= 0) return undefined;
+    return { ev: JSON.parse(value) as CachedEvent, ttlMs };
+  }
+}

@@ -1,0 +1,221 @@
+// The channel lifecycle's one owner (style.md: centrifuge's Node.addSubscription). For a session
+// joining or leaving a channel, this decides everything that follows: local hub membership, backbone
+// interest (first/last local connection), the cluster-wide count, channel_occupied/channel_vacated,
+// presence member_added/member_removed, subscription_count, and the cache channel's replay or
+// cache_miss. Subscribe, unsubscribe, sign-in, connection close (terminate and drain close
+// connections) and a dead node's cleanup all come through here.
+import type { Logger } from 'pino';
+import type { App } from '../apps/app.js';
+import type { AppRegistry } from '../apps/registry.js';
+import type { Backbone } from '../backbone/backbone.js';
+import type { ChannelCache } from '../cache/channel-cache.js';
+import type { Hub } from '../hub/hub.js';
+import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore } from '../presence/store.js';
+import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
+import { Codes } from '../protocol/constants.js';
+import * as frames from '../protocol/frames.js';
+import type { Session, Subscription } from '../session/session.js';
+import type { WebhookSink } from '../webhooks/sink.js';
+import { SubscriptionCounts } from './subscription-count.js';
+
+export interface ChannelsDeps {
+  registry: AppRegistry;
+  hub: Hub;
+  backbone: Backbone;
+  store: PresenceStore;
+  cache: ChannelCache;
+  webhooks: WebhookSink;
+  log: Logger;
+}
+
+type Transition = 'occupied' | 'vacated' | undefined;
+
+export class Channels implements ClusterStateHandler {
+  private readonly counts: SubscriptionCounts;
+
+  constructor(private readonly d: ChannelsDeps) {
+    this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
+  }
+
+  /** Public, private and encrypted channels (spec §3.3, §3.4). */
+  subscribe(s: Session, channel: string): void {
+    const app = s.app;
+    s.channels.set(channel, {});
+    this.joinTopic(s, channel);
+    s.send(frames.subscriptionSucceeded(channel));
+    if (isCacheChannel(channel)) this.replayCache(s, channel);
+    this.d.store.addSubscription(app.id, channel).then(
+      (count) => this.countChanged(app, channel, count, count === 1 ? 'occupied' : undefined),
+      (err) => this.d.log.warn({ err, app: app.id, channel }, 'subscription count not recorded'),
+    );
+  }
+
+  /**
+   * Presence channels (spec §5): the member limit, the count and the member are one atomic store
+   * step, so channel_occupied and member_added of a first socket are due together, on this node, in
+   * this order, and a refused join leaves nothing to undo.
+   */
+  subscribePresence(s: Session, channel: string, member: PresenceMember): void {
+    const app = s.app;
+    // Recorded before the store answers, so a close in the meantime leaves in order after this join.
+    const sub: Subscription = { userId: member.userId };
+    s.channels.set(channel, sub);
+    this.joinTopic(s, channel);
+    const refuse = (type: frames.SubscriptionErrorType, error: string, status: number) => {
+      if (s.channels.get(channel) === sub) {
+        s.channels.delete(channel);
+        this.leaveTopic(s, channel);
+      }
+      s.send(frames.subscriptionError(channel, type, error, status));
+    };
+    this.d.store.subscribePresence(app.id, channel, s.socketId, member, app.maxPresenceMembersPerChannel).then(
+      (join) => {
+        if (join.refused) {
+          return refuse('LimitReached', `The presence channel has reached its limit of ${app.maxPresenceMembersPerChannel} members`, Codes.overCapacity);
+        }
+        if (join.count === 1) this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
+        if (join.added) {
+          this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, member.userId, member.userInfo), s.socketId);
+          this.d.webhooks.emit(app, { name: 'member_added', channel, user_id: member.userId });
+        }
+        s.send(frames.presenceSucceeded(channel, join.members));
+        if (isCacheChannel(channel)) this.replayCache(s, channel);
+      },
+      (err) => {
+        this.d.log.warn({ err, app: app.id, channel }, 'presence join failed');
+        refuse('ServerError', 'Presence state is unavailable, try again', Codes.serverError);
+      },
+    );
+  }
+
+  /** `#server-to-user-<id>` (spec §4.7): its topic was joined at sign-in; the subscribe only confirms. */
+  subscribeUser(s: Session, channel: string): void {
+    s.send(frames.subscriptionSucceeded(channel));
+  }
+
+  /** A repeated subscribe (spec §3.6): confirmed again, no side effects. */
+  confirmAgain(s: Session, channel: string): void {
+    if (channelKind(channel) !== 'presence') return s.send(frames.subscriptionSucceeded(channel));
+    this.d.store.members(s.app.id, channel).then(
+      (m) => s.send(frames.presenceSucceeded(channel, m)),
+      () => s.send(frames.subscriptionSucceeded(channel)),
+    );
+  }
+
+  unsubscribe(s: Session, channel: string): void {
+    const sub = s.channels.get(channel);
+    if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
+    s.channels.delete(channel);
+    this.leaveTopic(s, channel);
+    this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.warn({ err, app: s.app.id, channel }, 'leave not recorded'));
+  }
+
+  /**
+   * A session just signed in as s.user (spec §4.6): it receives its user's events at once, follows its
+   * watchlist, and the user is online while signed in anywhere in the cluster.
+   */
+  signIn(s: Session, userInfo: unknown): void {
+    const user = s.user!;
+    const app = s.app;
+    this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id);
+    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched));
+    this.d.store.joinPresence(app.id, ONLINE_CHANNEL, s.socketId, { userId: user.id, userInfo }).then(
+      (join) => {
+        if (join.added) this.announce(app.id, user.id, 'online');
+        if (user.watchlist.length === 0) return;
+        // The current state of the watchlist first, then changes (spec §4.8).
+        const online = user.watchlist.filter((u) => join.members.has(u));
+        const offline = user.watchlist.filter((u) => !join.members.has(u));
+        const events: { name: 'online' | 'offline'; user_ids: string[] }[] = [];
+        if (online.length) events.push({ name: 'online', user_ids: online });
+        if (offline.length) events.push({ name: 'offline', user_ids: offline });
+        s.send(frames.watchlistEvents(events));
+      },
+      (err) => this.d.log.warn({ err, app: app.id }, 'online state not recorded'),
+    );
+  }
+
+  /** The session's connection closed: it leaves every channel, and its user goes offline if it was the last. */
+  leaveAll(s: Session): void {
+    for (const channel of [...s.channels.keys()]) this.unsubscribe(s, channel);
+    const user = s.user;
+    if (!user) return;
+    const app = s.app;
+    this.leaveTopic(s, SERVER_TO_USER_PREFIX + user.id);
+    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched));
+    this.d.store.leavePresence(app.id, ONLINE_CHANNEL, s.socketId, user.id).then(
+      (last) => {
+        if (last) this.announce(app.id, user.id, 'offline');
+      },
+      (err) => this.d.log.warn({ err, app: app.id }, 'offline state not recorded'),
+    );
+  }
+
+  /** A node's share of the cluster state was removed (its crash, or its graceful stop). */
+  nodeStateRemoved(events: ClusterEvent[]): void {
+    for (const e of events) {
+      const app = this.d.registry.findById(e.appId);
+      if (!app) continue;
+      if (e.kind === 'member_removed') {
+        if (e.channel === ONLINE_CHANNEL) this.announce(e.appId, e.userId, 'offline');
+        else this.memberRemoved(app, e.channel, e.userId);
+      } else {
+        this.countChanged(app, e.channel, e.count, e.count === 0 ? 'vacated' : undefined);
+      }
+    }
+  }
+
+  close(): void {
+    this.counts.close();
+  }
+
+  private joinTopic(s: Session, channel: string): void {
+    if (this.d.hub.join(s.conn, s.app.id, channel)) this.d.backbone.addInterest(s.app.id, channel);
+  }
+
+  private leaveTopic(s: Session, channel: string): void {
+    if (this.d.hub.leave(s.conn, s.app.id, channel)) this.d.backbone.removeInterest(s.app.id, channel);
+  }
+
+  private async leaveStore(app: App, channel: string, socketId: string, userId: string | undefined): Promise<void> {
+    if (userId === undefined) {
+      const count = await this.d.store.removeSubscription(app.id, channel);
+      return this.countChanged(app, channel, count, count === 0 ? 'vacated' : undefined);
+    }
+    const { held, last, count } = await this.d.store.unsubscribePresence(app.id, channel, socketId, userId);
+    if (!held) return; // its join was refused: nothing was announced, nothing is due
+    // member_removed before channel_vacated (spec §12.17).
+    if (last) this.memberRemoved(app, channel, userId);
+    this.countChanged(app, channel, count, count === 0 ? 'vacated' : undefined);
+  }
+
+  private memberRemoved(app: App, channel: string, userId: string): void {
+    this.d.backbone.publish(app.id, channel, frames.memberRemoved(channel, userId));
+    this.d.webhooks.emit(app, { name: 'member_removed', channel, user_id: userId });
+  }
+
+  /** Webhooks and subscription_count broadcasts after a channel's cluster-wide count changed. */
+  private countChanged(app: App, channel: string, count: number, transition: Transition): void {
+    if (transition === 'occupied') this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
+    if (app.enableSubscriptionCount && channelKind(channel) !== 'presence') this.counts.changed(app, channel, count);
+    if (transition === 'vacated') this.d.webhooks.emit(app, { name: 'channel_vacated', channel });
+  }
+
+  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and its webhook (spec §7). */
+  private replayCache(s: Session, channel: string): void {
+    const app = s.app;
+    this.d.cache.get(app.id, channel).then(
+      (hit) => {
+        if (hit) return s.send(frames.channelEvent(hit.ev.event, channel, hit.ev.data));
+        s.send(frames.cacheMiss(channel));
+        this.d.webhooks.emit(app, { name: 'cache_miss', channel });
+      },
+      (err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'),
+    );
+  }
+
+  /** A user's change of online state, to the sessions watching them on every node (spec §4.8). */
+  private announce(appId: string, userId: string, name: 'online' | 'offline'): void {
+    this.d.backbone.publish(appId, watchChannel(userId), frames.watchlistEvents([{ name, user_ids: [userId] }]));
+  }
+}

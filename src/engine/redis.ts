@@ -1,0 +1,83 @@
+// A cluster node: shared state in Redis, fan-out over Redis pub/sub, one node lease that removes a
+// dead node's share and hands its webhook queues over. Three connections: commands, the backbone's
+// subscriptions, and (with webhooks) the webhook doorbell.
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { RedisBackbone } from '../backbone/redis.js';
+import { RedisChannelCache } from '../cache/redis.js';
+import { NodeLease } from '../cluster/node-lease.js';
+import { RedisConnectionCensus } from '../limits/connection-census.js';
+import { RedisRateWindows } from '../limits/rate-windows.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { RedisPresenceStore } from '../presence/redis.js';
+import { commandClient, subscriberClient, whenReady } from '../redis/clients.js';
+import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
+import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
+import type { Engine, EngineHandlers } from './engine.js';
+
+const HEALTH_PING_MS = 5000;
+
+export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics): Engine {
+  const target = { url: config.redisUrl, options: config.redisOptions };
+  const prefix = config.redisPrefix;
+  const cmd = commandClient(target, `ripple-${nodeId}`);
+  const sub = subscriberClient(target, `ripple-${nodeId}-sub`);
+  const clients = [cmd, sub];
+  const hasWebhooks = config.apps.some((a) => a.webhooks.length > 0);
+  const bell = hasWebhooks ? subscriberClient(target, `ripple-${nodeId}-webhooks`) : undefined;
+  if (bell) clients.push(bell);
+  for (const [name, c] of [['commands', cmd], ['subscriber', sub], ['webhooks', bell]] as const) {
+    if (!c) continue;
+    c.on('error', (err) => log.debug({ err, connection: name }, 'redis error'));
+    c.on('reconnecting', () => metrics.redisReconnects.inc());
+    c.on('ready', () => log.info({ connection: name }, 'redis up'));
+    c.on('close', () => log.warn({ connection: name }, 'redis down'));
+  }
+
+  const clusterLog = log.child({ module: 'cluster' });
+  const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, log: clusterLog });
+  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, log });
+  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog });
+  const census = new RedisConnectionCensus({ redis: cmd, prefix, nodeId, log: clusterLog });
+  lease.add(store);
+  lease.add(census);
+  let webhookQueue: WebhookQueue;
+  if (bell) {
+    const queue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, prefix, lease, log: log.child({ module: 'webhooks' }) });
+    lease.watch(queue);
+    webhookQueue = queue;
+  } else {
+    webhookQueue = new MemoryWebhookQueue();
+  }
+  let ping: NodeJS.Timeout | undefined;
+
+  return {
+    mode: 'redis',
+    backbone,
+    store,
+    cache: new RedisChannelCache(cmd, prefix, config.cacheTtl * 1000),
+    rates: new RedisRateWindows(cmd, prefix),
+    census,
+    webhookQueue,
+    async start(handlers: EngineHandlers) {
+      store.start(handlers.clusterState);
+      const up = await Promise.all([whenReady(cmd, 5000), whenReady(sub, 5000)]);
+      if (!up.every(Boolean)) log.warn('redis is not reachable yet: serving local sockets, will register when it is');
+      await lease.start();
+      await backbone.start(handlers);
+      ping = setInterval(() => {
+        if (cmd.status !== 'ready') return;
+        const end = metrics.redisRoundTrip.startTimer();
+        cmd.ping().then(() => end(), () => {});
+      }, HEALTH_PING_MS);
+      ping.unref();
+    },
+    isHealthy: () => backbone.isHealthy(),
+    leave: () => lease.leave(),
+    async close() {
+      if (ping) clearInterval(ping);
+      await backbone.close();
+      for (const c of clients) c.disconnect();
+    },
+  };
+}

@@ -1,0 +1,55 @@
+// ioredis connections for cluster mode. Commands fail fast while Redis is unreachable (no offline
+// queue), so a node keeps serving its local sockets instead of piling up work; the subscriber
+// connections resubscribe by themselves after a reconnect.
+import { Redis, type RedisOptions } from 'ioredis';
+
+export interface RedisTarget {
+  url?: string;
+  options?: Record<string, unknown>;
+}
+
+const retryStrategy = (times: number) => Math.min(50 * times, 1000);
+
+export function commandClient(target: RedisTarget, name: string): Redis {
+  const opts: RedisOptions = {
+    ...(target.options as RedisOptions),
+    connectionName: name,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy,
+    lazyConnect: false,
+  };
+  return target.url ? new Redis(target.url, opts) : new Redis(opts);
+}
+
+export function subscriberClient(target: RedisTarget, name: string): Redis {
+  const opts: RedisOptions = { ...(target.options as RedisOptions), connectionName: name, retryStrategy, autoResubscribe: true };
+  return target.url ? new Redis(target.url, opts) : new Redis(opts);
+}
+
+/** Resolves when the client is ready, or after timeoutMs (the node starts anyway and catches up). */
+export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
+  if (client.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      client.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(t);
+      resolve(true);
+    };
+    client.once('ready', onReady);
+  });
+}
+
+/** Scripts registered with defineCommand, called by name. */
+export type Scripted = Redis & Record<string, (...args: (string | number)[]) => Promise<unknown>>;
+
+/** Registers Lua scripts (no KEYS: every key is derived from ARGV) as commands of the client. */
+export function defineScripts(redis: Redis, scripts: Record<string, string>): Scripted {
+  for (const [name, lua] of Object.entries(scripts)) {
+    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+  }
+  return redis as Scripted;
+}

@@ -1,0 +1,55 @@
+// Client events (spec §6): client-* only, on private/presence channels the sender is in, when the app
+// allows them; never echoed; presence adds the sender's user_id from the server's own record.
+import { channelKind } from '../protocol/channels.js';
+import { Codes } from '../protocol/constants.js';
+import * as frames from '../protocol/frames.js';
+import type { ClientFrame } from '../protocol/parse.js';
+import type { Session } from './session.js';
+import type { SessionDeps } from './sessions.js';
+
+function refuse(s: Session, message: string, channel?: string): void {
+  s.send(frames.errorFrame(Codes.clientEventRejected, message, channel));
+}
+
+export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, now: number): void {
+  const app = s.app;
+  const channel = frame.channel;
+  if (!app.enableClientMessages) return refuse(s, 'The app does not have client messaging enabled.', channel);
+  if (channel === undefined) return refuse(s, 'Client events need a channel');
+  const sub = s.channels.get(channel);
+  if (!sub) {
+    // Hosted Pusher's own frame for this case: code null, no channel (spec §6).
+    return s.send(frames.errorFrame(null, `Cannot broadcast client event (connection not subscribed to channel ${channel})`));
+  }
+  const kind = channelKind(channel);
+  if (kind !== 'private' && kind !== 'presence') {
+    return refuse(s, `Client events are only allowed on private and presence channels, not on ${channel}`, channel);
+  }
+  if (frame.event.length > app.maxEventNameLength) {
+    return refuse(s, `The event name is longer than ${app.maxEventNameLength} characters.`, channel);
+  }
+  const size = typeof frame.data === 'string' ? Buffer.byteLength(frame.data) : Buffer.byteLength(JSON.stringify(frame.data ?? null));
+  if (size > app.maxEventPayloadBytes) {
+    return refuse(s, `The event data should be less than ${app.maxEventPayloadInKb} KB.`, channel);
+  }
+  if (app.maxClientEventsPerSecond >= 0) {
+    if (now - s.rateWindowStart >= 1000) {
+      s.rateWindowStart = now;
+      s.rateCount = 0;
+    }
+    if (++s.rateCount > app.maxClientEventsPerSecond) {
+      return refuse(s, 'The rate limit for sending client events exceeded the quota.', channel);
+    }
+  }
+  const userId = kind === 'presence' ? sub.userId : undefined;
+  // The client's data is relayed as received (an object stays an object, spec §6).
+  deps.backbone.publish(app.id, channel, frames.channelEvent(frame.event, channel, frame.data, userId), s.socketId);
+  deps.webhooks.emit(app, {
+    name: 'client_event',
+    channel,
+    event: frame.event,
+    data: frame.data,
+    socket_id: s.socketId,
+    ...(userId !== undefined ? { user_id: userId } : {}),
+  });
+}

@@ -1,0 +1,58 @@
+// The outcome of opening a connection (spec §1.2), the same for every transport: the app by its key,
+// refused with the code the spec names when it does not exist, is disabled, the origin is not
+// allowed, the node is draining, or the protocol version is unsupported.
+import type { App } from '../apps/app.js';
+import type { AppRegistry } from '../apps/registry.js';
+import { Codes, SUPPORTED_PROTOCOL_MAX, SUPPORTED_PROTOCOL_MIN } from '../protocol/constants.js';
+
+export interface HandshakeRequest {
+  key: string;
+  /** The `protocol` query parameter as sent ('' when absent). */
+  protocol: string;
+  /** The Origin header ('' when absent). */
+  origin: string;
+}
+
+export interface HandshakeRefusal {
+  ok: false;
+  code: number;
+  message: string;
+}
+
+export type HandshakeOutcome = { ok: true; app: App } | HandshakeRefusal;
+
+/** Over the app's connection quota, counted cluster-wide (spec §2). */
+export const overQuota: HandshakeRefusal = { ok: false, code: Codes.overConnectionQuota, message: 'Application is over connection quota' };
+
+export class Handshake {
+  private draining = false;
+
+  constructor(private readonly registry: AppRegistry) {}
+
+  /** From now on every new connection is told to reconnect (to another node). */
+  drain(): void {
+    this.draining = true;
+  }
+
+  check(req: HandshakeRequest): HandshakeOutcome {
+    const app = this.registry.findByKey(req.key);
+    if (!app) return refuse(Codes.appNotFound, `App key ${req.key} does not exist.`);
+    if (!app.enabled) return refuse(Codes.appDisabled, 'The app is disabled.');
+    if (app.allowedOrigins.length > 0 && !app.allowedOrigins.includes('*') && !app.allowedOrigins.includes(req.origin)) {
+      return refuse(Codes.unauthorized, `The origin ${req.origin || '(none)'} is not allowed to connect.`);
+    }
+    if (this.draining) return refuse(Codes.reconnectNow, 'Server is shutting down, reconnect.');
+    if (req.protocol) {
+      // A missing protocol is accepted as 7; anything else outside 4..7 is refused (spec §1.2).
+      const p = Number(req.protocol);
+      if (!Number.isInteger(p) || p < SUPPORTED_PROTOCOL_MIN || p > SUPPORTED_PROTOCOL_MAX) {
+        return refuse(Codes.unsupportedProtocol, `Unsupported protocol version ${req.protocol}`);
+      }
+    }
+    return { ok: true, app };
+  }
+}
+
+function refuse(code: number, message: string): HandshakeRefusal {
+  return { ok: false, code, message };
+}

@@ -1,0 +1,118 @@
+// pusher:subscribe and pusher:unsubscribe (spec §3, §4, §5): the checks each channel kind needs
+// (name, signature, channel_data), then the channel owner does the joining.
+import type { App } from '../apps/app.js';
+import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channels.js';
+import { Codes } from '../protocol/constants.js';
+import * as frames from '../protocol/frames.js';
+import { channelAuthString, verifyToken } from '../protocol/signature.js';
+import type { PresenceMember } from '../presence/store.js';
+import type { Session } from './session.js';
+import type { SessionDeps } from './sessions.js';
+
+type Refusal = { status: number; type: frames.SubscriptionErrorType; error: string };
+
+function refuse(s: Session, channel: string, r: Refusal): void {
+  s.send(frames.subscriptionError(channel, r.type, r.error, r.status));
+}
+
+export function subscribe(deps: SessionDeps, s: Session, data: Record<string, unknown>): void {
+  const app = s.app;
+  const channel = data.channel;
+  if (typeof channel !== 'string' || channel === '') return s.send(frames.errorFrame(null, 'pusher:subscribe needs a channel name'));
+  if (channel.length > app.maxChannelNameLength) {
+    return refuse(s, channel, { type: 'LimitReached', error: `The channel name is longer than the allowed ${app.maxChannelNameLength} characters.`, status: Codes.unauthorized });
+  }
+  if (!isValidChannelName(channel)) {
+    return refuse(s, channel, {
+      type: 'InvalidChannel',
+      error: 'Invalid channel name: see https://pusher.com/docs/channels/using_channels/channels#channel-naming-conventions',
+      status: Codes.unauthorized,
+    });
+  }
+  if (s.channels.has(channel)) return deps.channels.confirmAgain(s, channel);
+  switch (channelKind(channel)) {
+    case 'public':
+      return deps.channels.subscribe(s, channel);
+    case 'private':
+    case 'encrypted':
+      if (!authorized(s, channel, data)) return refuse(s, channel, badSignature);
+      return deps.channels.subscribe(s, channel);
+    case 'presence':
+      return subscribePresence(deps, s, channel, data);
+    case 'user':
+      return subscribeUser(deps, s, channel);
+  }
+}
+
+export function unsubscribe(deps: SessionDeps, s: Session, data: Record<string, unknown>): void {
+  if (typeof data.channel !== 'string') return s.send(frames.errorFrame(null, 'pusher:unsubscribe needs a channel'));
+  deps.channels.unsubscribe(s, data.channel);
+}
+
+const badSignature: Refusal = { type: 'AuthError', error: 'Invalid signature', status: 401 };
+
+/** The subscription's signature (spec §4.2, §4.3); private channels sign channel_data too when a client sends it. */
+function authorized(s: Session, channel: string, data: Record<string, unknown>): boolean {
+  const channelData = typeof data.channel_data === 'string' ? data.channel_data : undefined;
+  if (!verifyToken(s.app.key, s.app.secret, data.auth, channelAuthString(s.socketId, channel, channelData))) return false;
+  // An authorized subscription counts as authenticated for the sign-in requirement (as Soketi).
+  s.authenticated();
+  return true;
+}
+
+function subscribePresence(deps: SessionDeps, s: Session, channel: string, data: Record<string, unknown>): void {
+  if (!authorized(s, channel, data)) return refuse(s, channel, badSignature);
+  // pusher-js (>= 7.4) subscribes a signed-in connection without channel_data when the app's auth
+  // endpoint signs only socket_id:channel; the member is then the signed-in user (spec §4.3).
+  const member =
+    data.channel_data === undefined && s.user
+      ? parseChannelData(s.app, signedInChannelData(s.user.id, s.user.userData))
+      : parseChannelData(s.app, data.channel_data);
+  if ('status' in member) return refuse(s, channel, member);
+  deps.channels.subscribePresence(s, channel, member);
+}
+
+/** Only the connection signed in as exactly this user (spec §4.7; Soketi lets anyone in). */
+function subscribeUser(deps: SessionDeps, s: Session, channel: string): void {
+  if (!s.user || channel !== SERVER_TO_USER_PREFIX + s.user.id) {
+    return refuse(s, channel, { type: 'AuthError', error: 'The connection is not signed in as this user', status: Codes.unauthorized });
+  }
+  deps.channels.subscribeUser(s, channel);
+}
+
+/** Reads channel_data after its signature has been checked (spec §4.3, §5.4). */
+function parseChannelData(app: App, raw: unknown): PresenceMember | Refusal {
+  if (typeof raw !== 'string') return { status: Codes.serverError, type: 'ServerError', error: 'Presence channels need channel_data' };
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return { status: Codes.serverError, type: 'ServerError', error: 'channel_data is not valid JSON' };
+  }
+  const o = v as Record<string, unknown> | null;
+  const id = o && typeof o === 'object' ? o.user_id : undefined;
+  // Numeric ids are made strings once, everywhere (spec §5.4).
+  if ((typeof id !== 'string' && typeof id !== 'number') || id === '') {
+    return { status: Codes.serverError, type: 'ServerError', error: 'channel_data must contain a user_id' };
+  }
+  const userId = String(id);
+  if (userId.length > app.maxUserIdLength) {
+    return { status: Codes.clientEventRejected, type: 'LimitReached', error: `user_id is longer than ${app.maxUserIdLength} characters` };
+  }
+  const userInfo = o!.user_info;
+  if (userInfo !== undefined && Buffer.byteLength(JSON.stringify(userInfo)) > app.maxPresenceMemberBytes) {
+    return { status: Codes.clientEventRejected, type: 'LimitReached', error: `The presence member info is larger than ${app.maxPresenceMemberSizeInKb} KB` };
+  }
+  return { userId, userInfo };
+}
+
+/** channel_data equivalent of a signed-in user: its id and its user_data's user_info. */
+function signedInChannelData(id: string, userData: string): string {
+  let info: unknown;
+  try {
+    info = (JSON.parse(userData) as { user_info?: unknown }).user_info;
+  } catch {
+    info = undefined;
+  }
+  return JSON.stringify(info === undefined ? { user_id: id } : { user_id: id, user_info: info });
+}

@@ -1,0 +1,89 @@
+// An in-process transport: connections whose frames are kept in arrays. The session logic runs on it
+// exactly as on a socket, so its unit tests need no network.
+import type { Connection, Fanout } from './connection.js';
+
+export class MemoryFanout implements Fanout {
+  private readonly topics = new Map<string, Set<MemoryConnection>>();
+
+  connect(opts: { origin?: string; remoteAddress?: string } = {}): MemoryConnection {
+    return new MemoryConnection(this, opts.remoteAddress ?? '127.0.0.1', opts.origin ?? '');
+  }
+
+  publish(topic: string, frame: string, except?: Connection): void {
+    for (const c of this.topics.get(topic) ?? []) if (c !== except) c.send(frame);
+  }
+
+  /** @internal membership kept for the connections */
+  member(topic: string, conn: MemoryConnection, joined: boolean): void {
+    let set = this.topics.get(topic);
+    if (joined) {
+      if (!set) this.topics.set(topic, (set = new Set()));
+      set.add(conn);
+    } else if (set) {
+      set.delete(conn);
+      if (set.size === 0) this.topics.delete(topic);
+    }
+  }
+
+  /** Connections in a topic (for tests of membership). */
+  membersOf(topic: string): number {
+    return this.topics.get(topic)?.size ?? 0;
+  }
+}
+
+export class MemoryConnection implements Connection {
+  /** Every frame sent to the client, in order. */
+  readonly sent: string[] = [];
+  closed = false;
+  closeCode?: number;
+  closeReason?: string;
+  /** What bufferedAmount() reports (tests set it to play a slow reader). */
+  buffered = 0;
+  private readonly topics = new Set<string>();
+  private onClose?: (code: number) => void;
+
+  constructor(
+    readonly fanout: MemoryFanout,
+    readonly remoteAddress: string,
+    readonly origin: string,
+  ) {}
+
+  /** Called once when the connection closes, as a transport reports a close to its sessions. */
+  whenClosed(fn: (code: number) => void): void {
+    this.onClose = fn;
+  }
+
+  send(frame: string): void {
+    if (!this.closed) this.sent.push(frame);
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeCode = code;
+    this.closeReason = reason;
+    for (const t of this.topics) this.fanout.member(t, this, false);
+    this.topics.clear();
+    this.onClose?.(code);
+  }
+
+  join(topic: string): void {
+    if (this.closed) return;
+    this.topics.add(topic);
+    this.fanout.member(topic, this, true);
+  }
+
+  leave(topic: string): void {
+    if (!this.topics.delete(topic)) return;
+    this.fanout.member(topic, this, false);
+  }
+
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+
+  /** The frames sent so far, parsed. */
+  frames(): { event: string; channel?: string; data?: unknown; user_id?: string }[] {
+    return this.sent.map((f) => JSON.parse(f));
+  }
+}

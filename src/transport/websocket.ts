@@ -1,0 +1,171 @@
+// The WebSocket transport on uWebSockets.js: the upgrade (handshake outcome and connection quota),
+// one Connection per socket, frames in as text, and broadcasts as native topic publishes.
+import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import type { App } from '../apps/app.js';
+import { overQuota, type HandshakeRefusal } from '../session/handshake.js';
+import { refuseConnection, type Session } from '../session/session.js';
+import type { Sessions } from '../session/sessions.js';
+import type { Connection, Fanout } from './connection.js';
+
+/** uWS user data of one socket. */
+interface WsData {
+  app?: App;
+  /** Set when the handshake must fail (spec §1.2): sent as pusher:error, then close. */
+  refusal?: HandshakeRefusal;
+  remoteAddress: string;
+  origin: string;
+  session?: Session;
+  conn?: WsConnection;
+}
+
+export class WsConnection implements Connection {
+  closed = false;
+
+  constructor(
+    private readonly ws: WebSocket<WsData>,
+    readonly fanout: WsFanout,
+    readonly remoteAddress: string,
+    readonly origin: string,
+  ) {}
+
+  // uWS throws on any access to a closed socket: every call checks first.
+  send(frame: string): void {
+    if (!this.closed) this.ws.send(frame, false, false);
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.closed) this.ws.end(code, reason);
+  }
+
+  join(topic: string): void {
+    if (!this.closed) this.ws.subscribe(topic);
+  }
+
+  leave(topic: string): void {
+    // A closed socket has left its topics already.
+    if (!this.closed) this.ws.unsubscribe(topic);
+  }
+
+  bufferedAmount(): number {
+    return this.closed ? 0 : this.ws.getBufferedAmount();
+  }
+
+  /** Publishes to the topic's sockets but this one (uWS leaves the publishing socket out). */
+  publishExceptSelf(topic: string, frame: string): void {
+    if (this.closed) this.fanout.publish(topic, frame);
+    else this.ws.publish(topic, frame, false, false);
+  }
+}
+
+export class WsFanout implements Fanout {
+  constructor(private readonly uws: TemplatedApp) {}
+
+  publish(topic: string, frame: string, except?: Connection): void {
+    if (except instanceof WsConnection) except.publishExceptSelf(topic, frame);
+    else this.uws.publish(topic, frame, false, false);
+  }
+}
+
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+export interface WebSocketSettings {
+  maxFrameBytes: number;
+  maxBackpressureBytes: number;
+}
+
+/** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
+export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, log: Logger): WsFanout {
+  const fanout = new WsFanout(uws);
+
+  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    const m = /^\/app\/([^/]+)\/?$/.exec(req.getUrl());
+    if (!m) {
+      res.writeStatus('404 Not Found').end('Not found');
+      return;
+    }
+    let key: string;
+    try {
+      key = decodeURIComponent(m[1]);
+    } catch {
+      key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
+    }
+    const secKey = req.getHeader('sec-websocket-key');
+    const secProtocol = req.getHeader('sec-websocket-protocol');
+    const secExtensions = req.getHeader('sec-websocket-extensions');
+    const data: WsData = {
+      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
+      origin: req.getHeader('origin'),
+    };
+    const outcome = sessions.handshake({ key, protocol: req.getQuery('protocol') ?? '', origin: data.origin });
+    // Refused clients still get a socket, so they can be told why (pusher:error + close).
+    if (!outcome.ok) return res.upgrade({ ...data, refusal: outcome }, secKey, secProtocol, secExtensions, context);
+    data.app = outcome.app;
+    if (outcome.app.maxConnections < 0) return res.upgrade(data, secKey, secProtocol, secExtensions, context);
+
+    // A quota app: the cluster-wide count decides, asynchronously (uWS lets an upgrade wait).
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    sessions.admit(outcome.app).then(
+      (admitted) => {
+        if (aborted) {
+          if (admitted) sessions.release(outcome.app);
+          return;
+        }
+        res.cork(() => res.upgrade(admitted ? data : { ...data, refusal: overQuota }, secKey, secProtocol, secExtensions, context));
+      },
+      (err) => {
+        log.warn({ err }, 'connection admission failed');
+        if (!aborted) res.cork(() => res.writeStatus('503 Service Unavailable').end('Try again'));
+      },
+    );
+  }
+
+  uws.ws<WsData>('/*', {
+    // Liveness is ours (pusher:ping, close 4201), not uWS's idle timer (spec §1.6).
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    maxPayloadLength: settings.maxFrameBytes,
+    // Over this, uWS skips the socket in broadcasts; liveness then closes it (slow consumer).
+    maxBackpressure: settings.maxBackpressureBytes,
+    upgrade: (res, req, context) => {
+      // An exception escaping a uWS handler aborts the process: contain it here.
+      try {
+        upgrade(res, req, context);
+      } catch (err) {
+        log.warn({ err }, 'upgrade failed');
+        try {
+          res.writeStatus('400 Bad Request').end('Bad request');
+        } catch {
+          // already answered or upgraded
+        }
+      }
+    },
+    open: (ws) => {
+      const d = ws.getUserData();
+      const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin);
+      d.conn = conn;
+      if (d.refusal) return refuseConnection(conn, d.refusal.code, d.refusal.message);
+      d.session = sessions.open(conn, d.app!);
+    },
+    message: (ws, message) => {
+      const d = ws.getUserData();
+      if (!d.session) return;
+      let text: string;
+      try {
+        // Binary frames are read as UTF-8 JSON too, as Soketi does; invalid UTF-8 is an error.
+        text = textDecoder.decode(message);
+      } catch {
+        sessions.receiveInvalid(d.session, message.byteLength);
+        return;
+      }
+      sessions.receive(d.session, text, message.byteLength);
+    },
+    close: (ws, code) => {
+      const d = ws.getUserData();
+      if (d.conn) d.conn.closed = true;
+      if (d.session) sessions.closed(d.session, code);
+    },
+  });
+  return fanout;
+}
