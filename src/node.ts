@@ -52,7 +52,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   await api.ready();
   attachApi(uws, api, trigger, config.maxRequestBytes);
 
-  const listenSocket = await listen(uws, config.host, config.port);
+  const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
   log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length }, 'listening');
 
@@ -95,8 +95,19 @@ function createApp(config: Readonly<Config>): TemplatedApp {
   return uWS.SSLApp({ cert_file_name: config.tls.certFile, key_file_name: config.tls.keyFile, passphrase: config.tls.passphrase });
 }
 
-function listen(uws: TemplatedApp, host: string, port: number): Promise<us_listen_socket> {
+// --- port ownership (config.reusePort, see config/schema.ts) ---
+// uWebSockets.js listens with SO_REUSEPORT unless given LIBUS_LISTEN_EXCLUSIVE_PORT (1): a second
+// single-node server on the port would then start too and silently take part of the clients.
+// Port sharing is for cluster mode (one process per core), where every process serves the same state.
+type ListenWithOptions = { listen(host: string, port: number, options: number, cb: (s: us_listen_socket | false) => void): unknown };
+function listen(uws: TemplatedApp, host: string, port: number, sharePort: boolean): Promise<us_listen_socket> {
+  const options = sharePort ? 0 : 1; // LIBUS_LISTEN_DEFAULT : LIBUS_LISTEN_EXCLUSIVE_PORT (the typings lack this overload)
+  const why = sharePort
+    ? 'the port is taken by a process that does not share it, or the address is not available on this machine'
+    : 'the port is already in use, or the address is not available on this machine. ' +
+      'A single-node server owns its port; processes share one port only in cluster mode (REDIS_URL)';
   return new Promise((resolve, reject) => {
-    uws.listen(host, port, (s) => (s ? resolve(s) : reject(new StartError(`cannot listen on ${host}:${port}`))));
+    (uws as unknown as ListenWithOptions).listen(host, port, options, (s) => (s ? resolve(s) : reject(new StartError(`cannot listen on ${host}:${port}: ${why}`))));
   });
 }
+// --- end port ownership ---

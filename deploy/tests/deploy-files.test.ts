@@ -140,7 +140,7 @@ test('kustomization.yaml lists every manifest except the example Secret', () => 
 });
 
 test('every environment name in the Dockerfile, compose file and manifests is one the server reads', () => {
-  // The allowed set comes from src/config/load.ts itself; make sure that grep still finds it.
+  // The allowed set comes from the config loader's own list (src/config/env-names.ts); make sure it holds the basics.
   for (const n of ['PORT', 'HOST', 'REDIS_URL', 'NODE_ID', 'APP_SECRET', 'SHUTDOWN_TIMEOUT_MS']) assert.ok(allowedEnv.has(n), `load.ts reads env.${n}`);
   const used: [string, string][] = [];
   for (const s of dockerStages()) for (const i of instr(s, 'ENV')) for (const k of Object.keys(dockerEnv(i.args))) used.push(['Dockerfile', k]);

@@ -1,5 +1,6 @@
 // deploy/README.md's "one process per core": several processes started with the same PORT share it
-// (uWebSockets.js listens with SO_REUSEPORT on Linux) and the kernel spreads connections over them.
+// (in cluster mode a node listens with SO_REUSEPORT on Linux: reusePort defaults to on there) and the
+// kernel spreads connections over them. protocol-tests/cli.test.ts checks that single-node servers do not.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -43,7 +44,7 @@ test('processes started with the same PORT and REDIS_URL share the port, and bot
   nodes.push(await startNode({ port, env: { ...env, NODE_ID: 'core-0' } }));
   // A second apart, so the two processes report different start times.
   await sleep(1100);
-  // Without SO_REUSEPORT this second listen fails and the process exits ("cannot listen").
+  // Without port sharing this second listen fails and the process exits ("cannot listen").
   nodes.push(await startNode({ port, env: { ...env, NODE_ID: 'core-1' } }));
 
   // startNode returns once /health answers on the port, which the first process already does: keep

@@ -62,7 +62,22 @@ export const AppSchema = z
 export const ConfigSchema = z
   .object({
     port: z.number().int().min(0).max(65535).default(6001),
+    /** The loader picks 127.0.0.1 instead when nothing sets it and the built-in development app is in use. */
     host: z.string().default('0.0.0.0'),
+    /**
+     * Share the port with other processes (SO_REUSEPORT), for one process per core in cluster mode.
+     * Unset: shared in cluster mode, owned exclusively by a single-node server (a second node on the
+     * port fails to start instead of silently taking part of the clients). The loader rejects true
+     * without cluster mode. Read by server.ts's listen call.
+     */
+    reusePort: z.boolean().optional(),
+    /**
+     * Also serve GET /metrics on this separate port (Soketi's metrics server, SOKETI_METRICS_SERVER_PORT),
+     * in addition to the main port. Unset: the main port only. To be wired in server.ts.
+     */
+    metricsPort: z.number().int().min(0).max(65535).optional(),
+    /** Listen address of the metrics port; unset: the same as `host`. To be wired in server.ts. */
+    metricsHost: z.string().min(1).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     redisUrl: z.string().optional(),
     /** ioredis options (e.g. Sentinel: sentinels, name) merged over redisUrl. */

@@ -4,6 +4,7 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync } fr
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { repoRoot } from '../../../src/testing/harness.js';
+import { rippleEnvNames } from '../../../src/config/env-names.js';
 
 export const deployDir = join(repoRoot, 'deploy');
 
@@ -27,10 +28,9 @@ export function yamlDocs(path: string): unknown[] {
   return list.map((d) => d.toJS()).filter((d) => d !== null && d !== undefined);
 }
 
-/** Names the config loader reads from the environment: every `env.NAME` in src/config/load.ts. */
+/** Names the config loader reads from the environment under ripple's own spelling (src/config/env-names.ts). */
 export function serverEnvNames(): Set<string> {
-  const src = readFileSync(join(repoRoot, 'src', 'config', 'load.ts'), 'utf8');
-  return new Set([...src.matchAll(/\benv\.([A-Z][A-Z0-9_]*)\b/g)].map((m) => m[1]));
+  return new Set(rippleEnvNames);
 }
 
 /** Compose-style interpolation: `${NAME:-default}` / `${NAME-default}` become the default, `${NAME}` empty. */

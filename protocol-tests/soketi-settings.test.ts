@@ -1,0 +1,172 @@
+// Soketi's settings start the server Soketi would have started (issue 12): its environment variables
+// and its config files (nested and dotted keys, numbers as strings, its app field spellings), in
+// single-node and in Redis (cluster) mode, proven with a pusher-js client receiving a REST event.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, startRedis, type RedisHandle } from '../src/testing/harness.js';
+import { eventReaches, listeningAddresses, runCli, startCli, type CliProcess } from '../src/testing/cli-process.js';
+
+let redis: RedisHandle;
+const started: CliProcess[] = [];
+before(async () => {
+  redis = await startRedis();
+});
+after(async () => {
+  await Promise.all(started.map((p) => p.stop()));
+  await redis?.stop();
+});
+
+async function start(args: string[], env: Record<string, string>, port: number): Promise<CliProcess> {
+  const p = await startCli(args, { LOG_LEVEL: 'warn', ...env }, port);
+  started.push(p);
+  return p;
+}
+
+function configFile(content: unknown): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'ripple-soketi-')), 'config.json');
+  writeFileSync(p, JSON.stringify(content));
+  return p;
+}
+
+const warnings = (out: string) =>
+  out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { level: number; msg: string })
+    .filter((l) => l.level === 40)
+    .map((l) => l.msg);
+
+const sk = { id: 'sk-id', key: 'sk-key', secret: 'sk-secret' };
+
+test('SOKETI_DEFAULT_APP_ID/KEY/SECRET, SOKETI_PORT and SOKETI_HOST start that app on that port', async () => {
+  const port = await freePort();
+  const p = await start([], {
+    SOKETI_PORT: String(port),
+    SOKETI_HOST: '127.0.0.1',
+    SOKETI_DEFAULT_APP_ID: sk.id,
+    SOKETI_DEFAULT_APP_KEY: sk.key,
+    SOKETI_DEFAULT_APP_SECRET: sk.secret,
+    SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: 'true',
+    SOKETI_DEFAULT_APP_MAX_CONNS: '100',
+  }, port);
+  assert.match(p.stdout(), new RegExp(`ripple listening on 127\\.0\\.0\\.1:${port}  app_id=sk-id key=sk-key secret=\\(configured, not shown\\)`));
+  assert.deepEqual(warnings(p.stdout()), []);
+  await eventReaches(sk, port);
+  await p.stop();
+});
+
+test('SOKETI_DEFAULT_APP_ID=sk-id SOKETI_PORT=<port> alone: app sk-id (key and secret default as in Soketi), loopback only', async () => {
+  const port = await freePort();
+  const p = await start([], { SOKETI_DEFAULT_APP_ID: 'sk-id', SOKETI_PORT: String(port) }, port);
+  assert.match(p.stdout(), new RegExp(`ripple listening on 127\\.0\\.0\\.1:${port}  app_id=sk-id key=app-key secret=app-secret`));
+  assert.deepEqual(listeningAddresses(port), ['127.0.0.1']);
+  await eventReaches({ id: 'sk-id', key: 'app-key', secret: 'app-secret' }, port);
+  await p.stop();
+});
+
+test("a Soketi config file via --config=FILE: nested apps, Soketi's spellings, numbers and booleans as strings, unsupported settings named", async () => {
+  const port = await freePort();
+  const f = configFile({
+    debug: false,
+    port: String(port),
+    host: '127.0.0.1',
+    appManager: {
+      driver: 'array',
+      array: {
+        apps: [
+          {
+            AppId: 'file-app',
+            AppKey: 'file-key',
+            AppSecret: 'file-secret',
+            host: 'ws.example.com',
+            enable_client_messages: 'true',
+            max_backend_events_per_sec: '100',
+            max_read_req_per_sec: '100',
+            max_connections: '50',
+            webhooks: '[]',
+          },
+        ],
+      },
+    },
+    eventLimits: { maxPayloadInKb: '64' },
+    cluster: { port: 11002, hostname: '127.0.0.1' },
+    'queue.driver': 'redis',
+  });
+  const p = await start(['start', `--config=${f}`], {}, port);
+  await eventReaches({ id: 'file-app', key: 'file-key', secret: 'file-secret' }, port);
+  assert.deepEqual(warnings(p.stdout()).sort(), [
+    'appManager.array.apps.0.host: ignored; an app has no host of its own here, every app is served on every address the node listens on',
+    'cluster.hostname: not supported; ripple nodes find each other through Redis (adapter.driver "redis"), with no UDP discovery',
+    'queue.driver: not supported; ripple queues webhooks itself: in memory on a single node, in Redis streams in cluster mode',
+  ]);
+  await p.stop();
+});
+
+test('unsupported SOKETI_* variables are reported at start, one line each by name; the node still serves', async () => {
+  const port = await freePort();
+  const p = await start([], {
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    APP_ID: 'a',
+    APP_KEY: 'k',
+    APP_SECRET: 's',
+    SOKETI_PATH_PREFIX: '/ws',
+    SOKETI_MODE: 'full', // Soketi's default: nothing to say
+    SOKETI_RATE_LIMITER_DRIVER: 'redis',
+  }, port);
+  assert.deepEqual(warnings(p.stdout()), [
+    'SOKETI_PATH_PREFIX: not supported; ripple serves at the root path (/app/<key>, /apps/<id>/...); strip the prefix in a reverse proxy',
+    'SOKETI_RATE_LIMITER_DRIVER: not supported; ripple counts rate limits in memory on a single node, in Redis in cluster mode',
+  ]);
+  await eventReaches({ id: 'a', key: 'k', secret: 's' }, port);
+  await p.stop();
+});
+
+test('a Soketi file with a bad app field or an unsupported driver exits 2, naming the key as written', async () => {
+  let r = await runCli([`--config=${configFile({ 'appManager.array.apps': [{ id: 'a', key: 'b', secret: 'c', max_connections: 'lots' }] })}`]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, 'ripple: appManager.array.apps.0.max_connections: expected an integer, got "lots"\n');
+  r = await runCli([], { SOKETI_APP_MANAGER_DRIVER: 'mysql' });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^ripple: SOKETI_APP_MANAGER_DRIVER: "mysql" is not supported; ripple reads apps from its config file or the environment/);
+});
+
+test('SOKETI_ADAPTER_DRIVER=redis with SOKETI_DB_REDIS_*: cluster mode; an event triggered on one node reaches a client on the other', async () => {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const env = {
+    HOST: '127.0.0.1',
+    SOKETI_ADAPTER_DRIVER: 'redis',
+    SOKETI_DB_REDIS_HOST: '127.0.0.1',
+    SOKETI_DB_REDIS_PORT: String(redis.port),
+    SOKETI_DB_REDIS_DB: '0',
+    SOKETI_DB_REDIS_KEY_PREFIX: `sk-env-${process.pid}:`,
+    SOKETI_DEFAULT_APP_ID: sk.id,
+    SOKETI_DEFAULT_APP_KEY: sk.key,
+    SOKETI_DEFAULT_APP_SECRET: sk.secret,
+  };
+  const a = await start([], { ...env, SOKETI_PORT: String(pa) }, pa);
+  const b = await start([], { ...env, SOKETI_PORT: String(pb) }, pb);
+  await eventReaches(sk, pb, pa);
+  await eventReaches(sk, pa, pb);
+  assert.deepEqual([...warnings(a.stdout()), ...warnings(b.stdout())], []);
+  await Promise.all([a.stop(), b.stop()]);
+});
+
+test('a Soketi file with adapter.driver "redis" and database.redis.* (dotted and nested): cluster mode across two nodes', async () => {
+  const [pa, pb] = [await freePort(), await freePort()];
+  const file = (port: number) =>
+    configFile({
+      port,
+      host: '127.0.0.1',
+      'adapter.driver': 'redis',
+      database: { redis: { host: '127.0.0.1', port: String(redis.port), keyPrefix: `sk-file-${process.pid}` } },
+      'appManager.array.apps': [{ id: sk.id, key: sk.key, secret: sk.secret }],
+    });
+  const a = await start([`--config=${file(pa)}`], {}, pa);
+  const b = await start(['--config', file(pb)], {}, pb);
+  await eventReaches(sk, pa, pb);
+  await Promise.all([a.stop(), b.stop()]);
+});
