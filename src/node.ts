@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { buildApi } from './api/api.js';
+import { serveMetricsPort } from './api/metrics-port.js';
 import { Trigger } from './api/trigger.js';
 import { attachApi } from './api/uws-bridge.js';
 import { AppRegistry } from './apps/registry.js';
@@ -48,13 +49,16 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   let draining = false;
   const trigger = new Trigger({ registry, backbone, store, cache, rates, metrics, log });
   const isReady = () => !draining && engine.isHealthy();
-  const api = buildApi({ registry, backbone, store, cache, rates, trigger, deadLetters: webhooks, metrics, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const metricsOnMainPort = config.metricsPort === undefined;
+  const api = buildApi({ registry, backbone, store, cache, rates, trigger, deadLetters: webhooks, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
   await api.ready();
   attachApi(uws, api, trigger, config.maxRequestBytes);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
   log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length }, 'listening');
+  const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, log);
+  if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -65,6 +69,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
       // Let the close frames go out before the port is released.
       await new Promise((r) => setTimeout(r, 100));
       uWS.us_listen_socket_close(listenSocket);
+      metricsPort?.close();
       // Leave the cluster now rather than at lease expiry; what that makes due goes to the channels.
       await engine.leave();
       channels.close();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import WebSocket from 'ws';
-import { startNode, type NodeHandle } from '../../src/testing/harness.js';
+import { freePort, startNode, type NodeHandle } from '../../src/testing/harness.js';
 import { sleep, waitUntil } from '../../src/testing/eventually.js';
 import { RawClient, privateAuth } from '../../src/testing/raw-client.js';
 import { rest } from '../../src/testing/sign-rest.js';
@@ -157,5 +157,22 @@ test('metrics count connections, messages, REST statuses and expose event-loop l
   const text = await (await fetch(`${n.url}/metrics`)).text();
   assert.match(text, /ripple_nodejs_eventloop_lag_seconds/);
   assert.match(text, /ripple_webhook_queue_depth/);
+  await c.close();
+});
+
+test('METRICS_PORT moves /metrics to its own port: Prometheus counters named _total there, nothing on the public port', async () => {
+  const metricsPort = await freePort();
+  const n = await node({ env: { APP_ID: app.id, APP_KEY: app.key, APP_SECRET: app.secret, METRICS_PORT: String(metricsPort), METRICS_HOST: '127.0.0.1' } });
+  const c = await RawClient.connect(n.port, app.key);
+  await c.subscribe('m');
+  const scrape = `http://127.0.0.1:${metricsPort}`;
+  assert.equal(await metric(scrape, 'ripple_connections{app="prod"}'), 1);
+  const text = await (await fetch(`${scrape}/metrics`)).text();
+  // Every counter is a Prometheus counter named _total (the webhook figures included).
+  const counters = [...text.matchAll(/^# TYPE (\S+) counter$/gm)].map((m) => m[1]);
+  assert.ok(counters.includes('ripple_webhook_deliveries_total') && counters.includes('ripple_webhook_failures_total'), counters.join(' '));
+  for (const name of counters) assert.match(name, /_total$/, `${name} is a counter named _total`);
+  assert.equal((await fetch(`${scrape}/health`)).status, 200);
+  assert.equal((await fetch(`${n.url}/metrics`)).status, 404, 'the public port no longer serves the scrape');
   await c.close();
 });

@@ -27,6 +27,8 @@ export interface ApiDeps {
   trigger: Trigger;
   deadLetters: DeadLetters;
   metrics: Metrics;
+  /** false when a separate metrics port serves /metrics instead */
+  metricsOnMainPort: boolean;
   log: Logger;
   maxRequestBytes: number;
   /** false while the node drains or cannot serve (for /ready) */
@@ -57,7 +59,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     if (req.url.startsWith('/apps/')) deps.metrics.restRequests.inc({ status: String(reply.statusCode) });
   });
 
-  fastify.register(healthRoutes, { metrics: deps.metrics, isReady: deps.isReady });
+  fastify.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });
   fastify.register(async (signed) => {
     signedRequests(signed, deps.registry);
     await signed.register(eventRoutes, { trigger: deps.trigger });

@@ -73,3 +73,15 @@ test('the loaded configuration is frozen', () => {
     (c as { port: number }).port = 1;
   });
 });
+
+test('WEBHOOK_CLAIM_IDLE_MS, the old name of a lease length, is read as NODE_LEASE_MS unless that is set', () => {
+  const alias = loadConfigWithNotes([], { WEBHOOK_CLAIM_IDLE_MS: '2000' });
+  assert.equal(alias.config.nodeLeaseMs, 2000);
+  assert.ok(alias.notices.some((n) => n.includes('WEBHOOK_CLAIM_IDLE_MS') && n.includes('NODE_LEASE_MS')), alias.notices.join('\n'));
+  assert.equal(loadConfig([], {}).nodeLeaseMs, 10_000);
+  const both = loadConfigWithNotes([], { WEBHOOK_CLAIM_IDLE_MS: '2000', NODE_LEASE_MS: '3000' });
+  assert.equal(both.config.nodeLeaseMs, 3000);
+  assert.ok(both.warnings.some((w) => w.startsWith('WEBHOOK_CLAIM_IDLE_MS: ignored')), both.warnings.join('\n'));
+  const fromFile = loadConfig(['--config', file({ apps: [{ id: '1', key: 'k', secret: 's' }], webhooks: { claimIdleMs: 4000 } })], {});
+  assert.equal(fromFile.nodeLeaseMs, 4000);
+});

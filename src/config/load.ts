@@ -286,6 +286,17 @@ export function loadConfigWithNotes(argv: readonly string[] | CliArgs, env: Env)
     throw new ConfigError(`invalid configuration${path ? ` in ${path}` : ''}:\n${lines.join('\n')}`);
   }
   const cfg = parsed.data;
+  if (cfg.webhooks.claimIdleMs !== undefined) {
+    // The old name of a lease length; one node lease now does that job (and moves webhook queues).
+    const old = origins.get('webhooks.claimIdleMs') ?? origins.get('webhooks') ?? 'webhooks.claimIdleMs';
+    if (server.has('nodeLeaseMs')) {
+      warnings.push(`${old}: ignored; ${origins.get('nodeLeaseMs')} sets the node lease, which also moves webhook queues`);
+    } else {
+      cfg.nodeLeaseMs = cfg.webhooks.claimIdleMs;
+      notices.push(`${old}: read as NODE_LEASE_MS (${cfg.nodeLeaseMs} ms): webhook queues move with the node lease now`);
+    }
+    delete cfg.webhooks.claimIdleMs;
+  }
   const seen = new Set<string>();
   for (const [i, app] of cfg.apps.entries()) {
     for (const k of [`id:${app.id}`, `key:${app.key}`]) {

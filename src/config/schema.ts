@@ -68,15 +68,15 @@ export const ConfigSchema = z
      * Share the port with other processes (SO_REUSEPORT), for one process per core in cluster mode.
      * Unset: shared in cluster mode, owned exclusively by a single-node server (a second node on the
      * port fails to start instead of silently taking part of the clients). The loader rejects true
-     * without cluster mode. Read by server.ts's listen call.
+     * without cluster mode. Read by node.ts's listen call.
      */
     reusePort: z.boolean().optional(),
     /**
-     * Also serve GET /metrics on this separate port (Soketi's metrics server, SOKETI_METRICS_SERVER_PORT),
-     * in addition to the main port. Unset: the main port only. To be wired in server.ts.
+     * Serve GET /metrics on this separate port instead of the main one (Soketi's metrics server,
+     * SOKETI_METRICS_SERVER_PORT). Unset: the main port serves it.
      */
     metricsPort: z.number().int().min(0).max(65535).optional(),
-    /** Listen address of the metrics port; unset: the same as `host`. To be wired in server.ts. */
+    /** Listen address of the metrics port; unset: the same as `host`. */
     metricsHost: z.string().min(1).optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     redisUrl: z.string().optional(),
@@ -114,11 +114,14 @@ export const ConfigSchema = z
         timeoutMs: positive(5000),
         /** Retries stop this long after the first attempt; the batch then goes to the dead-letter list. */
         maxRetryMs: positive(300_000),
-        /** Cluster mode: entries a node took but did not acknowledge this long are taken over by another. */
-        claimIdleMs: positive(30_000),
+        /**
+         * Deprecated name: a webhook queue now moves to another node when its owner's node lease runs
+         * out, so this is read as nodeLeaseMs when that is not set (and otherwise ignored).
+         */
+        claimIdleMs: z.number().int().min(500).max(60_000).optional(),
       })
       .strict()
-      .default({ batchMs: 50, timeoutMs: 5000, maxRetryMs: 300_000, claimIdleMs: 30_000 }),
+      .default({ batchMs: 50, timeoutMs: 5000, maxRetryMs: 300_000 }),
     /** Largest REST request body accepted (bytes). */
     maxRequestBytes: positive(1024 * 1024),
     apps: z.array(AppSchema).min(1),

@@ -1,9 +1,10 @@
-// Unsigned operator routes: liveness, readiness and the Prometheus scrape.
+// Unsigned operator routes: liveness, readiness and the Prometheus scrape (unless it has its own port).
 import type { FastifyInstance } from 'fastify';
 import type { Metrics } from '../../metrics/metrics.js';
 
 export interface HealthDeps {
-  metrics: Metrics;
+  /** undefined when a separate metrics port serves the scrape */
+  metrics?: Metrics;
   /** false while the node drains or cannot reach the cluster */
   isReady: () => boolean;
 }
@@ -14,8 +15,10 @@ export async function healthRoutes(fastify: FastifyInstance, deps: HealthDeps): 
     const ready = deps.isReady();
     return reply.status(ready ? 200 : 503).send({ ready });
   });
+  const metrics = deps.metrics;
+  if (!metrics) return;
   fastify.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', deps.metrics.registry.contentType);
-    return deps.metrics.registry.metrics();
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
   });
 }

@@ -1,0 +1,36 @@
+// The optional separate metrics port (Soketi's metrics server, 9601 by default there): /metrics for
+// Prometheus and /health, so the scrape need not be reachable on the public port.
+import type { us_listen_socket } from 'uWebSockets.js';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics/metrics.js';
+import { uWS } from '../uws.js';
+
+export interface MetricsPort {
+  port: number;
+  close(): void;
+}
+
+export function serveMetricsPort(metrics: Metrics, host: string, port: number, log: Logger): Promise<MetricsPort> {
+  const app = uWS.App();
+  app.get('/metrics', (res) => {
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    metrics.registry.metrics().then(
+      (text) => {
+        if (!aborted) res.cork(() => res.writeHeader('content-type', metrics.registry.contentType).end(text));
+      },
+      (err) => {
+        log.error({ err }, 'metrics scrape failed');
+        if (!aborted) res.cork(() => res.writeStatus('500 Internal Server Error').end());
+      },
+    );
+  });
+  app.get('/health', (res) => void res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
+  app.any('/*', (res) => void res.writeStatus('404 Not Found').end());
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (s: us_listen_socket | false) => {
+      if (!s) return reject(new Error(`cannot listen on ${host}:${port} for metrics`));
+      resolve({ port: uWS.us_socket_local_port(s), close: () => uWS.us_listen_socket_close(s) });
+    });
+  });
+}
