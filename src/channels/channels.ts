@@ -14,8 +14,8 @@ import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore }
 import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import type { Session, Subscription } from '../session/session.js';
 import type { WebhookSink } from '../webhooks/sink.js';
+import type { ChannelMember, Subscription } from './member.js';
 import { SubscriptionCounts } from './subscription-count.js';
 
 export interface ChannelsDeps {
@@ -38,7 +38,7 @@ export class Channels implements ClusterStateHandler {
   }
 
   /** Public, private and encrypted channels (spec §3.3, §3.4). */
-  subscribe(s: Session, channel: string): void {
+  subscribe(s: ChannelMember, channel: string): void {
     const app = s.app;
     s.channels.set(channel, {});
     this.joinTopic(s, channel);
@@ -55,7 +55,7 @@ export class Channels implements ClusterStateHandler {
    * step, so channel_occupied and member_added of a first socket are due together, on this node, in
    * this order, and a refused join leaves nothing to undo.
    */
-  subscribePresence(s: Session, channel: string, member: PresenceMember): void {
+  subscribePresence(s: ChannelMember, channel: string, member: PresenceMember): void {
     const app = s.app;
     // Recorded before the store answers, so a close in the meantime leaves in order after this join.
     const sub: Subscription = { userId: member.userId };
@@ -89,12 +89,12 @@ export class Channels implements ClusterStateHandler {
   }
 
   /** `#server-to-user-<id>` (spec §4.7): its topic was joined at sign-in; the subscribe only confirms. */
-  subscribeUser(s: Session, channel: string): void {
+  subscribeUser(s: ChannelMember, channel: string): void {
     s.send(frames.subscriptionSucceeded(channel));
   }
 
   /** A repeated subscribe (spec §3.6): confirmed again, no side effects. */
-  confirmAgain(s: Session, channel: string): void {
+  confirmAgain(s: ChannelMember, channel: string): void {
     if (channelKind(channel) !== 'presence') return s.send(frames.subscriptionSucceeded(channel));
     this.d.store.members(s.app.id, channel).then(
       (m) => s.send(frames.presenceSucceeded(channel, m)),
@@ -102,7 +102,7 @@ export class Channels implements ClusterStateHandler {
     );
   }
 
-  unsubscribe(s: Session, channel: string): void {
+  unsubscribe(s: ChannelMember, channel: string): void {
     const sub = s.channels.get(channel);
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
     s.channels.delete(channel);
@@ -114,7 +114,7 @@ export class Channels implements ClusterStateHandler {
    * A session just signed in as s.user (spec §4.6): it receives its user's events at once, follows its
    * watchlist, and the user is online while signed in anywhere in the cluster.
    */
-  signIn(s: Session, userInfo: unknown): void {
+  signIn(s: ChannelMember, userInfo: unknown): void {
     const user = s.user!;
     const app = s.app;
     this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id);
@@ -136,7 +136,7 @@ export class Channels implements ClusterStateHandler {
   }
 
   /** The session's connection closed: it leaves every channel, and its user goes offline if it was the last. */
-  leaveAll(s: Session): void {
+  leaveAll(s: ChannelMember): void {
     for (const channel of [...s.channels.keys()]) this.unsubscribe(s, channel);
     const user = s.user;
     if (!user) return;
@@ -169,11 +169,11 @@ export class Channels implements ClusterStateHandler {
     this.counts.close();
   }
 
-  private joinTopic(s: Session, channel: string): void {
+  private joinTopic(s: ChannelMember, channel: string): void {
     if (this.d.hub.join(s.conn, s.app.id, channel)) this.d.backbone.addInterest(s.app.id, channel);
   }
 
-  private leaveTopic(s: Session, channel: string): void {
+  private leaveTopic(s: ChannelMember, channel: string): void {
     if (this.d.hub.leave(s.conn, s.app.id, channel)) this.d.backbone.removeInterest(s.app.id, channel);
   }
 
@@ -202,7 +202,7 @@ export class Channels implements ClusterStateHandler {
   }
 
   /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and its webhook (spec §7). */
-  private replayCache(s: Session, channel: string): void {
+  private replayCache(s: ChannelMember, channel: string): void {
     const app = s.app;
     this.d.cache.get(app.id, channel).then(
       (hit) => {

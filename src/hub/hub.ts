@@ -6,7 +6,7 @@ import type { HotCounters } from '../metrics/metrics.js';
 import type { Connection, Fanout } from '../transport/connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
-export function topicOf(appId: string, channel: string): string {
+function topicOf(appId: string, channel: string): string {
   return `${appId}:${channel}`;
 }
 

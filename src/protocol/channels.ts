@@ -41,8 +41,3 @@ export function watchChannel(userId: string): string {
 export function isInternalChannel(name: string): boolean {
   return name.startsWith('#');
 }
-
-/** Channels a subscriber must present a signature for. */
-export function needsAuth(kind: ChannelKind): boolean {
-  return kind === 'private' || kind === 'encrypted' || kind === 'presence';
-}

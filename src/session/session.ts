@@ -1,14 +1,9 @@
 // One Pusher connection: its socket id, app, channels, signed-in user and liveness state. The
 // session logic reads and changes it, and reaches the client only through its Connection.
 import type { App } from '../apps/app.js';
+import type { ChannelMember, Subscription } from '../channels/member.js';
 import * as frames from '../protocol/frames.js';
 import type { Connection } from '../transport/connection.js';
-
-/** What the node knows about one channel subscription of a session. */
-export interface Subscription {
-  /** The presence user id this session joined as (presence channels only). */
-  userId?: string;
-}
 
 export interface SignedInUser {
   id: string;
@@ -17,7 +12,7 @@ export interface SignedInUser {
   watchlist: string[];
 }
 
-export class Session {
+export class Session implements ChannelMember {
   readonly channels = new Map<string, Subscription>();
   user?: SignedInUser;
   /** ms timestamp of the last frame received */

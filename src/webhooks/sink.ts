@@ -11,8 +11,6 @@ export type WebhookEvent =
   | { name: 'cache_miss'; channel: string }
   | { name: 'subscription_count'; channel: string; subscription_count: number };
 
-export type WebhookEventName = WebhookEvent['name'];
-
 export interface WebhookSink {
   /** Queues an event for the app's matching webhooks; never blocks and never throws. */
   emit(app: App, event: WebhookEvent): void;
