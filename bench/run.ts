@@ -209,6 +209,8 @@ async function main(): Promise<void> {
     med[t] = {};
     for (const m of metrics) med[t][m.key] = median(results[t].map(m.get));
   }
+  // A `ripple@<rev>` target is the baseline of a before/after run: ripple (this revision) over it.
+  const baseline = targets.find((t) => t.startsWith('ripple@'));
   const first = Object.values(results).flat()[0];
   const params = first ? first.params : {};
   const summary = {
@@ -230,6 +232,7 @@ async function main(): Promise<void> {
         m.key,
         {
           rippleOverSoketi: med.ripple && med.soketi ? med.ripple[m.key] / med.soketi[m.key] : null,
+          rippleOverBaseline: med.ripple && baseline ? med.ripple[m.key] / med[baseline][m.key] : null,
           rippleOverBare: med.ripple && med.bare ? med.ripple[m.key] / med.bare[m.key] : null,
         },
       ]),
@@ -242,13 +245,15 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`${scenario} — medians of ${rounds} paired round(s), order ${targets.join(' → ')} each round; params ${JSON.stringify(params)}`);
   lines.push('');
-  lines.push(`| metric | ${cols.join(' | ')} | ripple/soketi | ripple/bare |`);
-  lines.push(`|---|${cols.map(() => '---:').join('|')}|---:|---:|`);
+  const baseCol = baseline ? ` ripple/${baseline} |` : '';
+  lines.push(`| metric | ${cols.join(' | ')} | ripple/soketi | ripple/bare |${baseCol}`);
+  lines.push(`|---|${cols.map(() => '---:').join('|')}|---:|---:|${baseline ? '---:|' : ''}`);
   for (const m of metrics) {
     const cells = cols.map((t) => m.format(med[t][m.key]));
     const o = med.ripple?.[m.key];
+    const base = baseline ? ` ${ratio(o, med[baseline][m.key])} |` : '';
     lines.push(
-      `| ${m.label} (${m.better} is better) | ${cells.join(' | ')} | ${med.soketi ? ratio(o, med.soketi[m.key]) : '-'} | ${med.bare ? ratio(o, med.bare[m.key]) : '-'} |`,
+      `| ${m.label} (${m.better} is better) | ${cells.join(' | ')} | ${med.soketi ? ratio(o, med.soketi[m.key]) : '-'} | ${med.bare ? ratio(o, med.bare[m.key]) : '-'} |${base}`,
     );
   }
   for (const t of cols) {

@@ -31,7 +31,7 @@ export function commonOptions(args: Args): CommonOptions {
 
 export function parseTarget(v: string): TargetName {
   if (v === 'ours') v = 'ripple';
-  if (!(TARGETS as string[]).includes(v)) throw new Error(`unknown target ${v} (expected ${TARGETS.join('|')})`);
+  if (!(TARGETS as string[]).includes(v) && !/^ripple@[^\s]+$/.test(v)) throw new Error(`unknown target ${v} (expected ${TARGETS.join('|')} or ripple@<git rev>)`);
   return v as TargetName;
 }
 

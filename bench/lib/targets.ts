@@ -18,8 +18,18 @@ import type { Credentials } from './sign.js';
 export const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoRoot = join(benchDir, '..');
 
-export type TargetName = 'ripple' | 'bare' | 'soketi';
+/** `ripple@<rev>` is ripple at another git revision, for before/after runs paired with `ripple`. */
+export type TargetName = 'ripple' | 'bare' | 'soketi' | `ripple@${string}`;
 export const TARGETS: TargetName[] = ['ripple', 'soketi', 'bare'];
+
+export function isRipple(name: TargetName): boolean {
+  return name === 'ripple' || name.startsWith('ripple@');
+}
+
+/** The git revision a ripple target runs: its own `@rev`, else the --ripple-rev option. */
+function revOf(name: TargetName, rippleRev = 'HEAD'): string {
+  return name.startsWith('ripple@') ? name.slice('ripple@'.length) : rippleRev;
+}
 
 export const benchApp: Credentials = { id: 'bench-app', key: 'bench-key', secret: 'bench-secret' };
 
@@ -97,8 +107,12 @@ export function soketiVersion(): string | null {
 
 /** Why a target cannot run here, or null. */
 export function targetProblem(name: TargetName, opts: { rippleRev?: string } = {}): string | null {
-  if (name === 'ripple') {
-    if (opts.rippleRev === 'dist' && !existsSync(join(repoRoot, 'dist', 'src', 'cli.js')))
+  if (isRipple(name)) {
+    const rev = revOf(name, opts.rippleRev);
+    if (rev !== 'worktree' && rev !== 'dist' && spawnSync('git', ['rev-parse', '--verify', '-q', `${rev}^{commit}`], { cwd: repoRoot }).status !== 0) {
+      return `no git revision ${rev}`;
+    }
+    if (rev === 'dist' && !existsSync(join(repoRoot, 'dist', 'src', 'cli.js')))
       return 'dist/src/cli.js missing: run `npm run build` in the repo root (or use the default source snapshot)';
     if (!existsSync(join(repoRoot, 'node_modules', 'uWebSockets.js'))) return 'run `npm ci` in the repo root first';
     return null;
@@ -110,16 +124,17 @@ export function targetProblem(name: TargetName, opts: { rippleRev?: string } = {
   return null;
 }
 
-let resolvedRev: { rev: string; sha: string } | null = null;
+const resolvedRevs = new Map<string, string>();
 
-/** The commit the ripple target runs (resolved once per bench process, so every run uses the same one). */
+/** The commit a ripple target runs (resolved once per bench process, so every run uses the same one). */
 export function rippleCommit(rev = 'HEAD'): string {
   if (rev === 'worktree' || rev === 'dist') return `${gitHead()}+${rev}`;
-  if (resolvedRev && resolvedRev.rev === rev) return resolvedRev.sha;
+  const known = resolvedRevs.get(rev);
+  if (known) return known;
   const r = spawnSync('git', ['rev-parse', '--short', `${rev}^{commit}`], { cwd: repoRoot, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`git rev-parse ${rev}: ${r.stderr}`);
-  resolvedRev = { rev, sha: r.stdout.trim() };
-  return resolvedRev.sha;
+  resolvedRevs.set(rev, r.stdout.trim());
+  return r.stdout.trim();
 }
 
 /**
@@ -184,8 +199,8 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   let cwd = repoRoot;
   let health: string;
   let describe: string;
-  if (name === 'ripple') {
-    const rev = opts.rippleRev ?? 'HEAD';
+  if (isRipple(name)) {
+    const rev = revOf(name, opts.rippleRev);
     const dir = rippleDir(rev);
     const entry = rev === 'dist' ? [join(repoRoot, 'dist', 'src', 'cli.js')] : ['--import', 'tsx', join(dir, 'src', 'cli.ts')];
     cmd = process.execPath;
