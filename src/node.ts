@@ -13,6 +13,7 @@ import { createEngine } from './engine/create.js';
 import { Hub } from './hub/hub.js';
 import { Metrics } from './metrics/metrics.js';
 import { Sessions } from './session/sessions.js';
+import { attachHttpTransport } from './transport/http-transport.js';
 import { attachWebSockets } from './transport/websocket.js';
 import { uWS, uwsIsNative, uwsLoadReport, uwsSource } from './uws.js';
 import { WebhookDelivery } from './webhooks/delivery.js';
@@ -46,6 +47,8 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
 
   const uws = createApp(config);
   hub.addFanout(attachWebSockets(uws, sessions, config, log.child({ module: 'websocket' })));
+  // pusher-js's HTTP fallback; its routes come before the REST bridge's catch-all (attachApi).
+  hub.addFanout(attachHttpTransport(uws, sessions, config, log.child({ module: 'http-transport' })));
   let draining = false;
   const trigger = new Trigger({ registry, backbone, store, cache, rates, metrics, log });
   const isReady = () => !draining && engine.isHealthy();

@@ -20,6 +20,8 @@ export const SERVER_ENV: Readonly<Record<string, { path: string; kind: Kind }>> 
   SHUTDOWN_TIMEOUT_MS: { path: 'shutdownTimeoutMs', kind: 'int' },
   CACHE_TTL: { path: 'cacheTtl', kind: 'int' },
   MAX_BACKPRESSURE_BYTES: { path: 'maxBackpressureBytes', kind: 'int' },
+  HTTP_SESSION_GRACE_MS: { path: 'httpSessionGraceMs', kind: 'int' },
+  HTTP_HEARTBEAT_MS: { path: 'httpHeartbeatMs', kind: 'int' },
   REUSE_PORT: { path: 'reusePort', kind: 'bool' },
   METRICS_PORT: { path: 'metricsPort', kind: 'int' },
   METRICS_HOST: { path: 'metricsHost', kind: 'string' },

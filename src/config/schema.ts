@@ -104,6 +104,17 @@ export const ConfigSchema = z
      * skipped by broadcasts and closed with 4100, instead of growing the server's memory.
      */
     maxBackpressureBytes: positive(4 * 1024 * 1024),
+    /**
+     * Milliseconds an HTTP-fallback session (pusher-js xhr_streaming / xhr_polling) is kept while no
+     * receive request is open: pusher-js replaces its stream and polls again within a round trip, so
+     * a longer gap means the client is gone and the session closes like a dropped socket.
+     */
+    httpSessionGraceMs: z.number().int().min(100).max(60_000).default(5000),
+    /**
+     * Milliseconds of quiet after which an HTTP-fallback stream gets a heartbeat and a waiting poll is
+     * answered with one (SockJS's 25 s), so that proxies with idle timeouts keep the request open.
+     */
+    httpHeartbeatMs: z.number().int().min(100).max(120_000).default(25_000),
     /** TLS on the gateway and API port: PEM certificate and key paths. */
     tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1), passphrase: z.string().optional() }).strict().optional(),
     webhooks: z
