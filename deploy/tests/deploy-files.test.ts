@@ -293,9 +293,13 @@ test('compose: Redis, two nodes built from deploy/Dockerfile, nginx in front wit
   const containerPort = Number(composeDefaults(String(nginx.ports[0])).split(':').at(-1));
   assert.equal(containerPort, Number(/^\s*listen\s+(\d+);/m.exec(nginxConf())![1]), 'published port = nginx listen port');
   assert.ok(nodes.every(([n]) => nginx.depends_on?.[n]), 'nginx starts after the nodes');
-  // nginx's upstream is exactly the node services, each at the PORT it listens on.
-  const upstream = [...nginxConf().matchAll(/^\s*server\s+([A-Za-z0-9.-]+):(\d+)/gm)].map((m) => `${m[1]}:${m[2]}`);
-  assert.deepEqual(upstream.sort(), nodes.map(([n, s]) => `${n}:${composeEnv(s).PORT ?? defaults.port}`).sort());
+  // Each nginx upstream is exactly the node services, each at the PORT it listens on.
+  const upstreams = [...nginxConf().matchAll(/upstream\s+(\w+)\s*\{([^}]*)\}/g)];
+  assert.ok(upstreams.length > 0, 'an upstream');
+  for (const [, name, body] of upstreams) {
+    const servers = [...body.matchAll(/^\s*server\s+([A-Za-z0-9.-]+):(\d+)/gm)].map((m) => `${m[1]}:${m[2]}`);
+    assert.deepEqual(servers.sort(), nodes.map(([n, s]) => `${n}:${composeEnv(s).PORT ?? defaults.port}`).sort(), `upstream ${name}`);
+  }
 });
 
 test('nginx.conf: WebSocket upgrade, timeouts above the activity timeout, REST and WS to the same upstream', () => {

@@ -1,6 +1,7 @@
 // deploy/nginx/nginx.conf for real: Debian's nginx runs the committed config (only the listen port,
 // the upstream addresses and the pid/log/temp paths substituted) in front of two nodes sharing a
-// private Redis; pusher-js connects through it and the `pusher` server SDK triggers through it.
+// private Redis; pusher-js connects through it (WebSocket, and the HTTP fallback whose sessions must
+// stay on one node) and the `pusher` server SDK triggers through it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import PusherServer from 'pusher';
@@ -19,8 +20,8 @@ const clients: PusherClient[] = [];
 before(async () => {
   redis = await startRedis();
   [nodeA, nodeB] = await Promise.all([
-    startNode({ env: { REDIS_URL: redis.url, NODE_ID: 'deploy-nginx-a' } }),
-    startNode({ env: { REDIS_URL: redis.url, NODE_ID: 'deploy-nginx-b' } }),
+    startNode({ env: { REDIS_URL: redis.url, NODE_ID: 'deploy-nginx-a', HTTP_SESSION_GRACE_MS: '1000' } }),
+    startNode({ env: { REDIS_URL: redis.url, NODE_ID: 'deploy-nginx-b', HTTP_SESSION_GRACE_MS: '1000' } }),
   ]);
   nginx = await startNginx({ listenPort: await freePort(), upstreamPorts: [nodeA.port, nodeB.port] });
 });
@@ -87,6 +88,65 @@ test('through nginx: /health and /ready answer, /metrics is not exposed, signed 
   await sleep(100);
   const served = new Set([...nginx.accessLog().matchAll(/"GET \/apps\/[^"]*" 200 .* upstream=(\S+)/g)].map((m) => m[1]));
   assert.deepEqual([...served].sort(), [`127.0.0.1:${nodeA.port}`, `127.0.0.1:${nodeB.port}`].sort(), 'REST requests spread over both nodes');
+});
+
+/** A pusher-js client on one HTTP fallback transport through nginx; resolves once connected. */
+async function connectHttp(transport: 'xhr_streaming' | 'xhr_polling'): Promise<PusherClient> {
+  const p = new Pusher(app.key, {
+    cluster: 'mt1',
+    wsHost: '127.0.0.1',
+    wsPort: nginx.port,
+    httpHost: '127.0.0.1',
+    httpPort: nginx.port,
+    forceTLS: false,
+    enabledTransports: [transport],
+    disableStats: true,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`pusher-js (${transport}) did not connect through nginx (state ${p.connection.state})\n${nginx.output()}`)), 10_000);
+    p.connection.bind('connected', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  const connection = (p.connection as unknown as { connection: { transport: { name: string } } }).connection;
+  assert.equal(connection.transport.name, transport);
+  return p;
+}
+
+test('pusher-js on xhr_streaming and xhr_polling through nginx: every request of a session reaches one node, and events triggered on either node arrive', async () => {
+  const httpClients: PusherClient[] = [];
+  try {
+    for (const t of ['xhr_streaming', 'xhr_polling'] as const) for (let i = 0; i < 4; i++) httpClients.push(await connectHttp(t));
+    const got: string[][] = httpClients.map(() => []);
+    // A send that reaches another node than the session's is refused there (404): no subscription.
+    const subscribed = Promise.all(httpClients.map((c, i) => subscribe(c, 'deploy-fallback', 'shipped', got[i])));
+    await eventually(() => Promise.race([subscribed.then(() => true), sleep(100).then(() => false)]), { timeoutMs: 10_000, what: 'every HTTP client subscribed' });
+    await eventually(async () => (await connections(nodeA)) + (await connections(nodeB)) === httpClients.length, {
+      timeoutMs: 3000,
+      what: 'one session per client, counted on the node that holds it',
+    });
+    // Triggered on each node directly: for every client one of them is the other node.
+    for (const [n, node] of [['A', nodeA], ['B', nodeB]] as const) {
+      const direct = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(node.port), useTLS: false });
+      assert.equal((await direct.trigger('deploy-fallback', 'shipped', { n })).status, 200);
+    }
+    await eventually(() => got.every((g) => g.length === 2), { timeoutMs: 5000, what: () => `every client gets both events: ${JSON.stringify(got)}` });
+    assert.ok(got.every((g) => [...g].sort().join() === 'A,B'), JSON.stringify(got));
+  } finally {
+    for (const c of httpClients) c.disconnect();
+  }
+  // Sessions close once their requests are gone for the grace period; nginx logs the ended streams.
+  await eventually(async () => (await connections(nodeA)) + (await connections(nodeB)) === 0, { timeoutMs: 5000, what: 'the HTTP sessions closed' });
+  await sleep(200);
+  const upstreamsBySession = new Map<string, Set<string>>();
+  for (const m of nginx.accessLog().matchAll(/"POST (\/pusher\/app\/[^/]+\/[^/]+\/[^/]+)\/(xhr_streaming|xhr|xhr_send)" \d+ .* upstream=(\S+)/g)) {
+    const set = upstreamsBySession.get(m[1]) ?? new Set();
+    set.add(m[3]);
+    upstreamsBySession.set(m[1], set);
+  }
+  assert.equal(upstreamsBySession.size, httpClients.length, 'one HTTP session per client in the access log');
+  for (const [session, upstreams] of upstreamsBySession) assert.equal(upstreams.size, 1, `${session} went to ${[...upstreams].join(', ')}`);
 });
 
 test('two pusher-js clients through nginx land on different nodes and both receive events triggered through nginx (cluster mode)', async () => {

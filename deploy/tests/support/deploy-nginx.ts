@@ -49,10 +49,15 @@ function replaceCounted(text: string, re: RegExp, expected: number, what: string
  */
 export function renderNginxConf(text: string, o: RenderOptions): string {
   let out = replaceCounted(text, /^(\s*)listen\s+80;/gm, 1, '`listen 80;` line', (_m, indent) => `${indent}listen 127.0.0.1:${o.listenPort};`);
-  let i = 0;
-  out = replaceCounted(out, /^(\s*server\s+)[A-Za-z0-9.-]+:6001\b/gm, o.upstreamPorts.length, 'upstream `server <node>:6001` lines', (_m, head) => {
-    return `${head}127.0.0.1:${o.upstreamPorts[i++]}`;
+  // Each upstream block lists every node: a node's name stands for the same port wherever it appears.
+  const names: string[] = [];
+  out = out.replace(/^(\s*server\s+)([A-Za-z0-9.-]+):6001\b/gm, (_m, head: string, name: string) => {
+    if (!names.includes(name)) names.push(name);
+    return `${head}127.0.0.1:${o.upstreamPorts[names.indexOf(name)]}`;
   });
+  if (names.length !== o.upstreamPorts.length) {
+    throw new Error(`deploy/nginx/nginx.conf: expected ${o.upstreamPorts.length} upstream nodes (\`server <node>:6001\` lines), found ${names.length}`);
+  }
   out = replaceCounted(out, /^(\s*pid\s+)\/var\/run\/nginx\.pid;/gm, 1, '`pid` line', (_m, head) => `${head}${o.dir}/nginx.pid;`);
   out = out.replace(/\/var\/log\/nginx\//g, `${o.dir}/`).replace(/\/var\/cache\/nginx\//g, `${o.dir}/`);
   if (/\/var\//.test(out)) throw new Error('deploy/nginx/nginx.conf: a /var/ path is left that the test does not know how to move');
