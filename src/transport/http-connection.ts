@@ -39,6 +39,9 @@ export interface HttpConnectionOwner {
 
 export class HttpFanout implements Fanout {
   private readonly topics = new Map<string, Set<HttpConnection>>();
+  /** Connections with frames to write at the end of this event-loop iteration. */
+  private readonly due = new Set<HttpConnection>();
+  private flushScheduled = false;
 
   /** The frame is wrapped for HTTP once per publish, not once per connection. */
   publish(topic: string, frame: string, except?: Connection): void {
@@ -48,6 +51,24 @@ export class HttpFanout implements Fanout {
     const bytes = Buffer.byteLength(chunk);
     for (const c of members) if (c !== except) c.deliver(chunk, bytes);
   }
+
+  /**
+   * @internal Writes are made once per event-loop iteration (setImmediate runs after the I/O callbacks
+   * of the iteration), so every frame a connection gets from the requests handled in one iteration
+   * leaves in one write, as uWS batches its WebSocket publishes.
+   */
+  schedule(conn: HttpConnection): void {
+    this.due.add(conn);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    for (const c of this.due) c.pumpNow();
+    this.due.clear();
+  };
 
   /** @internal membership kept for the connections */
   member(topic: string, conn: HttpConnection, joined: boolean): void {
@@ -76,7 +97,6 @@ export class HttpConnection implements Connection {
   private queuedBytes = openFrame.length;
   private readonly topics = new Set<string>();
   private graceTimer?: NodeJS.Timeout;
-  private pumpScheduled = false;
 
   constructor(
     /** `<key>/<server>/<session>` as pusher-js spells them in the path */
@@ -94,10 +114,10 @@ export class HttpConnection implements Connection {
     this.deliver(chunk, Buffer.byteLength(chunk));
   }
 
-  /** Queues an already wrapped frame; writes happen once per event-loop turn (corked, batched). */
+  /** Queues an already wrapped frame; written at the end of the event-loop iteration (batched). */
   deliver(chunk: string, bytes: number): void {
     if (this.closed || this.overflowed) return;
-    // Frames for a receiver that can take them leave within this event-loop turn. Otherwise the
+    // Frames for a receiver that can take them leave within this event-loop iteration. Otherwise the
     // limit holds: a slow consumer is closed 4100 (back off and reconnect, spec §1.7) rather than
     // growing the server's memory or silently missing frames. The close waits for the end of the
     // current broadcast, which must not see its connections change under it.
@@ -150,7 +170,7 @@ export class HttpConnection implements Connection {
     // A new request is a sign of life, as any frame is.
     if (this.session) Liveness.seen(this.session, Date.now());
     r.onGone = () => this.detach(r);
-    r.onDrained = () => this.safePump();
+    r.onDrained = () => this.pumpNow();
     this.schedulePump();
   }
 
@@ -183,15 +203,11 @@ export class HttpConnection implements Connection {
   }
 
   private schedulePump(): void {
-    if (this.pumpScheduled) return;
-    this.pumpScheduled = true;
-    queueMicrotask(() => {
-      this.pumpScheduled = false;
-      this.safePump();
-    });
+    this.fanout.schedule(this);
   }
 
-  private safePump(): void {
+  /** @internal called by the fanout's flush */
+  pumpNow(): void {
     this.safely(() => this.pump());
   }
 

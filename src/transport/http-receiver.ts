@@ -19,6 +19,14 @@ export class Receiver {
   /** Called when a blocked response can take more. */
   onDrained?: () => void;
   private started = false;
+  /** The write in progress, for the one bound cork callback (no closure per write). */
+  private text = '';
+  private bytes = 0;
+  private readonly corkedWrite = (): void => {
+    this.start();
+    if (!this.res.write(this.text)) this.blockedBytes = this.bytes;
+    this.text = '';
+  };
 
   constructor(
     private readonly res: HttpResponse,
@@ -45,11 +53,11 @@ export class Receiver {
     if (this.done) return;
     this.written += text.length;
     this.lastWriteAt = now;
-    this.res.cork(() => {
-      this.start();
-      if (!this.res.write(text)) this.blockedBytes = bytes;
-    });
+    this.text = text;
+    this.bytes = bytes;
+    this.res.cork(this.corkedWrite);
   }
+
 
   /** Ends the response, with a last part. */
   end(text = ''): void {
