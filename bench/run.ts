@@ -1,7 +1,7 @@
 // Bench driver: one command per scenario.
 //   One run:  node --import tsx bench/run.ts fanout --target ripple --subs 1000
 //   Paired:   node --import tsx bench/run.ts fanout --paired --rounds 3 [--targets ripple,soketi,bare] ...
-// Scenarios: fanout, cross-node, memory, rest, client-events, presence (see bench/README.md).
+// Scenarios: fanout, cross-node, memory, rest, client-events, presence, xhr-fanout (see bench/README.md).
 // Paired mode runs the targets alternately (A B C A B C ...), each run on a freshly started server, then
 // prints per-target medians and the ratios ripple/soketi and ripple/bare. Every run prints a JSON line and
 // a summary; results are appended to bench/results/ (git-ignored).
@@ -15,6 +15,7 @@ import { sleep, waitQuiet } from './lib/proc.js';
 import { fanoutOptions, runFanout, summarizeFanout, type FanoutResult } from './scenarios/fanout.js';
 import { memoryOptions, runMemory, summarizeMemory, type MemoryResult } from './scenarios/memory.js';
 import { extraOptions, runExtra, summarizeExtra, type ExtraResult, type ExtraScenario } from './scenarios/extra.js';
+import { runXhrFanoutPaired } from './scenarios/xhr-fanout.js';
 
 type Result = FanoutResult | MemoryResult | ExtraResult;
 
@@ -141,8 +142,13 @@ async function main(): Promise<void> {
   const positional = argv.length && !argv[0].startsWith('--') ? argv.shift()! : undefined;
   const args = parseArgs(argv);
   const scenario = positional ?? str(args, 'scenario', 'fanout');
+  if (scenario === 'xhr-fanout') {
+    // Always paired: ripple's fan-out over WebSockets and over xhr_streaming, alternately.
+    prepareGenerator(fanoutOptions(args));
+    return runXhrFanoutPaired(args);
+  }
   const def = SCENARIOS[scenario];
-  if (!def) throw new Error(`unknown scenario ${scenario} (${Object.keys(SCENARIOS).join('|')})`);
+  if (!def) throw new Error(`unknown scenario ${scenario} (${[...Object.keys(SCENARIOS), 'xhr-fanout'].join('|')})`);
   const common: CommonOptions = def.options(args);
   prepareGenerator(common);
 

@@ -143,6 +143,11 @@ export class RawWs {
     this.sock.write(Buffer.concat([h, payload]));
   }
 
+  /** A frame's text (the frame is all of it; RawXhr's lines need unpacking). */
+  frameText(buf: Buffer, start: number, end: number): string {
+    return buf.toString('utf8', start, end);
+  }
+
   /** Sends a text frame (masked with a zero key). */
   send(text: string): void {
     if (this.closed) return;

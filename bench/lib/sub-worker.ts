@@ -1,5 +1,6 @@
 // Subscriber process of the load generator. It opens its share of WebSocket connections (raw Pusher
-// frames over lib/rawws.ts), subscribes each to its channel (public, private or presence, signing the
+// frames over lib/rawws.ts; or pusher-js-style HTTP streaming sessions over lib/rawxhr.ts when the URL is
+// http://), subscribes each to its channel (public, private or presence, signing the
 // auth itself), then, depending on the scenario:
 //   - counts the bench events it receives and records their delivery latency (fanout, cross-node);
 //   - sends client events on its sockets at a fixed rate (client-events; the pair partner receives them);
@@ -8,6 +9,7 @@
 // Event frames are recognised by the marker (Buffer.indexOf on the raw frame, no JSON parsing).
 import { createHmac } from 'node:crypto';
 import { RawWs } from './rawws.js';
+import { RawXhr } from './rawxhr.js';
 import { Histogram } from './hist.js';
 import { nowMs } from './clock.js';
 import { MARK, CLIENT_EVENT_NAME, type ToSub, type FromSub, type ConnectJob, type ClientEventsJob, type ChurnJob } from './protocol.js';
@@ -23,7 +25,7 @@ let firstBySeq = new Map<number, number>();
 let trackFirst = true;
 
 interface Sock {
-  ws: RawWs;
+  ws: RawWs | RawXhr;
   index: number;
   socketId: string;
   channel: string;
@@ -149,7 +151,8 @@ function onControl(s: Sock, text: string, at: number): { event?: string; channel
 }
 
 function openOne(job: ConnectJob, index: number): Promise<void> {
-  return RawWs.open(job.url, job.timeoutMs).then(
+  const open = job.url.startsWith('http') ? RawXhr.open : RawWs.open;
+  return open(job.url, job.timeoutMs).then(
     (ws) =>
       new Promise<void>((resolve, reject) => {
         const s: Sock = { ws, index, socketId: '', channel: channelFor(job, index), joinSentAt: 0, churning: false };
@@ -167,10 +170,10 @@ function openOne(job: ConnectJob, index: number): Promise<void> {
               memberEvents++;
               return;
             }
-            onControl(s, buf.toString('utf8', start, end), at);
+            onControl(s, ws.frameText(buf, start, end), at);
             return;
           }
-          const f = onControl(s, buf.toString('utf8', start, end), at);
+          const f = onControl(s, ws.frameText(buf, start, end), at);
           if (!f) return;
           if (f.event === 'pusher:connection_established') {
             const d = typeof f.data === 'string' ? JSON.parse(f.data) : f.data;

@@ -8,6 +8,8 @@
 //      and delivered msgs/s.
 // cross-node: two nodes of the target share a private redis-server; subscribers connect to node A and
 // the triggers go to node B (Soketi runs its redis adapter).
+// --transport xhr (ripple only): the subscribers are pusher-js-style HTTP streaming sessions
+// (xhr_streaming, lib/rawxhr.ts) instead of WebSockets; everything else is the same.
 import { parseArgs, num, str, flag } from '../lib/args.js';
 import { LoadGen } from '../lib/loadgen.js';
 import { Histogram } from '../lib/hist.js';
@@ -32,6 +34,7 @@ export interface FanoutOptions extends CommonOptions {
   maxSteps: number;
   p99Limit: number; // ms
   cross: boolean; // two nodes through redis: subscribers on A, triggers on B
+  transport: 'ws' | 'xhr'; // how the subscribers connect
 }
 
 export function fanoutOptions(args: ReturnType<typeof parseArgs>, cross = false): FanoutOptions {
@@ -53,7 +56,21 @@ export function fanoutOptions(args: ReturnType<typeof parseArgs>, cross = false)
     maxSteps: num(args, 'max-steps', 12),
     p99Limit: num(args, 'p99-limit', 100),
     cross: cross || flag(args, 'cross'),
+    transport: transportOf(str(args, 'transport', 'ws')),
   };
+}
+
+function transportOf(v: string): FanoutOptions['transport'] {
+  if (v !== 'ws' && v !== 'xhr') throw new Error(`--transport must be ws or xhr, got ${v}`);
+  return v;
+}
+
+/** Where the subscribers connect: a WebSocket URL, or the base of pusher-js's HTTP streaming paths. */
+function subscriberUrl(o: FanoutOptions, port: number): string {
+  const query = `protocol=7&client=js&version=8.4.0`;
+  if (o.transport === 'ws') return `ws://127.0.0.1:${port}/app/${benchApp.key}?${query}&flash=false`;
+  if (o.target !== 'ripple' && !o.target.startsWith('ripple@')) throw new Error(`--transport xhr: ${o.target} has no HTTP streaming transport`);
+  return `http://127.0.0.1:${port}/pusher/app/${benchApp.key}?${query}`;
 }
 
 export interface Phase {
@@ -246,7 +263,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
   try {
     gen = await LoadGen.start(o.workers, true);
     const conn = await gen.connect({
-      url: `ws://127.0.0.1:${rig.sub.port}/app/${benchApp.key}?protocol=7&client=js&version=8.4.0&flash=false`,
+      url: subscriberUrl(o, rig.sub.port),
       total: o.subscribers,
       channelPrefix: 'bench-fanout',
       layout: 'one',
@@ -290,8 +307,9 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
     return {
       scenario: o.cross ? 'cross-node' : 'fanout',
       target: o.target,
-      describe: rig.describe,
+      describe: o.transport === 'xhr' ? `${rig.describe}; subscribers on xhr_streaming` : rig.describe,
       params: {
+        ...(o.transport === 'xhr' ? { transport: 'xhr' } : {}),
         subscribers: o.subscribers,
         rate: o.rate,
         duration: o.duration,
