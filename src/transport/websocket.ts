@@ -20,22 +20,65 @@ interface WsData {
 }
 
 export class WsConnection implements Connection {
+  /** Closed for the session: it closed the connection, or the socket went away. */
   closed = false;
+  /** uWS closed the socket: it throws on any further access. */
+  private gone = false;
+  /** A close waiting for the socket's backlog to drain, so that its close frame reaches the client. */
+  private pendingClose?: { code: number; reason: string; deadline: NodeJS.Timeout };
 
   constructor(
     private readonly ws: WebSocket<WsData>,
     readonly fanout: WsFanout,
     readonly remoteAddress: string,
     readonly origin: string,
+    /** Tells the session layer the connection is closed, when that happens before uWS closes the socket. */
+    private readonly closedEarly: (code: number) => void,
+    /** How long a close waits for the backlog (the client's time to catch up, as for a ping). */
+    private readonly closeWaitMs: number,
   ) {}
 
-  // uWS throws on any access to a closed socket: every call checks first.
   send(frame: string): void {
     if (!this.closed) this.ws.send(frame, false, false);
   }
 
+  /**
+   * uWS writes a close frame behind the bytes already waiting, drops it when they are over
+   * maxBackpressure, and cuts the connection a few seconds after end(): a client behind a backlog
+   * (a slow consumer above all) would see 1006 instead of the code. So with a backlog the socket
+   * leaves its topics (nothing more queues behind it), the session counts it closed now, and the
+   * close frame goes out as soon as the backlog has drained, or at the deadline.
+   */
   close(code: number, reason: string): void {
-    if (!this.closed) this.ws.end(code, reason);
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ws.getBufferedAmount() === 0) return this.ws.end(code, reason);
+    for (const topic of this.ws.getTopics()) this.ws.unsubscribe(topic);
+    const deadline = setTimeout(() => this.endPending(), this.closeWaitMs);
+    deadline.unref();
+    this.pendingClose = { code, reason, deadline };
+    this.closedEarly(code);
+  }
+
+  /** uWS sent part of the backlog. */
+  drained(): void {
+    if (this.pendingClose && this.ws.getBufferedAmount() === 0) this.endPending();
+  }
+
+  /** uWS closed the socket (either side, or after end()). */
+  ended(): void {
+    this.gone = true;
+    this.closed = true;
+    if (this.pendingClose) clearTimeout(this.pendingClose.deadline);
+    this.pendingClose = undefined;
+  }
+
+  private endPending(): void {
+    const p = this.pendingClose;
+    if (!p || this.gone) return;
+    clearTimeout(p.deadline);
+    this.pendingClose = undefined;
+    this.ws.end(p.code, p.reason);
   }
 
   join(topic: string): void {
@@ -72,6 +115,8 @@ const textDecoder = new TextDecoder('utf-8', { fatal: true });
 export interface WebSocketSettings {
   maxFrameBytes: number;
   maxBackpressureBytes: number;
+  /** seconds a client has to answer a ping; a close behind a backlog waits as long for it to drain */
+  pongTimeout: number;
 }
 
 /** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
@@ -126,7 +171,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     idleTimeout: 0,
     sendPingsAutomatically: false,
     maxPayloadLength: settings.maxFrameBytes,
-    // Over this, uWS skips the socket in broadcasts; liveness then closes it (slow consumer).
+    // Over this, uWS skips the socket in broadcasts and sends; liveness then closes it (slow consumer).
     maxBackpressure: settings.maxBackpressureBytes,
     upgrade: (res, req, context) => {
       // An exception escaping a uWS handler aborts the process: contain it here.
@@ -143,14 +188,18 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     },
     open: (ws) => {
       const d = ws.getUserData();
-      const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin);
+      const closedEarly = (code: number) => {
+        if (d.session) sessions.closed(d.session, code);
+      };
+      const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin, closedEarly, settings.pongTimeout * 1000);
       d.conn = conn;
       if (d.refusal) return refuseConnection(conn, d.refusal.code, d.refusal.message);
       d.session = sessions.open(conn, d.app!);
     },
     message: (ws, message) => {
       const d = ws.getUserData();
-      if (!d.session) return;
+      // A session closed behind a backlog is over: what its client still sends is not read.
+      if (!d.session || d.conn!.closed) return;
       let text: string;
       try {
         // Binary frames are read as UTF-8 JSON too, as Soketi does; invalid UTF-8 is an error.
@@ -161,9 +210,10 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
       }
       sessions.receive(d.session, text, message.byteLength);
     },
+    drain: (ws) => ws.getUserData().conn?.drained(),
     close: (ws, code) => {
       const d = ws.getUserData();
-      if (d.conn) d.conn.closed = true;
+      d.conn?.ended();
       if (d.session) sessions.closed(d.session, code);
     },
   });
