@@ -1,7 +1,7 @@
 // The Fastify REST API (spec §9), as plugins by concern: unsigned health routes, and one signed scope
 // whose single hook checks the request signature before any of its routes (events, channel queries,
 // users, webhook dead letters) runs.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { AppRegistry } from '../apps/registry.js';
 import type { Backbone } from '../backbone/backbone.js';
@@ -35,9 +35,25 @@ export interface ApiDeps {
   isReady: () => boolean;
 }
 
+// A character outside ASCII percent-encodes to up to 9 bytes per UTF-16 unit (%E2%82%AC), and the
+// router measures parameters as sent.
+const ENCODED_BYTES_PER_CHAR = 9;
+
 export function buildApi(deps: ApiDeps): FastifyInstance {
+  // Every channel name and user id the socket API accepts must reach the routes, whose own checks
+  // then answer the app's limits (Fastify's default of 100 refused valid 101-200 character names).
+  const longestName = Math.max(...deps.registry.all().map((a) => Math.max(a.maxChannelNameLength, a.maxUserIdLength)));
   // Fastify's own request logging stays off: nothing per request at info level (style.md).
-  const fastify = Fastify({ logger: false, bodyLimit: deps.maxRequestBytes });
+  const fastify = Fastify({
+    logger: false,
+    bodyLimit: deps.maxRequestBytes,
+    routerOptions: { maxParamLength: longestName * ENCODED_BYTES_PER_CHAR },
+    // Longer still, or not a URL at all: the same 400 with a JSON body as any other bad request.
+    frameworkErrors: (err, _req, reply) => {
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `A path parameter is longer than ${longestName} characters` : 'Malformed URL';
+      void (reply as FastifyReply).status(400).send(errorBody(400, message));
+    },
+  });
 
   // Keep the raw bytes: body_md5 is computed over them, never over a re-serialised object (spec §12.12).
   fastify.removeAllContentTypeParsers();
