@@ -5,6 +5,7 @@ import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../proto
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { channelAuthString, verifyToken } from '../protocol/signature.js';
+import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
 import type { PresenceMember } from '../presence/store.js';
 import type { Session } from './session.js';
 import type { SessionDeps } from './sessions.js';
@@ -64,10 +65,7 @@ function subscribePresence(deps: SessionDeps, s: Session, channel: string, data:
   if (!authorized(s, channel, data)) return refuse(s, channel, badSignature);
   // pusher-js (>= 7.4) subscribes a signed-in connection without channel_data when the app's auth
   // endpoint signs only socket_id:channel; the member is then the signed-in user (spec §4.3).
-  const member =
-    data.channel_data === undefined && s.user
-      ? parseChannelData(s.app, signedInChannelData(s.user.id, s.user.userData))
-      : parseChannelData(s.app, data.channel_data);
+  const member = data.channel_data === undefined && s.user ? signedInMember(s.app, s.user.id, s.user.userData) : parseChannelData(s.app, data.channel_data);
   if ('status' in member) return refuse(s, channel, member);
   deps.channels.subscribePresence(s, channel, member);
 }
@@ -95,24 +93,31 @@ function parseChannelData(app: App, raw: unknown): PresenceMember | Refusal {
   if ((typeof id !== 'string' && typeof id !== 'number') || id === '') {
     return { status: Codes.serverError, type: 'ServerError', error: 'channel_data must contain a user_id' };
   }
-  const userId = String(id);
+  return presenceMember(app, String(id), o!.user_info);
+}
+
+/** The presence limits on a member (spec §5.4): user id length, and user_info nesting and size. */
+function presenceMember(app: App, userId: string, userInfo: unknown): PresenceMember | Refusal {
   if (userId.length > app.maxUserIdLength) {
     return { status: Codes.clientEventRejected, type: 'LimitReached', error: `user_id is longer than ${app.maxUserIdLength} characters` };
   }
-  const userInfo = o!.user_info;
+  // Checked before the size, which serialises it: JSON.stringify overflows the stack on deep nesting.
+  if (nestedDeeperThan(userInfo, MAX_DATA_DEPTH)) {
+    return { status: Codes.clientEventRejected, type: 'LimitReached', error: `The presence member info is nested deeper than ${MAX_DATA_DEPTH} levels` };
+  }
   if (userInfo !== undefined && Buffer.byteLength(JSON.stringify(userInfo)) > app.maxPresenceMemberBytes) {
     return { status: Codes.clientEventRejected, type: 'LimitReached', error: `The presence member info is larger than ${app.maxPresenceMemberSizeInKb} KB` };
   }
   return { userId, userInfo };
 }
 
-/** channel_data equivalent of a signed-in user: its id and its user_data's user_info. */
-function signedInChannelData(id: string, userData: string): string {
+/** The signed-in user as a presence member: its id and its user_data's user_info. */
+function signedInMember(app: App, id: string, userData: string): PresenceMember | Refusal {
   let info: unknown;
   try {
     info = (JSON.parse(userData) as { user_info?: unknown }).user_info;
   } catch {
     info = undefined;
   }
-  return JSON.stringify(info === undefined ? { user_id: id } : { user_id: id, user_info: info });
+  return presenceMember(app, id, info);
 }
