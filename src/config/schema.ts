@@ -53,6 +53,8 @@ export const AppSchema = z
     maxPresenceMembersPerChannel: positive(100),
     maxPresenceMemberSizeInKb: z.number().positive().default(1),
     maxUserIdLength: positive(128),
+    /** Channels one connection may be subscribed to at once, presence included (not a Pusher or Soketi field). */
+    maxChannelsPerConnection: positive(1000),
     /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */
     allowedOrigins: z.array(z.string().min(1)).default([]),
     webhooks: z.array(WebhookSchema).default([]),

@@ -31,6 +31,16 @@ export function subscribe(deps: SessionDeps, s: Session, data: Record<string, un
     });
   }
   if (s.channels.has(channel)) return deps.channels.confirmAgain(s, channel);
+  // One socket holding tens of thousands of channels costs the node memory for every other client.
+  // Refused before anything is recorded; 4100 (over capacity, retry later) as for a full presence
+  // channel (spec §3.5): the client may subscribe again once it has unsubscribed elsewhere.
+  if (s.channels.size >= app.maxChannelsPerConnection) {
+    return refuse(s, channel, {
+      type: 'LimitReached',
+      error: `The connection is subscribed to the allowed ${app.maxChannelsPerConnection} channels already.`,
+      status: Codes.overCapacity,
+    });
+  }
   switch (channelKind(channel)) {
     case 'public':
       return deps.channels.subscribe(s, channel);
