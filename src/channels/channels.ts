@@ -201,17 +201,18 @@ export class Channels implements ClusterStateHandler {
     if (transition === 'vacated') this.d.webhooks.emit(app, { name: 'channel_vacated', channel });
   }
 
-  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and its webhook (spec §7). */
+  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and, once per window, its webhook (spec §7). */
   private replayCache(s: ChannelMember, channel: string): void {
     const app = s.app;
-    this.d.cache.get(app.id, channel).then(
-      (hit) => {
+    this.d.cache
+      .get(app.id, channel)
+      .then(async (hit) => {
         if (hit) return s.send(frames.channelEvent(hit.ev.event, channel, hit.ev.data));
         s.send(frames.cacheMiss(channel));
-        this.d.webhooks.emit(app, { name: 'cache_miss', channel });
-      },
-      (err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'),
-    );
+        // Each subscriber hears of the miss; the app's server once per window (spec §7).
+        if (await this.d.cache.firstMiss(app.id, channel)) this.d.webhooks.emit(app, { name: 'cache_miss', channel });
+      })
+      .catch((err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'));
   }
 
   /** A user's change of online state, to the sessions watching them on every node (spec §4.8). */
