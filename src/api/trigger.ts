@@ -3,8 +3,8 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
-import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
@@ -17,7 +17,8 @@ import { parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface TriggerDeps {
   registry: AppRegistry;
-  backbone: Backbone;
+  /** publishes channel events (recorded where the channel keeps a history) */
+  channels: Channels;
   store: PresenceStore;
   cache: ChannelCache;
   rates: RateWindows;
@@ -79,7 +80,7 @@ export class Trigger {
   private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
     const cached: Promise<void>[] = [];
     for (const channel of ev.channels) {
-      this.d.backbone.publish(app.id, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
+      this.d.channels.publishEvent(app, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
       // Cache channels keep the last event published through the API (spec §7).
       if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
     }

@@ -26,6 +26,28 @@ export const WebhookSchema = z
   })
   .strict();
 
+/** Per-channel history for message recovery (docs/recovery.md). */
+export const RecoverySchema = z
+  .object({
+    /** Events kept per channel. */
+    historySize: z.number().int().min(1).max(10_000).default(100),
+    /** Seconds an event is kept. */
+    historyTtl: z.number().int().min(1).max(86_400).default(300),
+    /** Overrides by channel-name prefix (the longest match wins); historySize 0 turns recovery off there. */
+    channels: z
+      .array(
+        z
+          .object({
+            prefix: z.string().min(1),
+            historySize: z.number().int().min(0).max(10_000).optional(),
+            historyTtl: z.number().int().min(1).max(86_400).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
 const limit = (def: number) => z.number().int().min(-1).default(def);
 const positive = (def: number) => z.number().int().positive().default(def);
 
@@ -56,6 +78,8 @@ export const AppSchema = z
     /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */
     allowedOrigins: z.array(z.string().min(1)).default([]),
     webhooks: z.array(WebhookSchema).default([]),
+    /** Message recovery (docs/recovery.md): absent = off for the app. */
+    recovery: RecoverySchema.optional(),
   })
   .strict();
 

@@ -39,9 +39,9 @@ async function node(apps: unknown[] = [{ id: 'a1', key: 'k1', secret: 's1', enab
   const hub = new Hub(metrics.hot);
   const fanout = new MemoryFanout();
   hub.addFanout(fanout);
-  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, webhooks, log });
+  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history: engine.history, webhooks, log });
   const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
-  const sessions = new Sessions({ registry, hub, channels, backbone: engine.backbone, webhooks, census: engine.census, metrics, settings, log });
+  const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
   await engine.start({ frames: hub, commands: sessions, clusterState: channels });
 
   /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
