@@ -37,8 +37,8 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const { backbone, store, cache, rates } = engine;
   const webhooks = new WebhookDelivery(registry, engine.webhookQueue, config.webhooks, log.child({ module: 'webhooks' }));
   const hub = new Hub(metrics.hot);
-  const channels = new Channels({ registry, hub, backbone, store, cache, webhooks, log: log.child({ module: 'channels' }) });
-  const sessions = new Sessions({ registry, hub, channels, backbone, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
+  const channels = new Channels({ registry, hub, backbone, store, cache, history: engine.history, webhooks, log: log.child({ module: 'channels' }) });
+  const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
   metrics.collectFrom({ sessions, webhooks, backbone });
 
   await engine.start({ frames: hub, commands: sessions, clusterState: channels });
@@ -47,10 +47,10 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const uws = createApp(config);
   hub.addFanout(attachWebSockets(uws, sessions, config, log.child({ module: 'websocket' })));
   let draining = false;
-  const trigger = new Trigger({ registry, backbone, store, cache, rates, metrics, log });
+  const trigger = new Trigger({ registry, channels, store, cache, rates, metrics, log });
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
-  const api = buildApi({ registry, backbone, store, cache, rates, trigger, deadLetters: webhooks, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
   await api.ready();
   attachApi(uws, api, trigger, config.maxRequestBytes);
 

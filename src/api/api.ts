@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { AppRegistry } from '../apps/registry.js';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { ChannelHistory } from '../history/history.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
@@ -23,6 +24,7 @@ export interface ApiDeps {
   backbone: Backbone;
   store: PresenceStore;
   cache: ChannelCache;
+  history: ChannelHistory;
   rates: RateWindows;
   trigger: Trigger;
   deadLetters: DeadLetters;
@@ -79,7 +81,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   fastify.register(async (signed) => {
     signedRequests(signed, deps.registry);
     await signed.register(eventRoutes, { trigger: deps.trigger });
-    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, rates: deps.rates });
+    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
     await signed.register(userRoutes, { backbone: deps.backbone });
     await signed.register(webhookRoutes, { deadLetters: deps.deadLetters, log: deps.log });
   });

@@ -3,12 +3,13 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
-import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel } from '../protocol/channels.js';
+import { encryptData, isEncryptedPayload } from '../protocol/encryption.js';
 import * as frames from '../protocol/frames.js';
 import { errorResponse, HttpError, parseBody } from './errors.js';
 import { spend, type SetHeader } from './rate-limit.js';
@@ -17,7 +18,8 @@ import { parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface TriggerDeps {
   registry: AppRegistry;
-  backbone: Backbone;
+  /** publishes channel events (recorded where the channel keeps a history) */
+  channels: Channels;
   store: PresenceStore;
   cache: ChannelCache;
   rates: RateWindows;
@@ -79,15 +81,25 @@ export class Trigger {
   private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
     const cached: Promise<void>[] = [];
     for (const channel of ev.channels) {
-      this.d.backbone.publish(app.id, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
+      const data = this.sealed(app, channel, ev.data);
+      this.d.channels.publishEvent(app, channel, frames.channelEvent(ev.name, channel, data), ev.socketId);
       // Cache channels keep the last event published through the API (spec §7).
-      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
+      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data }));
     }
     await Promise.all(cached);
     if (!ev.info) return undefined;
     const out: Record<string, ChannelAttrs> = {};
     await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
     return out;
+  }
+
+  /**
+   * Data for an encrypted channel from a backend that could not encrypt it: encrypted here when the
+   * app gave its master key; data an SDK already encrypted is relayed untouched (spec §3.2).
+   */
+  private sealed(app: App, channel: string, data: string): string {
+    if (!app.encryptionMasterKey || channelKind(channel) !== 'encrypted' || isEncryptedPayload(data)) return data;
+    return encryptData(channel, app.encryptionMasterKey, data);
   }
 
   private async attrs(app: App, channel: string, info: string[]): Promise<ChannelAttrs> {

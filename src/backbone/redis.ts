@@ -3,6 +3,10 @@
 // node delivers to its own sockets itself and ignores its own message coming back.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.js';
+import { historyKey } from '../history/redis.js';
+import { recordEvent } from '../history/redis-lua.js';
+import { defineScripts, type Scripted } from '../redis/clients.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 
 export interface RedisBackboneOptions {
@@ -16,13 +20,15 @@ export interface RedisBackboneOptions {
 export class RedisBackbone implements Backbone {
   private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
   /** Redis channel → app/channel this node has interest in */
-  private interests = new Map<string, { appId: string; channel: string }>();
+  private interests = new Map<string, { appId: string; channel: string; subscribed: Promise<void> }>();
+  private readonly pubScripts: Scripted;
   private readonly commandChannel: string;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
     this.commandChannel = `${o.prefix}:cmd`;
+    this.pubScripts = defineScripts(o.pub, { historyRecord: recordEvent });
   }
 
   private redisChannel(appId: string, channel: string): string {
@@ -36,12 +42,14 @@ export class RedisBackbone implements Backbone {
   }
 
   private receive(redisChannel: string, message: string): void {
-    // message = origin node id \n except socket id \n payload
+    // message = origin node id \n except socket id \n payload, where a recorded event's payload is
+    // r<epoch>:<serial> \n frame: those come back to their origin too (it delivers them only now).
     const a = message.indexOf('\n');
     const b = message.indexOf('\n', a + 1);
     if (a < 0 || b < 0) return;
-    if (message.slice(0, a) === this.o.nodeId) return;
-    const payload = message.slice(b + 1);
+    const recorded = message.charCodeAt(b + 1) === 114; // 'r'
+    if (!recorded && message.slice(0, a) === this.o.nodeId) return;
+    let payload = message.slice(b + 1);
     if (redisChannel === this.commandChannel) {
       try {
         this.handlers.commands.command(JSON.parse(payload) as NodeCommand);
@@ -54,7 +62,30 @@ export class RedisBackbone implements Backbone {
     if (!target) return;
     this.received++;
     const except = message.slice(a + 1, b);
-    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined);
+    let position: string | undefined;
+    if (recorded) {
+      const nl = payload.indexOf('\n');
+      position = payload.slice(1, nl);
+      payload = payload.slice(nl + 1);
+    }
+    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position);
+  }
+
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
+    // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
+    this.pubScripts
+      .historyRecord(
+        historyKey(this.o.prefix, appId, channel),
+        newEpoch(),
+        policy.size,
+        policy.ttlMs,
+        EPOCH_KEEP_MS,
+        frame,
+        exceptSocketId ?? '',
+        this.redisChannel(appId, channel),
+        `${this.o.nodeId}\n${exceptSocketId ?? ''}\n`,
+      )
+      .catch((err) => this.o.log.warn({ err, app: appId, channel }, 'recorded event not published'));
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
@@ -66,8 +97,13 @@ export class RedisBackbone implements Backbone {
 
   addInterest(appId: string, channel: string): void {
     const rc = this.redisChannel(appId, channel);
-    this.interests.set(rc, { appId, channel });
-    this.o.sub.subscribe(rc).catch(() => {}); // re-sent by autoResubscribe after a reconnect
+    // A failed subscribe is re-sent by autoResubscribe after a reconnect.
+    const subscribed = this.o.sub.subscribe(rc).then(() => {}, () => {});
+    this.interests.set(rc, { appId, channel, subscribed });
+  }
+
+  interestReady(appId: string, channel: string): Promise<void> {
+    return this.interests.get(this.redisChannel(appId, channel))?.subscribed ?? Promise.resolve();
   }
 
   removeInterest(appId: string, channel: string): void {

@@ -47,7 +47,7 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   }
   const userId = kind === 'presence' ? sub.userId : undefined;
   // The client's data is relayed as received (an object stays an object, spec §6).
-  deps.backbone.publish(app.id, channel, frames.channelEvent(frame.event, channel, frame.data, userId), s.socketId);
+  deps.channels.publishEvent(app, channel, frames.channelEvent(frame.event, channel, frame.data, userId), s.socketId);
   deps.webhooks.emit(app, {
     name: 'client_event',
     channel,

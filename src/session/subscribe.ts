@@ -2,7 +2,9 @@
 // (name, signature, channel_data), then the channel owner does the joining.
 import type { App } from '../apps/app.js';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channels.js';
-import { Codes } from '../protocol/constants.js';
+import type { RecoveryRequest } from '../channels/member.js';
+import { parsePosition } from '../history/history.js';
+import { Codes, RECOVERY_REQUEST_FIELD } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { channelAuthString, verifyToken } from '../protocol/signature.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
@@ -41,18 +43,35 @@ export function subscribe(deps: SessionDeps, s: Session, data: Record<string, un
       status: Codes.overCapacity,
     });
   }
+  const recovery = recoveryRequest(data);
   switch (channelKind(channel)) {
     case 'public':
-      return deps.channels.subscribe(s, channel);
+      return deps.channels.subscribe(s, channel, recovery);
     case 'private':
     case 'encrypted':
       if (!authorized(s, channel, data)) return refuse(s, channel, badSignature);
-      return deps.channels.subscribe(s, channel);
+      return deps.channels.subscribe(s, channel, recovery);
     case 'presence':
-      return subscribePresence(deps, s, channel, data);
+      return subscribePresence(deps, s, channel, data, recovery);
     case 'user':
-      return subscribeUser(deps, s, channel);
+      return subscribeUser(deps, s, channel, recovery);
   }
+}
+
+const SOCKET_ID_RE = /^\d{1,20}\.\d{1,20}$/;
+const MAX_EARLIER_SOCKET_IDS = 16;
+
+/** The subscribe's opt-in to message recovery (docs/recovery.md), if any. */
+function recoveryRequest(data: Record<string, unknown>): RecoveryRequest | undefined {
+  const r = data[RECOVERY_REQUEST_FIELD];
+  if (!r || typeof r !== 'object' || Array.isArray(r)) return undefined;
+  const o = r as { position?: unknown; socket_ids?: unknown };
+  // A position that is not one can never be recovered from: it stands for an unknown epoch.
+  const position = o.position === undefined || o.position === null ? undefined : (parsePosition(o.position) ?? { epoch: '', serial: 0 });
+  const socketIds = Array.isArray(o.socket_ids)
+    ? o.socket_ids.filter((id): id is string => typeof id === 'string' && SOCKET_ID_RE.test(id)).slice(0, MAX_EARLIER_SOCKET_IDS)
+    : [];
+  return { position, socketIds };
 }
 
 export function unsubscribe(deps: SessionDeps, s: Session, data: Record<string, unknown>): void {
@@ -71,21 +90,21 @@ function authorized(s: Session, channel: string, data: Record<string, unknown>):
   return true;
 }
 
-function subscribePresence(deps: SessionDeps, s: Session, channel: string, data: Record<string, unknown>): void {
+function subscribePresence(deps: SessionDeps, s: Session, channel: string, data: Record<string, unknown>, recovery?: RecoveryRequest): void {
   if (!authorized(s, channel, data)) return refuse(s, channel, badSignature);
   // pusher-js (>= 7.4) subscribes a signed-in connection without channel_data when the app's auth
   // endpoint signs only socket_id:channel; the member is then the signed-in user (spec §4.3).
   const member = data.channel_data === undefined && s.user ? signedInMember(s.app, s.user.id, s.user.userData) : parseChannelData(s.app, data.channel_data);
   if ('status' in member) return refuse(s, channel, member);
-  deps.channels.subscribePresence(s, channel, member);
+  deps.channels.subscribePresence(s, channel, member, recovery);
 }
 
 /** Only the connection signed in as exactly this user (spec §4.7; Soketi lets anyone in). */
-function subscribeUser(deps: SessionDeps, s: Session, channel: string): void {
+function subscribeUser(deps: SessionDeps, s: Session, channel: string, recovery?: RecoveryRequest): void {
   if (!s.user || channel !== SERVER_TO_USER_PREFIX + s.user.id) {
     return refuse(s, channel, { type: 'AuthError', error: 'The connection is not signed in as this user', status: Codes.unauthorized });
   }
-  deps.channels.subscribeUser(s, channel);
+  deps.channels.subscribeUser(s, channel, recovery);
 }
 
 /** Reads channel_data after its signature has been checked (spec §4.3, §5.4). */
