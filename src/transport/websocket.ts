@@ -3,7 +3,9 @@
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
-import { overQuota, type HandshakeRefusal } from '../session/handshake.js';
+import type { OpenFiles } from '../limits/open-files.js';
+import type { Metrics } from '../metrics/metrics.js';
+import { overCapacity, overQuota, type HandshakeRefusal } from '../session/handshake.js';
 import { refuseConnection, type Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import type { Connection, Fanout } from './connection.js';
@@ -119,8 +121,15 @@ export interface WebSocketSettings {
   pongTimeout: number;
 }
 
+/** What decides whether there is room for one more connection, and counts refusals. */
+export interface Capacity {
+  /** Undefined where the process's descriptors cannot be counted (no /proc). */
+  openFiles?: OpenFiles;
+  refused: Metrics['connectionsRefused'];
+}
+
 /** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
-export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, log: Logger): WsFanout {
+export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, capacity: Capacity, log: Logger): WsFanout {
   const fanout = new WsFanout(uws);
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
@@ -146,6 +155,12 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     // Refused clients still get a socket, so they can be told why (pusher:error + close).
     if (!outcome.ok) return res.upgrade({ ...data, refusal: outcome }, secKey, secProtocol, secExtensions, context);
     data.app = outcome.app;
+    // Accepted already (it holds a descriptor), so it can be told to come back later rather than
+    // leave the node spinning on accept at the limit (limits/open-files.ts).
+    if (capacity.openFiles && !capacity.openFiles.admit()) {
+      capacity.refused.inc({ reason: 'open_files' });
+      return res.upgrade({ ...data, refusal: overCapacity }, secKey, secProtocol, secExtensions, context);
+    }
     if (outcome.app.maxConnections < 0) return res.upgrade(data, secKey, secProtocol, secExtensions, context);
 
     // A quota app: the cluster-wide count decides, asynchronously (uWS lets an upgrade wait).
@@ -157,6 +172,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
           if (admitted) sessions.release(outcome.app);
           return;
         }
+        if (!admitted) capacity.refused.inc({ reason: 'connection_quota' });
         res.cork(() => res.upgrade(admitted ? data : { ...data, refusal: overQuota }, secKey, secProtocol, secExtensions, context));
       },
       (err) => {
