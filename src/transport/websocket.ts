@@ -114,6 +114,24 @@ export class WsFanout implements Fanout {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
+/**
+ * A client that just dropped a connection on one node and opens one on another at once can be
+ * counted before the first node has seen the drop and freed the place (a few milliseconds). So a
+ * refusal is confirmed on these later counts before the client is told 4004.
+ */
+const QUOTA_RECHECKS_MS = [50, 100, 200];
+
+/** The census's answer, asked again after each recheck delay while it is a refusal. */
+async function admitWithin(sessions: Sessions, app: App, aborted: () => boolean): Promise<boolean> {
+  if (await sessions.admit(app)) return true;
+  for (const ms of QUOTA_RECHECKS_MS) {
+    await new Promise((r) => setTimeout(r, ms));
+    if (aborted()) return false;
+    if (await sessions.admit(app)) return true;
+  }
+  return false;
+}
+
 export interface WebSocketSettings {
   maxFrameBytes: number;
   maxBackpressureBytes: number;
@@ -166,7 +184,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     // A quota app: the cluster-wide count decides, asynchronously (uWS lets an upgrade wait).
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    sessions.admit(outcome.app).then(
+    admitWithin(sessions, outcome.app, () => aborted).then(
       (admitted) => {
         if (aborted) {
           if (admitted) sessions.release(outcome.app);
