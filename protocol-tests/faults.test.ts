@@ -228,6 +228,31 @@ test('the default cap is 1,000 channels a connection, and APP_MAX_CHANNELS_PER_C
   assertSubError(await ce.subscribe('three'), 'three', 4100, 'LimitReached');
 });
 
+// ------------------------------------------------------------------ webhook receiver recovery
+
+test('a receiver answering 503 for 30 s gets its backlog within 2 s of recovering; while down it gets about one one-event probe a second', async () => {
+  const r = await WebhookReceiver.start();
+  receivers.push(r);
+  r.status = 503;
+  const w = await node({ config: { apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied', 'channel_vacated'] }] }] }, env: { WEBHOOK_BATCH_MS: '20' } });
+  const c = await connect(w);
+  for (let i = 0; i < 5; i++) await c.subscribe(`outage-${i}`);
+  await c.close();
+  await eventually(() => r.attempts.length > 0, { timeoutMs: 2000, what: 'the first attempt' });
+  await sleep(30_000);
+  const downAttempts = r.attempts.length;
+  r.status = 200;
+  const recoveredAt = Date.now();
+  await eventually(() => r.named('channel_vacated').length === 5, { timeoutMs: 10_000, what: 'the backlog after the outage' });
+  const startedMs = r.received[0].at - recoveredAt;
+  assert.ok(startedMs < 2000, `the backlog started ${startedMs} ms after the receiver recovered`);
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(r.events().filter((e) => e.channel === `outage-${i}`).map((e) => e.name), ['channel_occupied', 'channel_vacated'], 'in order, once each');
+  }
+  // A down receiver is not flooded: at most two requests a second, the probes carrying one event.
+  assert.ok(downAttempts <= 60, `${downAttempts} requests in the 30 s outage`);
+});
+
 // ------------------------------------------------------------------ cache_miss de-duplication
 
 test('three sockets missing an empty cache channel at once: three pusher:cache_miss, one cache_miss webhook; a miss after the window is a new one', async () => {
