@@ -40,6 +40,7 @@ export class WsConnection implements Connection {
     private readonly closeWaitMs: number,
   ) {}
 
+  // uWS throws on any access to a closed socket: every call checks first.
   send(frame: string): void {
     if (!this.closed) this.ws.send(frame, false, false);
   }
