@@ -98,7 +98,7 @@ test(`under ulimit -n ${LIMIT}: refused with 4100 at the reserve, under 5 % CPU 
   assert.ok(share < 0.05, `the node used ${(share * 100).toFixed(1)} % of a core while full`);
 
   const metrics = await (await fetch(`http://127.0.0.1:${node.port}/metrics`)).text();
-  const refused = /^ripple_connections_refused_total\{reason="open_files"\} (\d+)/m.exec(metrics);
+  const refused = /^ripple_connections_refused_total\{app="app-id",reason="open_files"\} (\d+)/m.exec(metrics);
   assert.ok(refused && Number(refused[1]) >= 2, `refusals are counted: ${refused?.[0]}`);
 
   // Some clients leave: new ones get in again.

@@ -1,6 +1,7 @@
 // The Fastify REST API (spec §9), as plugins by concern: unsigned health routes, and one signed scope
 // whose single hook checks the request signature before any of its routes (events, channel queries,
-// users, webhook dead letters) runs.
+// users, webhook dead letters) runs. Every app API request is counted and logged once it is
+// answered (request-log.ts).
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { AppRegistry } from '../apps/registry.js';
@@ -11,6 +12,7 @@ import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { errorBody, errorResponse, parseBody } from './errors.js';
+import { appIdInPath, type RequestLog } from './request-log.js';
 import { channelRoutes } from './routes/channels.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -18,6 +20,13 @@ import { userRoutes } from './routes/users.js';
 import { webhookRoutes, type DeadLetters } from './routes/webhooks.js';
 import { signedRequests } from './signed-request.js';
 import type { Trigger } from './trigger.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Why the request was refused, as its error body says (for the request log). */
+    failure?: string;
+  }
+}
 
 export interface ApiDeps {
   registry: AppRegistry;
@@ -28,6 +37,7 @@ export interface ApiDeps {
   rates: RateWindows;
   trigger: Trigger;
   deadLetters: DeadLetters;
+  requests: RequestLog;
   metrics: Metrics;
   /** false when a separate metrics port serves /metrics instead */
   metricsOnMainPort: boolean;
@@ -51,8 +61,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     bodyLimit: deps.maxRequestBytes,
     routerOptions: { maxParamLength: longestName * ENCODED_BYTES_PER_CHAR },
     // Longer still, or not a URL at all: the same 400 with a JSON body as any other bad request.
-    frameworkErrors: (err, _req, reply) => {
+    frameworkErrors: (err, req, reply) => {
       const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `A path parameter is longer than ${longestName} characters` : 'Malformed URL';
+      req.failure = message;
       void (reply as FastifyReply).status(400).send(errorBody(400, message));
     },
   });
@@ -67,14 +78,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       done(err as Error, undefined);
     }
   });
-  fastify.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+  fastify.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const { status, body } = errorResponse(err, deps.log);
+    req.failure = body.error;
     return reply.status(status).send(body);
   });
-  fastify.setNotFoundHandler((_req, reply) => reply.status(404).send(errorBody(404, 'Not found')));
+  fastify.setNotFoundHandler((req, reply) => {
+    req.failure = 'Not found';
+    return reply.status(404).send(errorBody(404, req.failure));
+  });
   fastify.addHook('onResponse', async (req, reply) => {
     // The app API only: health checks and scrapes are not REST traffic.
-    if (req.url.startsWith('/apps/')) deps.metrics.restRequests.inc({ status: String(reply.statusCode) });
+    const path = req.url.split('?', 1)[0];
+    if (path.startsWith('/apps/')) deps.requests.done(appIdInPath(path), req.method, path, reply.statusCode, reply.elapsedTime, req.failure);
   });
 
   fastify.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });

@@ -41,11 +41,11 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
   const metrics = new Metrics();
   const engine = memoryEngine(60_000);
   const webhooks = new RecordingSink();
-  const hub = new Hub(metrics.hot);
+  const hub = new Hub(metrics);
   const fanout = new MemoryFanout();
   hub.addFanout(fanout);
   const history = opts.history ?? engine.history;
-  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, log });
+  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log });
   const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
   const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
   await engine.start({ frames: hub, commands: sessions, clusterState: channels });
@@ -53,17 +53,19 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
   /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
   async function connect(key = 'k1', protocol = '7', origin = ''): Promise<{ conn: MemoryConnection; s?: Session; send: (f: object) => void }> {
     const conn = fanout.connect({ origin });
-    const outcome = sessions.handshake({ key, protocol, origin });
+    const req = { key, protocol, origin, remoteAddress: conn.remoteAddress };
+    const outcome = sessions.handshake(req);
     if (!outcome.ok) {
       refuseConnection(conn, outcome.code, outcome.message);
       return { conn, send: () => {} };
     }
-    if (!(await sessions.admit(outcome.app))) {
+    if (!(await sessions.admit(outcome.app, req, () => false))) {
       refuseConnection(conn, 4004, 'over quota');
       return { conn, send: () => {} };
     }
     const s = sessions.open(conn, outcome.app);
-    conn.whenClosed((code) => sessions.closed(s, code));
+    // Closed through the Connection, as the server closes it (a test plays the client that way too).
+    conn.whenClosed((code) => sessions.closed(s, code, 'server'));
     const send = (f: object) => {
       const text = JSON.stringify(f);
       sessions.receive(s, text, text.length);

@@ -4,8 +4,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_cont
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { OpenFiles } from '../limits/open-files.js';
-import type { Metrics } from '../metrics/metrics.js';
-import { overCapacity, overQuota, type HandshakeRefusal } from '../session/handshake.js';
+import { overCapacity, overQuota, type HandshakeRefusal, type HandshakeRequest } from '../session/handshake.js';
 import { refuseConnection, type Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import type { Connection, Fanout } from './connection.js';
@@ -115,24 +114,6 @@ export class WsFanout implements Fanout {
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
-/**
- * A client that just dropped a connection on one node and opens one on another at once can be
- * counted before the first node has seen the drop and freed the place (a few milliseconds). So a
- * refusal is confirmed on these later counts before the client is told 4004.
- */
-const QUOTA_RECHECKS_MS = [50, 100, 200];
-
-/** The census's answer, asked again after each recheck delay while it is a refusal. */
-async function admitWithin(sessions: Sessions, app: App, aborted: () => boolean): Promise<boolean> {
-  if (await sessions.admit(app)) return true;
-  for (const ms of QUOTA_RECHECKS_MS) {
-    await new Promise((r) => setTimeout(r, ms));
-    if (aborted()) return false;
-    if (await sessions.admit(app)) return true;
-  }
-  return false;
-}
-
 export interface WebSocketSettings {
   maxFrameBytes: number;
   maxBackpressureBytes: number;
@@ -140,11 +121,10 @@ export interface WebSocketSettings {
   pongTimeout: number;
 }
 
-/** What decides whether there is room for one more connection, and counts refusals. */
+/** What decides whether there is room for one more connection. */
 export interface Capacity {
   /** Undefined where the process's descriptors cannot be counted (no /proc). */
   openFiles?: OpenFiles;
-  refused: Metrics['connectionsRefused'];
 }
 
 /** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
@@ -170,14 +150,15 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
       remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
       origin: req.getHeader('origin'),
     };
-    const outcome = sessions.handshake({ key, protocol: req.getQuery('protocol') ?? '', origin: data.origin });
+    const hs: HandshakeRequest = { key, protocol: req.getQuery('protocol') ?? '', origin: data.origin, remoteAddress: data.remoteAddress };
+    const outcome = sessions.handshake(hs);
     // Refused clients still get a socket, so they can be told why (pusher:error + close).
     if (!outcome.ok) return res.upgrade({ ...data, refusal: outcome }, secKey, secProtocol, secExtensions, context);
     data.app = outcome.app;
     // Accepted already (it holds a descriptor), so it can be told to come back later rather than
     // leave the node spinning on accept at the limit (limits/open-files.ts).
     if (capacity.openFiles && !capacity.openFiles.admit()) {
-      capacity.refused.inc({ reason: 'open_files' });
+      sessions.refused(hs, overCapacity, outcome.app);
       return res.upgrade({ ...data, refusal: overCapacity }, secKey, secProtocol, secExtensions, context);
     }
     if (outcome.app.maxConnections < 0) return res.upgrade(data, secKey, secProtocol, secExtensions, context);
@@ -185,13 +166,12 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     // A quota app: the cluster-wide count decides, asynchronously (uWS lets an upgrade wait).
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    admitWithin(sessions, outcome.app, () => aborted).then(
+    sessions.admit(outcome.app, hs, () => aborted).then(
       (admitted) => {
         if (aborted) {
           if (admitted) sessions.release(outcome.app);
           return;
         }
-        if (!admitted) capacity.refused.inc({ reason: 'connection_quota' });
         res.cork(() => res.upgrade(admitted ? data : { ...data, refusal: overQuota }, secKey, secProtocol, secExtensions, context));
       },
       (err) => {
@@ -223,8 +203,9 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     },
     open: (ws) => {
       const d = ws.getUserData();
+      // Only ever after the session closed it, behind a send backlog.
       const closedEarly = (code: number) => {
-        if (d.session) sessions.closed(d.session, code);
+        if (d.session) sessions.closed(d.session, code, 'server');
       };
       const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin, closedEarly, settings.pongTimeout * 1000);
       d.conn = conn;
@@ -248,8 +229,10 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     drain: (ws) => ws.getUserData().conn?.drained(),
     close: (ws, code) => {
       const d = ws.getUserData();
+      // Closed for the session before uWS closed the socket: the server closed it.
+      const by = d.conn?.closed ? 'server' : 'client';
       d.conn?.ended();
-      if (d.session) sessions.closed(d.session, code);
+      if (d.session) sessions.closed(d.session, code, by);
     },
   });
   return fanout;

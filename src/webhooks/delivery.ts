@@ -2,12 +2,13 @@
 // (app, endpoint), and sent in batches, in order, at least once. A failed batch is retried with
 // exponential backoff and jitter, then probed with its first event alone, until maxRetryMs has
 // passed; it then goes to the dead-letter list, from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
-// calls emit(), which appends to a queue and returns.
+// calls emit(), which appends to a queue and returns. Every attempt is logged at debug level and
+// counted per app; a log line names the endpoint without its credentials or query.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import type { WebhookConfig } from '../config/schema.js';
-import type { WebhookStats } from '../metrics/metrics.js';
+import type { WebhookCounts, WebhookStats } from '../metrics/metrics.js';
 import type { WebhookEvent, WebhookSink } from './sink.js';
 import { queueName, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
 import { sendWebhook } from './send.js';
@@ -22,6 +23,10 @@ interface Endpoint {
   queue: string;
   app: App;
   url: string;
+  /** The URL as logged: no user, password or query (where webhook receivers put their tokens). */
+  shownUrl: string;
+  /** The app's counters (shared by its endpoints). */
+  counts: WebhookCounts;
   headers: Record<string, string>;
   types: ReadonlySet<string>;
   startsWith?: string;
@@ -57,11 +62,22 @@ export function backoffDelay(attempt: number, random = Math.random): number {
   return Math.round(ceiling * (0.5 + random() / 2));
 }
 
+/** A URL without what may be a secret in it: user and password, and the query. */
+function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.origin + u.pathname;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
 export class WebhookDelivery implements WebhookSink {
   private readonly byApp = new Map<string, Endpoint[]>();
   private readonly workers = new Map<string, Worker>();
   private closed = false;
-  private readonly counters = { delivered: 0, retries: 0, failures: 0 };
+  /** app id → its counts, for the apps that have webhooks */
+  private readonly counters = new Map<string, WebhookCounts>();
 
   constructor(
     registry: AppRegistry,
@@ -70,16 +86,20 @@ export class WebhookDelivery implements WebhookSink {
     private readonly log: Logger,
   ) {
     for (const app of registry.all()) {
+      if (!app.webhooks.length) continue;
+      const counts = { delivered: 0, retries: 0, failures: 0 };
+      this.counters.set(app.id, counts);
       const eps = app.webhooks.map((w: WebhookConfig) => ({
         queue: queueName(app.id, w.url),
         app,
         url: w.url,
+        shownUrl: shownUrl(w.url),
+        counts,
         headers: w.headers,
         types: new Set<string>(w.event_types),
         startsWith: w.filter.channel_name_starts_with,
         endsWith: w.filter.channel_name_ends_with,
       }));
-      if (!eps.length) continue;
       this.byApp.set(app.id, eps);
       for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
     }
@@ -104,7 +124,7 @@ export class WebhookDelivery implements WebhookSink {
   }
 
   stats(): WebhookStats {
-    return { queueDepth: this.queue.depth(), ...this.counters };
+    return { queueDepth: this.queue.depth(), apps: this.counters };
   }
 
   listDead(appId: string): Promise<DeadLetter[]> {
@@ -184,6 +204,7 @@ export class WebhookDelivery implements WebhookSink {
     let failures = 0;
     for (let attempt = 1; ; attempt++) {
       const sent = failures >= FULL_BATCH_ATTEMPTS ? pending.slice(0, 1) : pending;
+      const started = performance.now();
       const res = await sendWebhook({
         url: ep.url,
         key: ep.app.key,
@@ -192,22 +213,26 @@ export class WebhookDelivery implements WebhookSink {
         events: sent,
         timeoutMs: this.settings.timeoutMs,
       });
+      this.log.debug(
+        { app: ep.app.id, url: ep.shownUrl, attempt, events: sent.length, ...(res.ok ? { status: res.status } : { error: res.error }), ms: Math.round(performance.now() - started) },
+        'webhook attempt',
+      );
       if (res.ok) {
-        this.counters.delivered++;
+        ep.counts.delivered++;
         pending = pending.slice(sent.length);
         if (pending.length) {
           // A probe got through: the receiver is back, the rest goes now.
           failures = 0;
           continue;
         }
-        if (attempt > 1) this.log.info({ app: ep.app.id, url: ep.url, attempts: attempt }, 'webhook delivered after retries');
+        if (attempt > 1) this.log.info({ app: ep.app.id, url: ep.shownUrl, attempts: attempt }, 'webhook delivered after retries');
         return 'delivered';
       }
       failures++;
       const elapsed = Date.now() - first;
       if (elapsed >= this.settings.maxRetryMs) {
-        this.counters.failures++;
-        this.log.warn({ app: ep.app.id, url: ep.url, attempts: attempt, error: res.error, events: pending.length }, 'webhook dead-lettered');
+        ep.counts.failures++;
+        this.log.warn({ app: ep.app.id, url: ep.shownUrl, attempts: attempt, error: res.error, events: pending.length }, 'webhook dead-lettered');
         const rec: DeadLetter = { appId: ep.app.id, url: ep.url, events: pending, firstAttemptAt: first, failedAt: Date.now(), attempts: attempt, error: res.error };
         for (;;) {
           try {
@@ -220,8 +245,8 @@ export class WebhookDelivery implements WebhookSink {
           }
         }
       }
-      this.counters.retries++;
-      if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.url, error: res.error }, 'webhook delivery failed, retrying');
+      ep.counts.retries++;
+      if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.shownUrl, error: res.error }, 'webhook delivery failed, retrying');
       await this.sleep(w, Math.min(backoffDelay(failures), this.settings.maxRetryMs - elapsed));
       // Shut down, or another node took the queue over (it will send this batch again).
       if (this.closed || !this.queue.owns(ep.queue)) return 'abandoned';
