@@ -32,6 +32,7 @@ export class StartError extends Error {
 
 export async function startNode(config: Readonly<Config>, log: Logger): Promise<RunningNode> {
   requireNativeUws(config, log);
+  const startedAt = Date.now();
   const nodeId = config.nodeId ?? randomUUID();
   const registry = new AppRegistry(config.apps);
   const metrics = new Metrics();
@@ -56,7 +57,8 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const trigger = new Trigger({ registry, channels, store, cache, rates, requests, log });
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
-  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
+  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
   await api.ready();
   attachApi(uws, api, trigger, config.maxRequestBytes, requests);
 

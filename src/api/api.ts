@@ -1,6 +1,6 @@
 // The Fastify REST API (spec §9), as plugins by concern: unsigned health routes, and one signed scope
 // whose single hook checks the request signature before any of its routes (events, channel queries,
-// users, webhook dead letters) runs. Every app API request is counted and logged once it is
+// users, webhook dead letters, usage) runs. Every app API request is counted and logged once it is
 // answered (request-log.ts).
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
@@ -16,6 +16,7 @@ import { appIdInPath, type RequestLog } from './request-log.js';
 import { channelRoutes } from './routes/channels.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { usageRoutes, type UsageDeps } from './routes/usage.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes, type DeadLetters } from './routes/webhooks.js';
 import { signedRequests } from './signed-request.js';
@@ -37,6 +38,8 @@ export interface ApiDeps {
   rates: RateWindows;
   trigger: Trigger;
   deadLetters: DeadLetters;
+  /** what GET usage reads besides the presence store */
+  usage: Omit<UsageDeps, 'store' | 'rates'>;
   requests: RequestLog;
   metrics: Metrics;
   /** false when a separate metrics port serves /metrics instead */
@@ -100,6 +103,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
     await signed.register(userRoutes, { backbone: deps.backbone });
     await signed.register(webhookRoutes, { deadLetters: deps.deadLetters, log: deps.log });
+    await signed.register(usageRoutes, { ...deps.usage, store: deps.store, rates: deps.rates });
   });
   return fastify;
 }
