@@ -2,6 +2,7 @@
 // GET /apps/<id>/usage on one node and across two nodes sharing Redis.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import PusherServer from 'pusher';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { eventually } from '../src/testing/eventually.js';
 import { RawClient } from '../src/testing/raw-client.js';
@@ -126,6 +127,10 @@ test('GET /apps/<id>/usage: signed (401 without), a read for the rate limit, thi
   assert.equal(usage.node.messages_in, 2);
   // One node: the node is the cluster.
   assert.deepEqual(usage.cluster, { connections: 2, occupied_channels: 1 });
+  // The pusher SDK reads it as it reads any other path of the app.
+  const sdk = new PusherServer({ appId: p1.id, key: p1.key, secret: p1.secret, host: '127.0.0.1', port: String(n.port), useTLS: false });
+  const viaSdk = (await (await sdk.get({ path: '/usage' })).json()) as typeof usage;
+  assert.deepEqual(viaSdk.cluster, usage.cluster);
 
   // The app's read budget (2 a second) covers usage reads too.
   const burst = await Promise.all(Array.from({ length: 6 }, () => rest(n.url, p1, 'GET', '/apps/p1/usage')));
