@@ -42,7 +42,8 @@ export class Trigger {
   async events(app: App, body: unknown, header: SetHeader): Promise<object> {
     const ev = parseTrigger(app, body);
     await spend(this.d.rates, app, header, 'backend', ev.channels.length);
-    const channels = await this.publish(app, ev);
+    const channels = ev.info ? await this.info(app, ev) : undefined;
+    await this.publish(app, [ev], header);
     return channels ? { channels } : {};
   }
 
@@ -53,7 +54,8 @@ export class Trigger {
     if (body.batch.length > app.maxEventBatchSize) throw new HttpError(400, `A batch holds at most ${app.maxEventBatchSize} events`);
     const events = body.batch.map((e, i) => parseTrigger(app, e, `batch[${i}]`, true));
     await spend(this.d.rates, app, header, 'backend', events.length);
-    const results = await Promise.all(events.map((ev) => this.publish(app, ev)));
+    const results = await Promise.all(events.map((ev) => (ev.info ? this.info(app, ev) : undefined)));
+    await this.publish(app, events, header);
     if (!events.some((e) => e.info)) return {};
     return { batch: results.map((r, i) => (r ? r[events[i].channels[0]] : {})) };
   }
@@ -76,15 +78,31 @@ export class Trigger {
     return { status, headers, body: JSON.stringify(body) };
   }
 
-  private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
-    const cached: Promise<void>[] = [];
-    for (const channel of ev.channels) {
-      this.d.backbone.publish(app.id, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
-      // Cache channels keep the last event published through the API (spec §7).
-      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
+  /**
+   * Publishes every event to every channel, or nothing: everything that can fail (the callers' info
+   * queries, room in the outage buffer, the cache record) is settled before the first frame goes out,
+   * so an answer other than 200 means nothing was delivered, and a 200 that everything will be.
+   */
+  private async publish(app: App, events: TriggerEvent[], header: SetHeader): Promise<void> {
+    const out: { channel: string; frame: string; socketId?: string }[] = [];
+    for (const ev of events) for (const channel of ev.channels) out.push({ channel, frame: frames.channelEvent(ev.name, channel, ev.data), socketId: ev.socketId });
+    if (!this.d.backbone.hasRoom(out.map((o) => o.frame))) {
+      header('Retry-After', '1');
+      throw new HttpError(503, 'Other nodes cannot be reached and the outage buffer is full: nothing was published, try again shortly');
     }
-    await Promise.all(cached);
-    if (!ev.info) return undefined;
+    // Cache channels keep the last event published through the API (spec §7).
+    const cached: Promise<void>[] = [];
+    for (const ev of events) {
+      for (const channel of ev.channels) if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
+    }
+    await Promise.all(cached).catch((err) => {
+      this.d.log.debug({ err, app: app.id }, 'cache channel event not recorded');
+      throw new HttpError(503, 'The cache channel\'s event cannot be recorded now: nothing was published, try again shortly');
+    });
+    for (const o of out) this.d.backbone.publish(app.id, o.channel, o.frame, o.socketId);
+  }
+
+  private async info(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs>> {
     const out: Record<string, ChannelAttrs> = {};
     await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
     return out;

@@ -6,9 +6,15 @@ const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command()
 export class MemoryBackbone implements Backbone {
   private handlers = idle;
   readonly received = 0;
+  readonly buffered = { events: 0, bytes: 0 };
+  readonly refused = 0;
 
   async start(handlers: BackboneHandlers): Promise<void> {
     this.handlers = handlers;
+  }
+
+  hasRoom(): boolean {
+    return true;
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {

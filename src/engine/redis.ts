@@ -10,7 +10,7 @@ import { RedisConnectionCensus } from '../limits/connection-census.js';
 import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
-import { commandClient, subscriberClient, whenReady } from '../redis/clients.js';
+import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
 import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
 import type { Engine, EngineHandlers } from './engine.js';
@@ -36,7 +36,9 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
 
   const clusterLog = log.child({ module: 'cluster' });
   const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, log: clusterLog });
-  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, log });
+  // Other nodes' subscribers are back within the longest reconnect delay (and the reconnect itself).
+  const resubscribeGraceMs = RECONNECT_MAX_DELAY_MS + 500;
+  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, limits: config.backboneBuffer, resubscribeGraceMs, log });
   const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog });
   const census = new RedisConnectionCensus({ redis: cmd, prefix, nodeId, log: clusterLog });
   lease.add(store);

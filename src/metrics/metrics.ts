@@ -21,14 +21,14 @@ export interface WebhookStats {
 export interface MetricSources {
   sessions: { localConnections(): ReadonlyMap<string, number> };
   webhooks: { stats(): WebhookStats };
-  /** `received`: frames that reached this node from other nodes. */
-  backbone: { readonly received: number };
+  /** `received`: frames that reached this node from other nodes; the outage buffer and its refusals. */
+  backbone: { readonly received: number; readonly buffered: { readonly events: number; readonly bytes: number }; readonly refused: number };
 }
 
 const none: MetricSources = {
   sessions: { localConnections: () => new Map() },
   webhooks: { stats: () => ({ queueDepth: 0, delivered: 0, retries: 0, failures: 0 }) },
-  backbone: { received: 0 },
+  backbone: { received: 0, buffered: { events: 0, bytes: 0 }, refused: 0 },
 };
 
 export class Metrics {
@@ -78,6 +78,23 @@ export class Metrics {
     readCounter('ripple_messages_out_total', 'Frames sent to clients (channel deliveries)', () => hot.messagesOut);
     readCounter('ripple_bytes_out_total', 'UTF-8 bytes sent to clients (channel deliveries)', () => hot.bytesOut);
     readCounter('ripple_backbone_messages_received_total', 'Frames received from other nodes through Redis', () => self.sources.backbone.received);
+    new Gauge({
+      name: 'ripple_backbone_buffer_events',
+      help: 'Cross-node events waiting for Redis on this node (the outage buffer)',
+      registers: [this.registry],
+      collect() {
+        this.set(self.sources.backbone.buffered.events);
+      },
+    });
+    new Gauge({
+      name: 'ripple_backbone_buffer_bytes',
+      help: 'UTF-8 bytes of the frames waiting in the outage buffer',
+      registers: [this.registry],
+      collect() {
+        this.set(self.sources.backbone.buffered.bytes);
+      },
+    });
+    readCounter('ripple_backbone_refused_total', 'Events refused (HTTP 503, pusher:error 4301) because the outage buffer was full or too old', () => self.sources.backbone.refused);
     this.restRequests = new Counter({ name: 'ripple_rest_requests_total', help: 'REST API requests by HTTP status', labelNames: ['status'], registers: [this.registry] });
     new Gauge({
       name: 'ripple_webhook_queue_depth',

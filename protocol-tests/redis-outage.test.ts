@@ -1,0 +1,171 @@
+// Redis outages in cluster mode (issue 11, points 1 and 2): a node accepts only what it can deliver and
+// delivers what it accepted, exactly once and in order, across a Redis SIGKILL and restart; what it
+// cannot keep is refused (HTTP 503, pusher:error 4301) and never delivered; presence member lists and
+// webhooks catch up with what happened meanwhile.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
+import { RawClient, privateAuth } from '../src/testing/raw-client.js';
+import { rest } from '../src/testing/sign-rest.js';
+
+const app = { id: 'outage-app', key: 'outage-key', secret: 'outage-secret' };
+const redises: RedisHandle[] = [];
+const nodes: NodeHandle[] = [];
+const clients: RawClient[] = [];
+
+after(async () => {
+  for (const c of clients) c.ws.terminate();
+  await Promise.all(nodes.map((n) => n.kill()));
+  await Promise.all(redises.map((r) => r.stop()));
+});
+
+async function redisServer(): Promise<RedisHandle> {
+  const r = await startRedis();
+  redises.push(r);
+  return r;
+}
+
+async function node(redis: RedisHandle, id: string, env: Record<string, string> = {}, config?: unknown): Promise<NodeHandle> {
+  const n = await startNode({
+    config: config ?? { apps: [{ ...app, enableClientMessages: true, maxClientEventsPerSecond: -1 }] },
+    env: { REDIS_URL: redis.url, NODE_ID: id, NODE_LEASE_MS: '2000', WEBHOOK_BATCH_MS: '20', ...env },
+  });
+  nodes.push(n);
+  return n;
+}
+
+async function client(n: NodeHandle): Promise<RawClient> {
+  const c = await RawClient.connect(n.port, app.key);
+  clients.push(c);
+  return c;
+}
+
+async function metric(n: NodeHandle, name: string): Promise<number> {
+  const text = await (await fetch(`${n.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+const trigger = (n: NodeHandle, channel: string, data: string) => rest(n.url, app, 'POST', `/apps/${app.id}/events`, { name: 'tick', channel, data });
+
+/** The `tick` events a client got, as "<origin>:<n>" strings in arrival order. */
+const ticks = (c: RawClient) => c.frames.filter((f) => f.event === 'tick').map((f) => f.data as string);
+
+test('Redis SIGKILLed and restarted under steady REST traffic on two nodes: every 200 is delivered once and in order on both nodes, every 503 never', async () => {
+  const redis = await redisServer();
+  // A buffer small enough that a 3 s outage at this rate fills it.
+  const env = { BACKBONE_BUFFER_EVENTS: '60' };
+  const [a, b] = await Promise.all([node(redis, 'steady-a', env), node(redis, 'steady-b', env)]);
+  const onA = await client(a);
+  const onB = await client(b);
+  await Promise.all([onA.subscribe('steady'), onB.subscribe('steady')]);
+  // Both nodes see each other's traffic before the test starts.
+  await eventually(
+    async () => {
+      await trigger(a, 'steady', 'warm');
+      await trigger(b, 'steady', 'warm');
+      return ticks(onA).filter((t) => t === 'warm').length >= 2 && ticks(onB).filter((t) => t === 'warm').length >= 2;
+    },
+    { timeoutMs: 5000, what: 'cross-node delivery before the outage' },
+  );
+  const warm = (c: RawClient) => c.frames.filter((f) => f.event === 'tick' && f.data === 'warm').length;
+  const warmA = warm(onA);
+  const warmB = warm(onB);
+  const accepted: Record<string, string[]> = { a: [], b: [] };
+  const refused: Record<string, string[]> = { a: [], b: [] };
+  const other: string[] = [];
+  let running = true;
+  const publisher = async (origin: 'a' | 'b', n: NodeHandle) => {
+    for (let i = 0; running && i < 5000; i++) {
+      const data = `${origin}:${i}`;
+      const res = await trigger(n, 'steady', data);
+      if (res.status === 200) accepted[origin].push(data);
+      else if (res.status === 503 && res.body.code === 503 && typeof res.body.error === 'string') refused[origin].push(data);
+      else other.push(`${data}: ${res.status} ${JSON.stringify(res.body)}`);
+      await sleep(10);
+    }
+  };
+  const publishing = Promise.all([publisher('a', a), publisher('b', b)]);
+  await sleep(1000);
+  await redis.stop(); // SIGKILL
+  await sleep(3000);
+  // Local subscribers were served all along: everything accepted on a node already reached its own socket.
+  const localA = new Set(ticks(onA));
+  const localB = new Set(ticks(onB));
+  assert.ok(accepted.a.every((d) => localA.has(d)) && accepted.b.every((d) => localB.has(d)), 'local delivery went on during the outage');
+  await redis.restart();
+  await sleep(4000);
+  running = false;
+  await publishing;
+  assert.deepEqual(other, [], 'every answer is 200 or a JSON 503');
+  const expected = (origin: string) => accepted[origin];
+  const got = (c: RawClient, origin: string) => ticks(c).filter((t) => t.startsWith(`${origin}:`));
+  await eventually(
+    () => [onA, onB].every((c) => got(c, 'a').length >= expected('a').length && got(c, 'b').length >= expected('b').length),
+    { timeoutMs: 20_000, what: () => `every accepted event on both sockets (a: ${got(onA, 'a').length}+${got(onA, 'b').length}, b: ${got(onB, 'a').length}+${got(onB, 'b').length} of ${expected('a').length}+${expected('b').length})` },
+  );
+  await sleep(500);
+  for (const [name, c] of [['socket on a', onA], ['socket on b', onB]] as const) {
+    assert.deepEqual(got(c, 'a'), expected('a'), `${name}: node a's accepted events, once each, in order, and none of its refused ones`);
+    assert.deepEqual(got(c, 'b'), expected('b'), `${name}: node b's accepted events, once each, in order, and none of its refused ones`);
+  }
+  assert.ok(refused.a.length > 0 && refused.b.length > 0, `the buffer filled on both nodes (refused ${refused.a.length} on a, ${refused.b.length} on b)`);
+  assert.equal(warm(onA), warmA);
+  assert.equal(warm(onB), warmB);
+  assert.equal(await metric(a, 'ripple_backbone_refused_total'), refused.a.length, 'refusals are counted');
+  assert.equal(await metric(b, 'ripple_backbone_refused_total'), refused.b.length);
+  assert.equal(await metric(a, 'ripple_backbone_buffer_events'), 0, 'the buffer drained');
+  console.log(`accepted a=${accepted.a.length} b=${accepted.b.length}, refused a=${refused.a.length} b=${refused.b.length}`);
+});
+
+test('the outage buffer\'s limits: events, bytes and age; a batch is refused whole; a client event gets pusher:error 4301', async () => {
+  const redis = await redisServer();
+  const byCount = await node(redis, 'limit-count', { BACKBONE_BUFFER_EVENTS: '5' });
+  const byBytes = await node(redis, 'limit-bytes', { BACKBONE_BUFFER_BYTES: '3000' });
+  const byAge = await node(redis, 'limit-age', { BACKBONE_BUFFER_MAX_AGE_MS: '1000' });
+  const watch = await client(byCount);
+  await watch.subscribe('limits');
+  const sender = await client(byCount);
+  await sender.subscribe('private-limits', privateAuth(app.key, app.secret, sender.socketId, 'private-limits'));
+  await watch.subscribe('private-limits', privateAuth(app.key, app.secret, watch.socketId, 'private-limits'));
+  await redis.stop();
+  await eventually(async () => (await fetch(`${byCount.url}/ready`)).status === 503, { timeoutMs: 5000, what: 'the node sees Redis down' });
+
+  // Count: 3 single events and a batch of 2 fit in 5; a batch of 3 after 3 does not, and none of it is delivered.
+  for (let i = 0; i < 3; i++) assert.equal((await trigger(byCount, 'limits', `one-${i}`)).status, 200);
+  const batch = (names: string[]) => rest(byCount.url, app, 'POST', `/apps/${app.id}/batch_events`, { batch: names.map((data) => ({ name: 'tick', channel: 'limits', data })) });
+  const tooBig = await batch(['b3-0', 'b3-1', 'b3-2']);
+  assert.equal(tooBig.status, 503);
+  assert.equal(tooBig.body.code, 503);
+  assert.equal(tooBig.headers.get('retry-after'), '1');
+  assert.equal((await batch(['b2-0', 'b2-1'])).status, 200);
+  assert.equal((await trigger(byCount, 'limits', 'sixth')).status, 503);
+  await sleep(100);
+  assert.deepEqual(ticks(watch), ['one-0', 'one-1', 'one-2', 'b2-0', 'b2-1'], 'refused events never reach even local sockets');
+  // A client event that does not fit: pusher:error 4301, not relayed.
+  sender.send({ event: 'client-x', channel: 'private-limits', data: { n: 1 } });
+  const err = await sender.nextEvent('pusher:error');
+  assert.equal((err.data as { code: number }).code, 4301);
+  assert.ok(await watch.nothing((f) => f.event === 'client-x', 200));
+  assert.equal(await metric(byCount, 'ripple_backbone_refused_total'), 3 + 1 + 1);
+  assert.equal(await metric(byCount, 'ripple_backbone_buffer_events'), 5);
+
+  // Bytes: one 2 KB event fits in 3000 bytes, a second does not.
+  const big = 'x'.repeat(2000);
+  assert.equal((await trigger(byBytes, 'limits', big)).status, 200);
+  assert.equal((await trigger(byBytes, 'limits', big)).status, 503);
+  assert.equal((await trigger(byBytes, 'limits', 'small')).status, 200);
+
+  // Age: room for many more, but once the oldest waits longer than 1 s new ones are refused.
+  assert.equal((await trigger(byAge, 'limits', 'first')).status, 200);
+  await sleep(1200);
+  assert.equal((await trigger(byAge, 'limits', 'late')).status, 503);
+
+  // Redis back: what was accepted goes out, and the nodes accept again.
+  await redis.restart();
+  await eventually(async () => (await fetch(`${byCount.url}/ready`)).status === 200, { timeoutMs: 10_000, what: 'ready again' });
+  await eventually(async () => (await metric(byCount, 'ripple_backbone_buffer_events')) === 0 && (await metric(byAge, 'ripple_backbone_buffer_events')) === 0, { timeoutMs: 10_000, what: 'buffers drained' });
+  assert.equal((await trigger(byAge, 'limits', 'after')).status, 200);
+  assert.equal((await trigger(byCount, 'limits', 'after')).status, 200);
+});
