@@ -4,19 +4,25 @@
 // webhooks catch up with what happened meanwhile.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { createServer, Socket, type Server } from 'node:net';
+import { freePort, startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
-import { RawClient, privateAuth } from '../src/testing/raw-client.js';
+import { RawClient, presenceAuth, privateAuth, type Frame } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
+import { WebhookReceiver } from '../src/testing/webhook-receiver.js';
 
 const app = { id: 'outage-app', key: 'outage-key', secret: 'outage-secret' };
 const redises: RedisHandle[] = [];
 const nodes: NodeHandle[] = [];
 const clients: RawClient[] = [];
+const receivers: WebhookReceiver[] = [];
+const relays: RedisRelay[] = [];
 
 after(async () => {
   for (const c of clients) c.ws.terminate();
   await Promise.all(nodes.map((n) => n.kill()));
+  await Promise.all(receivers.map((r) => r.stop()));
+  for (const r of relays) r.close();
   await Promise.all(redises.map((r) => r.stop()));
 });
 
@@ -69,9 +75,6 @@ test('Redis SIGKILLed and restarted under steady REST traffic on two nodes: ever
     },
     { timeoutMs: 5000, what: 'cross-node delivery before the outage' },
   );
-  const warm = (c: RawClient) => c.frames.filter((f) => f.event === 'tick' && f.data === 'warm').length;
-  const warmA = warm(onA);
-  const warmB = warm(onB);
   const accepted: Record<string, string[]> = { a: [], b: [] };
   const refused: Record<string, string[]> = { a: [], b: [] };
   const other: string[] = [];
@@ -111,8 +114,6 @@ test('Redis SIGKILLed and restarted under steady REST traffic on two nodes: ever
     assert.deepEqual(got(c, 'b'), expected('b'), `${name}: node b's accepted events, once each, in order, and none of its refused ones`);
   }
   assert.ok(refused.a.length > 0 && refused.b.length > 0, `the buffer filled on both nodes (refused ${refused.a.length} on a, ${refused.b.length} on b)`);
-  assert.equal(warm(onA), warmA);
-  assert.equal(warm(onB), warmB);
   assert.equal(await metric(a, 'ripple_backbone_refused_total'), refused.a.length, 'refusals are counted');
   assert.equal(await metric(b, 'ripple_backbone_refused_total'), refused.b.length);
   assert.equal(await metric(a, 'ripple_backbone_buffer_events'), 0, 'the buffer drained');
@@ -168,4 +169,163 @@ test('the outage buffer\'s limits: events, bytes and age; a batch is refused who
   await eventually(async () => (await metric(byCount, 'ripple_backbone_buffer_events')) === 0 && (await metric(byAge, 'ripple_backbone_buffer_events')) === 0, { timeoutMs: 10_000, what: 'buffers drained' });
   assert.equal((await trigger(byAge, 'limits', 'after')).status, 200);
   assert.equal((await trigger(byCount, 'limits', 'after')).status, 200);
+});
+
+/**
+ * A TCP relay between the nodes and Redis that the test can cut: Redis keeps running with its data,
+ * the nodes only lose their connections (a network partition) until the relay is mended.
+ */
+class RedisRelay {
+  private server?: Server;
+  private readonly sockets = new Set<Socket>();
+  private constructor(
+    readonly port: number,
+    private readonly target: number,
+  ) {}
+  static async start(target: RedisHandle): Promise<RedisRelay> {
+    const relay = new RedisRelay(await freePort(), target.port);
+    await relay.mend();
+    relays.push(relay);
+    return relay;
+  }
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+  mend(): Promise<void> {
+    this.server = createServer((inbound) => {
+      const outbound = new Socket();
+      for (const s of [inbound, outbound]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {});
+      }
+      outbound.connect(this.target, '127.0.0.1');
+      inbound.pipe(outbound).pipe(inbound);
+      inbound.on('close', () => outbound.destroy());
+      outbound.on('close', () => inbound.destroy());
+    });
+    return new Promise((resolve) => this.server!.listen(this.port, '127.0.0.1', () => resolve()));
+  }
+  /** Drops every connection and refuses new ones. */
+  cut(): void {
+    this.close();
+  }
+  close(): void {
+    this.server?.close();
+    this.server = undefined;
+    for (const s of this.sockets) s.destroy();
+  }
+}
+
+/** What a client was told about a presence channel's members: the list it got, then each event. */
+function told(c: RawClient, channel: string, from = 0): { members: Set<string>; added: string[]; removed: string[] } {
+  const members = new Set<string>();
+  const added: string[] = [];
+  const removed: string[] = [];
+  c.frames.forEach((f: Frame, i) => {
+    if (f.channel !== channel) return;
+    const data = typeof f.data === 'string' ? JSON.parse(f.data) : f.data;
+    if (f.event === 'pusher_internal:subscription_succeeded') for (const id of data.presence.ids) members.add(id);
+    if (f.event === 'pusher_internal:member_added') {
+      members.add(data.user_id);
+      if (i >= from) added.push(data.user_id);
+    }
+    if (f.event === 'pusher_internal:member_removed') {
+      members.delete(data.user_id);
+      if (i >= from) removed.push(data.user_id);
+    }
+  });
+  return { members, added, removed };
+}
+
+const transitionTypes = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'];
+
+async function member(c: RawClient, channel: string, userId: string): Promise<void> {
+  const data = JSON.stringify({ user_id: userId, user_info: { name: userId } });
+  const f = await c.subscribe(channel, presenceAuth(app.key, app.secret, c.socketId, channel, data), data);
+  assert.equal(f.event, 'pusher_internal:subscription_succeeded');
+}
+
+/**
+ * Two nodes with presence members on both; while Redis cannot be reached some members leave (one of
+ * them a user still connected through the other node), a public channel empties and another fills.
+ * Afterwards every client's member list is the truth, it was told only what really changed, and the
+ * webhooks of those changes (and only those) arrive.
+ */
+async function healsAfter(outage: { redisUrl: string; begin: () => Promise<void> | void; end: () => Promise<void> }, tag: string): Promise<void> {
+  const hooks = await WebhookReceiver.start();
+  receivers.push(hooks);
+  const config = { apps: [{ ...app, webhooks: [{ url: hooks.url, event_types: transitionTypes }] }] };
+  const env = { REDIS_URL: outage.redisUrl, NODE_LEASE_MS: '2000', WEBHOOK_BATCH_MS: '20' };
+  const [a, b] = await Promise.all([
+    startNode({ config, env: { ...env, NODE_ID: `${tag}-a` } }),
+    startNode({ config, env: { ...env, NODE_ID: `${tag}-b` } }),
+  ]);
+  nodes.push(a, b);
+  const ch = 'presence-heal';
+  const [u1, u2, sA, g1, plainA] = await Promise.all([client(a), client(a), client(a), client(a), client(a)]);
+  const [u3, u4, sB, g2, plainB] = await Promise.all([client(b), client(b), client(b), client(b), client(b)]);
+  await member(u1, ch, 'u1');
+  await member(u3, ch, 'u3');
+  await member(u2, ch, 'u2');
+  await member(u4, ch, 'u4');
+  await member(sA, ch, 's');
+  await member(sB, ch, 's');
+  await member(g1, 'presence-gone', 'g1');
+  await member(g2, 'presence-gone', 'g2');
+  await plainA.subscribe('plain-gone');
+  const everyone = ['u1', 'u2', 'u3', 'u4', 's'];
+  await eventually(() => [u1, u3].every((c) => everyone.every((u) => told(c, ch).members.has(u))), { timeoutMs: 5000, what: 'the members before the outage' });
+  await eventually(() => hooks.named('member_added').length === 7 && hooks.named('channel_occupied').length === 3, { timeoutMs: 5000, what: 'the webhooks before the outage' });
+  const before = hooks.events.length;
+  const mark = (c: RawClient) => c.frames.length;
+  const from1 = mark(u1);
+  const from3 = mark(u3);
+
+  await outage.begin();
+  await eventually(async () => (await fetch(`${a.url}/ready`)).status === 503 && (await fetch(`${b.url}/ready`)).status === 503, { timeoutMs: 5000, what: 'both nodes see Redis gone' });
+  await Promise.all([u2.close(), sA.close(), u4.close(), g1.close(), g2.close(), plainA.close()]);
+  assert.equal((await plainB.subscribe('plain-new')).event, 'pusher_internal:subscription_succeeded', 'a public subscription works without Redis');
+  await sleep(1500);
+  assert.deepEqual(told(u1, ch, from1).removed, [], 'nobody is told anything while no node knows the truth');
+  await outage.end();
+
+  const truth = ['s', 'u1', 'u3'];
+  await eventually(() => [u1, u3].every((c) => [...told(c, ch).members].sort().join() === truth.join()), {
+    timeoutMs: 15_000,
+    what: () => `healed member lists (u1 sees ${[...told(u1, ch).members]}, u3 sees ${[...told(u3, ch).members]})`,
+  });
+  await eventually(() => hooks.events.length - before >= 7, { timeoutMs: 10_000, what: () => `the outage's webhooks (got ${JSON.stringify(hooks.events.slice(before))})` });
+  await sleep(1000);
+  for (const [name, c, from] of [['u1 on a', u1, from1], ['u3 on b', u3, from3]] as const) {
+    const t = told(c, ch, from);
+    assert.deepEqual(t.removed.sort(), ['u2', 'u4'], `${name}: member_removed for the members who left, once each, none for s`);
+    assert.deepEqual(t.added, [], `${name}: no member_added for members who never left`);
+  }
+  const after = hooks.events.slice(before).map((e) => `${e.name} ${e.channel}${e.user_id ? ` ${e.user_id}` : ''}`);
+  assert.deepEqual(after.slice().sort(), [
+    'channel_occupied plain-new',
+    'channel_vacated plain-gone',
+    'channel_vacated presence-gone',
+    'member_removed presence-gone g1',
+    'member_removed presence-gone g2',
+    'member_removed presence-heal u2',
+    'member_removed presence-heal u4',
+  ]);
+  assert.ok(after.indexOf('channel_vacated presence-gone') > Math.max(after.indexOf('member_removed presence-gone g1'), after.indexOf('member_removed presence-gone g2')));
+  const users = await rest(a.url, app, 'GET', `/apps/${app.id}/channels/${ch}/users`);
+  assert.deepEqual((users.body.users as { id: string }[]).map((u) => u.id).sort(), truth);
+  const gone = await rest(b.url, app, 'GET', `/apps/${app.id}/channels/presence-gone`);
+  assert.deepEqual(gone.body, { occupied: false });
+}
+
+test('Redis SIGKILLed and restarted empty: member lists heal on every client with only the real changes, and their webhooks follow', async () => {
+  const redis = await redisServer();
+  await healsAfter({ redisUrl: redis.url, begin: () => redis.stop(), end: () => redis.restart() }, 'restart');
+});
+
+test('Redis unreachable but keeping its data: member lists heal on every client with only the real changes, and their webhooks follow', async () => {
+  const redis = await redisServer();
+  const relay = await RedisRelay.start(redis);
+  await healsAfter({ redisUrl: relay.url, begin: () => relay.cut(), end: () => relay.mend() }, 'partition');
 });

@@ -9,7 +9,8 @@ import type { AppRegistry } from '../apps/registry.js';
 import type { WebhookConfig } from '../config/schema.js';
 import type { WebhookStats } from '../metrics/metrics.js';
 import type { WebhookEvent, WebhookSink } from './sink.js';
-import { queueName, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
+import type { DeadLetter, QueuedEvent, WebhookQueue } from './queue.js';
+import { endpointFilters, wants, type EndpointFilter } from './routes.js';
 import { sendWebhook } from './send.js';
 
 export interface DeliverySettings {
@@ -18,14 +19,10 @@ export interface DeliverySettings {
   maxRetryMs: number;
 }
 
-interface Endpoint {
-  queue: string;
+interface Endpoint extends EndpointFilter {
   app: App;
   url: string;
   headers: Record<string, string>;
-  types: ReadonlySet<string>;
-  startsWith?: string;
-  endsWith?: string;
 }
 
 interface Worker {
@@ -59,15 +56,8 @@ export class WebhookDelivery implements WebhookSink {
     private readonly log: Logger,
   ) {
     for (const app of registry.all()) {
-      const eps = app.webhooks.map((w: WebhookConfig) => ({
-        queue: queueName(app.id, w.url),
-        app,
-        url: w.url,
-        headers: w.headers,
-        types: new Set<string>(w.event_types),
-        startsWith: w.filter.channel_name_starts_with,
-        endsWith: w.filter.channel_name_ends_with,
-      }));
+      const filters = endpointFilters(app);
+      const eps = app.webhooks.map((w: WebhookConfig, i) => ({ ...filters[i], app, url: w.url, headers: w.headers }));
       if (!eps.length) continue;
       this.byApp.set(app.id, eps);
       for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
@@ -84,12 +74,7 @@ export class WebhookDelivery implements WebhookSink {
     const eps = this.byApp.get(app.id);
     if (!eps || this.closed) return;
     const t = Date.now();
-    for (const ep of eps) {
-      if (!ep.types.has(event.name)) continue;
-      if (ep.startsWith !== undefined && !event.channel.startsWith(ep.startsWith)) continue;
-      if (ep.endsWith !== undefined && !event.channel.endsWith(ep.endsWith)) continue;
-      this.queue.append(ep.queue, [{ t, ev: event }]);
-    }
+    for (const ep of eps) if (wants(ep, event.name, event.channel)) this.queue.append(ep.queue, [{ t, ev: event }]);
   }
 
   stats(): WebhookStats {
