@@ -77,7 +77,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
       }, HEALTH_PING_MS);
       ping.unref();
     },
-    isHealthy: () => backbone.isHealthy(),
+    isHealthy: () => backbone.isHealthy() && store.registered,
     leave: () => lease.leave(),
     async close() {
       if (ping) clearInterval(ping);

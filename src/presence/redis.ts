@@ -151,6 +151,11 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     this.handler = handler;
   }
 
+  /** False from the moment the connection drops until this node's share is written again. */
+  get registered(): boolean {
+    return !this.gate;
+  }
+
   private closeGate(): void {
     if (this.gate) return;
     let open!: () => void;
