@@ -277,7 +277,7 @@ async function healsAfter(outage: { redisUrl: string; begin: () => Promise<void>
   const everyone = ['u1', 'u2', 'u3', 'u4', 's'];
   await eventually(() => [u1, u3].every((c) => everyone.every((u) => told(c, ch).members.has(u))), { timeoutMs: 5000, what: 'the members before the outage' });
   await eventually(() => hooks.named('member_added').length === 7 && hooks.named('channel_occupied').length === 3, { timeoutMs: 5000, what: 'the webhooks before the outage' });
-  const before = hooks.events.length;
+  const before = hooks.events().length;
   const mark = (c: RawClient) => c.frames.length;
   const from1 = mark(u1);
   const from3 = mark(u3);
@@ -295,14 +295,14 @@ async function healsAfter(outage: { redisUrl: string; begin: () => Promise<void>
     timeoutMs: 15_000,
     what: () => `healed member lists (u1 sees ${[...told(u1, ch).members]}, u3 sees ${[...told(u3, ch).members]})`,
   });
-  await eventually(() => hooks.events.length - before >= 7, { timeoutMs: 10_000, what: () => `the outage's webhooks (got ${JSON.stringify(hooks.events.slice(before))})` });
+  await eventually(() => hooks.events().length - before >= 7, { timeoutMs: 10_000, what: () => `the outage's webhooks (got ${JSON.stringify(hooks.events().slice(before))})` });
   await sleep(1000);
   for (const [name, c, from] of [['u1 on a', u1, from1], ['u3 on b', u3, from3]] as const) {
     const t = told(c, ch, from);
     assert.deepEqual(t.removed.sort(), ['u2', 'u4'], `${name}: member_removed for the members who left, once each, none for s`);
     assert.deepEqual(t.added, [], `${name}: no member_added for members who never left`);
   }
-  const after = hooks.events.slice(before).map((e) => `${e.name} ${e.channel}${e.user_id ? ` ${e.user_id}` : ''}`);
+  const after = hooks.events().slice(before).map((e) => `${e.name} ${e.channel}${e.user_id ? ` ${e.user_id}` : ''}`);
   assert.deepEqual(after.slice().sort(), [
     'channel_occupied plain-new',
     'channel_vacated plain-gone',

@@ -1,11 +1,12 @@
 // The Fastify REST API (spec §9), as plugins by concern: unsigned health routes, and one signed scope
 // whose single hook checks the request signature before any of its routes (events, channel queries,
 // users, webhook dead letters) runs.
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { AppRegistry } from '../apps/registry.js';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { ChannelHistory } from '../history/history.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
@@ -23,6 +24,7 @@ export interface ApiDeps {
   backbone: Backbone;
   store: PresenceStore;
   cache: ChannelCache;
+  history: ChannelHistory;
   rates: RateWindows;
   trigger: Trigger;
   deadLetters: DeadLetters;
@@ -35,9 +37,25 @@ export interface ApiDeps {
   isReady: () => boolean;
 }
 
+// A character outside ASCII percent-encodes to up to 9 bytes per UTF-16 unit (%E2%82%AC), and the
+// router measures parameters as sent.
+const ENCODED_BYTES_PER_CHAR = 9;
+
 export function buildApi(deps: ApiDeps): FastifyInstance {
+  // Every channel name and user id the socket API accepts must reach the routes, whose own checks
+  // then answer the app's limits (Fastify's default of 100 refused valid 101-200 character names).
+  const longestName = Math.max(...deps.registry.all().map((a) => Math.max(a.maxChannelNameLength, a.maxUserIdLength)));
   // Fastify's own request logging stays off: nothing per request at info level (style.md).
-  const fastify = Fastify({ logger: false, bodyLimit: deps.maxRequestBytes });
+  const fastify = Fastify({
+    logger: false,
+    bodyLimit: deps.maxRequestBytes,
+    routerOptions: { maxParamLength: longestName * ENCODED_BYTES_PER_CHAR },
+    // Longer still, or not a URL at all: the same 400 with a JSON body as any other bad request.
+    frameworkErrors: (err, _req, reply) => {
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `A path parameter is longer than ${longestName} characters` : 'Malformed URL';
+      void (reply as FastifyReply).status(400).send(errorBody(400, message));
+    },
+  });
 
   // Keep the raw bytes: body_md5 is computed over them, never over a re-serialised object (spec §12.12).
   fastify.removeAllContentTypeParsers();
@@ -63,7 +81,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   fastify.register(async (signed) => {
     signedRequests(signed, deps.registry);
     await signed.register(eventRoutes, { trigger: deps.trigger });
-    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, rates: deps.rates });
+    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
     await signed.register(userRoutes, { backbone: deps.backbone });
     await signed.register(webhookRoutes, { deadLetters: deps.deadLetters, log: deps.log });
   });

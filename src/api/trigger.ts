@@ -3,12 +3,13 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
-import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel } from '../protocol/channels.js';
+import { encryptData, isEncryptedPayload } from '../protocol/encryption.js';
 import * as frames from '../protocol/frames.js';
 import { errorResponse, HttpError, parseBody } from './errors.js';
 import { spend, type SetHeader } from './rate-limit.js';
@@ -17,7 +18,8 @@ import { parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface TriggerDeps {
   registry: AppRegistry;
-  backbone: Backbone;
+  /** publishes channel events (recorded where the channel keeps a history) */
+  channels: Channels;
   store: PresenceStore;
   cache: ChannelCache;
   rates: RateWindows;
@@ -84,28 +86,39 @@ export class Trigger {
    * so an answer other than 200 means nothing was delivered, and a 200 that everything will be.
    */
   private async publish(app: App, events: TriggerEvent[], header: SetHeader): Promise<void> {
-    const out: { channel: string; frame: string; socketId?: string }[] = [];
-    for (const ev of events) for (const channel of ev.channels) out.push({ channel, frame: frames.channelEvent(ev.name, channel, ev.data), socketId: ev.socketId });
-    if (!this.d.backbone.hasRoom(out.map((o) => o.frame))) {
+    const out: { name: string; channel: string; data: string; frame: string; socketId?: string }[] = [];
+    for (const ev of events) {
+      for (const channel of ev.channels) {
+        const data = this.sealed(app, channel, ev.data);
+        out.push({ name: ev.name, channel, data, frame: frames.channelEvent(ev.name, channel, data), socketId: ev.socketId });
+      }
+    }
+    if (!this.d.channels.hasRoom(out.map((o) => o.frame))) {
       header('Retry-After', '1');
       throw new HttpError(503, 'Other nodes cannot be reached and the outage buffer is full: nothing was published, try again shortly');
     }
     // Cache channels keep the last event published through the API (spec §7).
-    const cached: Promise<void>[] = [];
-    for (const ev of events) {
-      for (const channel of ev.channels) if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
-    }
+    const cached = out.filter((o) => isCacheChannel(o.channel)).map((o) => this.d.cache.set(app.id, o.channel, { event: o.name, data: o.data }));
     await Promise.all(cached).catch((err) => {
       this.d.log.debug({ err, app: app.id }, 'cache channel event not recorded');
       throw new HttpError(503, 'The cache channel\'s event cannot be recorded now: nothing was published, try again shortly');
     });
-    for (const o of out) this.d.backbone.publish(app.id, o.channel, o.frame, o.socketId);
+    for (const o of out) this.d.channels.publishEvent(app, o.channel, o.frame, o.socketId);
   }
 
   private async info(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs>> {
     const out: Record<string, ChannelAttrs> = {};
     await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
     return out;
+  }
+
+  /**
+   * Data for an encrypted channel from a backend that could not encrypt it: encrypted here when the
+   * app gave its master key; data an SDK already encrypted is relayed untouched (spec §3.2).
+   */
+  private sealed(app: App, channel: string, data: string): string {
+    if (!app.encryptionMasterKey || channelKind(channel) !== 'encrypted' || isEncryptedPayload(data)) return data;
+    return encryptData(channel, app.encryptionMasterKey, data);
   }
 
   private async attrs(app: App, channel: string, info: string[]): Promise<ChannelAttrs> {

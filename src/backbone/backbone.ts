@@ -1,10 +1,12 @@
 // Cross-node fan-out (style.md: the Broker of centrifuge, the adapter of Socket.IO). The channel owner
 // and the API publish through this interface only, so single-node (memory) and cluster (Redis) modes
 // run the same code above it.
+import type { HistoryPolicy } from '../history/history.js';
 
 /** Where frames that reach this node go: the hub, which writes them to the local subscribers. */
 export interface FrameDelivery {
-  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined): void;
+  /** `position`: a recorded event's position (message recovery), for the subscriptions that opted in. */
+  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined, position?: string): void;
 }
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */
@@ -38,8 +40,16 @@ export interface Backbone {
    * across Redis outages (they wait in the outage buffer).
    */
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void;
+  /**
+   * Publishes a channel event that the channel's history keeps (message recovery, docs/recovery.md):
+   * numbering, keeping and fan-out are one step, so every node delivers recorded events in numbering
+   * order (in a cluster, this node too delivers it when Redis hands it back).
+   */
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void;
   /** This node now has at least one local subscriber of app/channel (interest-based routing). */
   addInterest(appId: string, channel: string): void;
+  /** Resolves once frames published to app/channel reach this node (after addInterest). */
+  interestReady(appId: string, channel: string): Promise<void>;
   /** This node no longer has local subscribers of app/channel. */
   removeInterest(appId: string, channel: string): void;
   /** Sends a command to every node, this one included. */

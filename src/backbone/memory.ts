@@ -1,3 +1,5 @@
+import { formatPosition, type HistoryPolicy } from '../history/history.js';
+import type { MemoryHistory } from '../history/memory.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 
 const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
@@ -8,6 +10,8 @@ export class MemoryBackbone implements Backbone {
   readonly received = 0;
   readonly buffered = { events: 0, bytes: 0 };
   readonly refused = 0;
+
+  constructor(private readonly history: MemoryHistory) {}
 
   async start(handlers: BackboneHandlers): Promise<void> {
     this.handlers = handlers;
@@ -21,7 +25,14 @@ export class MemoryBackbone implements Backbone {
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
   }
 
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
+    const position = this.history.record(appId, channel, frame, exceptSocketId, policy);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, formatPosition(position));
+  }
+
   addInterest(): void {}
+
+  async interestReady(): Promise<void> {}
   removeInterest(): void {}
 
   broadcastCommand(cmd: NodeCommand): void {

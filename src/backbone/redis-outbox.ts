@@ -6,13 +6,13 @@
 // the receivers drop by the sequence number the backbone puts in every message.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Scripted } from '../redis/clients.js';
 
 /**
- * One Redis operation, written in queue order. Only publishes today; an operation that must stay in
- * order with them (an atomic "number, store and publish" script for message recovery) becomes another
- * kind here and one more case in `write`.
+ * One Redis operation, written in queue order: a PUBLISH, or a script defined on the connection (the
+ * channel history's "number, keep and publish" step for message recovery) with its arguments.
  */
-export type OutboxEntry = { kind: 'publish'; channel: string; message: string };
+export type OutboxEntry = { kind: 'publish'; channel: string; message: string } | { kind: 'eval'; script: string; args: (string | number)[] };
 
 export interface OutboxLimits {
   /** Entries waiting at most. */
@@ -146,11 +146,15 @@ export class RedisOutbox {
 
   private async write(entries: OutboxEntry[]): Promise<void> {
     if (entries.length === 1) {
-      await this.o.redis.publish(entries[0].channel, entries[0].message);
+      const e = entries[0];
+      await (e.kind === 'publish' ? this.o.redis.publish(e.channel, e.message) : (this.o.redis as Scripted)[e.script](...e.args));
       return;
     }
     const tx = this.o.redis.multi();
-    for (const e of entries) tx.publish(e.channel, e.message);
+    for (const e of entries) {
+      if (e.kind === 'publish') tx.publish(e.channel, e.message);
+      else (tx as unknown as Scripted)[e.script](...e.args);
+    }
     const res = await tx.exec();
     if (!res) throw new Error('transaction aborted');
     for (const [err] of res) if (err) throw err;

@@ -1,17 +1,22 @@
 // Cluster fan-out over Redis pub/sub with interest-based routing: a node SUBSCRIBEs only to the
 // channels it has local subscribers for, so it receives no traffic of other channels. The publishing
 // node delivers to its own sockets itself and ignores its own message coming back. Everything it
-// publishes goes through its outbox (redis-outbox.ts), so a Redis outage delays cross-node delivery
+// sends goes through its outbox (redis-outbox.ts), so a Redis outage delays cross-node delivery
 // instead of losing it, and never reorders it.
 //
 // A message is "<seq> <instance>\n<except socket id>\n<payload>": `instance` names this process (the
 // node id and a random part, so a restarted node with the same id starts afresh) and `seq` counts its
 // messages. Redis delivers one publisher's messages in order, so a receiver drops any message whose
 // seq is not above the last it saw from that instance: the second copy of a batch that was written
-// again after a lost reply.
+// again after a lost reply. A recorded event's payload is r<epoch>:<serial> \n frame; those come back
+// to their origin too (it delivers them only then).
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.js';
+import { historyKey } from '../history/redis.js';
+import { recordEvent } from '../history/redis-lua.js';
+import { defineScripts } from '../redis/clients.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
@@ -28,11 +33,12 @@ export interface RedisBackboneOptions {
 
 /** Senders whose last sequence number is remembered; the oldest is forgotten past this. */
 const REMEMBERED_SENDERS = 1024;
+const RECORDED = 114; // 'r'
 
 export class RedisBackbone implements Backbone {
   private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
   /** Redis channel → app/channel this node has interest in */
-  private interests = new Map<string, { appId: string; channel: string }>();
+  private interests = new Map<string, { appId: string; channel: string; subscribed: Promise<void> }>();
   private readonly commandChannel: string;
   private readonly instance: string;
   private seq = 0;
@@ -45,6 +51,7 @@ export class RedisBackbone implements Backbone {
   constructor(private readonly o: RedisBackboneOptions) {
     this.commandChannel = `${o.prefix}:cmd`;
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
+    defineScripts(o.pub, { historyRecord: recordEvent });
     this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
   }
 
@@ -70,10 +77,11 @@ export class RedisBackbone implements Backbone {
     const a = message.indexOf('\n');
     const b = message.indexOf('\n', a + 1);
     if (a < 0 || b < 0) return;
+    const recorded = message.charCodeAt(b + 1) === RECORDED;
     const space = message.indexOf(' ');
     // No space in the first line: a node of an earlier version (its node id, no sequence number).
-    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), Number(message.slice(0, space)))) return;
-    const payload = message.slice(b + 1);
+    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), Number(message.slice(0, space)), recorded)) return;
+    let payload = message.slice(b + 1);
     if (redisChannel === this.commandChannel) {
       try {
         this.handlers.commands.command(JSON.parse(payload) as NodeCommand);
@@ -86,12 +94,21 @@ export class RedisBackbone implements Backbone {
     if (!target) return;
     this.received++;
     const except = message.slice(a + 1, b);
-    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined);
+    let position: string | undefined;
+    if (recorded) {
+      const nl = payload.indexOf('\n');
+      position = payload.slice(1, nl);
+      payload = payload.slice(nl + 1);
+    }
+    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position);
   }
 
-  /** False for this node's own messages and for a message already delivered (a batch written twice). */
-  private firstTime(sender: string, seq: number): boolean {
-    if (sender === this.instance) return false;
+  /**
+   * False for this node's own messages (but recorded events, which it delivers on receipt) and for a
+   * message already delivered (a batch written twice).
+   */
+  private firstTime(sender: string, seq: number, recorded: boolean): boolean {
+    if (sender === this.instance && !recorded) return false;
     const last = this.lastSeq.get(sender);
     if (last !== undefined && seq <= last) return false;
     if (last === undefined && this.lastSeq.size >= REMEMBERED_SENDERS) this.lastSeq.delete(this.lastSeq.keys().next().value!);
@@ -99,24 +116,36 @@ export class RedisBackbone implements Backbone {
     return true;
   }
 
+  private head(except: string): string {
+    return `${++this.seq} ${this.instance}\n${except}\n`;
+  }
+
   hasRoom(frames: readonly string[]): boolean {
     return this.outbox.hasRoom(frames);
   }
 
-  publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
-    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
-    this.send(this.redisChannel(appId, channel), exceptSocketId ?? '', frame);
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
+    // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
+    const except = exceptSocketId ?? '';
+    const args = [historyKey(this.o.prefix, appId, channel), newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.redisChannel(appId, channel), this.head(except)];
+    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, Buffer.byteLength(frame));
   }
 
-  private send(redisChannel: string, except: string, payload: string): void {
-    const message = `${++this.seq} ${this.instance}\n${except}\n${payload}`;
-    this.outbox.push({ kind: 'publish', channel: redisChannel, message }, Buffer.byteLength(payload));
+  publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
+    const except = exceptSocketId ?? '';
+    this.outbox.push({ kind: 'publish', channel: this.redisChannel(appId, channel), message: this.head(except) + frame }, Buffer.byteLength(frame));
   }
 
   addInterest(appId: string, channel: string): void {
     const rc = this.redisChannel(appId, channel);
-    this.interests.set(rc, { appId, channel });
-    this.o.sub.subscribe(rc).catch(() => {}); // re-sent by autoResubscribe after a reconnect
+    // A failed subscribe is re-sent by autoResubscribe after a reconnect.
+    const subscribed = this.o.sub.subscribe(rc).then(() => {}, () => {});
+    this.interests.set(rc, { appId, channel, subscribed });
+  }
+
+  interestReady(appId: string, channel: string): Promise<void> {
+    return this.interests.get(this.redisChannel(appId, channel))?.subscribed ?? Promise.resolve();
   }
 
   removeInterest(appId: string, channel: string): void {
@@ -127,7 +156,8 @@ export class RedisBackbone implements Backbone {
 
   broadcastCommand(cmd: NodeCommand): void {
     this.handlers.commands.command(cmd);
-    this.send(this.commandChannel, '', JSON.stringify(cmd));
+    const payload = JSON.stringify(cmd);
+    this.outbox.push({ kind: 'publish', channel: this.commandChannel, message: this.head('') + payload }, Buffer.byteLength(payload));
   }
 
   /** Other nodes get what this node publishes now, and this node gets theirs. */

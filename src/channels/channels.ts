@@ -9,13 +9,15 @@ import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import { policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
 import type { Hub } from '../hub/hub.js';
 import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
-import type { ChannelMember, Subscription } from './member.js';
+import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
+import { HOLD_MARGIN, recover } from './recovery.js';
 import { SubscriptionCounts } from './subscription-count.js';
 
 export interface ChannelsDeps {
@@ -24,6 +26,7 @@ export interface ChannelsDeps {
   backbone: Backbone;
   store: PresenceStore;
   cache: ChannelCache;
+  history: ChannelHistory;
   webhooks: WebhookSink;
   log: Logger;
 }
@@ -37,13 +40,30 @@ export class Channels implements ClusterStateHandler {
     this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
   }
 
+  /**
+   * Whether these channel events can be published now and are sure to reach every node (false while
+   * Redis is down and the outage buffer is full: see Backbone.hasRoom). Checked right before
+   * publishEvent by what can be refused (REST 503, client events 4301).
+   */
+  hasRoom(events: readonly string[]): boolean {
+    return this.d.backbone.hasRoom(events);
+  }
+
+  /** A channel event (REST trigger, client event): recorded when the channel keeps a history (docs/recovery.md). */
+  publishEvent(app: App, channel: string, frame: string, exceptSocketId?: string): void {
+    const policy = policyOf(app, channel);
+    if (policy) this.d.backbone.publishRecorded(app.id, channel, frame, policy, exceptSocketId);
+    else this.d.backbone.publish(app.id, channel, frame, exceptSocketId);
+  }
+
   /** Public, private and encrypted channels (spec §3.3, §3.4). */
-  subscribe(s: ChannelMember, channel: string): void {
+  subscribe(s: ChannelMember, channel: string, recovery?: RecoveryRequest): void {
     const app = s.app;
-    s.channels.set(channel, {});
-    this.joinTopic(s, channel);
+    const sub: Subscription = {};
+    s.channels.set(channel, sub);
+    const policy = this.joinTopic(s, channel, sub, recovery);
     s.send(frames.subscriptionSucceeded(channel));
-    if (isCacheChannel(channel)) this.replayCache(s, channel);
+    this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
     this.d.store.addSubscription(app.id, channel).then(
       (count) => this.countChanged(app, channel, count, count === 1 ? 'occupied' : undefined),
       // Counted by this node all the same; the cluster gets it, and its webhooks, when its share is written again.
@@ -56,16 +76,16 @@ export class Channels implements ClusterStateHandler {
    * step, so channel_occupied and member_added of a first socket are due together, on this node, in
    * this order, and a refused join leaves nothing to undo.
    */
-  subscribePresence(s: ChannelMember, channel: string, member: PresenceMember): void {
+  subscribePresence(s: ChannelMember, channel: string, member: PresenceMember, recovery?: RecoveryRequest): void {
     const app = s.app;
     // Recorded before the store answers, so a close in the meantime leaves in order after this join.
     const sub: Subscription = { userId: member.userId };
     s.channels.set(channel, sub);
-    this.joinTopic(s, channel);
+    const policy = this.joinTopic(s, channel, sub, recovery);
     const refuse = (type: frames.SubscriptionErrorType, error: string, status: number) => {
       if (s.channels.get(channel) === sub) {
         s.channels.delete(channel);
-        this.leaveTopic(s, channel);
+        this.leaveTopic(s, channel, sub);
       }
       s.send(frames.subscriptionError(channel, type, error, status));
     };
@@ -80,7 +100,8 @@ export class Channels implements ClusterStateHandler {
           this.transition(app, { name: 'member_added', channel, user_id: member.userId });
         }
         s.send(frames.presenceSucceeded(channel, join.members));
-        if (isCacheChannel(channel)) this.replayCache(s, channel);
+        // Events are replayed, not member changes: the member list above replaces them.
+        this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
       },
       (err) => {
         this.d.log.warn({ err, app: app.id, channel }, 'presence join failed');
@@ -89,9 +110,19 @@ export class Channels implements ClusterStateHandler {
     );
   }
 
-  /** `#server-to-user-<id>` (spec §4.7): its topic was joined at sign-in; the subscribe only confirms. */
-  subscribeUser(s: ChannelMember, channel: string): void {
+  /**
+   * `#server-to-user-<id>` (spec §4.7): its topic was joined at sign-in; the subscribe confirms, and a
+   * recovering one moves the session to the positioned topic through a hold.
+   */
+  subscribeUser(s: ChannelMember, channel: string, recovery?: RecoveryRequest): void {
+    const sub = s.userChannel;
+    let policy: HistoryPolicy | undefined;
+    if (sub && recovery && !sub.positioned && !sub.hold && (policy = policyOf(s.app, channel))) {
+      this.d.hub.leave(s.conn, s.app.id, channel);
+      sub.hold = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN).hold;
+    }
     s.send(frames.subscriptionSucceeded(channel));
+    if (sub) this.afterSucceeded(s, channel, sub, recovery, policy, () => s.userChannel === sub);
   }
 
   /** A repeated subscribe (spec §3.6): confirmed again, no side effects. */
@@ -107,7 +138,7 @@ export class Channels implements ClusterStateHandler {
     const sub = s.channels.get(channel);
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
     s.channels.delete(channel);
-    this.leaveTopic(s, channel);
+    this.leaveTopic(s, channel, sub);
     // Unrecorded (Redis unreachable): this node's record has it, and when Redis is back its share is
     // written again and the transitions it makes are announced then (presence/redis.ts).
     this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.debug({ err, app: s.app.id, channel }, 'leave not yet recorded cluster-wide'));
@@ -120,8 +151,9 @@ export class Channels implements ClusterStateHandler {
   signIn(s: ChannelMember, userInfo: unknown): void {
     const user = s.user!;
     const app = s.app;
-    this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id);
-    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched));
+    s.userChannel = {};
+    this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id, s.userChannel);
+    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched), {});
     this.d.store.joinPresence(app.id, ONLINE_CHANNEL, s.socketId, { userId: user.id, userInfo }).then(
       (join) => {
         if (join.added) this.announce(app.id, user.id, 'online');
@@ -144,8 +176,9 @@ export class Channels implements ClusterStateHandler {
     const user = s.user;
     if (!user) return;
     const app = s.app;
-    this.leaveTopic(s, SERVER_TO_USER_PREFIX + user.id);
-    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched));
+    if (s.userChannel) this.leaveTopic(s, SERVER_TO_USER_PREFIX + user.id, s.userChannel);
+    s.userChannel = undefined;
+    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched), {});
     this.d.store.leavePresence(app.id, ONLINE_CHANNEL, s.socketId, user.id).then(
       (last) => {
         if (last) this.announce(app.id, user.id, 'offline');
@@ -179,12 +212,55 @@ export class Channels implements ClusterStateHandler {
     this.counts.close();
   }
 
-  private joinTopic(s: ChannelMember, channel: string): void {
-    if (this.d.hub.join(s.conn, s.app.id, channel)) this.d.backbone.addInterest(s.app.id, channel);
+  /**
+   * Joins the hub and, for the node's first local connection, registers interest with the backbone. A
+   * subscribe that opted in to recovery on a channel with a history is held until its replay is
+   * written; returns that channel's policy then.
+   */
+  private joinTopic(s: ChannelMember, channel: string, sub: Subscription, recovery?: RecoveryRequest): HistoryPolicy | undefined {
+    const policy = recovery ? policyOf(s.app, channel) : undefined;
+    let first: boolean;
+    if (policy) ({ hold: sub.hold, first } = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN));
+    else first = this.d.hub.join(s.conn, s.app.id, channel);
+    if (first) this.d.backbone.addInterest(s.app.id, channel);
+    return policy;
   }
 
-  private leaveTopic(s: ChannelMember, channel: string): void {
-    if (this.d.hub.leave(s.conn, s.app.id, channel)) this.d.backbone.removeInterest(s.app.id, channel);
+  private leaveTopic(s: ChannelMember, channel: string, sub: Subscription): void {
+    let last: boolean;
+    if (sub.hold) {
+      last = this.d.hub.cancel(sub.hold, s.app.id, channel);
+      sub.hold = undefined;
+    } else {
+      last = this.d.hub.leave(s.conn, s.app.id, channel, sub.positioned);
+    }
+    if (last) this.d.backbone.removeInterest(s.app.id, channel);
+  }
+
+  /**
+   * What follows subscription_succeeded: for a recovering subscribe, the replay and its outcome
+   * (docs/recovery.md); then the cache channel's replay, unless the gap was recovered (spec §7).
+   */
+  private afterSucceeded(
+    s: ChannelMember,
+    channel: string,
+    sub: Subscription,
+    recovery: RecoveryRequest | undefined,
+    policy: HistoryPolicy | undefined,
+    current: () => boolean,
+  ): void {
+    if (!recovery) {
+      if (isCacheChannel(channel)) this.replayCache(s, channel);
+      return;
+    }
+    if (!policy) {
+      s.send(frames.recoveryOutcome(channel, { position: null, ...(recovery.position ? { recovered: false } : {}), reason: 'disabled' }));
+      if (isCacheChannel(channel)) this.replayCache(s, channel);
+      return;
+    }
+    void recover(this.d, s, channel, sub, recovery, policy, current).then((recovered) => {
+      if (!recovered && isCacheChannel(channel) && current()) this.replayCache(s, channel);
+    });
   }
 
   private async leaveStore(app: App, channel: string, socketId: string, userId: string | undefined): Promise<void> {
@@ -225,17 +301,18 @@ export class Channels implements ClusterStateHandler {
     if (!this.d.store.queuesTransitionWebhooks) this.d.webhooks.emit(app, event);
   }
 
-  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and its webhook (spec §7). */
+  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and, once per window, its webhook (spec §7). */
   private replayCache(s: ChannelMember, channel: string): void {
     const app = s.app;
-    this.d.cache.get(app.id, channel).then(
-      (hit) => {
+    this.d.cache
+      .get(app.id, channel)
+      .then(async (hit) => {
         if (hit) return s.send(frames.channelEvent(hit.ev.event, channel, hit.ev.data));
         s.send(frames.cacheMiss(channel));
-        this.d.webhooks.emit(app, { name: 'cache_miss', channel });
-      },
-      (err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'),
-    );
+        // Each subscriber hears of the miss; the app's server once per window (spec §7).
+        if (await this.d.cache.firstMiss(app.id, channel)) this.d.webhooks.emit(app, { name: 'cache_miss', channel });
+      })
+      .catch((err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'));
   }
 
   /** A user's change of online state, to the sessions watching them on every node (spec §4.8). */

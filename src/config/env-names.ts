@@ -57,7 +57,7 @@ export function schemaKind(shape: Record<string, unknown>, field: string): Kind 
 
 /** How a per-app field is read from text. */
 export function appFieldKind(field: string): Kind | undefined {
-  if (field === 'webhooks') return 'json';
+  if (field === 'webhooks' || field === 'recovery') return 'json';
   if (field === 'allowedOrigins') return 'list';
   return schemaKind(AppSchema.shape, field);
 }

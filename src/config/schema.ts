@@ -26,6 +26,28 @@ export const WebhookSchema = z
   })
   .strict();
 
+/** Per-channel history for message recovery (docs/recovery.md). */
+export const RecoverySchema = z
+  .object({
+    /** Events kept per channel. */
+    historySize: z.number().int().min(1).max(10_000).default(100),
+    /** Seconds an event is kept. */
+    historyTtl: z.number().int().min(1).max(86_400).default(300),
+    /** Overrides by channel-name prefix (the longest match wins); historySize 0 turns recovery off there. */
+    channels: z
+      .array(
+        z
+          .object({
+            prefix: z.string().min(1),
+            historySize: z.number().int().min(0).max(10_000).optional(),
+            historyTtl: z.number().int().min(1).max(86_400).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
 const limit = (def: number) => z.number().int().min(-1).default(def);
 const positive = (def: number) => z.number().int().positive().default(def);
 
@@ -53,9 +75,21 @@ export const AppSchema = z
     maxPresenceMembersPerChannel: positive(100),
     maxPresenceMemberSizeInKb: z.number().positive().default(1),
     maxUserIdLength: positive(128),
+    /** Channels one connection may be subscribed to at once, presence included (not a Pusher or Soketi field). */
+    maxChannelsPerConnection: positive(1000),
     /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */
     allowedOrigins: z.array(z.string().min(1)).default([]),
     webhooks: z.array(WebhookSchema).default([]),
+    /**
+     * The 32-byte key (base64) the app's SDKs use for private-encrypted- channels. Set: the server
+     * encrypts plain data triggered to those channels as the SDKs do (it then sees the plaintext).
+     */
+    encryptionMasterKeyBase64: z
+      .string()
+      .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes')
+      .optional(),
+    /** Message recovery (docs/recovery.md): absent = off for the app. */
+    recovery: RecoverySchema.optional(),
   })
   .strict();
 

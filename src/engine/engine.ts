@@ -3,6 +3,7 @@
 // both modes and sees only these interfaces.
 import type { Backbone, BackboneHandlers } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { ChannelHistory } from '../history/history.js';
 import type { ConnectionCensus } from '../limits/connection-census.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { ClusterStateHandler, PresenceStore } from '../presence/store.js';
@@ -18,6 +19,8 @@ export interface Engine {
   readonly backbone: Backbone;
   readonly store: PresenceStore;
   readonly cache: ChannelCache;
+  /** message recovery's read side (recording is the backbone's publishRecorded) */
+  readonly history: ChannelHistory;
   readonly rates: RateWindows;
   readonly census: ConnectionCensus;
   readonly webhookQueue: WebhookQueue;

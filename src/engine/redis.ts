@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.js';
 import { RedisBackbone } from '../backbone/redis.js';
 import { RedisChannelCache } from '../cache/redis.js';
 import { NodeLease } from '../cluster/node-lease.js';
+import { RedisHistory } from '../history/redis.js';
 import { RedisConnectionCensus } from '../limits/connection-census.js';
 import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -61,6 +62,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
     backbone,
     store,
     cache: new RedisChannelCache(cmd, prefix, config.cacheTtl * 1000),
+    history: new RedisHistory(cmd, prefix),
     rates: new RedisRateWindows(cmd, prefix),
     census,
     webhookQueue,

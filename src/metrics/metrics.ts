@@ -36,6 +36,8 @@ export class Metrics {
   readonly hot: HotCounters = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
   readonly connects: Counter<'app'>;
   readonly disconnects: Counter<'app' | 'code'>;
+  /** `open_files`: the descriptor reserve was reached; `connection_quota`: the app's maxConnections. */
+  readonly connectionsRefused: Counter<'reason'>;
   readonly restRequests: Counter<'status'>;
   readonly redisReconnects: Counter;
   readonly redisRoundTrip: Histogram;
@@ -60,6 +62,12 @@ export class Metrics {
       name: 'ripple_disconnects_total',
       help: 'Closed connections by close code (the reason)',
       labelNames: ['app', 'code'],
+      registers: [this.registry],
+    });
+    this.connectionsRefused = new Counter({
+      name: 'ripple_connections_refused_total',
+      help: 'Connections refused at the upgrade for lack of room, by reason',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
     /** A counter whose value is a monotonic number kept elsewhere, read at scrape time. */

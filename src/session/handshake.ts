@@ -24,6 +24,9 @@ export type HandshakeOutcome = { ok: true; app: App } | HandshakeRefusal;
 /** Over the app's connection quota, counted cluster-wide (spec §2). */
 export const overQuota: HandshakeRefusal = { ok: false, code: Codes.overConnectionQuota, message: 'Application is over connection quota' };
 
+/** No room on this node (its open-file reserve is reached): back off and reconnect (spec §1.7, §2). */
+export const overCapacity: HandshakeRefusal = { ok: false, code: Codes.overCapacity, message: 'Over capacity' };
+
 export class Handshake {
   private draining = false;
 

@@ -15,6 +15,8 @@ export interface SignedInUser {
 export class Session implements ChannelMember {
   readonly channels = new Map<string, Subscription>();
   user?: SignedInUser;
+  /** How the session is in its #server-to-user- channel (the channel owner keeps it). */
+  userChannel?: Subscription;
   /** ms timestamp of the last frame received */
   lastSeen: number;
   /** ms timestamp of the server ping still unanswered, 0 when none */

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
-import type { Backbone, NodeCommand, NodeCommandHandler } from '../backbone/backbone.js';
+import type { NodeCommand, NodeCommandHandler } from '../backbone/backbone.js';
 import type { Channels } from '../channels/channels.js';
 import type { Hub } from '../hub/hub.js';
 import type { ConnectionCensus } from '../limits/connection-census.js';
@@ -26,7 +26,6 @@ import { UserIndex } from './user-index.js';
 /** What the frame handlers (subscribe, sign-in, client events) work with. */
 export interface SessionDeps {
   channels: Channels;
-  backbone: Backbone;
   webhooks: WebhookSink;
   log: Logger;
 }
@@ -49,7 +48,7 @@ export class Sessions implements NodeCommandHandler {
   private readonly deps: SessionDeps;
 
   constructor(private readonly o: SessionsOptions) {
-    this.deps = { channels: o.channels, backbone: o.backbone, webhooks: o.webhooks, log: o.log };
+    this.deps = { channels: o.channels, webhooks: o.webhooks, log: o.log };
     this.handshakes = new Handshake(o.registry);
     this.liveness = new Liveness(() => this.bySocketId.values(), o.settings, o.log);
     this.liveness.start();

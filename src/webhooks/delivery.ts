@@ -1,7 +1,7 @@
 // Webhook delivery: events are matched against each endpoint's filter when they happen, queued per
 // (app, endpoint), and sent in batches, in order, at least once. A failed batch is retried with
-// exponential backoff and jitter until maxRetryMs has passed, then it goes to the dead-letter list,
-// from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
+// exponential backoff and jitter, then probed with its first event alone, until maxRetryMs has
+// passed; it then goes to the dead-letter list, from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
 // calls emit(), which appends to a queue and returns.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
@@ -35,7 +35,18 @@ interface Worker {
 
 const MAX_EVENTS_PER_REQUEST = 100;
 const BACKOFF_BASE_MS = 250;
-const BACKOFF_CAP_MS = 30_000;
+/**
+ * Retries never wait longer than this, so a receiver back from an outage gets its backlog within
+ * about a second (a 30 s backoff cap left it waiting up to 30 s). What keeps a receiver that is
+ * still down from being flooded is what a retry carries: see FULL_BATCH_ATTEMPTS.
+ */
+const BACKOFF_CAP_MS = 1000;
+/**
+ * The first attempts send the whole batch (up to 100 events); after them, until one succeeds, each
+ * retry is a probe carrying the batch's first event alone (a real, valid webhook of a few hundred
+ * bytes), and the rest follows at once when the receiver takes it.
+ */
+const FULL_BATCH_ATTEMPTS = 3;
 
 /** Delay before retry number `attempt` (1-based): exponential, capped, with jitter in [50%, 100%]. */
 export function backoffDelay(attempt: number, random = Math.random): number {
@@ -151,28 +162,38 @@ export class WebhookDelivery implements WebhookSink {
 
   private async deliver(w: Worker, batch: QueuedEvent[]): Promise<'delivered' | 'dead' | 'abandoned'> {
     const { ep } = w;
-    const events = batch.map((e) => e.ev).filter((ev) => (ev as { name?: string }).name !== 'invalid');
-    if (!events.length) return 'delivered';
+    /** Events of the batch the receiver has not taken yet. */
+    let pending = batch.map((e) => e.ev).filter((ev) => (ev as { name?: string }).name !== 'invalid');
+    if (!pending.length) return 'delivered';
     const first = Date.now();
+    let failures = 0;
     for (let attempt = 1; ; attempt++) {
+      const sent = failures >= FULL_BATCH_ATTEMPTS ? pending.slice(0, 1) : pending;
       const res = await sendWebhook({
         url: ep.url,
         key: ep.app.key,
         secret: ep.app.secret,
         headers: ep.headers,
-        events,
+        events: sent,
         timeoutMs: this.settings.timeoutMs,
       });
       if (res.ok) {
         this.counters.delivered++;
+        pending = pending.slice(sent.length);
+        if (pending.length) {
+          // A probe got through: the receiver is back, the rest goes now.
+          failures = 0;
+          continue;
+        }
         if (attempt > 1) this.log.info({ app: ep.app.id, url: ep.url, attempts: attempt }, 'webhook delivered after retries');
         return 'delivered';
       }
+      failures++;
       const elapsed = Date.now() - first;
       if (elapsed >= this.settings.maxRetryMs) {
         this.counters.failures++;
-        this.log.warn({ app: ep.app.id, url: ep.url, attempts: attempt, error: res.error, events: events.length }, 'webhook dead-lettered');
-        const rec: DeadLetter = { appId: ep.app.id, url: ep.url, events, firstAttemptAt: first, failedAt: Date.now(), attempts: attempt, error: res.error };
+        this.log.warn({ app: ep.app.id, url: ep.url, attempts: attempt, error: res.error, events: pending.length }, 'webhook dead-lettered');
+        const rec: DeadLetter = { appId: ep.app.id, url: ep.url, events: pending, firstAttemptAt: first, failedAt: Date.now(), attempts: attempt, error: res.error };
         for (;;) {
           try {
             await this.queue.pushDead(rec);
@@ -186,7 +207,7 @@ export class WebhookDelivery implements WebhookSink {
       }
       this.counters.retries++;
       if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.url, error: res.error }, 'webhook delivery failed, retrying');
-      await this.sleep(w, Math.min(backoffDelay(attempt), this.settings.maxRetryMs - elapsed));
+      await this.sleep(w, Math.min(backoffDelay(failures), this.settings.maxRetryMs - elapsed));
       // Shut down, or another node took the queue over (it will send this batch again).
       if (this.closed || !this.queue.owns(ep.queue)) return 'abandoned';
     }
