@@ -329,3 +329,29 @@ test('Redis unreachable but keeping its data: member lists heal on every client 
   const relay = await RedisRelay.start(redis);
   await healsAfter({ redisUrl: relay.url, begin: () => relay.cut(), end: () => relay.mend() }, 'partition');
 });
+
+test('events of a channel that keeps a history, triggered while Redis restarts, reach every socket once and in order, with consecutive positions', async () => {
+  const redis = await redisServer();
+  const config = { apps: [{ ...app, recovery: { historySize: 50, historyTtl: 60 } }] };
+  const [a, b] = await Promise.all([node(redis, 'rec-a', {}, config), node(redis, 'rec-b', {}, config)]);
+  const plainA = await client(a);
+  const plainB = await client(b);
+  const opted = await client(b);
+  await Promise.all([plainA.subscribe('history-out'), plainB.subscribe('history-out')]);
+  opted.send({ event: 'pusher:subscribe', data: { channel: 'history-out', auth: '', ripple_recovery: {} } });
+  await opted.nextEvent('pusher_internal:ripple_recovery', 'history-out');
+  await redis.stop();
+  const sent: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const res = await trigger(a, 'history-out', `h${i}`);
+    assert.equal(res.status, 200);
+    sent.push(`h${i}`);
+  }
+  await redis.restart();
+  await eventually(() => [plainA, plainB, opted].every((c) => ticks(c).length >= 5), { timeoutMs: 15_000, what: () => `every socket got the 5 events (${[plainA, plainB, opted].map((c) => ticks(c).length)})` });
+  await sleep(300);
+  for (const c of [plainA, plainB, opted]) assert.deepEqual(ticks(c), sent);
+  const positions = opted.frames.filter((f) => f.event === 'tick').map((f) => String((f as Frame & { ripple_position?: string }).ripple_position));
+  assert.equal(new Set(positions.map((p) => p.split(':')[0])).size, 1, 'one epoch');
+  assert.deepEqual(positions.map((p) => Number(p.split(':')[1])), [1, 2, 3, 4, 5]);
+});
