@@ -45,31 +45,6 @@ local function readRoute(i)
   r.removed, i = readList(i)
   return r, i
 end
--- nRoutes, then (app channel route)*nRoutes → "<app>\\n<channel>" → route
-local function readRoutes(i)
-  local routes = {}
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do
-    local key = ARGV[i] .. '\\n' .. ARGV[i + 1]
-    routes[key], i = readRoute(i + 2)
-  end
-  return routes, i
-end
-local function readShare(i)
-  local subs, pres = {}, {}
-  for _ = 1, tonumber(ARGV[i]) do
-    table.insert(subs, { ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]) })
-    i = i + 3
-  end
-  i = i + 1
-  for _ = 1, tonumber(ARGV[i]) do
-    table.insert(pres, { ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5] })
-    i = i + 5
-  end
-  return subs, pres, i + 1
-end
-
 -- Webhooks: appended to each wanting queue now; one doorbell at the end names every queue written.
 local function hook(queues, ev)
   if not queues or #queues == 0 then return end
@@ -125,6 +100,35 @@ local function unsub(node, app, channel)
   if t <= 0 then redis.call('HDEL', P .. ':subs:' .. app, channel); return 0, true end
   return t, true
 end
+`;
+
+// Whole shares: only the scripts that remove or replace one carry these.
+const shareLib = `
+-- nRoutes, then (app channel route)*nRoutes → "<app>\\n<channel>" → route
+local function readRoutes(i)
+  local routes = {}
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do
+    local key = ARGV[i] .. '\\n' .. ARGV[i + 1]
+    routes[key], i = readRoute(i + 2)
+  end
+  return routes, i
+end
+local function readShare(i)
+  local subs, pres = {}, {}
+  for _ = 1, tonumber(ARGV[i]) do
+    table.insert(subs, { ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]) })
+    i = i + 3
+  end
+  i = i + 1
+  for _ = 1, tonumber(ARGV[i]) do
+    table.insert(pres, { ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5] })
+    i = i + 5
+  end
+  return subs, pres, i + 1
+end
+
 -- Removes a node's whole share (no events: see reshare).
 local function drop(node)
   for _, m in ipairs(redis.call('SMEMBERS', P .. ':n:' .. node .. ':pres')) do
@@ -266,7 +270,7 @@ return leave(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])`;
  * ARGV: head node routes → the due events of removing the node's share (see reshare), or nothing when
  * its lease is still valid (it renewed in time) or another survivor removed it first.
  */
-export const dropNode = `${lib}
+export const dropNode = `${lib}${shareLib}
 local s = redis.call('ZSCORE', P .. ':nodes', ARGV[5])
 if s and tonumber(s) > W.now then return {} end
 return reshare(ARGV[5], {}, {}, readRoutes(6))`;
@@ -275,7 +279,7 @@ return reshare(ARGV[5], {}, {}, readRoutes(6))`;
  * Replaces this node's share with its own record of it, reporting every change that makes (after a
  * reconnect: what this node's sockets did while Redis could not be told). ARGV: head node share routes
  */
-export const replayShare = `${lib}
+export const replayShare = `${lib}${shareLib}
 local subs, pres, i = readShare(6)
 return reshare(ARGV[5], subs, pres, readRoutes(i))`;
 
@@ -283,7 +287,7 @@ return reshare(ARGV[5], subs, pres, readRoutes(i))`;
  * Writes back this node's share as Redis last held it, silently (after Redis lost its data: the state
  * every node's clients were told is rebuilt before any change is replayed). ARGV: head node share
  */
-export const restoreShare = `${lib}
+export const restoreShare = `${lib}${shareLib}
 local subs, pres = readShare(6)
 drop(ARGV[5])
 write(ARGV[5], subs, pres)

@@ -230,7 +230,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
    * (or as it is given up, since the socket did change), so a rejoin carries exactly what was sent.
    */
   private async change<T>(record: () => void, send: () => Promise<T>): Promise<T> {
-    if (!(await this.passGate())) {
+    if ((this.gate || this.o.redis.status !== 'ready') && !(await this.passGate())) {
       record();
       throw new StoreUnavailableError();
     }
@@ -245,7 +245,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   }
 
   private async read<T>(query: () => Promise<T>): Promise<T> {
-    if (!(await this.passGate())) throw new StoreUnavailableError();
+    if ((this.gate || this.o.redis.status !== 'ready') && !(await this.passGate())) throw new StoreUnavailableError();
     try {
       return await query();
     } catch (err) {
