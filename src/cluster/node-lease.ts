@@ -188,8 +188,8 @@ export class NodeLease {
     }
     const waited = now - r.since;
     const others = [...new Set([...r.peers, ...live])].filter((n) => n !== this.o.nodeId);
-    const flags = others.length ? await this.o.redis.smismember(key, ...others) : [];
-    const missing = others.filter((_, i) => Number(flags[i]) !== 1);
+    const restored = new Set(others.length ? await this.o.redis.smembers(key) : []);
+    const missing = others.filter((n) => !restored.has(n));
     if (waited < this.o.leaseMs && (waited < this.o.reconnectGraceMs || missing.length)) return false;
     if (missing.length) this.o.log.warn({ missing }, 'nodes did not restore their share of the cluster state within a lease: taken for dead');
     this.restoring = undefined;
