@@ -3,7 +3,7 @@
 // keeps in Redis on its own behalf (presence share, connection census, webhook queue ownership)
 // belongs to a NodeShare, which this module asks to write its share again when the node's
 // registration was lost or its connection dropped, and to remove a dead node's share once that
-// node's lease has run out.
+// node's lease has run out. After a reconnect both wait until every node had time to reconnect.
 //
 // Redis losing its data (a restart without persistence) is told apart from a lost registration by
 // `<prefix>:dataset`, a random id the first node to renew after the loss writes. A node that sees the
@@ -93,6 +93,10 @@ export class NodeLease {
   private dataset?: string;
   /** The other nodes alive at the last renewal. */
   private peers: string[] = [];
+  /** The connection was up once (a later 'ready' is a reconnect). */
+  private connected = false;
+  /** When the connection last came back after being lost (0: never). */
+  private backAt = 0;
   /** Redis lost its data: this node restores, then waits for `peers` (alive before the loss) to. */
   private restoring?: { peers: string[]; since: number; restored: boolean };
 
@@ -120,7 +124,12 @@ export class NodeLease {
   /** Starts renewing; resolves after the first renewal when Redis is reachable now. */
   async start(): Promise<void> {
     // Every (re)connect: writes may have failed meanwhile, or Redis restarted.
-    this.o.redis.on('ready', () => this.rejoinSoon());
+    this.o.redis.on('ready', () => {
+      if (this.connected) this.backAt = Date.now();
+      this.connected = true;
+      this.rejoinSoon();
+    });
+    this.connected = this.o.redis.status === 'ready';
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.o.leaseMs / 4)));
     this.timer.unref();
     if (this.o.redis.status === 'ready') await this.tick();
@@ -159,6 +168,16 @@ export class NodeLease {
       if (!this.restoring) this.peers = live.filter((n) => n !== this.o.nodeId);
       else if (!(await this.restored(now, live))) {
         setTimeout(() => void this.tick(), RESTORE_POLL_MS).unref();
+        return;
+      }
+      // After a reconnect the other nodes are coming back too: their leases may have run out while
+      // Redis was unreachable, and their changes are about to be replayed. Rejoining (and removing
+      // "dead" nodes) only once they all had time to reconnect announces each change once, without
+      // removing members of a node that is merely reconnecting, and not before their frames can
+      // reach every node (the backbone holds its outbox as long).
+      const settle = this.backAt + this.o.reconnectGraceMs - now;
+      if (settle > 0) {
+        setTimeout(() => void this.tick(), settle).unref();
         return;
       }
       if (this.rejoinDue) {

@@ -10,11 +10,13 @@
 //    channel through another node. Presence joins are refused (the member limit is cluster-wide).
 //  - What every client was told is the state Redis held when the outage began: the announced
 //    transitions are exactly those the scripts made.
-//  - When Redis is back with its data, each node's rejoin replaces its share with `mine` in one
-//    script that compares every touched channel and user before and after, against all other nodes'
-//    shares: the differences are the real transitions of the outage, announced to the clients
-//    (member_removed, member_added, subscription_count) and queued as webhooks in that same step.
-//    A member who left one node but is still on another is in the channel before and after: nothing.
+//  - When Redis is back with its data and every node had time to reconnect (so none is taken for
+//    dead meanwhile, and every node's frames reach the others), each node's rejoin replaces its share
+//    with `mine` in one script that compares every touched channel and user before and after, against
+//    all other nodes' shares: the differences are the real transitions of the outage, announced to the
+//    clients (member_removed, member_added, subscription_count) and queued as webhooks in that same
+//    step. A member who left one node but is still on another is in the channel before and after:
+//    nothing.
 //  - When Redis lost its data (restart without persistence), Redis first gets back what every
 //    client was told: each node restores `confirmed` silently, and only once every node alive before
 //    has done so (or the lease time has passed) does any node rejoin as above. Rejoining against a
