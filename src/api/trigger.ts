@@ -46,7 +46,8 @@ export class Trigger {
   async events(app: App, body: unknown, header: SetHeader): Promise<object> {
     const ev = parseTrigger(app, body);
     await spend(this.d.rates, app, header, 'backend', ev.channels.length);
-    const channels = await this.publish(app, ev);
+    const channels = ev.info ? await this.info(app, ev) : undefined;
+    await this.publish(app, [ev], header);
     return channels ? { channels } : {};
   }
 
@@ -57,7 +58,8 @@ export class Trigger {
     if (body.batch.length > app.maxEventBatchSize) throw new HttpError(400, `A batch holds at most ${app.maxEventBatchSize} events`);
     const events = body.batch.map((e, i) => parseTrigger(app, e, `batch[${i}]`, true));
     await spend(this.d.rates, app, header, 'backend', events.length);
-    const results = await Promise.all(events.map((ev) => this.publish(app, ev)));
+    const results = await Promise.all(events.map((ev) => (ev.info ? this.info(app, ev) : undefined)));
+    await this.publish(app, events, header);
     if (!events.some((e) => e.info)) return {};
     return { batch: results.map((r, i) => (r ? r[events[i].channels[0]] : {})) };
   }
@@ -84,16 +86,33 @@ export class Trigger {
     return { status, headers, body: JSON.stringify(body) };
   }
 
-  private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
-    const cached: Promise<void>[] = [];
-    for (const channel of ev.channels) {
-      const data = this.sealed(app, channel, ev.data);
-      this.d.channels.publishEvent(app, channel, frames.channelEvent(ev.name, channel, data), ev.socketId);
-      // Cache channels keep the last event published through the API (spec §7).
-      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data }));
+  /**
+   * Publishes every event to every channel, or nothing: everything that can fail (the callers' info
+   * queries, room in the outage buffer, the cache record) is settled before the first frame goes out,
+   * so an answer other than 200 means nothing was delivered, and a 200 that everything will be.
+   */
+  private async publish(app: App, events: TriggerEvent[], header: SetHeader): Promise<void> {
+    const out: { name: string; channel: string; data: string; frame: string; socketId?: string }[] = [];
+    for (const ev of events) {
+      for (const channel of ev.channels) {
+        const data = this.sealed(app, channel, ev.data);
+        out.push({ name: ev.name, channel, data, frame: frames.channelEvent(ev.name, channel, data), socketId: ev.socketId });
+      }
     }
-    await Promise.all(cached);
-    if (!ev.info) return undefined;
+    if (!this.d.channels.hasRoom(out.map((o) => o.frame))) {
+      header('Retry-After', '1');
+      throw new HttpError(503, 'Other nodes cannot be reached and the outage buffer is full: nothing was published, try again shortly');
+    }
+    // Cache channels keep the last event published through the API (spec §7).
+    const cached = out.filter((o) => isCacheChannel(o.channel)).map((o) => this.d.cache.set(app.id, o.channel, { event: o.name, data: o.data }));
+    await Promise.all(cached).catch((err) => {
+      this.d.log.debug({ err, app: app.id }, 'cache channel event not recorded');
+      throw new HttpError(503, 'The cache channel\'s event cannot be recorded now: nothing was published, try again shortly');
+    });
+    for (const o of out) this.d.channels.publishEvent(app, o.channel, o.frame, o.socketId);
+  }
+
+  private async info(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs>> {
     const out: Record<string, ChannelAttrs> = {};
     await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
     return out;

@@ -25,8 +25,19 @@ export interface Backbone {
   /** Starts receiving: every frame published to a channel this node has interest in goes to `frames`. */
   start(handlers: BackboneHandlers): Promise<void>;
   /**
+   * Whether these frames, published now, are sure to reach every node: false only while other nodes
+   * cannot be reached and the outage buffer has no room for them (or holds an event older than its
+   * age limit). What a client or the API can be asked to send again is checked first and refused
+   * whole when false (HTTP 503, pusher:error 4301), so nothing that was accepted is lost. Publishes
+   * after a true answer are always kept, even if the buffer filled meanwhile; callers publish right
+   * after checking. The check costs nothing while Redis is up and the buffer is empty.
+   */
+  hasRoom(frames: readonly string[]): boolean;
+  /**
    * Publishes a pre-built frame to every subscriber of app/channel on every node, this one included
    * (local delivery happens synchronously inside this call). `exceptSocketId` is left out everywhere.
+   * Frames from one node reach every other node exactly once and in the order they were published,
+   * across Redis outages (they wait in the outage buffer).
    */
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void;
   /**
@@ -47,5 +58,9 @@ export interface Backbone {
   isHealthy(): boolean;
   /** Frames that reached this node from other nodes (metrics). */
   readonly received: number;
+  /** Operations waiting in the outage buffer, and their frames' bytes (metrics). */
+  readonly buffered: { readonly events: number; readonly bytes: number };
+  /** Frames refused because the outage buffer was full or too old (metrics). */
+  readonly refused: number;
   close(): Promise<void>;
 }

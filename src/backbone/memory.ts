@@ -8,11 +8,17 @@ const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command()
 export class MemoryBackbone implements Backbone {
   private handlers = idle;
   readonly received = 0;
+  readonly buffered = { events: 0, bytes: 0 };
+  readonly refused = 0;
 
   constructor(private readonly history: MemoryHistory) {}
 
   async start(handlers: BackboneHandlers): Promise<void> {
     this.handlers = handlers;
+  }
+
+  hasRoom(): boolean {
+    return true;
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {

@@ -16,7 +16,7 @@ import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore }
 import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import type { WebhookSink } from '../webhooks/sink.js';
+import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
 import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
 import { HOLD_MARGIN, recover } from './recovery.js';
 import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
@@ -44,6 +44,15 @@ export class Channels implements ClusterStateHandler {
     this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
   }
 
+  /**
+   * Whether these channel events can be published now and are sure to reach every node (false while
+   * Redis is down and the outage buffer is full: see Backbone.hasRoom). Checked right before
+   * publishEvent by what can be refused (REST 503, client events 4301).
+   */
+  hasRoom(events: readonly string[]): boolean {
+    return this.d.backbone.hasRoom(events);
+  }
+
   /** A channel event (REST trigger, client event): recorded when the channel keeps a history (docs/recovery.md). */
   publishEvent(app: App, channel: string, frame: string, exceptSocketId?: string): void {
     const policy = policyOf(app, channel);
@@ -61,7 +70,8 @@ export class Channels implements ClusterStateHandler {
     this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
     this.d.store.addSubscription(app.id, channel).then(
       (count) => this.countChanged(app, channel, count, count === 1 ? 'occupied' : undefined),
-      (err) => this.d.log.warn({ err, app: app.id, channel }, 'subscription count not recorded'),
+      // Counted by this node all the same; the cluster gets it, and its webhooks, when its share is written again.
+      (err) => this.d.log.debug({ err, app: app.id, channel }, 'subscription not yet counted cluster-wide'),
     );
   }
 
@@ -93,10 +103,10 @@ export class Channels implements ClusterStateHandler {
             status: Codes.overCapacity,
           });
         }
-        if (join.count === 1) this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
+        if (join.count === 1) this.transition(app, { name: 'channel_occupied', channel });
         if (join.added) {
           this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, member.userId, member.userInfo), s.socketId);
-          this.d.webhooks.emit(app, { name: 'member_added', channel, user_id: member.userId });
+          this.transition(app, { name: 'member_added', channel, user_id: member.userId });
         }
         s.send(frames.presenceSucceeded(channel, join.members));
         // Events are replayed, not member changes: the member list above replaces them.
@@ -138,7 +148,9 @@ export class Channels implements ClusterStateHandler {
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
     s.channels.delete(channel);
     this.leaveTopic(s, channel, sub);
-    this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.warn({ err, app: s.app.id, channel }, 'leave not recorded'));
+    // Unrecorded (Redis unreachable): this node's record has it, and when Redis is back its share is
+    // written again and the transitions it makes are announced then (presence/redis.ts).
+    this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.debug({ err, app: s.app.id, channel }, 'leave not yet recorded cluster-wide'));
   }
 
   /**
@@ -184,12 +196,19 @@ export class Channels implements ClusterStateHandler {
     );
   }
 
-  /** A node's share of the cluster state was removed (its crash, or its graceful stop). */
-  nodeStateRemoved(events: ClusterEvent[]): void {
+  /**
+   * A node's share of the cluster state changed as a whole: removed (its crash, or its graceful stop)
+   * or written again after Redis could not be told (this node's own). What that made due is sent as a
+   * single join or leave would.
+   */
+  stateChanged(events: ClusterEvent[]): void {
     for (const e of events) {
       const app = this.d.registry.findById(e.appId);
       if (!app) continue;
-      if (e.kind === 'member_removed') {
+      if (e.kind === 'member_added') {
+        if (e.channel === ONLINE_CHANNEL) this.announce(e.appId, e.userId, 'online');
+        else this.memberAdded(app, e.channel, e.userId, e.userInfo);
+      } else if (e.kind === 'member_removed') {
         if (e.channel === ONLINE_CHANNEL) this.announce(e.appId, e.userId, 'offline');
         else this.memberRemoved(app, e.channel, e.userId);
       } else {
@@ -265,16 +284,30 @@ export class Channels implements ClusterStateHandler {
     this.countChanged(app, channel, count, count === 0 ? 'vacated' : undefined);
   }
 
+  private memberAdded(app: App, channel: string, userId: string, userInfo: unknown): void {
+    this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, userId, userInfo));
+    this.transition(app, { name: 'member_added', channel, user_id: userId });
+  }
+
   private memberRemoved(app: App, channel: string, userId: string): void {
     this.d.backbone.publish(app.id, channel, frames.memberRemoved(channel, userId));
-    this.d.webhooks.emit(app, { name: 'member_removed', channel, user_id: userId });
+    this.transition(app, { name: 'member_removed', channel, user_id: userId });
   }
 
   /** Webhooks and subscription_count broadcasts after a channel's cluster-wide count changed. */
   private countChanged(app: App, channel: string, count: number, transition: Transition): void {
-    if (transition === 'occupied') this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
+    if (transition === 'occupied') this.transition(app, { name: 'channel_occupied', channel });
     if (app.enableSubscriptionCount && channelKind(channel) !== 'presence') this.counts.changed(app, channel, count);
-    if (transition === 'vacated') this.d.webhooks.emit(app, { name: 'channel_vacated', channel });
+    if (transition === 'vacated') this.transition(app, { name: 'channel_vacated', channel });
+  }
+
+  /**
+   * The webhook of an occupied/vacated/added/removed transition, unless the store queued it itself in
+   * the step that made the transition (Redis: so the queue's order is the transitions' order, whichever
+   * node made them, spec §10.3 and README "Webhooks").
+   */
+  private transition(app: App, event: WebhookEvent): void {
+    if (!this.d.store.queuesTransitionWebhooks) this.d.webhooks.emit(app, event);
   }
 
   /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and, once per window, its webhook (spec §7). */

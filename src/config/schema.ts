@@ -156,6 +156,24 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ batchMs: 50, timeoutMs: 5000, maxRetryMs: 300_000 }),
+    /**
+     * Cluster mode: while Redis cannot take cross-node events (it is unreachable, or just came back and
+     * the other nodes are still resubscribing), a node keeps them in order in this bounded buffer and
+     * publishes them when Redis returns. Full (or its oldest event older than maxAgeMs), new REST
+     * triggers get HTTP 503 and client events pusher:error 4301, so nothing accepted is lost. The
+     * defaults cover a Redis restart of a few seconds under heavy traffic.
+     */
+    backboneBuffer: z
+      .object({
+        /** Events (one per channel of a trigger) waiting at most. */
+        events: positive(10_000),
+        /** UTF-8 bytes of their frames at most. */
+        bytes: positive(16 * 1024 * 1024),
+        /** Milliseconds the oldest waiting event may be old before new ones are refused. */
+        maxAgeMs: positive(30_000),
+      })
+      .strict()
+      .default({ events: 10_000, bytes: 16 * 1024 * 1024, maxAgeMs: 30_000 }),
     /** Largest REST request body accepted (bytes). */
     maxRequestBytes: positive(1024 * 1024),
     apps: z.array(AppSchema).min(1),

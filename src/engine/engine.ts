@@ -26,7 +26,10 @@ export interface Engine {
   readonly webhookQueue: WebhookQueue;
   /** Starts receiving from the cluster; resolves once this node is registered (or Redis is found down). */
   start(handlers: EngineHandlers): Promise<void>;
-  /** False while other nodes cannot be reached (Redis down); always true in memory mode. */
+  /**
+   * False while other nodes cannot be reached (Redis down, or just back and the nodes still
+   * resubscribing) or this node's share is not written again yet; always true in memory mode.
+   */
   isHealthy(): boolean;
   /** Graceful stop: this node's share of the cluster state goes now, its due events to the handlers. */
   leave(): Promise<void>;

@@ -23,11 +23,20 @@ end
 `;
 
 /**
- * ARGV: B epochCandidate size ttlMs keepMs frame except redisChannel messageHead → "epoch:serial".
+ * ARGV: B epochCandidate size ttlMs keepMs frame except redisChannel messageHead → "epoch:serial", or
+ * "" for a message this script already recorded (the outbox wrote it again after a lost reply).
  * Publishes messageHead .. "r" .. epoch:serial .. "\\n" .. frame on redisChannel (see backbone/redis.ts).
+ * B:d holds, per sending process, the last message sequence recorded (messageHead = "<seq> <process>\\n...").
  */
 export const recordEvent = `${lib}
 local B = ARGV[1]
+local seq, sender = string.match(ARGV[9], '^(%d+) ([^\\n]+)\\n')
+if seq then
+  local done = tonumber(redis.call('HGET', B .. ':d', sender) or '0')
+  if tonumber(seq) <= done then return '' end
+  redis.call('HSET', B .. ':d', sender, seq)
+  redis.call('PEXPIRE', B .. ':d', ARGV[5])
+end
 local e = epochOf(B, ARGV[2], tonumber(ARGV[5]))
 local n = redis.call('INCR', B .. ':n')
 redis.call('PEXPIRE', B .. ':n', ARGV[5])

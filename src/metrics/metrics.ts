@@ -39,14 +39,14 @@ export interface WebhookStats {
 export interface MetricSources {
   sessions: { localConnections(): ReadonlyMap<string, number> };
   webhooks: { stats(): WebhookStats };
-  /** `received`: frames that reached this node from other nodes. */
-  backbone: { readonly received: number };
+  /** `received`: frames that reached this node from other nodes; the outage buffer and its refusals. */
+  backbone: { readonly received: number; readonly buffered: { readonly events: number; readonly bytes: number }; readonly refused: number };
 }
 
 const none: MetricSources = {
   sessions: { localConnections: () => new Map() },
   webhooks: { stats: () => ({ queueDepth: 0, apps: new Map() }) },
-  backbone: { received: 0 },
+  backbone: { received: 0, buffered: { events: 0, bytes: 0 }, refused: 0 },
 };
 
 export class Metrics implements TrafficCounters {
@@ -121,6 +121,31 @@ export class Metrics implements TrafficCounters {
       collect() {
         this.reset();
         this.inc(self.sources.backbone.received);
+      },
+    });
+    new Gauge({
+      name: 'ripple_backbone_buffer_events',
+      help: 'Cross-node events waiting for Redis on this node (the outage buffer)',
+      registers,
+      collect() {
+        this.set(self.sources.backbone.buffered.events);
+      },
+    });
+    new Gauge({
+      name: 'ripple_backbone_buffer_bytes',
+      help: 'UTF-8 bytes of the frames waiting in the outage buffer',
+      registers,
+      collect() {
+        this.set(self.sources.backbone.buffered.bytes);
+      },
+    });
+    new Counter({
+      name: 'ripple_backbone_refused_total',
+      help: 'Events refused (HTTP 503, pusher:error 4301) because the outage buffer was full or too old',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.backbone.refused);
       },
     });
     this.restRequests = new Counter({ name: 'ripple_rest_requests_total', help: 'REST API requests by app and HTTP status', labelNames: ['app', 'status'], registers });

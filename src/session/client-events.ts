@@ -47,7 +47,10 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   }
   const userId = kind === 'presence' ? sub.userId : undefined;
   // The client's data is relayed as received (an object stays an object, spec §6).
-  deps.channels.publishEvent(app, channel, frames.channelEvent(frame.event, channel, frame.data, userId), s.socketId);
+  const out = frames.channelEvent(frame.event, channel, frame.data, userId);
+  // Redis down and the outage buffer full: refused whole (not even local delivery), the client may retry.
+  if (!deps.channels.hasRoom([out])) return refuse(s, 'Other nodes cannot be reached right now and the event was not sent; try again shortly.', channel);
+  deps.channels.publishEvent(app, channel, out, s.socketId);
   deps.webhooks.emit(app, {
     name: 'client_event',
     channel,

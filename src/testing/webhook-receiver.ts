@@ -60,4 +60,17 @@ export class WebhookReceiver {
   named(name: string, channel?: string): Record<string, unknown>[] {
     return this.events().filter((e) => e.name === name && (channel === undefined || e.channel === channel));
   }
+
+  /**
+   * The channel's events in arrival order, each distinct one once ("member_added:<user>" for member
+   * events), since delivery is at least once: for checking order where every event is distinct.
+   */
+  firstOf(channel: string): string[] {
+    const seen = new Set<string>();
+    for (const e of this.events()) {
+      if (e.channel !== channel) continue;
+      seen.add(e.user_id === undefined ? String(e.name) : `${e.name}:${e.user_id}`);
+    }
+    return [...seen];
+  }
 }

@@ -10,7 +10,8 @@ import type { AppRegistry } from '../apps/registry.js';
 import type { WebhookConfig } from '../config/schema.js';
 import type { WebhookCounts, WebhookStats } from '../metrics/metrics.js';
 import type { WebhookEvent, WebhookSink } from './sink.js';
-import { queueName, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
+import type { DeadLetter, QueuedEvent, WebhookQueue } from './queue.js';
+import { endpointFilters, wants, type EndpointFilter } from './routes.js';
 import { sendWebhook } from './send.js';
 
 export interface DeliverySettings {
@@ -19,8 +20,7 @@ export interface DeliverySettings {
   maxRetryMs: number;
 }
 
-interface Endpoint {
-  queue: string;
+interface Endpoint extends EndpointFilter {
   app: App;
   url: string;
   /** The URL as logged: no user, password or query (where webhook receivers put their tokens). */
@@ -28,9 +28,6 @@ interface Endpoint {
   /** The app's counters (shared by its endpoints). */
   counts: WebhookCounts;
   headers: Record<string, string>;
-  types: ReadonlySet<string>;
-  startsWith?: string;
-  endsWith?: string;
 }
 
 interface Worker {
@@ -89,17 +86,8 @@ export class WebhookDelivery implements WebhookSink {
       if (!app.webhooks.length) continue;
       const counts = { delivered: 0, retries: 0, failures: 0 };
       this.counters.set(app.id, counts);
-      const eps = app.webhooks.map((w: WebhookConfig) => ({
-        queue: queueName(app.id, w.url),
-        app,
-        url: w.url,
-        shownUrl: shownUrl(w.url),
-        counts,
-        headers: w.headers,
-        types: new Set<string>(w.event_types),
-        startsWith: w.filter.channel_name_starts_with,
-        endsWith: w.filter.channel_name_ends_with,
-      }));
+      const filters = endpointFilters(app);
+      const eps = app.webhooks.map((w: WebhookConfig, i) => ({ ...filters[i], app, url: w.url, shownUrl: shownUrl(w.url), counts, headers: w.headers }));
       this.byApp.set(app.id, eps);
       for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
     }
@@ -115,12 +103,7 @@ export class WebhookDelivery implements WebhookSink {
     const eps = this.byApp.get(app.id);
     if (!eps || this.closed) return;
     const t = Date.now();
-    for (const ep of eps) {
-      if (!ep.types.has(event.name)) continue;
-      if (ep.startsWith !== undefined && !event.channel.startsWith(ep.startsWith)) continue;
-      if (ep.endsWith !== undefined && !event.channel.endsWith(ep.endsWith)) continue;
-      this.queue.append(ep.queue, [{ t, ev: event }]);
-    }
+    for (const ep of eps) if (wants(ep, event.name, event.channel)) this.queue.append(ep.queue, [{ t, ev: event }]);
   }
 
   stats(): WebhookStats {
