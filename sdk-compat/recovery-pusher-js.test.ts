@@ -13,7 +13,11 @@ import { assertEachOnceInOrder, publishSteadily, sdk, startCutProxy, type CutPro
 
 const app = { id: 'rec-js', key: 'rec-js-key', secret: 'rec-js-secret' };
 const plainApp = { id: 'plain-js', key: 'plain-js-key', secret: 'plain-js-secret' };
-const recovery = { historySize: 2000, historyTtl: 120, channels: [{ prefix: 'small-', historySize: 5 }, { prefix: 'off-', historySize: 0 }] };
+const recovery = {
+  historySize: 2000,
+  historyTtl: 120,
+  channels: [{ prefix: 'small-', historySize: 5 }, { prefix: '#server-to-user-small', historySize: 2 }, { prefix: 'off-', historySize: 0 }],
+};
 const apps = [{ ...app, recovery }, plainApp];
 
 let redis: RedisHandle;
@@ -139,7 +143,9 @@ test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILL
     await publishSteadily(sdk(a.port, app), 'a', 'restart-pair', 'tick', 40, 6);
     await untilTicks(w, 60);
     await a.kill(); // the client loses its connection with the node; b keeps publishing
+    proxy.down(); // the client's reconnect waits until the node is back
     a = await node('pair-a', port);
+    proxy.up();
     await reconnected(c, 2);
     await publishSteadily(sdk(a.port, app), 'a', 'restart-pair', 'tick', 40, 6, 40);
     await fromB;
@@ -356,24 +362,36 @@ test('storage: a new Pusher instance over the same storage (a page reload) recov
   assert.throws(() => withRecovery(second.pusher), /already has recovery/);
 });
 
-test('the user channel (#server-to-user-) recovers too: pusher.user.bind() sees every event once across a cut', async () => {
-  const proxy = await proxyTo(single);
-  const c = connect(proxy, { user: 'rec-user' });
-  const got: Tick[] = [];
-  c.pusher.user.bind('tick', (t: Tick) => got.push(t));
-  c.pusher.signin();
-  await eventually(() => c.outcomes.some((o) => o.channel === '#server-to-user-rec-user'), { timeoutMs: 5000, what: 'the user channel subscribed' });
+test('the user channel (#server-to-user-) recovers too: pusher.user.bind() sees every event once across a cut, or ripple:continuity_lost', async () => {
   const server = sdk(single.port, app);
-  const sendToUser = async (from: number, count: number) => {
-    for (let seq = from; seq < from + count; seq++) await server.sendToUser('rec-user', 'tick', { publisher: 'p', seq });
-  };
-  await sendToUser(0, 2);
-  await eventually(() => got.length >= 2, { timeoutMs: 5000, what: 'user events' });
-  proxy.down();
-  await sendToUser(2, 3);
-  proxy.up();
-  await reconnected(c, 2);
-  await eventually(() => got.length >= 5, { timeoutMs: 5000, what: () => `user events after the reconnect: ${JSON.stringify(got)}` });
-  await sleep(200);
-  assertEachOnceInOrder(got, { p: 5 });
+  for (const user of ['rec-user', 'small-user']) {
+    const proxy = await proxyTo(single);
+    const c = connect(proxy, { user });
+    const got: Tick[] = [];
+    const lost: ContinuityLost[] = [];
+    c.pusher.user.bind('tick', (t: Tick) => got.push(t));
+    c.pusher.user.bind(CONTINUITY_LOST_EVENT, (l: ContinuityLost) => lost.push(l));
+    c.pusher.signin();
+    await eventually(() => c.outcomes.some((o) => o.channel === `#server-to-user-${user}`), { timeoutMs: 5000, what: 'the user channel subscribed' });
+    const sendToUser = async (from: number, count: number) => {
+      for (let seq = from; seq < from + count; seq++) await server.sendToUser(user, 'tick', { publisher: 'p', seq });
+    };
+    await sendToUser(0, 2);
+    await eventually(() => got.length >= 2, { timeoutMs: 5000, what: 'user events' });
+    proxy.down();
+    await sendToUser(2, 3); // small-user's history keeps 2
+    proxy.up();
+    await reconnected(c, 2);
+    await eventually(() => c.outcomes.length >= 2, { timeoutMs: 5000, what: 'the user channel subscribed again' });
+    await sendToUser(5, 1);
+    await eventually(() => got.some((t) => t.seq === 5), { timeoutMs: 5000, what: () => `user events after the reconnect: ${JSON.stringify(got)}` });
+    await sleep(200);
+    if (user === 'rec-user') {
+      assertEachOnceInOrder(got, { p: 6 });
+      assert.deepEqual(lost, []);
+    } else {
+      assert.deepEqual(got.map((t) => t.seq), [0, 1, 5]);
+      assert.deepEqual(lost, [{ reason: 'trimmed' }]);
+    }
+  }
 });

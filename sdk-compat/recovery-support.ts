@@ -10,7 +10,11 @@ export interface CutProxy {
   port: number;
   /** Kills every connection through the proxy with a TCP reset both ways: the client sees 1006. */
   cut(): void;
-  /** Cuts, and refuses new connections until up(): the client stays away while a test publishes. */
+  /**
+   * Cuts, and holds new connections unanswered until up() forwards them: the client stays away while
+   * a test publishes or restarts a node, and is back as soon as up() is called. (A refused connection
+   * would not do: pusher-js in Node then waits out its 15 s connect timeout before it tries again.)
+   */
   down(): void;
   up(): void;
   /** New connections go to this port from now on; open ones stay where they are until cut. */
@@ -21,10 +25,10 @@ export interface CutProxy {
 /** A proxy on 127.0.0.1 to `targetPort` on 127.0.0.1. */
 export async function startCutProxy(targetPort: number): Promise<CutProxy> {
   let target = targetPort;
-  let refusing = false;
+  let holding = false;
+  const held = new Set<Socket>();
   const pairs = new Set<[Socket, Socket]>();
-  const server = createServer((client) => {
-    if (refusing) return void client.resetAndDestroy();
+  const forward = (client: Socket) => {
     const upstream = connect(target, '127.0.0.1');
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -37,6 +41,12 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
     upstream.on('error', end).on('close', end);
     client.pipe(upstream);
     upstream.pipe(client);
+  };
+  const server = createServer((client) => {
+    if (!holding) return forward(client);
+    // Unread until forwarded: what the client sends meanwhile waits in the socket's buffer.
+    held.add(client);
+    client.on('error', () => held.delete(client)).on('close', () => held.delete(client));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const addr = server.address();
@@ -51,17 +61,21 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
     port: typeof addr === 'object' && addr ? addr.port : 0,
     cut,
     down() {
-      refusing = true;
+      holding = true;
       cut();
     },
     up() {
-      refusing = false;
+      holding = false;
+      for (const client of held) if (!client.destroyed) forward(client);
+      held.clear();
     },
     retarget(port) {
       target = port;
     },
     async close() {
       cut();
+      for (const client of held) client.resetAndDestroy();
+      held.clear();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
