@@ -229,3 +229,20 @@ test('history over REST: signed, paged by position, 410 for a position of anothe
   assert.equal((await rest(single.url, app, 'GET', `/apps/${app.id}/channels/off-x/history`)).status, 404);
   assert.equal((await rest(single.url, { ...app, secret: 'wrong' }, 'GET', `/apps/${app.id}/channels/paged/history`)).status, 401);
 });
+
+test('cluster: an event published right after subscription_succeeded reaches a subscribe that replays nothing (a first one, or a gap not filled)', async () => {
+  // The subscribe's history read can come after such an event was numbered (here: queued behind the
+  // reads of many other subscribes): the event is the client's first live one, to be delivered, not
+  // skipped as if a replay had held it.
+  const c = await connect(cluster[0]);
+  const channels = Array.from({ length: 1000 }, (_, i) => `right-after-${i}`);
+  channels.forEach((channel, i) => c.send({ event: 'pusher:subscribe', data: { channel, auth: '', ripple_recovery: i % 2 ? { position: 'zzzzzz:1' } : {} } }));
+  const last = channels.slice(-100);
+  for (const channel of last) await c.nextEvent('pusher_internal:subscription_succeeded', channel);
+  const res = await rest(cluster[1].url, app, 'POST', `/apps/${app.id}/events`, { name: 'msg', channels: last, data: 'live' });
+  assert.equal(res.status, 200);
+  await sleep(500);
+  const missed = last.filter((channel) => eventsOf(c, channel).length !== 1);
+  assert.deepEqual(missed, [], `outcome of the first: ${JSON.stringify(c.frames.find((f) => f.event === 'pusher_internal:ripple_recovery' && f.channel === missed[0]))}`);
+  c.ws.terminate();
+});
