@@ -2,7 +2,8 @@
 // browser) with pusher-js's browser bundle and the plugin as built for browsers by
 // recovery-plugin/scripts/build.mjs (run here, into recovery-plugin/dist): the script-tag build
 // (`RippleRecovery.withRecovery`) and the ESM build. Two nodes share a Redis and both publish; the
-// page's connection is cut and moved to the other node, and the page is reloaded with storage 'session'.
+// page's connection is cut and moved to the other node, its node is restarted, and the page is
+// reloaded with storage 'session'.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -52,6 +53,8 @@ const pages: Record<string, string> = {
   '/module.html': `<script src="/pusher.min.js"></script><script>${appScript}</script><script type="module">import { withRecovery } from '/esm/index.js'; start(withRecovery);</script>`,
 };
 
+const clusterNode = (id: string, port?: number) => startNode({ env: { REDIS_URL: redis.url, NODE_ID: id }, config: { apps: [{ ...app, recovery }] }, port });
+
 before(async () => {
   assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: run scripts/test-deps.sh (apt-get install -y chromium)`);
   execFileSync(process.execPath, [join(repoRoot, 'recovery-plugin', 'scripts', 'build.mjs')], { stdio: 'inherit' });
@@ -61,7 +64,7 @@ before(async () => {
     '/esm/index.js': readFileSync(join(dist, 'esm', 'index.js')),
   };
   redis = await startRedis();
-  nodes.push(...(await Promise.all(['web-a', 'web-b'].map((id) => startNode({ env: { REDIS_URL: redis.url, NODE_ID: id }, config: { apps: [{ ...app, recovery }] } })))));
+  nodes.push(...(await Promise.all(['web-a', 'web-b'].map((id) => clusterNode(id)))));
   http = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (pages[path]) {
@@ -150,6 +153,34 @@ for (const [build, path] of [['script-tag build (RippleRecovery.withRecovery)', 
     }
   });
 }
+
+test('Chromium, script-tag build: the node the page is on is SIGKILLed and restarted while the other one publishes; every event once, in order', async () => {
+  const proxy = await proxyTo(nodes[0]);
+  const { tab, errors } = await openPage('/script-tag.html', proxy, ['web-restart']);
+  try {
+    await until(tab, 'connected', (s) => s.connections === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const fromB = publishSteadily(sdk(nodes[1].port, app), 'b', 'web-restart', 'tick', 400, 6);
+    await publishSteadily(sdk(nodes[0].port, app), 'a', 'web-restart', 'tick', 30, 6);
+    await until(tab, '40 ticks', (s) => s.ticks['web-restart'].length >= 40);
+    const port = nodes[0].port;
+    await nodes[0].kill();
+    proxy.down(); // the reconnect waits until the node is back
+    nodes[0] = await clusterNode('web-a', port);
+    proxy.up();
+    await until(tab, 'second connection', (s) => s.connections === 2);
+    await publishSteadily(sdk(nodes[0].port, app), 'a', 'web-restart', 'tick', 30, 6, 30);
+    await fromB;
+    await until(tab, 'every tick', (s) => s.ticks['web-restart'].length >= 460);
+    await new Promise((r) => setTimeout(r, 200));
+    const final = await state(tab);
+    assertEachOnceInOrder(final.ticks['web-restart'], { a: 60, b: 400 });
+    assert.deepEqual(final.lost['web-restart'], []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await tab.context().close();
+  }
+});
 
 test("Chromium, storage 'session': a page reload recovers what was published meanwhile; a gap longer than the window is ripple:continuity_lost", async () => {
   const proxy = await proxyTo(nodes[0]);

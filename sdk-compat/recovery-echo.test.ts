@@ -1,6 +1,7 @@
 // Message recovery with Laravel Echo: `new Echo({ broadcaster: 'pusher', client: withRecovery(new
 // Pusher(...)) })` on two nodes sharing Redis, with publishers on both. `.listen()` sees every event
-// once and in order across a cut and a move to the other node, `.listen('.ripple:continuity_lost')`
+// once and in order across a cut, a move to the other node and a restart of the client's node,
+// `.listen('.ripple:continuity_lost')`
 // hears about a gap that could not be filled, and toOthers() (the backend call carries the client's
 // socket id as socket_id) never delivers a client its own events, before, during or after a reconnect.
 import { after, before, test } from 'node:test';
@@ -24,9 +25,11 @@ const echoes: Echo<'pusher'>[] = [];
 let backend: Server;
 let backendUrl: string;
 
+const clusterNode = (id: string, port?: number) => startNode({ env: { REDIS_URL: redis.url, NODE_ID: id }, config: { apps: [{ ...app, recovery }] }, port });
+
 before(async () => {
   redis = await startRedis();
-  nodes.push(...(await Promise.all(['echo-a', 'echo-b'].map((id) => startNode({ env: { REDIS_URL: redis.url, NODE_ID: id }, config: { apps: [{ ...app, recovery }] } })))));
+  nodes.push(...(await Promise.all(['echo-a', 'echo-b'].map((id) => clusterNode(id)))));
   // The app's backend: what Laravel's broadcast(...)->toOthers() does with the X-Socket-ID header Echo's
   // interceptors add to the app's requests.
   const server = sdk(nodes[1].port, app);
@@ -90,7 +93,12 @@ function ready<C extends { subscribed(cb: CallableFunction): C }>(ch: C): Promis
   return new Promise((resolve) => ch.subscribed(() => resolve(ch)));
 }
 
-const until = (what: string, check: () => boolean, timeoutMs = 15_000) => eventually(check, { timeoutMs, what });
+const until = (what: string | (() => string), check: () => boolean, timeoutMs = 15_000) => eventually(check, { timeoutMs, what });
+const summary = (ticks: Tick[]) => {
+  const by: Record<string, number[]> = {};
+  for (const t of ticks) (by[t.publisher] ??= []).push(t.seq);
+  return JSON.stringify(Object.fromEntries(Object.entries(by).map(([p, seqs]) => [p, { count: seqs.length, first: seqs.slice(0, 3), last: seqs.slice(-3), gaps: seqs.filter((q, i) => i > 0 && q !== seqs[i - 1] + 1).slice(0, 5) }])));
+};
 
 test('Echo .listen() on a public and a private channel: every event once, in order, across a cut and a move to the other node', async () => {
   const proxy = await proxyTo(nodes[0]);
@@ -115,13 +123,37 @@ test('Echo .listen() on a public and a private channel: every event once, in ord
   proxy.cut();
   await until('third connection', () => ids.length >= 3 && e.connectionStatus() === 'connected');
   await publishing;
-  await until('every public tick', () => pub.length >= 500);
-  await until('every private tick', () => priv.length >= 500);
+  await until(() => `every public tick: ${summary(pub)}`, () => pub.length >= 500);
+  await until(() => `every private tick: ${summary(priv)}`, () => priv.length >= 500);
   await sleep(200);
   assertEachOnceInOrder(pub, { n0: 250, n1: 250 });
   assertEachOnceInOrder(priv, { n0: 250, n1: 250 });
   assert.deepEqual(lost, []);
   assert.equal(new Set(ids).size, 3);
+});
+
+test('Echo .listen(): the node the client is on is SIGKILLed and restarted while the other one publishes; every event once, in order', async () => {
+  const proxy = await proxyTo(nodes[0]);
+  const e = echo(proxy);
+  const ids = socketIds(e);
+  const got: Tick[] = [];
+  const lost: ContinuityLost[] = [];
+  await ready(e.channel('echo-restart').listen('.tick', (t: Tick) => got.push(t)).listen('.ripple:continuity_lost', (l: ContinuityLost) => lost.push(l)));
+  const fromB = publishSteadily(sdk(nodes[1].port, app), 'b', 'echo-restart', 'tick', 400, 6);
+  await publishSteadily(sdk(nodes[0].port, app), 'a', 'echo-restart', 'tick', 30, 6);
+  await until('40 ticks', () => got.length >= 40);
+  const port = nodes[0].port;
+  await nodes[0].kill();
+  proxy.down(); // the reconnect waits until the node is back
+  nodes[0] = await clusterNode('echo-a', port);
+  proxy.up();
+  await until('second connection', () => ids.length >= 2 && e.connectionStatus() === 'connected');
+  await publishSteadily(sdk(nodes[0].port, app), 'a', 'echo-restart', 'tick', 30, 6, 30);
+  await fromB;
+  await until(() => `every tick: ${summary(got)}`, () => got.length >= 460);
+  await sleep(200);
+  assertEachOnceInOrder(got, { a: 60, b: 400 });
+  assert.deepEqual(lost, []);
 });
 
 test("toOthers(): the client's own events never reach it, sent before, while away (under its old socket id) or after a reconnect; the others get them all", async () => {
@@ -168,8 +200,10 @@ test(".listen('.ripple:continuity_lost') hears about a gap longer than the chann
   const lost: ContinuityLost[] = [];
   await ready(e.channel('small-feed').listen('.tick', (t: Tick) => got.push(t)).listen('.ripple:continuity_lost', (l: ContinuityLost) => lost.push(l)));
   const server = sdk(nodes[1].port, app);
+  const seen: string[] = [];
+  e.connector.pusher.connection.bind('message', (m: { event: string; channel?: string }) => seen.push(`${m.event}@${m.channel}`));
   await publishSteadily(server, 'p', 'small-feed', 'tick', 1, 0);
-  await until('the first tick', () => got.length >= 1);
+  await until(() => `the first tick (state ${e.connectionStatus()}, seen since ${JSON.stringify(seen)})`, () => got.length >= 1);
   proxy.down();
   await until('away', () => e.connectionStatus() !== 'connected');
   await publishSteadily(server, 'p', 'small-feed', 'tick', 10, 0, 1); // the history keeps 3

@@ -109,7 +109,7 @@ const untilTicks = (w: Watch, n: number, timeoutMs = 15_000) =>
 const reconnected = (c: Client, connections: number) =>
   eventually(() => c.socketIds.length >= connections && c.pusher.connection.state === 'connected', { timeoutMs: 10_000, what: () => `connection ${connections} (state ${c.pusher.connection.state})` });
 
-test('one node: a connection cut while events are published steadily, then pusher-js reconnects: every event once, in order', async () => {
+test('one node: a connection cut while events are published steadily, then pusher-js reconnects: every event once, in order', async (t) => {
   const proxy = await proxyTo(single);
   const c = connect(proxy);
   const w = watch(c, 'cut-one');
@@ -126,10 +126,11 @@ test('one node: a connection cut while events are published steadily, then pushe
   const [first, second] = c.outcomes;
   assert.deepEqual([c.outcomes.length, first.recovered, second.recovered], [2, undefined, true]);
   assert.ok(second.replayed! > 0, `the gap was filled by the replay (${second.replayed} events)`);
+  t.diagnostic(`replayed after the cut: ${second.replayed} events`);
   assert.deepEqual(w.lost, []);
 });
 
-test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILLed and restarted, the client recovers everything from the shared history', async () => {
+test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILLed and restarted, the client recovers everything from the shared history', async (t) => {
   const pairRedis = await startRedis();
   try {
     const port = await freePort();
@@ -154,6 +155,7 @@ test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILL
     assertEachOnceInOrder(w.ticks, { a: 80, b: 500 });
     assert.equal(c.outcomes.at(-1)?.recovered, true);
     assert.ok(c.outcomes.at(-1)!.replayed! > 0, 'events published while the node was down were replayed');
+    t.diagnostic(`replayed after the restart: ${c.outcomes.at(-1)!.replayed} events`);
     assert.deepEqual(w.lost, []);
     void b;
   } finally {
@@ -161,7 +163,7 @@ test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILL
   }
 });
 
-test('three nodes, publishers on every node: the client reconnects to another node, twice, and sees every event once, in order', async () => {
+test('three nodes, publishers on every node: the client reconnects to another node, twice, and sees every event once, in order', async (t) => {
   const proxy = await proxyTo(cluster[0]);
   const c = connect(proxy);
   const w = watch(c, 'move-three');
@@ -181,6 +183,7 @@ test('three nodes, publishers on every node: the client reconnects to another no
   assertEachOnceInOrder(w.ticks, { n0: 250, n1: 250, n2: 250 });
   assert.deepEqual(c.outcomes.map((o) => o.recovered), [undefined, true, true]);
   assert.ok(c.outcomes.slice(1).every((o) => o.replayed! > 0), `each reconnect was recovered by a replay: ${JSON.stringify(c.outcomes)}`);
+  t.diagnostic(`replayed after each move: ${c.outcomes.slice(1).map((o) => o.replayed).join(', ')} events`);
   assert.deepEqual(w.lost, []);
 });
 

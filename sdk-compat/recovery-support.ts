@@ -8,7 +8,11 @@ import { sleep } from '../src/testing/eventually.js';
 
 export interface CutProxy {
   port: number;
-  /** Kills every connection through the proxy with a TCP reset both ways: the client sees 1006. */
+  /**
+   * Closes every connection through the proxy at once, both ways, without a WebSocket close frame: the
+   * client sees 1006. (A TCP reset would not be safer: libuv forbids resetting a socket whose end was
+   * already shut down, and Node can then hang at exit.)
+   */
   cut(): void;
   /**
    * Cuts, and holds new connections unanswered until up() forwards them: the client stays away while
@@ -34,8 +38,8 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
     pairs.add(pair);
     const end = () => {
       pairs.delete(pair);
-      if (!client.destroyed) client.resetAndDestroy();
-      if (!upstream.destroyed) upstream.resetAndDestroy();
+      client.destroy();
+      upstream.destroy();
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
@@ -52,8 +56,8 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
   const addr = server.address();
   const cut = () => {
     for (const [client, upstream] of pairs) {
-      client.resetAndDestroy();
-      upstream.resetAndDestroy();
+      client.destroy();
+      upstream.destroy();
     }
     pairs.clear();
   };
@@ -74,7 +78,7 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
     },
     async close() {
       cut();
-      for (const client of held) client.resetAndDestroy();
+      for (const client of held) client.destroy();
       held.clear();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

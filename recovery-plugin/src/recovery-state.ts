@@ -33,11 +33,10 @@ export class RecoveryState {
 
   /** A connection was established (the first, or a reconnect with a new socket id). */
   connected(socketId: string): void {
-    if (this.current !== undefined && this.current !== socketId) {
-      this.earlier = [this.current, ...this.earlier.filter((id) => id !== this.current)].slice(0, MAX_EARLIER_SOCKET_IDS);
-    }
+    if (this.current !== undefined) this.earlier = [this.current, ...this.earlier].slice(0, MAX_EARLIER_SOCKET_IDS);
     this.current = socketId;
-    this.store.saveSocketIds([socketId, ...this.earlier.filter((id) => id !== socketId)].slice(0, MAX_EARLIER_SOCKET_IDS));
+    // For a reload of the page, this connection is an earlier one too.
+    this.store.saveSocketIds([socketId, ...this.earlier].slice(0, MAX_EARLIER_SOCKET_IDS));
   }
 
   /** The opt-in for a subscribe being sent: the last position, if any, and the earlier socket ids with it. */
