@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { sleep } from '../src/testing/eventually.js';
-import { RawClient, presenceAuth, type Frame } from '../src/testing/raw-client.js';
+import { RawClient, presenceAuth, signinAuth, type Frame } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'rec', key: 'rec-key', secret: 'rec-secret' };
@@ -230,12 +230,35 @@ test('history over REST: signed, paged by position, 410 for a position of anothe
   assert.equal((await rest(single.url, { ...app, secret: 'wrong' }, 'GET', `/apps/${app.id}/channels/paged/history`)).status, 401);
 });
 
+test('#server-to-user- channels recover too: a signed-in client that resubscribes with its position gets what was sent to its user meanwhile', async () => {
+  const userData = JSON.stringify({ id: 'rec-user' });
+  const channel = '#server-to-user-rec-user';
+  async function signedIn(): Promise<RawClient> {
+    const c = await connect(single);
+    c.send({ event: 'pusher:signin', data: { user_data: userData, auth: signinAuth(app.key, app.secret, c.socketId, userData) } });
+    await c.nextEvent('pusher:signin_success');
+    return c;
+  }
+  const c1 = await signedIn();
+  await subscribeRecovering(c1, channel);
+  await trigger(single, channel, 'msg', 'u1');
+  const [u1] = await until(c1, channel, 1);
+  assert.ok(positionOf(u1), 'the user channel carries positions once opted in');
+  c1.ws.terminate();
+  await trigger(single, channel, 'msg', 'u2');
+  const c2 = await signedIn();
+  const outcome = await subscribeRecovering(c2, channel, { position: positionOf(u1) });
+  assert.deepEqual([outcome.recovered, outcome.replayed], [true, 1]);
+  await trigger(single, channel, 'msg', 'u3');
+  assert.deepEqual((await until(c2, channel, 2)).map((f) => f.data), ['u2', 'u3']);
+});
+
 test('cluster: an event published right after subscription_succeeded reaches a subscribe that replays nothing (a first one, or a gap not filled)', async () => {
   // The subscribe's history read can come after such an event was numbered (here: queued behind the
   // reads of many other subscribes): the event is the client's first live one, to be delivered, not
   // skipped as if a replay had held it.
   const c = await connect(cluster[0]);
-  const channels = Array.from({ length: 1000 }, (_, i) => `right-after-${i}`);
+  const channels = Array.from({ length: 800 }, (_, i) => `right-after-${i}`); // under maxChannelsPerConnection
   channels.forEach((channel, i) => c.send({ event: 'pusher:subscribe', data: { channel, auth: '', ripple_recovery: i % 2 ? { position: 'zzzzzz:1' } : {} } }));
   const last = channels.slice(-100);
   for (const channel of last) await c.nextEvent('pusher_internal:subscription_succeeded', channel);

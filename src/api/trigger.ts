@@ -1,17 +1,19 @@
 // Triggering events (spec §9.3): POST /apps/<id>/events and batch_events. The Fastify routes and the
-// uWS fast path (see uws-bridge) both call this, with the same checks, quotas, errors and metrics.
+// uWS fast path (see uws-bridge) both call this, with the same checks, quotas, errors, metrics and
+// request log.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
 import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
-import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel } from '../protocol/channels.js';
+import { encryptData, isEncryptedPayload } from '../protocol/encryption.js';
 import * as frames from '../protocol/frames.js';
 import { errorResponse, HttpError, parseBody } from './errors.js';
 import { spend, type SetHeader } from './rate-limit.js';
+import type { RequestLog } from './request-log.js';
 import { verifySignedRequest, type SignedRequest } from './signed-request.js';
 import { parseTrigger, type TriggerEvent } from './validate.js';
 
@@ -22,7 +24,8 @@ export interface TriggerDeps {
   store: PresenceStore;
   cache: ChannelCache;
   rates: RateWindows;
-  metrics: Metrics;
+  /** the fast path's requests are counted and logged here (Fastify's by its own hook) */
+  requests: RequestLog;
   log: Logger;
 }
 
@@ -61,18 +64,22 @@ export class Trigger {
 
   /** A whole signed trigger request outside Fastify (the uWS fast path): never throws. */
   async handle(route: TriggerRoute, req: SignedRequest): Promise<TriggerResponse> {
+    const started = performance.now();
     const headers: Record<string, string> = {};
     const header: SetHeader = (name, value) => void (headers[name.toLowerCase()] = value);
     let status = 200;
     let body: object;
+    let failure: string | undefined;
     try {
       const { app } = verifySignedRequest(this.d.registry, req);
       const parsed = parseBody(req.rawBody);
       body = route === 'events' ? await this.events(app, parsed, header) : await this.batch(app, parsed, header);
     } catch (err) {
-      ({ status, body } = errorResponse(err as Error, this.d.log));
+      const r = errorResponse(err as Error, this.d.log);
+      ({ status, body } = r);
+      failure = r.body.error;
     }
-    this.d.metrics.restRequests.inc({ status: String(status) });
+    this.d.requests.done(req.appId, req.method, req.path, status, performance.now() - started, failure);
     headers['content-type'] = 'application/json; charset=utf-8';
     return { status, headers, body: JSON.stringify(body) };
   }
@@ -80,15 +87,25 @@ export class Trigger {
   private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
     const cached: Promise<void>[] = [];
     for (const channel of ev.channels) {
-      this.d.channels.publishEvent(app, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
+      const data = this.sealed(app, channel, ev.data);
+      this.d.channels.publishEvent(app, channel, frames.channelEvent(ev.name, channel, data), ev.socketId);
       // Cache channels keep the last event published through the API (spec §7).
-      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
+      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data }));
     }
     await Promise.all(cached);
     if (!ev.info) return undefined;
     const out: Record<string, ChannelAttrs> = {};
     await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
     return out;
+  }
+
+  /**
+   * Data for an encrypted channel from a backend that could not encrypt it: encrypted here when the
+   * app gave its master key; data an SDK already encrypted is relayed untouched (spec §3.2).
+   */
+  private sealed(app: App, channel: string, data: string): string {
+    if (!app.encryptionMasterKey || channelKind(channel) !== 'encrypted' || isEncryptedPayload(data)) return data;
+    return encryptData(channel, app.encryptionMasterKey, data);
   }
 
   private async attrs(app: App, channel: string, info: string[]): Promise<ChannelAttrs> {

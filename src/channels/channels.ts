@@ -11,6 +11,7 @@ import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
 import { policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
 import type { Hub } from '../hub/hub.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
@@ -18,6 +19,7 @@ import * as frames from '../protocol/frames.js';
 import type { WebhookSink } from '../webhooks/sink.js';
 import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
 import { HOLD_MARGIN, recover } from './recovery.js';
+import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
 import { SubscriptionCounts } from './subscription-count.js';
 
 export interface ChannelsDeps {
@@ -29,6 +31,8 @@ export interface ChannelsDeps {
   history: ChannelHistory;
   webhooks: WebhookSink;
   log: Logger;
+  /** refused subscriptions are counted by reason */
+  metrics: Pick<Metrics, 'subscriptionsRefused'>;
 }
 
 type Transition = 'occupied' | 'vacated' | undefined;
@@ -72,17 +76,22 @@ export class Channels implements ClusterStateHandler {
     const sub: Subscription = { userId: member.userId };
     s.channels.set(channel, sub);
     const policy = this.joinTopic(s, channel, sub, recovery);
-    const refuse = (type: frames.SubscriptionErrorType, error: string, status: number) => {
+    const refuse = (refusal: SubscriptionRefusal) => {
       if (s.channels.get(channel) === sub) {
         s.channels.delete(channel);
         this.leaveTopic(s, channel, sub);
       }
-      s.send(frames.subscriptionError(channel, type, error, status));
+      refuseSubscription(this.d, s, channel, refusal);
     };
     this.d.store.subscribePresence(app.id, channel, s.socketId, member, app.maxPresenceMembersPerChannel).then(
       (join) => {
         if (join.refused) {
-          return refuse('LimitReached', `The presence channel has reached its limit of ${app.maxPresenceMembersPerChannel} members`, Codes.overCapacity);
+          return refuse({
+            reason: 'presence_full',
+            type: 'LimitReached',
+            error: `The presence channel has reached its limit of ${app.maxPresenceMembersPerChannel} members`,
+            status: Codes.overCapacity,
+          });
         }
         if (join.count === 1) this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
         if (join.added) {
@@ -95,7 +104,7 @@ export class Channels implements ClusterStateHandler {
       },
       (err) => {
         this.d.log.warn({ err, app: app.id, channel }, 'presence join failed');
-        refuse('ServerError', 'Presence state is unavailable, try again', Codes.serverError);
+        refuse({ reason: 'presence_unavailable', type: 'ServerError', error: 'Presence state is unavailable, try again', status: Codes.serverError });
       },
     );
   }
@@ -268,17 +277,18 @@ export class Channels implements ClusterStateHandler {
     if (transition === 'vacated') this.d.webhooks.emit(app, { name: 'channel_vacated', channel });
   }
 
-  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and its webhook (spec §7). */
+  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and, once per window, its webhook (spec §7). */
   private replayCache(s: ChannelMember, channel: string): void {
     const app = s.app;
-    this.d.cache.get(app.id, channel).then(
-      (hit) => {
+    this.d.cache
+      .get(app.id, channel)
+      .then(async (hit) => {
         if (hit) return s.send(frames.channelEvent(hit.ev.event, channel, hit.ev.data));
         s.send(frames.cacheMiss(channel));
-        this.d.webhooks.emit(app, { name: 'cache_miss', channel });
-      },
-      (err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'),
-    );
+        // Each subscriber hears of the miss; the app's server once per window (spec §7).
+        if (await this.d.cache.firstMiss(app.id, channel)) this.d.webhooks.emit(app, { name: 'cache_miss', channel });
+      })
+      .catch((err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'));
   }
 
   /** A user's change of online state, to the sessions watching them on every node (spec §4.8). */

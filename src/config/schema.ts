@@ -75,9 +75,19 @@ export const AppSchema = z
     maxPresenceMembersPerChannel: positive(100),
     maxPresenceMemberSizeInKb: z.number().positive().default(1),
     maxUserIdLength: positive(128),
+    /** Channels one connection may be subscribed to at once, presence included (not a Pusher or Soketi field). */
+    maxChannelsPerConnection: positive(1000),
     /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */
     allowedOrigins: z.array(z.string().min(1)).default([]),
     webhooks: z.array(WebhookSchema).default([]),
+    /**
+     * The 32-byte key (base64) the app's SDKs use for private-encrypted- channels. Set: the server
+     * encrypts plain data triggered to those channels as the SDKs do (it then sees the plaintext).
+     */
+    encryptionMasterKeyBase64: z
+      .string()
+      .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes')
+      .optional(),
     /** Message recovery (docs/recovery.md): absent = off for the app. */
     recovery: RecoverySchema.optional(),
   })

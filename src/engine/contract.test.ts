@@ -168,6 +168,19 @@ for (const kind of ['memory', 'redis'] as const) {
       }
     });
 
+    test('channel cache: of several misses of one channel at once, exactly one is the first; other channels count apart', async () => {
+      const m = await make(kind);
+      try {
+        const firsts = await Promise.all(Array.from({ length: 5 }, () => m.engine.cache.firstMiss('a1', 'cache-m')));
+        assert.deepEqual(firsts.filter(Boolean).length, 1);
+        assert.equal(await m.engine.cache.firstMiss('a1', 'cache-other'), true);
+        assert.equal(await m.engine.cache.firstMiss('a2', 'cache-m'), true, 'per app');
+        assert.equal(await m.engine.cache.firstMiss('a1', 'cache-m'), false, 'still inside the window');
+      } finally {
+        await closeAll(m);
+      }
+    });
+
     test('rate windows: points within the per-second limit pass, the next is refused with a retry time', async () => {
       const m = await make(kind);
       try {

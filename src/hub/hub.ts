@@ -3,9 +3,10 @@
 // a broadcast is one publish per transport (style.md: build a frame once, send it many times).
 // Subscriptions that opted in to message recovery are in a second topic of the channel, which gets
 // recorded events with their position (built once per delivery, docs/recovery.md); while such a
-// subscription's replay is being written, its frames are held instead.
+// subscription's replay is being written, its frames are held instead. Each channel's state keeps
+// its app's traffic counters, so a delivery counts per app without a lookup.
 import type { FrameDelivery } from '../backbone/backbone.js';
-import type { HotCounters } from '../metrics/metrics.js';
+import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition } from '../protocol/frames.js';
 import type { Connection, Fanout } from '../transport/connection.js';
 
@@ -37,6 +38,7 @@ interface ChannelState {
   plain: number;
   positioned: number;
   holds?: Set<Hold>;
+  traffic: AppTraffic;
 }
 
 const total = (st: ChannelState) => st.plain + st.positioned + (st.holds?.size ?? 0);
@@ -48,7 +50,7 @@ export class Hub implements FrameDelivery {
   private channels = new Map<string, ChannelState>();
   private readonly fanouts: Fanout[] = [];
 
-  constructor(private readonly hot: HotCounters) {}
+  constructor(private readonly counters: TrafficCounters) {}
 
   /** A transport whose connections join topics; called once per transport at start. */
   addFanout(fanout: Fanout): void {
@@ -63,9 +65,9 @@ export class Hub implements FrameDelivery {
     this.connections.delete(socketId);
   }
 
-  private state(topic: string): ChannelState {
+  private state(appId: string, topic: string): ChannelState {
     let st = this.channels.get(topic);
-    if (!st) this.channels.set(topic, (st = { plain: 0, positioned: 0 }));
+    if (!st) this.channels.set(topic, (st = { plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
     return st;
   }
 
@@ -79,7 +81,7 @@ export class Hub implements FrameDelivery {
   /** Adds a connection to app/channel; true when it is the node's first connection there. */
   join(conn: Connection, appId: string, channel: string, positioned = false): boolean {
     const topic = topicOf(appId, channel);
-    const st = this.state(topic);
+    const st = this.state(appId, topic);
     const first = total(st) === 0;
     if (positioned) {
       conn.join(topic + POSITIONED);
@@ -108,7 +110,7 @@ export class Hub implements FrameDelivery {
 
   /** Counts an opted-in subscription whose frames are held (at most `max`) until release(); true when first. */
   hold(conn: Connection, appId: string, channel: string, max: number): { hold: Hold; first: boolean } {
-    const st = this.state(topicOf(appId, channel));
+    const st = this.state(appId, topicOf(appId, channel));
     const first = total(st) === 0;
     const hold = new Hold(conn, max);
     (st.holds ??= new Set()).add(hold);
@@ -140,15 +142,15 @@ export class Hub implements FrameDelivery {
     if (st === undefined) return;
     const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
     if (st.plain > 0) {
-      this.hot.messagesOut += st.plain;
-      this.hot.bytesOut += st.plain * Buffer.byteLength(frame);
+      st.traffic.messagesOut += st.plain;
+      st.traffic.bytesOut += st.plain * Buffer.byteLength(frame);
       for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
     }
     if (st.positioned > 0 || st.holds) {
       const positioned = position === undefined ? frame : withPosition(frame, position);
       if (st.positioned > 0) {
-        this.hot.messagesOut += st.positioned;
-        this.hot.bytesOut += st.positioned * Buffer.byteLength(positioned);
+        st.traffic.messagesOut += st.positioned;
+        st.traffic.bytesOut += st.positioned * Buffer.byteLength(positioned);
         for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic + POSITIONED, positioned, except);
       }
       if (st.holds) for (const h of st.holds) if (h.conn !== except) h.push(positioned);

@@ -3,7 +3,7 @@
 import { channelKind } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import type { ClientFrame } from '../protocol/parse.js';
+import { MAX_DATA_DEPTH, nestedDeeperThan, type ClientFrame } from '../protocol/parse.js';
 import type { Session } from './session.js';
 import type { SessionDeps } from './sessions.js';
 
@@ -27,6 +27,10 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   }
   if (frame.event.length > app.maxEventNameLength) {
     return refuse(s, `The event name is longer than ${app.maxEventNameLength} characters.`, channel);
+  }
+  // Before anything serialises it: JSON.stringify of data nested thousands deep overflows the stack.
+  if (nestedDeeperThan(frame.data, MAX_DATA_DEPTH)) {
+    return refuse(s, `The event data is nested deeper than ${MAX_DATA_DEPTH} levels.`, channel);
   }
   const size = typeof frame.data === 'string' ? Buffer.byteLength(frame.data) : Buffer.byteLength(JSON.stringify(frame.data ?? null));
   if (size > app.maxEventPayloadBytes) {

@@ -2,6 +2,7 @@
 // session logic reads and changes it, and reaches the client only through its Connection.
 import type { App } from '../apps/app.js';
 import type { ChannelMember, Subscription } from '../channels/member.js';
+import type { AppTraffic } from '../metrics/metrics.js';
 import * as frames from '../protocol/frames.js';
 import type { Connection } from '../transport/connection.js';
 
@@ -31,6 +32,8 @@ export class Session implements ChannelMember {
     readonly conn: Connection,
     readonly app: App,
     readonly socketId: string,
+    /** The app's traffic counters on this node, bumped per frame received. */
+    readonly traffic: AppTraffic,
     now: number,
   ) {
     this.lastSeen = now;

@@ -22,8 +22,11 @@ export interface ChannelRouteDeps {
 /** Events one history page holds at most (docs/recovery.md). */
 const HISTORY_PAGE = 100;
 
+/** The channel of the path, under the rules a subscription obeys (spec §3.1). */
 const channelParam = (req: FastifyRequest): string => {
   const name = (req.params as { channelName: string }).channelName;
+  const max = appOf(req).maxChannelNameLength;
+  if (name.length > max) throw new HttpError(400, `The channel name is longer than the allowed ${max} characters`);
   if (!isValidChannelName(name)) throw new HttpError(400, `Invalid channel name ${JSON.stringify(name)}`);
   return name;
 };
