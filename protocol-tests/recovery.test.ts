@@ -252,3 +252,21 @@ test('#server-to-user- channels recover too: a signed-in client that resubscribe
   await trigger(single, channel, 'msg', 'u3');
   assert.deepEqual((await until(c2, channel, 2)).map((f) => f.data), ['u2', 'u3']);
 });
+
+test('cluster: an event published right after subscription_succeeded reaches a subscribe that replays nothing (a first one, or a gap not filled)', async () => {
+  // The subscribe's history read can come after such an event was numbered (here: queued behind the
+  // reads of many other subscribes): the event is the client's first live one, to be delivered, not
+  // skipped as if a replay had held it.
+  const c = await connect(cluster[0]);
+  const channels = Array.from({ length: 990 }, (_, i) => `right-after-${i}`); // under maxChannelsPerConnection
+  channels.forEach((channel, i) => c.send({ event: 'pusher:subscribe', data: { channel, auth: '', ripple_recovery: i % 2 ? { position: 'zzzzzz:1' } : {} } }));
+  const last = channels.slice(-100);
+  // Subscribes are handled in order: once the last one succeeded, every one of them has begun.
+  await c.nextEvent('pusher_internal:subscription_succeeded', channels.at(-1));
+  const res = await rest(cluster[1].url, app, 'POST', `/apps/${app.id}/events`, { name: 'msg', channels: last, data: 'live' });
+  assert.equal(res.status, 200);
+  await sleep(500);
+  const missed = last.filter((channel) => eventsOf(c, channel).length !== 1);
+  assert.deepEqual(missed, [], `outcome of the first: ${JSON.stringify(c.frames.find((f) => f.event === 'pusher_internal:ripple_recovery' && f.channel === missed[0]))}`);
+  c.ws.terminate();
+});

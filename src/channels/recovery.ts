@@ -4,8 +4,8 @@
 // published while the history is read is lost or sent out of order.
 import type { Logger } from 'pino';
 import type { Backbone } from '../backbone/backbone.js';
-import { formatPosition, parsePosition, verdict, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
-import type { Hub } from '../hub/hub.js';
+import { formatPosition, parsePosition, verdict, type ChannelHistory, type HistoryPolicy, type Position } from '../history/history.js';
+import type { Hold, Hub } from '../hub/hub.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
@@ -46,9 +46,9 @@ export async function recover(
     const page = await d.history.read(app.id, channel, from?.serial ?? 0, from ? MAX_REPLAY : 0, policy);
     if (!current()) return false;
     upTo = { epoch: page.epoch, serial: page.last };
-    const position = formatPosition(upTo);
     if (!from) {
-      outcome = { position };
+      upTo = beforeHeld(sub.hold, upTo);
+      outcome = { position: formatPosition(upTo) };
     } else {
       const v = verdict(page, from, MAX_REPLAY);
       if (v.recovered) {
@@ -59,9 +59,10 @@ export async function recover(
           s.send(frames.withPosition(ev.frame, formatPosition({ epoch: page.epoch, serial: ev.serial })));
           replayed++;
         }
-        outcome = { position, recovered: true, replayed };
+        outcome = { position: formatPosition(upTo), recovered: true, replayed };
       } else {
-        outcome = { position, recovered: false, reason: v.reason };
+        upTo = beforeHeld(sub.hold, upTo);
+        outcome = { position: formatPosition(upTo), recovered: false, reason: v.reason };
       }
     }
   } catch (err) {
@@ -72,6 +73,20 @@ export async function recover(
   s.send(frames.recoveryOutcome(channel, outcome));
   release(d, s, channel, sub, upTo);
   return outcome.recovered === true;
+}
+
+/**
+ * Where a subscription that replays nothing (a first subscribe, or a gap not filled) starts: every frame
+ * held since the subscribe began is a live one for it, also when the history read already counted it,
+ * so it is just before the first of those.
+ */
+function beforeHeld(hold: Hold | undefined, upTo: Position): Position {
+  for (const f of hold?.frames ?? []) {
+    const p = parsePosition(frames.positionOf(f));
+    if (!p || p.epoch !== upTo.epoch) continue;
+    return p.serial <= upTo.serial ? { epoch: upTo.epoch, serial: p.serial - 1 } : upTo;
+  }
+  return upTo;
 }
 
 /** Ends the hold: the subscription joins its positioned topic and gets what was held, minus the replayed. */
