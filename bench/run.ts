@@ -9,7 +9,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, num, str, flag, type Args } from './lib/args.js';
 import { median } from './lib/hist.js';
-import { benchDir, targetProblem, type TargetName } from './lib/targets.js';
+import { benchDir, isRipple, targetProblem, type TargetName } from './lib/targets.js';
 import { prepareGenerator, environment, saveResult, fmt, parseTarget, type CommonOptions } from './lib/common.js';
 import { sleep, waitQuiet } from './lib/proc.js';
 import { fanoutOptions, runFanout, summarizeFanout, type FanoutResult } from './scenarios/fanout.js';
@@ -215,8 +215,8 @@ async function main(): Promise<void> {
     med[t] = {};
     for (const m of metrics) med[t][m.key] = median(results[t].map(m.get));
   }
-  // A `ripple@<rev>` target is the baseline of a before/after run: ripple (this revision) over it.
-  const baseline = targets.find((t) => t.startsWith('ripple@'));
+  // Variants of ripple (`ripple@<rev>` before/after, `ripple+recovery` on/off) are compared with ripple.
+  const variants = targets.filter((t) => isRipple(t) && t !== 'ripple');
   const first = Object.values(results).flat()[0];
   const params = first ? first.params : {};
   const summary = {
@@ -238,7 +238,7 @@ async function main(): Promise<void> {
         m.key,
         {
           rippleOverSoketi: med.ripple && med.soketi ? med.ripple[m.key] / med.soketi[m.key] : null,
-          rippleOverBaseline: med.ripple && baseline ? med.ripple[m.key] / med[baseline][m.key] : null,
+          variantsOverRipple: Object.fromEntries(variants.map((v) => [v, med.ripple ? med[v][m.key] / med.ripple[m.key] : null])),
           rippleOverBare: med.ripple && med.bare ? med.ripple[m.key] / med.bare[m.key] : null,
         },
       ]),
@@ -251,13 +251,13 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`${scenario} — medians of ${rounds} paired round(s), order ${targets.join(' → ')} each round; params ${JSON.stringify(params)}`);
   lines.push('');
-  const baseCol = baseline ? ` ripple/${baseline} |` : '';
-  lines.push(`| metric | ${cols.join(' | ')} | ripple/soketi | ripple/bare |${baseCol}`);
-  lines.push(`|---|${cols.map(() => '---:').join('|')}|---:|---:|${baseline ? '---:|' : ''}`);
+  const variantCols = variants.map((v) => ` ${v}/ripple |`).join('');
+  lines.push(`| metric | ${cols.join(' | ')} | ripple/soketi | ripple/bare |${variantCols}`);
+  lines.push(`|---|${cols.map(() => '---:').join('|')}|---:|---:|${variants.map(() => '---:|').join('')}`);
   for (const m of metrics) {
     const cells = cols.map((t) => m.format(med[t][m.key]));
     const o = med.ripple?.[m.key];
-    const base = baseline ? ` ${ratio(o, med[baseline][m.key])} |` : '';
+    const base = variants.map((v) => ` ${med.ripple ? ratio(med[v][m.key], o) : '-'} |`).join('');
     lines.push(
       `| ${m.label} (${m.better} is better) | ${cells.join(' | ')} | ${med.soketi ? ratio(o, med.soketi[m.key]) : '-'} | ${med.bare ? ratio(o, med.bare[m.key]) : '-'} |${base}`,
     );

@@ -248,8 +248,8 @@ test('what still fails after the retry bound lands in the dead-letter list, show
   const deadEvents = dead.dead_letters.flatMap((d) => d.events);
   assert.deepEqual(deadEvents.map((e) => e.name).sort(), ['channel_occupied', 'channel_vacated']);
   const metrics = await (await fetch(`${n.url}/metrics`)).text();
-  assert.match(metrics, /^ripple_webhook_failures_total [1-9]/m);
-  assert.match(metrics, /^ripple_webhook_retries_total [1-9]/m);
+  assert.match(metrics, new RegExp(`^ripple_webhook_failures_total\\{app="${app.id}"\\} [1-9]`, 'm'));
+  assert.match(metrics, new RegExp(`^ripple_webhook_retries_total\\{app="${app.id}"\\} [1-9]`, 'm'));
   // The operator fixes the receiver and replays: everything arrives, and the list is empty.
   r.failFirst = 0;
   const replay = await rest(n.url, app, 'POST', `/apps/${app.id}/webhooks/dead_letters/replay`, {});

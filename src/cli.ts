@@ -50,7 +50,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const { config } = loaded;
-  const log = createLogger(config.logLevel);
+  // Human-readable lines on a terminal, JSON lines for everything else (files, pipes, collectors).
+  const log = createLogger(config.logLevel, { pretty: process.stdout.isTTY === true });
   for (const w of loaded.warnings) log.warn(w);
   for (const n of loaded.notices) log.info(n);
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { buildApi } from './api/api.js';
 import { serveMetricsPort } from './api/metrics-port.js';
+import { RequestLog } from './api/request-log.js';
 import { Trigger } from './api/trigger.js';
 import { attachApi } from './api/uws-bridge.js';
 import { AppRegistry } from './apps/registry.js';
@@ -11,6 +12,7 @@ import { Channels } from './channels/channels.js';
 import type { Config } from './config/schema.js';
 import { createEngine } from './engine/create.js';
 import { Hub } from './hub/hub.js';
+import { OpenFiles, openFileLimit } from './limits/open-files.js';
 import { Metrics } from './metrics/metrics.js';
 import { Sessions } from './session/sessions.js';
 import { attachHttpTransport } from './transport/http-transport.js';
@@ -31,35 +33,42 @@ export class StartError extends Error {
 
 export async function startNode(config: Readonly<Config>, log: Logger): Promise<RunningNode> {
   requireNativeUws(config, log);
+  const startedAt = Date.now();
   const nodeId = config.nodeId ?? randomUUID();
   const registry = new AppRegistry(config.apps);
   const metrics = new Metrics();
   const engine = createEngine(config, nodeId, log, metrics);
   const { backbone, store, cache, rates } = engine;
   const webhooks = new WebhookDelivery(registry, engine.webhookQueue, config.webhooks, log.child({ module: 'webhooks' }));
-  const hub = new Hub(metrics.hot);
-  const channels = new Channels({ registry, hub, backbone, store, cache, webhooks, log: log.child({ module: 'channels' }) });
-  const sessions = new Sessions({ registry, hub, channels, backbone, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
+  const hub = new Hub(metrics);
+  const channels = new Channels({ registry, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
+  const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
   metrics.collectFrom({ sessions, webhooks, backbone });
 
   await engine.start({ frames: hub, commands: sessions, clusterState: channels });
   await webhooks.start();
 
   const uws = createApp(config);
-  hub.addFanout(attachWebSockets(uws, sessions, config, log.child({ module: 'websocket' })));
+  // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
+  const fileLimit = openFileLimit();
+  const capacity = { openFiles: fileLimit && new OpenFiles(fileLimit.soft) };
+  hub.addFanout(attachWebSockets(uws, sessions, config, capacity, log.child({ module: 'websocket' })));
   // pusher-js's HTTP fallback; its routes come before the REST bridge's catch-all (attachApi).
-  hub.addFanout(attachHttpTransport(uws, sessions, config, log.child({ module: 'http-transport' })));
+  hub.addFanout(attachHttpTransport(uws, sessions, config, capacity, log.child({ module: 'http-transport' })));
   let draining = false;
-  const trigger = new Trigger({ registry, backbone, store, cache, rates, metrics, log });
+  const requests = new RequestLog(registry, metrics, log.child({ module: 'rest' }));
+  const trigger = new Trigger({ registry, channels, store, cache, rates, requests, log });
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
-  const api = buildApi({ registry, backbone, store, cache, rates, trigger, deadLetters: webhooks, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
+  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
   await api.ready();
-  attachApi(uws, api, trigger, config.maxRequestBytes);
+  attachApi(uws, api, trigger, config.maxRequestBytes, requests);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
-  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length }, 'listening');
+  const openFiles = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: capacity.openFiles!.reserve };
+  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles }, 'listening');
   const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
 

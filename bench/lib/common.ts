@@ -31,7 +31,9 @@ export function commonOptions(args: Args): CommonOptions {
 
 export function parseTarget(v: string): TargetName {
   if (v === 'ours') v = 'ripple';
-  if (!(TARGETS as string[]).includes(v) && !/^ripple@[^\s]+$/.test(v)) throw new Error(`unknown target ${v} (expected ${TARGETS.join('|')} or ripple@<git rev>)`);
+  if (!(TARGETS as string[]).includes(v) && !/^ripple(@[^\s+]+)?(\+recovery)?$/.test(v)) {
+    throw new Error(`unknown target ${v} (expected ${TARGETS.join('|')}, ripple@<git rev>, ripple+recovery)`);
+  }
   return v as TargetName;
 }
 

@@ -113,6 +113,7 @@ export class LoadGen {
     key: string;
     secret: string;
     noSubscribe?: boolean;
+    recovery?: boolean;
     concurrencyPerWorker: number;
     timeoutMs: number;
     firstIndex?: number;
@@ -135,6 +136,7 @@ export class LoadGen {
         key: opts.key,
         secret: opts.secret,
         noSubscribe: opts.noSubscribe,
+        recovery: opts.recovery,
         concurrency: opts.concurrencyPerWorker,
         timeoutMs: opts.timeoutMs,
       });

@@ -31,6 +31,8 @@ export interface ConnectJob {
   secret: string;
   /** connect only (wait for connection_established), no subscription */
   noSubscribe?: boolean;
+  /** subscribe with message recovery's opt-in (docs/recovery.md) */
+  recovery?: boolean;
   concurrency: number;
   timeoutMs: number;
 }

@@ -110,6 +110,7 @@ function subscribeFrame(job: ConnectJob, s: Sock): string {
     const auth = `${job.key}:${hmac(job.secret, `${s.socketId}:${channel}`)}`;
     return JSON.stringify({ event: 'pusher:subscribe', data: { channel, auth } });
   }
+  if (job.recovery) return JSON.stringify({ event: 'pusher:subscribe', data: { auth: '', channel, ripple_recovery: {} } });
   return JSON.stringify({ event: 'pusher:subscribe', data: { auth: '', channel } });
 }
 

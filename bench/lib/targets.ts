@@ -18,17 +18,27 @@ import type { Credentials } from './sign.js';
 export const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const repoRoot = join(benchDir, '..');
 
-/** `ripple@<rev>` is ripple at another git revision, for before/after runs paired with `ripple`. */
-export type TargetName = 'ripple' | 'bare' | 'soketi' | `ripple@${string}`;
+/**
+ * `ripple@<rev>` is ripple at another git revision, for before/after runs paired with `ripple`;
+ * `+recovery` (e.g. `ripple+recovery`) turns message recovery on for the bench app and has every
+ * subscriber opt in (docs/recovery.md), for on/off runs paired with `ripple`.
+ */
+export type TargetName = 'ripple' | 'bare' | 'soketi' | `ripple@${string}` | `ripple+recovery` | `ripple@${string}+recovery`;
 export const TARGETS: TargetName[] = ['ripple', 'soketi', 'bare'];
 
 export function isRipple(name: TargetName): boolean {
-  return name === 'ripple' || name.startsWith('ripple@');
+  return name === 'ripple' || name.startsWith('ripple@') || name.startsWith('ripple+');
+}
+
+/** ripple with message recovery on, subscribers opting in. */
+export function withRecovery(name: TargetName): boolean {
+  return isRipple(name) && name.endsWith('+recovery');
 }
 
 /** The git revision a ripple target runs: its own `@rev`, else the --ripple-rev option. */
 function revOf(name: TargetName, rippleRev = 'HEAD'): string {
-  return name.startsWith('ripple@') ? name.slice('ripple@'.length) : rippleRev;
+  const bare = name.replace(/\+recovery$/, '');
+  return bare.startsWith('ripple@') ? bare.slice('ripple@'.length) : rippleRev;
 }
 
 export const benchApp: Credentials = { id: 'bench-app', key: 'bench-key', secret: 'bench-secret' };
@@ -163,8 +173,8 @@ export function rippleDir(rev = 'HEAD'): string {
  * ripple's bench app, the same limits as Soketi's default app: client events on and not rate-limited
  * (Soketi's default maxClientEventsPerSecond is -1), presence limit 100 members (both defaults).
  */
-function rippleConfigFile(dir: string): string {
-  const p = join(tmpdir(), `ripple-bench-config-${process.pid}.json`);
+function rippleConfigFile(dir: string, recovery: boolean): string {
+  const p = join(tmpdir(), `ripple-bench-config-${process.pid}${recovery ? '-recovery' : ''}.json`);
   writeFileSync(
     p,
     JSON.stringify({
@@ -176,6 +186,7 @@ function rippleConfigFile(dir: string): string {
           enableClientMessages: true,
           maxClientEventsPerSecond: -1,
           maxPresenceMembersPerChannel: 100,
+          ...(recovery ? { recovery: { historySize: 100, historyTtl: 300 } } : {}),
         },
       ],
     }),
@@ -210,7 +221,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
       ...base,
       PORT: String(port),
       HOST: '127.0.0.1',
-      CONFIG_FILE: rippleConfigFile(dir),
+      CONFIG_FILE: rippleConfigFile(dir, withRecovery(name)),
       LOG_LEVEL: 'warn',
       ...(redisPort ? { REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: `ripple-bench-${process.pid}` } : {}),
     };
@@ -220,6 +231,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     delete env.APP_SECRET;
     health = `http://127.0.0.1:${port}/health`;
     describe = rev === 'dist' ? `node dist/src/cli.js (built ${builtAt()})` : `node --import tsx src/cli.ts @ ${rippleCommit(rev)}`;
+    if (withRecovery(name)) describe += ' with message recovery (historySize 100), subscribers opted in';
   } else if (name === 'bare') {
     cmd = process.execPath;
     args = ['--import', 'tsx', join(benchDir, 'bare-uws-server.ts')];

@@ -15,7 +15,7 @@ import { LoadGen } from '../lib/loadgen.js';
 import { Histogram } from '../lib/hist.js';
 import { nowMs } from '../lib/clock.js';
 import { procCpuMs, procMem, sleep, machineCpu, loadAvg } from '../lib/proc.js';
-import { startTarget, startRedis, benchApp, type TargetName, type Target, type Redis } from '../lib/targets.js';
+import { startTarget, startRedis, benchApp, withRecovery, type TargetName, type Target, type Redis } from '../lib/targets.js';
 import { commonOptions, prepareGenerator, environment, saveResult, parseTarget, fmt, isMain, type CommonOptions } from '../lib/common.js';
 
 export interface FanoutOptions extends CommonOptions {
@@ -267,6 +267,7 @@ export async function runFanout(o: FanoutOptions): Promise<FanoutResult> {
       total: o.subscribers,
       channelPrefix: 'bench-fanout',
       layout: 'one',
+      recovery: withRecovery(o.target),
       key: benchApp.key,
       secret: benchApp.secret,
       concurrencyPerWorker: o.concurrency,

@@ -10,8 +10,9 @@ import { request } from 'node:https';
 import WebSocket from 'ws';
 import { freePort, startNode, type NodeHandle } from '../../src/testing/harness.js';
 import { sleep, waitUntil } from '../../src/testing/eventually.js';
-import { RawClient, privateAuth } from '../../src/testing/raw-client.js';
-import { rest } from '../../src/testing/sign-rest.js';
+import { RawClient, presenceAuth, privateAuth, signinAuth } from '../../src/testing/raw-client.js';
+import { rest, signedUrl } from '../../src/testing/sign-rest.js';
+import { WebhookReceiver } from '../../src/testing/webhook-receiver.js';
 
 const nodes: NodeHandle[] = [];
 after(async () => {
@@ -126,20 +127,43 @@ test('TLS: with a certificate and key the port serves wss:// and https://', asyn
   ws.close();
 });
 
-test('secrets and signatures never reach the logs, even at trace level', async () => {
+test('secrets, signatures, auth tokens and user data never reach the logs, even at trace level', async () => {
   const secret = 'very-secret-value-93f1';
-  const n = await node({ env: { LOG_LEVEL: 'trace', APP_SECRET: secret } });
+  const hook = await WebhookReceiver.start();
+  const webhooks = [{ url: `${hook.url}?token=hook-query-token-5d1`, event_types: ['channel_occupied'], headers: { authorization: 'Bearer hook-header-token-77c' } }];
+  const n = await node({ env: { LOG_LEVEL: 'trace', APP_SECRET: secret, APP_WEBHOOKS: JSON.stringify(webhooks), WEBHOOK_BATCH_MS: '0' } });
+  const devApp = { id: 'app-id', key: 'app-key', secret };
   const c = await RawClient.connect(n.port, 'app-key');
   const auth = privateAuth('app-key', secret, c.socketId, 'private-a');
   await c.subscribe('private-a', auth);
   await c.subscribe('private-b', 'app-key:deadbeef');
-  await rest(n.url, { id: 'app-id', key: 'app-key', secret }, 'POST', '/apps/app-id/events', { name: 'e', channel: 'private-a', data: 'x' });
-  await rest(n.url, { id: 'app-id', key: 'app-key', secret: 'wrong' }, 'POST', '/apps/app-id/events', { name: 'e', channel: 'private-a', data: 'x' });
+  // A presence subscription whose signature does not match: refused, and logged without its channel_data.
+  const channelData = JSON.stringify({ user_id: 'u1', user_info: { note: 'channel-data-marker-4e2' } });
+  await c.subscribe('presence-p', presenceAuth('app-key', 'not-the-secret', c.socketId, 'presence-p', channelData), channelData);
+  const userData = JSON.stringify({ id: 'u1', user_info: { note: 'user-data-marker-a91' } });
+  const signin = signinAuth('app-key', secret, c.socketId, userData);
+  c.send({ event: 'pusher:signin', data: { auth: signin, user_data: userData } });
+  await c.nextEvent('pusher:signin_success');
+  const body = JSON.stringify({ name: 'e', channel: 'private-a', data: 'x' });
+  const url = signedUrl(n.url, devApp, 'POST', '/apps/app-id/events', body);
+  assert.equal((await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).status, 200);
+  await rest(n.url, { ...devApp, secret: 'wrong' }, 'POST', '/apps/app-id/events', { name: 'e', channel: 'private-a', data: 'x' });
+  await RawClient.open(n.port, 'unknown-key').then((u) => u.closed);
+  await waitUntil(() => hook.received.length > 0, { timeoutMs: 5000 });
   await c.close();
   await sleep(200);
+  await hook.stop();
   const out = n.output();
+  // The lines that could carry them were written.
+  for (const msg of ['connection opened', 'connection closed', 'connection refused', 'subscription refused', 'REST request', 'webhook attempt']) {
+    assert.ok(out.includes(`"msg":"${msg}"`), `a "${msg}" line was logged`);
+  }
   assert.ok(!out.includes(secret), 'the app secret is not logged');
   assert.ok(!out.includes(auth.split(':')[1]), 'a channel signature is not logged');
+  assert.ok(!out.includes(signin.split(':')[1]), 'a sign-in signature is not logged');
+  assert.ok(!out.includes(new URL(url).searchParams.get('auth_signature')!), 'a REST signature is not logged');
+  assert.ok(!out.includes('channel-data-marker-4e2') && !out.includes('user-data-marker-a91'), 'channel_data and user_data are not logged');
+  assert.ok(!out.includes('hook-query-token-5d1') && !out.includes('hook-header-token-77c'), "a webhook endpoint's query and headers are not logged");
 });
 
 test('metrics count connections, messages, REST statuses and expose event-loop lag', async () => {
@@ -152,8 +176,8 @@ test('metrics count connections, messages, REST statuses and expose event-loop l
   assert.equal(await metric(n.url, 'ripple_connections{app="prod"}'), 1);
   assert.ok((await metric(n.url, 'ripple_messages_in_total')) >= 1);
   assert.ok((await metric(n.url, 'ripple_messages_out_total')) >= 1);
-  assert.equal(await metric(n.url, 'ripple_rest_requests_total{status="200"}'), 1);
-  assert.equal(await metric(n.url, 'ripple_rest_requests_total{status="401"}'), 1);
+  assert.equal(await metric(n.url, 'ripple_rest_requests_total{app="prod",status="200"}'), 1);
+  assert.equal(await metric(n.url, 'ripple_rest_requests_total{app="prod",status="401"}'), 1);
   const text = await (await fetch(`${n.url}/metrics`)).text();
   assert.match(text, /ripple_nodejs_eventloop_lag_seconds/);
   assert.match(text, /ripple_webhook_queue_depth/);

@@ -1,31 +1,46 @@
 // The Fastify REST API (spec §9), as plugins by concern: unsigned health routes, and one signed scope
 // whose single hook checks the request signature before any of its routes (events, channel queries,
-// users, webhook dead letters) runs.
-import Fastify, { type FastifyInstance } from 'fastify';
+// users, webhook dead letters, usage) runs. Every app API request is counted and logged once it is
+// answered (request-log.ts).
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import type { AppRegistry } from '../apps/registry.js';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { ChannelHistory } from '../history/history.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { errorBody, errorResponse, parseBody } from './errors.js';
+import { appIdInPath, type RequestLog } from './request-log.js';
 import { channelRoutes } from './routes/channels.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { usageRoutes, type UsageDeps } from './routes/usage.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes, type DeadLetters } from './routes/webhooks.js';
 import { signedRequests } from './signed-request.js';
 import type { Trigger } from './trigger.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Why the request was refused, as its error body says (for the request log). */
+    failure?: string;
+  }
+}
 
 export interface ApiDeps {
   registry: AppRegistry;
   backbone: Backbone;
   store: PresenceStore;
   cache: ChannelCache;
+  history: ChannelHistory;
   rates: RateWindows;
   trigger: Trigger;
   deadLetters: DeadLetters;
+  /** what GET usage reads besides the presence store */
+  usage: Omit<UsageDeps, 'store' | 'rates'>;
+  requests: RequestLog;
   metrics: Metrics;
   /** false when a separate metrics port serves /metrics instead */
   metricsOnMainPort: boolean;
@@ -35,9 +50,26 @@ export interface ApiDeps {
   isReady: () => boolean;
 }
 
+// A character outside ASCII percent-encodes to up to 9 bytes per UTF-16 unit (%E2%82%AC), and the
+// router measures parameters as sent.
+const ENCODED_BYTES_PER_CHAR = 9;
+
 export function buildApi(deps: ApiDeps): FastifyInstance {
+  // Every channel name and user id the socket API accepts must reach the routes, whose own checks
+  // then answer the app's limits (Fastify's default of 100 refused valid 101-200 character names).
+  const longestName = Math.max(...deps.registry.all().map((a) => Math.max(a.maxChannelNameLength, a.maxUserIdLength)));
   // Fastify's own request logging stays off: nothing per request at info level (style.md).
-  const fastify = Fastify({ logger: false, bodyLimit: deps.maxRequestBytes });
+  const fastify = Fastify({
+    logger: false,
+    bodyLimit: deps.maxRequestBytes,
+    routerOptions: { maxParamLength: longestName * ENCODED_BYTES_PER_CHAR },
+    // Longer still, or not a URL at all: the same 400 with a JSON body as any other bad request.
+    frameworkErrors: (err, req, reply) => {
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `A path parameter is longer than ${longestName} characters` : 'Malformed URL';
+      req.failure = message;
+      void (reply as FastifyReply).status(400).send(errorBody(400, message));
+    },
+  });
 
   // Keep the raw bytes: body_md5 is computed over them, never over a re-serialised object (spec §12.12).
   fastify.removeAllContentTypeParsers();
@@ -49,23 +81,29 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       done(err as Error, undefined);
     }
   });
-  fastify.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+  fastify.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const { status, body } = errorResponse(err, deps.log);
+    req.failure = body.error;
     return reply.status(status).send(body);
   });
-  fastify.setNotFoundHandler((_req, reply) => reply.status(404).send(errorBody(404, 'Not found')));
+  fastify.setNotFoundHandler((req, reply) => {
+    req.failure = 'Not found';
+    return reply.status(404).send(errorBody(404, req.failure));
+  });
   fastify.addHook('onResponse', async (req, reply) => {
     // The app API only: health checks and scrapes are not REST traffic.
-    if (req.url.startsWith('/apps/')) deps.metrics.restRequests.inc({ status: String(reply.statusCode) });
+    const path = req.url.split('?', 1)[0];
+    if (path.startsWith('/apps/')) deps.requests.done(appIdInPath(path), req.method, path, reply.statusCode, reply.elapsedTime, req.failure);
   });
 
   fastify.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });
   fastify.register(async (signed) => {
     signedRequests(signed, deps.registry);
     await signed.register(eventRoutes, { trigger: deps.trigger });
-    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, rates: deps.rates });
+    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
     await signed.register(userRoutes, { backbone: deps.backbone });
     await signed.register(webhookRoutes, { deadLetters: deps.deadLetters, log: deps.log });
+    await signed.register(usageRoutes, { ...deps.usage, store: deps.store, rates: deps.rates });
   });
   return fastify;
 }

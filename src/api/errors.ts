@@ -17,7 +17,7 @@ export function errorBody(status: number, message: string): { error: string; cod
 }
 
 /** Status and JSON body for anything a handler throws; unexpected errors are logged, never shown. */
-export function errorResponse(err: Error & { statusCode?: number }, log: Logger): { status: number; body: object } {
+export function errorResponse(err: Error & { statusCode?: number }, log: Logger): { status: number; body: ReturnType<typeof errorBody> } {
   if (err instanceof HttpError) return { status: err.status, body: errorBody(err.status, err.message) };
   if (err instanceof StoreUnavailableError) return { status: 503, body: errorBody(503, err.message) };
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

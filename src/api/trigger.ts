@@ -1,27 +1,31 @@
 // Triggering events (spec §9.3): POST /apps/<id>/events and batch_events. The Fastify routes and the
-// uWS fast path (see uws-bridge) both call this, with the same checks, quotas, errors and metrics.
+// uWS fast path (see uws-bridge) both call this, with the same checks, quotas, errors, metrics and
+// request log.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
-import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
-import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel } from '../protocol/channels.js';
+import { encryptData, isEncryptedPayload } from '../protocol/encryption.js';
 import * as frames from '../protocol/frames.js';
 import { errorResponse, HttpError, parseBody } from './errors.js';
 import { spend, type SetHeader } from './rate-limit.js';
+import type { RequestLog } from './request-log.js';
 import { verifySignedRequest, type SignedRequest } from './signed-request.js';
 import { parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface TriggerDeps {
   registry: AppRegistry;
-  backbone: Backbone;
+  /** publishes channel events (recorded where the channel keeps a history) */
+  channels: Channels;
   store: PresenceStore;
   cache: ChannelCache;
   rates: RateWindows;
-  metrics: Metrics;
+  /** the fast path's requests are counted and logged here (Fastify's by its own hook) */
+  requests: RequestLog;
   log: Logger;
 }
 
@@ -42,7 +46,8 @@ export class Trigger {
   async events(app: App, body: unknown, header: SetHeader): Promise<object> {
     const ev = parseTrigger(app, body);
     await spend(this.d.rates, app, header, 'backend', ev.channels.length);
-    const channels = await this.publish(app, ev);
+    const channels = ev.info ? await this.info(app, ev) : undefined;
+    await this.publish(app, [ev], header);
     return channels ? { channels } : {};
   }
 
@@ -53,41 +58,73 @@ export class Trigger {
     if (body.batch.length > app.maxEventBatchSize) throw new HttpError(400, `A batch holds at most ${app.maxEventBatchSize} events`);
     const events = body.batch.map((e, i) => parseTrigger(app, e, `batch[${i}]`, true));
     await spend(this.d.rates, app, header, 'backend', events.length);
-    const results = await Promise.all(events.map((ev) => this.publish(app, ev)));
+    const results = await Promise.all(events.map((ev) => (ev.info ? this.info(app, ev) : undefined)));
+    await this.publish(app, events, header);
     if (!events.some((e) => e.info)) return {};
     return { batch: results.map((r, i) => (r ? r[events[i].channels[0]] : {})) };
   }
 
   /** A whole signed trigger request outside Fastify (the uWS fast path): never throws. */
   async handle(route: TriggerRoute, req: SignedRequest): Promise<TriggerResponse> {
+    const started = performance.now();
     const headers: Record<string, string> = {};
     const header: SetHeader = (name, value) => void (headers[name.toLowerCase()] = value);
     let status = 200;
     let body: object;
+    let failure: string | undefined;
     try {
       const { app } = verifySignedRequest(this.d.registry, req);
       const parsed = parseBody(req.rawBody);
       body = route === 'events' ? await this.events(app, parsed, header) : await this.batch(app, parsed, header);
     } catch (err) {
-      ({ status, body } = errorResponse(err as Error, this.d.log));
+      const r = errorResponse(err as Error, this.d.log);
+      ({ status, body } = r);
+      failure = r.body.error;
     }
-    this.d.metrics.restRequests.inc({ status: String(status) });
+    this.d.requests.done(req.appId, req.method, req.path, status, performance.now() - started, failure);
     headers['content-type'] = 'application/json; charset=utf-8';
     return { status, headers, body: JSON.stringify(body) };
   }
 
-  private async publish(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs> | undefined> {
-    const cached: Promise<void>[] = [];
-    for (const channel of ev.channels) {
-      this.d.backbone.publish(app.id, channel, frames.channelEvent(ev.name, channel, ev.data), ev.socketId);
-      // Cache channels keep the last event published through the API (spec §7).
-      if (isCacheChannel(channel)) cached.push(this.d.cache.set(app.id, channel, { event: ev.name, data: ev.data }));
+  /**
+   * Publishes every event to every channel, or nothing: everything that can fail (the callers' info
+   * queries, room in the outage buffer, the cache record) is settled before the first frame goes out,
+   * so an answer other than 200 means nothing was delivered, and a 200 that everything will be.
+   */
+  private async publish(app: App, events: TriggerEvent[], header: SetHeader): Promise<void> {
+    const out: { name: string; channel: string; data: string; frame: string; socketId?: string }[] = [];
+    for (const ev of events) {
+      for (const channel of ev.channels) {
+        const data = this.sealed(app, channel, ev.data);
+        out.push({ name: ev.name, channel, data, frame: frames.channelEvent(ev.name, channel, data), socketId: ev.socketId });
+      }
     }
-    await Promise.all(cached);
-    if (!ev.info) return undefined;
+    if (!this.d.channels.hasRoom(out.map((o) => o.frame))) {
+      header('Retry-After', '1');
+      throw new HttpError(503, 'Other nodes cannot be reached and the outage buffer is full: nothing was published, try again shortly');
+    }
+    // Cache channels keep the last event published through the API (spec §7).
+    const cached = out.filter((o) => isCacheChannel(o.channel)).map((o) => this.d.cache.set(app.id, o.channel, { event: o.name, data: o.data }));
+    await Promise.all(cached).catch((err) => {
+      this.d.log.debug({ err, app: app.id }, 'cache channel event not recorded');
+      throw new HttpError(503, 'The cache channel\'s event cannot be recorded now: nothing was published, try again shortly');
+    });
+    for (const o of out) this.d.channels.publishEvent(app, o.channel, o.frame, o.socketId);
+  }
+
+  private async info(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs>> {
     const out: Record<string, ChannelAttrs> = {};
     await Promise.all(ev.channels.map(async (channel) => (out[channel] = await this.attrs(app, channel, ev.info!))));
     return out;
+  }
+
+  /**
+   * Data for an encrypted channel from a backend that could not encrypt it: encrypted here when the
+   * app gave its master key; data an SDK already encrypted is relayed untouched (spec §3.2).
+   */
+  private sealed(app: App, channel: string, data: string): string {
+    if (!app.encryptionMasterKey || channelKind(channel) !== 'encrypted' || isEncryptedPayload(data)) return data;
+    return encryptData(channel, app.encryptionMasterKey, data);
   }
 
   private async attrs(app: App, channel: string, info: string[]): Promise<ChannelAttrs> {

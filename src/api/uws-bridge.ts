@@ -6,6 +6,7 @@ import { parse as parseQuery } from 'node:querystring';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from './errors.js';
+import { appIdInPath, type RequestLog } from './request-log.js';
 import type { Trigger, TriggerRoute } from './trigger.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
@@ -23,8 +24,9 @@ function reply(res: HttpResponse, status: number, headers: Record<string, unknow
   });
 }
 
-export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number): void {
+export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number, requests: RequestLog): void {
   uws.any('/*', (res, req) => {
+    const started = performance.now();
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const query = req.getQuery();
     const path = req.getUrl();
@@ -71,7 +73,10 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
       size += chunk.byteLength;
       if (size > maxRequestBytes) {
         tooLarge = true;
-        if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, 'Request body too large')));
+        const reason = 'Request body too large';
+        // Answered here, before Fastify or the trigger path sees it: logged and counted here too.
+        if (path.startsWith('/apps/')) requests.done(appIdInPath(path), method, path, 413, performance.now() - started, reason);
+        if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, reason)));
         return;
       }
       // uWS reuses the chunk's memory after this callback returns: copy it.

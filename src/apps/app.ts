@@ -4,6 +4,8 @@ import type { AppConfig } from '../config/schema.js';
 export interface App extends AppConfig {
   readonly maxEventPayloadBytes: number;
   readonly maxPresenceMemberBytes: number;
+  /** encryptionMasterKeyBase64 decoded: the server encrypts plain data for private-encrypted- channels */
+  readonly encryptionMasterKey?: Uint8Array;
 }
 
 export function toApp(cfg: AppConfig): App {
@@ -11,5 +13,6 @@ export function toApp(cfg: AppConfig): App {
     ...cfg,
     maxEventPayloadBytes: Math.floor(cfg.maxEventPayloadInKb * 1024),
     maxPresenceMemberBytes: Math.floor(cfg.maxPresenceMemberSizeInKb * 1024),
+    encryptionMasterKey: cfg.encryptionMasterKeyBase64 === undefined ? undefined : new Uint8Array(Buffer.from(cfg.encryptionMasterKeyBase64, 'base64')),
   });
 }

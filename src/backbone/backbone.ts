@@ -1,10 +1,12 @@
 // Cross-node fan-out (style.md: the Broker of centrifuge, the adapter of Socket.IO). The channel owner
 // and the API publish through this interface only, so single-node (memory) and cluster (Redis) modes
 // run the same code above it.
+import type { HistoryPolicy } from '../history/history.js';
 
 /** Where frames that reach this node go: the hub, which writes them to the local subscribers. */
 export interface FrameDelivery {
-  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined): void;
+  /** `position`: a recorded event's position (message recovery), for the subscriptions that opted in. */
+  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined, position?: string): void;
 }
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */
@@ -23,12 +25,31 @@ export interface Backbone {
   /** Starts receiving: every frame published to a channel this node has interest in goes to `frames`. */
   start(handlers: BackboneHandlers): Promise<void>;
   /**
+   * Whether these frames, published now, are sure to reach every node: false only while other nodes
+   * cannot be reached and the outage buffer has no room for them (or holds an event older than its
+   * age limit). What a client or the API can be asked to send again is checked first and refused
+   * whole when false (HTTP 503, pusher:error 4301), so nothing that was accepted is lost. Publishes
+   * after a true answer are always kept, even if the buffer filled meanwhile; callers publish right
+   * after checking. The check costs nothing while Redis is up and the buffer is empty.
+   */
+  hasRoom(frames: readonly string[]): boolean;
+  /**
    * Publishes a pre-built frame to every subscriber of app/channel on every node, this one included
    * (local delivery happens synchronously inside this call). `exceptSocketId` is left out everywhere.
+   * Frames from one node reach every other node exactly once and in the order they were published,
+   * across Redis outages (they wait in the outage buffer).
    */
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void;
+  /**
+   * Publishes a channel event that the channel's history keeps (message recovery, docs/recovery.md):
+   * numbering, keeping and fan-out are one step, so every node delivers recorded events in numbering
+   * order (in a cluster, this node too delivers it when Redis hands it back).
+   */
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void;
   /** This node now has at least one local subscriber of app/channel (interest-based routing). */
   addInterest(appId: string, channel: string): void;
+  /** Resolves once frames published to app/channel reach this node (after addInterest). */
+  interestReady(appId: string, channel: string): Promise<void>;
   /** This node no longer has local subscribers of app/channel. */
   removeInterest(appId: string, channel: string): void;
   /** Sends a command to every node, this one included. */
@@ -37,5 +58,9 @@ export interface Backbone {
   isHealthy(): boolean;
   /** Frames that reached this node from other nodes (metrics). */
   readonly received: number;
+  /** Operations waiting in the outage buffer, and their frames' bytes (metrics). */
+  readonly buffered: { readonly events: number; readonly bytes: number };
+  /** Frames refused because the outage buffer was full or too old (metrics). */
+  readonly refused: number;
   close(): Promise<void>;
 }

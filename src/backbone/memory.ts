@@ -1,3 +1,5 @@
+import { formatPosition, type HistoryPolicy } from '../history/history.js';
+import type { MemoryHistory } from '../history/memory.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 
 const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
@@ -6,16 +8,31 @@ const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command()
 export class MemoryBackbone implements Backbone {
   private handlers = idle;
   readonly received = 0;
+  readonly buffered = { events: 0, bytes: 0 };
+  readonly refused = 0;
+
+  constructor(private readonly history: MemoryHistory) {}
 
   async start(handlers: BackboneHandlers): Promise<void> {
     this.handlers = handlers;
+  }
+
+  hasRoom(): boolean {
+    return true;
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
   }
 
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
+    const position = this.history.record(appId, channel, frame, exceptSocketId, policy);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, formatPosition(position));
+  }
+
   addInterest(): void {}
+
+  async interestReady(): Promise<void> {}
   removeInterest(): void {}
 
   broadcastCommand(cmd: NodeCommand): void {

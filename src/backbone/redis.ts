@@ -1,28 +1,66 @@
 // Cluster fan-out over Redis pub/sub with interest-based routing: a node SUBSCRIBEs only to the
 // channels it has local subscribers for, so it receives no traffic of other channels. The publishing
-// node delivers to its own sockets itself and ignores its own message coming back.
+// node delivers to its own sockets itself and ignores its own message coming back. Everything it
+// sends goes through its outbox (redis-outbox.ts), so a Redis outage delays cross-node delivery
+// instead of losing it, and never reorders it.
+//
+// A message is "<seq> <instance>\n<except socket id>\n<payload>": `instance` names this process (the
+// node id and a random part, so a restarted node with the same id starts afresh) and `seq` counts its
+// messages. Redis delivers one publisher's messages in order, so a receiver drops any message whose
+// seq is not above the last it saw from that instance: the second copy of a batch that was written
+// again after a lost reply. A recorded event's payload is r<epoch>:<serial> \n frame; those come back
+// to their origin too (it delivers them only then).
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.js';
+import { historyKey } from '../history/redis.js';
+import { recordEvent } from '../history/redis-lua.js';
+import { defineScripts } from '../redis/clients.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
+import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
   pub: Redis;
   sub: Redis;
   prefix: string;
   nodeId: string;
+  limits: OutboxLimits;
+  /** See RedisOutboxOptions.resubscribeGraceMs. */
+  resubscribeGraceMs: number;
   log: Logger;
 }
+
+/** Senders whose last sequence number is remembered; the oldest is forgotten past this. */
+const REMEMBERED_SENDERS = 1024;
+const RECORDED = 114; // 'r'
 
 export class RedisBackbone implements Backbone {
   private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
   /** Redis channel → app/channel this node has interest in */
-  private interests = new Map<string, { appId: string; channel: string }>();
+  private interests = new Map<string, { appId: string; channel: string; subscribed: Promise<void> }>();
   private readonly commandChannel: string;
+  private readonly instance: string;
+  private seq = 0;
+  /** sender instance → the last sequence number delivered from it */
+  private readonly lastSeq = new Map<string, number>();
+  private readonly outbox: RedisOutbox;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
     this.commandChannel = `${o.prefix}:cmd`;
+    this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
+    defineScripts(o.pub, { historyRecord: recordEvent });
+    this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
+  }
+
+  get buffered(): { events: number; bytes: number } {
+    return { events: this.outbox.length, bytes: this.outbox.waitingBytes };
+  }
+
+  get refused(): number {
+    return this.outbox.refused;
   }
 
   private redisChannel(appId: string, channel: string): string {
@@ -36,12 +74,14 @@ export class RedisBackbone implements Backbone {
   }
 
   private receive(redisChannel: string, message: string): void {
-    // message = origin node id \n except socket id \n payload
     const a = message.indexOf('\n');
     const b = message.indexOf('\n', a + 1);
     if (a < 0 || b < 0) return;
-    if (message.slice(0, a) === this.o.nodeId) return;
-    const payload = message.slice(b + 1);
+    const recorded = message.charCodeAt(b + 1) === RECORDED;
+    const space = message.indexOf(' ');
+    // No space in the first line: a node of an earlier version (its node id, no sequence number).
+    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), Number(message.slice(0, space)), recorded)) return;
+    let payload = message.slice(b + 1);
     if (redisChannel === this.commandChannel) {
       try {
         this.handlers.commands.command(JSON.parse(payload) as NodeCommand);
@@ -54,20 +94,58 @@ export class RedisBackbone implements Backbone {
     if (!target) return;
     this.received++;
     const except = message.slice(a + 1, b);
-    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined);
+    let position: string | undefined;
+    if (recorded) {
+      const nl = payload.indexOf('\n');
+      position = payload.slice(1, nl);
+      payload = payload.slice(nl + 1);
+    }
+    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position);
+  }
+
+  /**
+   * False for this node's own messages (but recorded events, which it delivers on receipt) and for a
+   * message already delivered (a batch written twice).
+   */
+  private firstTime(sender: string, seq: number, recorded: boolean): boolean {
+    if (sender === this.instance && !recorded) return false;
+    const last = this.lastSeq.get(sender);
+    if (last !== undefined && seq <= last) return false;
+    if (last === undefined && this.lastSeq.size >= REMEMBERED_SENDERS) this.lastSeq.delete(this.lastSeq.keys().next().value!);
+    this.lastSeq.set(sender, seq);
+    return true;
+  }
+
+  private head(except: string): string {
+    return `${++this.seq} ${this.instance}\n${except}\n`;
+  }
+
+  hasRoom(frames: readonly string[]): boolean {
+    return this.outbox.hasRoom(frames);
+  }
+
+  publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
+    // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
+    const except = exceptSocketId ?? '';
+    const args = [historyKey(this.o.prefix, appId, channel), newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.redisChannel(appId, channel), this.head(except)];
+    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, Buffer.byteLength(frame));
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
-    this.o.pub
-      .publish(this.redisChannel(appId, channel), `${this.o.nodeId}\n${exceptSocketId ?? ''}\n${frame}`)
-      .catch(() => {}); // Redis down: local subscribers were served; other nodes cannot be reached now
+    const except = exceptSocketId ?? '';
+    this.outbox.push({ kind: 'publish', channel: this.redisChannel(appId, channel), message: this.head(except) + frame }, Buffer.byteLength(frame));
   }
 
   addInterest(appId: string, channel: string): void {
     const rc = this.redisChannel(appId, channel);
-    this.interests.set(rc, { appId, channel });
-    this.o.sub.subscribe(rc).catch(() => {}); // re-sent by autoResubscribe after a reconnect
+    // A failed subscribe is re-sent by autoResubscribe after a reconnect.
+    const subscribed = this.o.sub.subscribe(rc).then(() => {}, () => {});
+    this.interests.set(rc, { appId, channel, subscribed });
+  }
+
+  interestReady(appId: string, channel: string): Promise<void> {
+    return this.interests.get(this.redisChannel(appId, channel))?.subscribed ?? Promise.resolve();
   }
 
   removeInterest(appId: string, channel: string): void {
@@ -78,16 +156,17 @@ export class RedisBackbone implements Backbone {
 
   broadcastCommand(cmd: NodeCommand): void {
     this.handlers.commands.command(cmd);
-    this.o.pub.publish(this.commandChannel, `${this.o.nodeId}\n\n${JSON.stringify(cmd)}`).catch((err) =>
-      this.o.log.warn({ err }, 'node command not broadcast'),
-    );
+    const payload = JSON.stringify(cmd);
+    this.outbox.push({ kind: 'publish', channel: this.commandChannel, message: this.head('') + payload }, Buffer.byteLength(payload));
   }
 
+  /** Other nodes get what this node publishes now, and this node gets theirs. */
   isHealthy(): boolean {
-    return this.o.pub.status === 'ready' && this.o.sub.status === 'ready';
+    return this.outbox.flowing() && this.o.sub.status === 'ready';
   }
 
   async close(): Promise<void> {
+    await this.outbox.close(2000);
     this.o.sub.disconnect();
   }
 }

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { CachedEvent, ChannelCache } from './channel-cache.js';
+import { CACHE_MISS_WEBHOOK_WINDOW_MS, type CachedEvent, type ChannelCache } from './channel-cache.js';
 
 export class RedisChannelCache implements ChannelCache {
   constructor(
@@ -22,5 +22,11 @@ export class RedisChannelCache implements ChannelCache {
     const ttlMs = res?.[1]?.[1] as number;
     if (!value || ttlMs <= 0) return undefined;
     return { ev: JSON.parse(value) as CachedEvent, ttlMs };
+  }
+
+  async firstMiss(appId: string, channel: string): Promise<boolean> {
+    // SET NX: of the nodes that miss at once, exactly one gets OK.
+    const key = `${this.prefix}:cache-miss:${appId}:${channel}`;
+    return (await this.redis.set(key, '1', 'PX', CACHE_MISS_WEBHOOK_WINDOW_MS, 'NX')) === 'OK';
   }
 }

@@ -9,13 +9,17 @@ import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import { policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
 import type { Hub } from '../hub/hub.js';
+import type { Metrics } from '../metrics/metrics.js';
 import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import type { WebhookSink } from '../webhooks/sink.js';
-import type { ChannelMember, Subscription } from './member.js';
+import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
+import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
+import { HOLD_MARGIN, recover } from './recovery.js';
+import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
 import { SubscriptionCounts } from './subscription-count.js';
 
 export interface ChannelsDeps {
@@ -24,8 +28,11 @@ export interface ChannelsDeps {
   backbone: Backbone;
   store: PresenceStore;
   cache: ChannelCache;
+  history: ChannelHistory;
   webhooks: WebhookSink;
   log: Logger;
+  /** refused subscriptions are counted by reason */
+  metrics: Pick<Metrics, 'subscriptionsRefused'>;
 }
 
 type Transition = 'occupied' | 'vacated' | undefined;
@@ -37,16 +44,34 @@ export class Channels implements ClusterStateHandler {
     this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
   }
 
+  /**
+   * Whether these channel events can be published now and are sure to reach every node (false while
+   * Redis is down and the outage buffer is full: see Backbone.hasRoom). Checked right before
+   * publishEvent by what can be refused (REST 503, client events 4301).
+   */
+  hasRoom(events: readonly string[]): boolean {
+    return this.d.backbone.hasRoom(events);
+  }
+
+  /** A channel event (REST trigger, client event): recorded when the channel keeps a history (docs/recovery.md). */
+  publishEvent(app: App, channel: string, frame: string, exceptSocketId?: string): void {
+    const policy = policyOf(app, channel);
+    if (policy) this.d.backbone.publishRecorded(app.id, channel, frame, policy, exceptSocketId);
+    else this.d.backbone.publish(app.id, channel, frame, exceptSocketId);
+  }
+
   /** Public, private and encrypted channels (spec §3.3, §3.4). */
-  subscribe(s: ChannelMember, channel: string): void {
+  subscribe(s: ChannelMember, channel: string, recovery?: RecoveryRequest): void {
     const app = s.app;
-    s.channels.set(channel, {});
-    this.joinTopic(s, channel);
+    const sub: Subscription = {};
+    s.channels.set(channel, sub);
+    const policy = this.joinTopic(s, channel, sub, recovery);
     s.send(frames.subscriptionSucceeded(channel));
-    if (isCacheChannel(channel)) this.replayCache(s, channel);
+    this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
     this.d.store.addSubscription(app.id, channel).then(
       (count) => this.countChanged(app, channel, count, count === 1 ? 'occupied' : undefined),
-      (err) => this.d.log.warn({ err, app: app.id, channel }, 'subscription count not recorded'),
+      // Counted by this node all the same; the cluster gets it, and its webhooks, when its share is written again.
+      (err) => this.d.log.debug({ err, app: app.id, channel }, 'subscription not yet counted cluster-wide'),
     );
   }
 
@@ -55,42 +80,58 @@ export class Channels implements ClusterStateHandler {
    * step, so channel_occupied and member_added of a first socket are due together, on this node, in
    * this order, and a refused join leaves nothing to undo.
    */
-  subscribePresence(s: ChannelMember, channel: string, member: PresenceMember): void {
+  subscribePresence(s: ChannelMember, channel: string, member: PresenceMember, recovery?: RecoveryRequest): void {
     const app = s.app;
     // Recorded before the store answers, so a close in the meantime leaves in order after this join.
     const sub: Subscription = { userId: member.userId };
     s.channels.set(channel, sub);
-    this.joinTopic(s, channel);
-    const refuse = (type: frames.SubscriptionErrorType, error: string, status: number) => {
+    const policy = this.joinTopic(s, channel, sub, recovery);
+    const refuse = (refusal: SubscriptionRefusal) => {
       if (s.channels.get(channel) === sub) {
         s.channels.delete(channel);
-        this.leaveTopic(s, channel);
+        this.leaveTopic(s, channel, sub);
       }
-      s.send(frames.subscriptionError(channel, type, error, status));
+      refuseSubscription(this.d, s, channel, refusal);
     };
     this.d.store.subscribePresence(app.id, channel, s.socketId, member, app.maxPresenceMembersPerChannel).then(
       (join) => {
         if (join.refused) {
-          return refuse('LimitReached', `The presence channel has reached its limit of ${app.maxPresenceMembersPerChannel} members`, Codes.overCapacity);
+          return refuse({
+            reason: 'presence_full',
+            type: 'LimitReached',
+            error: `The presence channel has reached its limit of ${app.maxPresenceMembersPerChannel} members`,
+            status: Codes.overCapacity,
+          });
         }
-        if (join.count === 1) this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
+        if (join.count === 1) this.transition(app, { name: 'channel_occupied', channel });
         if (join.added) {
           this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, member.userId, member.userInfo), s.socketId);
-          this.d.webhooks.emit(app, { name: 'member_added', channel, user_id: member.userId });
+          this.transition(app, { name: 'member_added', channel, user_id: member.userId });
         }
         s.send(frames.presenceSucceeded(channel, join.members));
-        if (isCacheChannel(channel)) this.replayCache(s, channel);
+        // Events are replayed, not member changes: the member list above replaces them.
+        this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
       },
       (err) => {
         this.d.log.warn({ err, app: app.id, channel }, 'presence join failed');
-        refuse('ServerError', 'Presence state is unavailable, try again', Codes.serverError);
+        refuse({ reason: 'presence_unavailable', type: 'ServerError', error: 'Presence state is unavailable, try again', status: Codes.serverError });
       },
     );
   }
 
-  /** `#server-to-user-<id>` (spec §4.7): its topic was joined at sign-in; the subscribe only confirms. */
-  subscribeUser(s: ChannelMember, channel: string): void {
+  /**
+   * `#server-to-user-<id>` (spec §4.7): its topic was joined at sign-in; the subscribe confirms, and a
+   * recovering one moves the session to the positioned topic through a hold.
+   */
+  subscribeUser(s: ChannelMember, channel: string, recovery?: RecoveryRequest): void {
+    const sub = s.userChannel;
+    let policy: HistoryPolicy | undefined;
+    if (sub && recovery && !sub.positioned && !sub.hold && (policy = policyOf(s.app, channel))) {
+      this.d.hub.leave(s.conn, s.app.id, channel);
+      sub.hold = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN).hold;
+    }
     s.send(frames.subscriptionSucceeded(channel));
+    if (sub) this.afterSucceeded(s, channel, sub, recovery, policy, () => s.userChannel === sub);
   }
 
   /** A repeated subscribe (spec §3.6): confirmed again, no side effects. */
@@ -106,8 +147,10 @@ export class Channels implements ClusterStateHandler {
     const sub = s.channels.get(channel);
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
     s.channels.delete(channel);
-    this.leaveTopic(s, channel);
-    this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.warn({ err, app: s.app.id, channel }, 'leave not recorded'));
+    this.leaveTopic(s, channel, sub);
+    // Unrecorded (Redis unreachable): this node's record has it, and when Redis is back its share is
+    // written again and the transitions it makes are announced then (presence/redis.ts).
+    this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.debug({ err, app: s.app.id, channel }, 'leave not yet recorded cluster-wide'));
   }
 
   /**
@@ -117,8 +160,9 @@ export class Channels implements ClusterStateHandler {
   signIn(s: ChannelMember, userInfo: unknown): void {
     const user = s.user!;
     const app = s.app;
-    this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id);
-    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched));
+    s.userChannel = {};
+    this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id, s.userChannel);
+    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched), {});
     this.d.store.joinPresence(app.id, ONLINE_CHANNEL, s.socketId, { userId: user.id, userInfo }).then(
       (join) => {
         if (join.added) this.announce(app.id, user.id, 'online');
@@ -141,8 +185,9 @@ export class Channels implements ClusterStateHandler {
     const user = s.user;
     if (!user) return;
     const app = s.app;
-    this.leaveTopic(s, SERVER_TO_USER_PREFIX + user.id);
-    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched));
+    if (s.userChannel) this.leaveTopic(s, SERVER_TO_USER_PREFIX + user.id, s.userChannel);
+    s.userChannel = undefined;
+    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched), {});
     this.d.store.leavePresence(app.id, ONLINE_CHANNEL, s.socketId, user.id).then(
       (last) => {
         if (last) this.announce(app.id, user.id, 'offline');
@@ -151,12 +196,19 @@ export class Channels implements ClusterStateHandler {
     );
   }
 
-  /** A node's share of the cluster state was removed (its crash, or its graceful stop). */
-  nodeStateRemoved(events: ClusterEvent[]): void {
+  /**
+   * A node's share of the cluster state changed as a whole: removed (its crash, or its graceful stop)
+   * or written again after Redis could not be told (this node's own). What that made due is sent as a
+   * single join or leave would.
+   */
+  stateChanged(events: ClusterEvent[]): void {
     for (const e of events) {
       const app = this.d.registry.findById(e.appId);
       if (!app) continue;
-      if (e.kind === 'member_removed') {
+      if (e.kind === 'member_added') {
+        if (e.channel === ONLINE_CHANNEL) this.announce(e.appId, e.userId, 'online');
+        else this.memberAdded(app, e.channel, e.userId, e.userInfo);
+      } else if (e.kind === 'member_removed') {
         if (e.channel === ONLINE_CHANNEL) this.announce(e.appId, e.userId, 'offline');
         else this.memberRemoved(app, e.channel, e.userId);
       } else {
@@ -169,12 +221,55 @@ export class Channels implements ClusterStateHandler {
     this.counts.close();
   }
 
-  private joinTopic(s: ChannelMember, channel: string): void {
-    if (this.d.hub.join(s.conn, s.app.id, channel)) this.d.backbone.addInterest(s.app.id, channel);
+  /**
+   * Joins the hub and, for the node's first local connection, registers interest with the backbone. A
+   * subscribe that opted in to recovery on a channel with a history is held until its replay is
+   * written; returns that channel's policy then.
+   */
+  private joinTopic(s: ChannelMember, channel: string, sub: Subscription, recovery?: RecoveryRequest): HistoryPolicy | undefined {
+    const policy = recovery ? policyOf(s.app, channel) : undefined;
+    let first: boolean;
+    if (policy) ({ hold: sub.hold, first } = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN));
+    else first = this.d.hub.join(s.conn, s.app.id, channel);
+    if (first) this.d.backbone.addInterest(s.app.id, channel);
+    return policy;
   }
 
-  private leaveTopic(s: ChannelMember, channel: string): void {
-    if (this.d.hub.leave(s.conn, s.app.id, channel)) this.d.backbone.removeInterest(s.app.id, channel);
+  private leaveTopic(s: ChannelMember, channel: string, sub: Subscription): void {
+    let last: boolean;
+    if (sub.hold) {
+      last = this.d.hub.cancel(sub.hold, s.app.id, channel);
+      sub.hold = undefined;
+    } else {
+      last = this.d.hub.leave(s.conn, s.app.id, channel, sub.positioned);
+    }
+    if (last) this.d.backbone.removeInterest(s.app.id, channel);
+  }
+
+  /**
+   * What follows subscription_succeeded: for a recovering subscribe, the replay and its outcome
+   * (docs/recovery.md); then the cache channel's replay, unless the gap was recovered (spec §7).
+   */
+  private afterSucceeded(
+    s: ChannelMember,
+    channel: string,
+    sub: Subscription,
+    recovery: RecoveryRequest | undefined,
+    policy: HistoryPolicy | undefined,
+    current: () => boolean,
+  ): void {
+    if (!recovery) {
+      if (isCacheChannel(channel)) this.replayCache(s, channel);
+      return;
+    }
+    if (!policy) {
+      s.send(frames.recoveryOutcome(channel, { position: null, ...(recovery.position ? { recovered: false } : {}), reason: 'disabled' }));
+      if (isCacheChannel(channel)) this.replayCache(s, channel);
+      return;
+    }
+    void recover(this.d, s, channel, sub, recovery, policy, current).then((recovered) => {
+      if (!recovered && isCacheChannel(channel) && current()) this.replayCache(s, channel);
+    });
   }
 
   private async leaveStore(app: App, channel: string, socketId: string, userId: string | undefined): Promise<void> {
@@ -189,29 +284,44 @@ export class Channels implements ClusterStateHandler {
     this.countChanged(app, channel, count, count === 0 ? 'vacated' : undefined);
   }
 
+  private memberAdded(app: App, channel: string, userId: string, userInfo: unknown): void {
+    this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, userId, userInfo));
+    this.transition(app, { name: 'member_added', channel, user_id: userId });
+  }
+
   private memberRemoved(app: App, channel: string, userId: string): void {
     this.d.backbone.publish(app.id, channel, frames.memberRemoved(channel, userId));
-    this.d.webhooks.emit(app, { name: 'member_removed', channel, user_id: userId });
+    this.transition(app, { name: 'member_removed', channel, user_id: userId });
   }
 
   /** Webhooks and subscription_count broadcasts after a channel's cluster-wide count changed. */
   private countChanged(app: App, channel: string, count: number, transition: Transition): void {
-    if (transition === 'occupied') this.d.webhooks.emit(app, { name: 'channel_occupied', channel });
+    if (transition === 'occupied') this.transition(app, { name: 'channel_occupied', channel });
     if (app.enableSubscriptionCount && channelKind(channel) !== 'presence') this.counts.changed(app, channel, count);
-    if (transition === 'vacated') this.d.webhooks.emit(app, { name: 'channel_vacated', channel });
+    if (transition === 'vacated') this.transition(app, { name: 'channel_vacated', channel });
   }
 
-  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and its webhook (spec §7). */
+  /**
+   * The webhook of an occupied/vacated/added/removed transition, unless the store queued it itself in
+   * the step that made the transition (Redis: so the queue's order is the transitions' order, whichever
+   * node made them, spec §10.3 and README "Webhooks").
+   */
+  private transition(app: App, event: WebhookEvent): void {
+    if (!this.d.store.queuesTransitionWebhooks) this.d.webhooks.emit(app, event);
+  }
+
+  /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and, once per window, its webhook (spec §7). */
   private replayCache(s: ChannelMember, channel: string): void {
     const app = s.app;
-    this.d.cache.get(app.id, channel).then(
-      (hit) => {
+    this.d.cache
+      .get(app.id, channel)
+      .then(async (hit) => {
         if (hit) return s.send(frames.channelEvent(hit.ev.event, channel, hit.ev.data));
         s.send(frames.cacheMiss(channel));
-        this.d.webhooks.emit(app, { name: 'cache_miss', channel });
-      },
-      (err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'),
-    );
+        // Each subscriber hears of the miss; the app's server once per window (spec §7).
+        if (await this.d.cache.firstMiss(app.id, channel)) this.d.webhooks.emit(app, { name: 'cache_miss', channel });
+      })
+      .catch((err) => this.d.log.warn({ err, app: app.id, channel }, 'cache lookup failed'));
   }
 
   /** A user's change of online state, to the sessions watching them on every node (spec §4.8). */

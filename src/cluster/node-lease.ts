@@ -2,7 +2,19 @@
 // (`<prefix>:nodes`, node id → expiry in ms) and renews it every quarter of its length. What a node
 // keeps in Redis on its own behalf (presence share, connection census, webhook queue ownership)
 // belongs to a NodeShare, which this module asks to write its share again when the node's
-// registration was lost, and to remove a dead node's share once that node's lease has run out.
+// registration was lost or its connection dropped, and to remove a dead node's share once that
+// node's lease has run out. After a reconnect both wait until every node had time to reconnect.
+//
+// Redis losing its data (a restart without persistence) is told apart from a lost registration by
+// `<prefix>:dataset`, a random id the first node to renew after the loss writes. A node that sees the
+// id change first has its shares write back what Redis held (restore, announcing nothing) and marks
+// itself in `<prefix>:restored`; a node that holds its share as the dataset should (it never saw
+// another dataset, or it restored) is marked at every renewal. It then waits before it rejoins: until
+// every live node reconnected (reconnectGraceMs) and every node it knew before the loss or sees
+// registered now is marked (or a lease time has passed: the missing ones are dead). So when the first
+// node compares its share with the others' (rejoin), theirs are there again, and only real changes
+// are announced.
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { defineScripts, type Scripted } from '../redis/clients.js';
@@ -14,8 +26,10 @@ export interface NodeShare {
    * step, so a node that renewed in time keeps its share, and two survivors never both remove it).
    */
   dropNode(node: string, now: number): Promise<void>;
-  /** Writes this node's own share again (Redis restarted empty, or the node was taken for dead). */
+  /** Writes this node's own share again as it is now (reporting what that changes). */
   rejoin(): Promise<void>;
+  /** Redis lost its data: writes back this node's share as Redis last held it, reporting nothing. */
+  restore?(): Promise<void>;
 }
 
 /** Work owned by a node that others take over when it dies (webhook queues). */
@@ -25,12 +39,24 @@ export interface NodeWatcher {
 }
 
 const scripts = {
-  // ARGV: P me now expiry → 1 when this node was not registered, or its lease had run out.
+  // ARGV: P me now expiry newDataset knownDataset holdsShare → { 1 when this node was not registered
+  // or its lease had run out, else 0; the dataset id (newDataset if there was none); the nodes whose
+  // lease is valid }. holdsShare 1: this node's shares are as Redis should hold them (mark it, unless
+  // the dataset is not the one it knows).
   leaseRenew: `
+local d = redis.call('GET', ARGV[1] .. ':dataset')
+if not d then
+  d = ARGV[5]
+  redis.call('SET', ARGV[1] .. ':dataset', d)
+end
+if ARGV[7] == '1' and (ARGV[6] == '' or ARGV[6] == d) then redis.call('SADD', ARGV[1] .. ':restored', ARGV[2]) end
 local s = redis.call('ZSCORE', ARGV[1] .. ':nodes', ARGV[2])
 redis.call('ZADD', ARGV[1] .. ':nodes', ARGV[4], ARGV[2])
-if not s or tonumber(s) <= tonumber(ARGV[3]) then return 1 end
-return 0`,
+local lost = 0
+if not s or tonumber(s) <= tonumber(ARGV[3]) then lost = 1 end
+local out = { lost, d }
+for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1] .. ':nodes', '(' .. ARGV[3], '+inf')) do table.insert(out, n) end
+return out`,
   // ARGV: P node now → removes the node's entry unless it renewed meanwhile.
   leaseForget: `
 local s = redis.call('ZSCORE', ARGV[1] .. ':nodes', ARGV[2])
@@ -38,12 +64,17 @@ if s and tonumber(s) <= tonumber(ARGV[3]) then redis.call('ZREM', ARGV[1] .. ':n
 return 1`,
 };
 
+/** While waiting for other nodes to restore, look again this often rather than at the next renewal. */
+const RESTORE_POLL_MS = 100;
+
 export interface NodeLeaseOptions {
   redis: Redis;
   prefix: string;
   nodeId: string;
   /** How long a lease lasts without renewal: a crashed node's share is removed after about this. */
   leaseMs: number;
+  /** Every live node's connection is back within this of Redis coming back (its longest reconnect delay and some). */
+  reconnectGraceMs: number;
   log: Logger;
 }
 
@@ -58,6 +89,16 @@ export class NodeLease {
   private stopped = false;
   /** Local time until which this node's lease is surely valid in Redis. */
   private validUntil = 0;
+  /** The dataset id at the last renewal (undefined before the first). */
+  private dataset?: string;
+  /** The other nodes alive at the last renewal. */
+  private peers: string[] = [];
+  /** The connection was up once (a later 'ready' is a reconnect). */
+  private connected = false;
+  /** When the connection last came back after being lost (0: never). */
+  private backAt = 0;
+  /** Redis lost its data: this node restores, then waits for `peers` (alive before the loss) to. */
+  private restoring?: { peers: string[]; since: number; restored: boolean };
 
   constructor(private readonly o: NodeLeaseOptions) {
     this.r = defineScripts(o.redis, scripts);
@@ -82,11 +123,13 @@ export class NodeLease {
 
   /** Starts renewing; resolves after the first renewal when Redis is reachable now. */
   async start(): Promise<void> {
-    // Every (re)connect: the connection may have been lost with writes in flight, or Redis restarted.
+    // Every (re)connect: writes may have failed meanwhile, or Redis restarted.
     this.o.redis.on('ready', () => {
-      this.rejoinDue = true;
-      void this.tick();
+      if (this.connected) this.backAt = Date.now();
+      this.connected = true;
+      this.rejoinSoon();
     });
+    this.connected = this.o.redis.status === 'ready';
     this.timer = setInterval(() => void this.tick(), Math.max(100, Math.floor(this.o.leaseMs / 4)));
     this.timer.unref();
     if (this.o.redis.status === 'ready') await this.tick();
@@ -97,15 +140,46 @@ export class NodeLease {
     return !this.stopped && now < this.validUntil;
   }
 
+  /** A share may differ from what Redis holds (a reconnect, a failed write): write them again now. */
+  rejoinSoon(): void {
+    this.rejoinDue = true;
+    void this.tick();
+  }
+
   private async tick(): Promise<void> {
     if (this.stopped || this.ticking || this.o.redis.status !== 'ready') return;
     this.ticking = true;
     try {
       const now = Date.now();
-      const lost = Number(await this.r.leaseRenew(this.o.prefix, this.o.nodeId, now, now + this.o.leaseMs)) === 1;
+      const holds = !this.restoring || this.restoring.restored ? 1 : 0;
+      const [lost, dataset, ...live] = (await this.r.leaseRenew(this.o.prefix, this.o.nodeId, now, now + this.o.leaseMs, randomUUID(), this.dataset ?? '', holds)) as [
+        number,
+        string,
+        ...string[],
+      ];
       // Stop acting as an owner a little before the lease can run out in Redis.
       this.validUntil = now + Math.floor(this.o.leaseMs * 0.8);
-      if (lost) this.rejoinDue = true;
+      if (Number(lost) === 1) this.rejoinDue = true;
+      if (this.dataset !== undefined && dataset !== this.dataset) {
+        this.o.log.warn('Redis lost the cluster state: restoring it from every node before replaying what changed');
+        this.restoring = { peers: this.restoring?.peers ?? this.peers, since: now, restored: false };
+      }
+      this.dataset = dataset;
+      if (!this.restoring) this.peers = live.filter((n) => n !== this.o.nodeId);
+      else if (!(await this.restored(now, live))) {
+        setTimeout(() => void this.tick(), RESTORE_POLL_MS).unref();
+        return;
+      }
+      // After a reconnect the other nodes are coming back too: their leases may have run out while
+      // Redis was unreachable, and their changes are about to be replayed. Rejoining (and removing
+      // "dead" nodes) only once they all had time to reconnect announces each change once, without
+      // removing members of a node that is merely reconnecting, and not before their frames can
+      // reach every node (the backbone holds its outbox as long).
+      const settle = this.backAt + this.o.reconnectGraceMs - now;
+      if (settle > 0) {
+        setTimeout(() => void this.tick(), settle).unref();
+        return;
+      }
       if (this.rejoinDue) {
         this.rejoinDue = false;
         if (!(await this.rejoinAll())) this.rejoinDue = true;
@@ -116,6 +190,29 @@ export class NodeLease {
     } finally {
       this.ticking = false;
     }
+  }
+
+  /**
+   * Restores this node's shares once, then tells whether the others have: every node it knew before
+   * Redis lost its data and every node registered now (`live`), once every live node has had time to
+   * reconnect. A node missing after a lease time is dead: its share went with Redis.
+   */
+  private async restored(now: number, live: string[]): Promise<boolean> {
+    const r = this.restoring!;
+    const key = `${this.o.prefix}:restored`;
+    if (!r.restored) {
+      for (const s of this.shares) await s.restore?.();
+      await this.o.redis.sadd(key, this.o.nodeId);
+      r.restored = true;
+    }
+    const waited = now - r.since;
+    const others = [...new Set([...r.peers, ...live])].filter((n) => n !== this.o.nodeId);
+    const restored = new Set(others.length ? await this.o.redis.smembers(key) : []);
+    const missing = others.filter((n) => !restored.has(n));
+    if (waited < this.o.leaseMs && (waited < this.o.reconnectGraceMs || missing.length)) return false;
+    if (missing.length) this.o.log.warn({ missing }, 'nodes did not restore their share of the cluster state within a lease: taken for dead');
+    this.restoring = undefined;
+    return true;
   }
 
   /** True when every share was written. */

@@ -32,6 +32,9 @@ export const SERVER_ENV: Readonly<Record<string, { path: string; kind: Kind }>> 
   WEBHOOK_TIMEOUT_MS: { path: 'webhooks.timeoutMs', kind: 'int' },
   WEBHOOK_MAX_RETRY_MS: { path: 'webhooks.maxRetryMs', kind: 'int' },
   WEBHOOK_CLAIM_IDLE_MS: { path: 'webhooks.claimIdleMs', kind: 'int' },
+  BACKBONE_BUFFER_EVENTS: { path: 'backboneBuffer.events', kind: 'int' },
+  BACKBONE_BUFFER_BYTES: { path: 'backboneBuffer.bytes', kind: 'int' },
+  BACKBONE_BUFFER_MAX_AGE_MS: { path: 'backboneBuffer.maxAgeMs', kind: 'int' },
 };
 
 export const CONFIG_FILE_ENV = 'CONFIG_FILE';
@@ -56,7 +59,7 @@ export function schemaKind(shape: Record<string, unknown>, field: string): Kind 
 
 /** How a per-app field is read from text. */
 export function appFieldKind(field: string): Kind | undefined {
-  if (field === 'webhooks') return 'json';
+  if (field === 'webhooks' || field === 'recovery') return 'json';
   if (field === 'allowedOrigins') return 'list';
   return schemaKind(AppSchema.shape, field);
 }

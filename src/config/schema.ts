@@ -26,6 +26,28 @@ export const WebhookSchema = z
   })
   .strict();
 
+/** Per-channel history for message recovery (docs/recovery.md). */
+export const RecoverySchema = z
+  .object({
+    /** Events kept per channel. */
+    historySize: z.number().int().min(1).max(10_000).default(100),
+    /** Seconds an event is kept. */
+    historyTtl: z.number().int().min(1).max(86_400).default(300),
+    /** Overrides by channel-name prefix (the longest match wins); historySize 0 turns recovery off there. */
+    channels: z
+      .array(
+        z
+          .object({
+            prefix: z.string().min(1),
+            historySize: z.number().int().min(0).max(10_000).optional(),
+            historyTtl: z.number().int().min(1).max(86_400).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+  })
+  .strict();
+
 const limit = (def: number) => z.number().int().min(-1).default(def);
 const positive = (def: number) => z.number().int().positive().default(def);
 
@@ -53,9 +75,21 @@ export const AppSchema = z
     maxPresenceMembersPerChannel: positive(100),
     maxPresenceMemberSizeInKb: z.number().positive().default(1),
     maxUserIdLength: positive(128),
+    /** Channels one connection may be subscribed to at once, presence included (not a Pusher or Soketi field). */
+    maxChannelsPerConnection: positive(1000),
     /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */
     allowedOrigins: z.array(z.string().min(1)).default([]),
     webhooks: z.array(WebhookSchema).default([]),
+    /**
+     * The 32-byte key (base64) the app's SDKs use for private-encrypted- channels. Set: the server
+     * encrypts plain data triggered to those channels as the SDKs do (it then sees the plaintext).
+     */
+    encryptionMasterKeyBase64: z
+      .string()
+      .refine((v) => /^[A-Za-z0-9+/]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, 'must be base64 of exactly 32 bytes')
+      .optional(),
+    /** Message recovery (docs/recovery.md): absent = off for the app. */
+    recovery: RecoverySchema.optional(),
   })
   .strict();
 
@@ -133,6 +167,24 @@ export const ConfigSchema = z
       })
       .strict()
       .default({ batchMs: 50, timeoutMs: 5000, maxRetryMs: 300_000 }),
+    /**
+     * Cluster mode: while Redis cannot take cross-node events (it is unreachable, or just came back and
+     * the other nodes are still resubscribing), a node keeps them in order in this bounded buffer and
+     * publishes them when Redis returns. Full (or its oldest event older than maxAgeMs), new REST
+     * triggers get HTTP 503 and client events pusher:error 4301, so nothing accepted is lost. The
+     * defaults cover a Redis restart of a few seconds under heavy traffic.
+     */
+    backboneBuffer: z
+      .object({
+        /** Events (one per channel of a trigger) waiting at most. */
+        events: positive(10_000),
+        /** UTF-8 bytes of their frames at most. */
+        bytes: positive(16 * 1024 * 1024),
+        /** Milliseconds the oldest waiting event may be old before new ones are refused. */
+        maxAgeMs: positive(30_000),
+      })
+      .strict()
+      .default({ events: 10_000, bytes: 16 * 1024 * 1024, maxAgeMs: 30_000 }),
     /** Largest REST request body accepted (bytes). */
     maxRequestBytes: positive(1024 * 1024),
     apps: z.array(AppSchema).min(1),

@@ -8,7 +8,7 @@ import { toApp } from '../apps/app.js';
 import type { BackboneHandlers, NodeCommand } from '../backbone/backbone.js';
 import { AppSchema, ConfigSchema } from '../config/schema.js';
 import { Metrics } from '../metrics/metrics.js';
-import type { ClusterEvent } from '../presence/store.js';
+import { StoreUnavailableError, type ClusterEvent } from '../presence/store.js';
 import { startRedis, type RedisHandle } from '../testing/harness.js';
 import { eventually, sleep } from '../testing/eventually.js';
 import { queueName } from '../webhooks/queue.js';
@@ -32,11 +32,11 @@ after(async () => {
 class Heard {
   readonly delivered: { appId: string; channel: string; frame: string; except?: string }[] = [];
   readonly commands: NodeCommand[] = [];
-  readonly removed: ClusterEvent[][] = [];
-  readonly handlers: BackboneHandlers & { clusterState: { nodeStateRemoved(events: ClusterEvent[]): void } } = {
+  readonly changed: ClusterEvent[][] = [];
+  readonly handlers: BackboneHandlers & { clusterState: { stateChanged(events: ClusterEvent[]): void } } = {
     frames: { deliver: (appId, channel, frame, except) => void this.delivered.push({ appId, channel, frame, except }) },
     commands: { command: (c) => void this.commands.push(c) },
-    clusterState: { nodeStateRemoved: (events) => void this.removed.push(events) },
+    clusterState: { stateChanged: (events) => void this.changed.push(events) },
   };
 }
 
@@ -56,7 +56,7 @@ async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: 
             redisPrefix: opts.prefix ?? `contract${++prefixes}`,
             nodeLeaseMs: opts.leaseMs ?? 10_000,
             cacheTtl: 1,
-            apps: [{ id: 'a1', key: 'k1', secret: 's1', webhooks: [{ url: webhookUrl, event_types: ['channel_occupied'] }] }],
+            apps: [{ id: 'a1', key: 'k1', secret: 's1', webhooks: [{ url: webhookUrl, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }],
           }),
           opts.nodeId ?? `node-${prefixes}`,
           log,
@@ -139,6 +139,34 @@ for (const kind of ['memory', 'redis'] as const) {
       }
     });
 
+    test('presence store: transition webhooks are queued in the step that makes the transition, in its order, or left to the channel owner', async () => {
+      const m = await make(kind);
+      const s = m.engine.store;
+      try {
+        await s.subscribePresence('a1', 'presence-w', '1.1', { userId: 'ann', userInfo: undefined }, 10);
+        await s.addSubscription('a1', 'plain-w');
+        await s.subscribePresence('a1', 'presence-w', '1.2', { userId: 'ann', userInfo: undefined }, 10);
+        await s.unsubscribePresence('a1', 'presence-w', '1.1', 'ann');
+        await s.unsubscribePresence('a1', 'presence-w', '1.2', 'ann');
+        await s.removeSubscription('a1', 'plain-w');
+        assert.equal(s.queuesTransitionWebhooks, kind === 'redis', 'Redis queues them in its scripts; in one process the channel owner emits them');
+        const queued = (await m.engine.webhookQueue.read(queueName('a1', webhookUrl), 100)).map((e) => e.ev);
+        const expected = s.queuesTransitionWebhooks
+          ? [
+              { name: 'channel_occupied', channel: 'presence-w' },
+              { name: 'member_added', channel: 'presence-w', user_id: 'ann' },
+              { name: 'channel_occupied', channel: 'plain-w' },
+              { name: 'member_removed', channel: 'presence-w', user_id: 'ann' },
+              { name: 'channel_vacated', channel: 'presence-w' },
+              { name: 'channel_vacated', channel: 'plain-w' },
+            ]
+          : [];
+        assert.deepEqual(queued, expected);
+      } finally {
+        await closeAll(m);
+      }
+    });
+
     test('presence store: the uncounted online set tells first and last socket of a user', async () => {
       const m = await make(kind);
       const s = m.engine.store;
@@ -163,6 +191,19 @@ for (const kind of ['memory', 'redis'] as const) {
         assert.ok(hit!.ttlMs > 0 && hit!.ttlMs <= 1000, `ttl ${hit!.ttlMs}`);
         await sleep(1100);
         assert.equal(await m.engine.cache.get('a1', 'cache-x'), undefined);
+      } finally {
+        await closeAll(m);
+      }
+    });
+
+    test('channel cache: of several misses of one channel at once, exactly one is the first; other channels count apart', async () => {
+      const m = await make(kind);
+      try {
+        const firsts = await Promise.all(Array.from({ length: 5 }, () => m.engine.cache.firstMiss('a1', 'cache-m')));
+        assert.deepEqual(firsts.filter(Boolean).length, 1);
+        assert.equal(await m.engine.cache.firstMiss('a1', 'cache-other'), true);
+        assert.equal(await m.engine.cache.firstMiss('a2', 'cache-m'), true, 'per app');
+        assert.equal(await m.engine.cache.firstMiss('a1', 'cache-m'), false, 'still inside the window');
       } finally {
         await closeAll(m);
       }
@@ -248,7 +289,7 @@ describe('redis engine, several nodes on one Redis', () => {
     }
   });
 
-  test('a dead node\'s share goes when its lease runs out: members removed first, then each channel\'s lower count; its census places are freed', async () => {
+  test('a dead node\'s share goes when its lease runs out: per channel its members removed, then the lower count; its census places are freed', async () => {
     const prefix = `cluster${++prefixes}`;
     const survivor = await make('redis', { prefix, nodeId: 'survivor', leaseMs: 600 });
     const doomed = await make('redis', { prefix, nodeId: 'doomed', leaseMs: 600 });
@@ -262,18 +303,47 @@ describe('redis engine, several nodes on one Redis', () => {
       assert.equal(await survivor.engine.census.admit(quota), false, 'the quota is cluster-wide');
       // "Crash": stop renewing without leaving (the connection stays, the lease is never renewed).
       await doomed.engine.close();
-      await eventually(() => survivor.heard.removed.length > 0, { timeoutMs: 5000, what: 'the survivor removed the dead share' });
-      assert.deepEqual(survivor.heard.removed.flat(), [
+      await eventually(() => survivor.heard.changed.length > 0, { timeoutMs: 5000, what: 'the survivor removed the dead share' });
+      const byChannel = (channel: string) => survivor.heard.changed.flat().filter((e) => e.channel === channel);
+      assert.deepEqual(byChannel('presence-p'), [
         { kind: 'member_removed', appId: 'a1', channel: 'presence-p', userId: 'ann' },
-        { kind: 'count', appId: 'a1', channel: 'pub', count: 1 },
         { kind: 'count', appId: 'a1', channel: 'presence-p', count: 0 },
-      ].sort((x, y) => (x.kind === 'member_removed' ? -1 : y.kind === 'member_removed' ? 1 : 0)));
+      ]);
+      assert.deepEqual(byChannel('pub'), [{ kind: 'count', appId: 'a1', channel: 'pub', count: 1 }]);
+      assert.equal(survivor.heard.changed.flat().length, 3);
       assert.equal(await survivor.engine.store.subscriptionCount('a1', 'pub'), 1);
       assert.equal(await survivor.engine.census.admit(quota), true, 'the dead node\'s places are free again');
     } finally {
       await survivor.engine.leave();
       await survivor.engine.webhookQueue.close();
       await survivor.engine.close();
+    }
+  });
+
+  test('after Redis restarts empty, every node restores its share and then reports only what changed while Redis was gone', async () => {
+    const prefix = `cluster${++prefixes}`;
+    const a = await make('redis', { prefix, nodeId: 'ra', leaseMs: 2000 });
+    const b = await make('redis', { prefix, nodeId: 'rb', leaseMs: 2000 });
+    const ch = 'presence-r';
+    try {
+      await a.engine.store.subscribePresence('a1', ch, '1.1', { userId: 'ann', userInfo: undefined }, 10);
+      await b.engine.store.subscribePresence('a1', ch, '2.1', { userId: 'ann', userInfo: undefined }, 10);
+      await b.engine.store.subscribePresence('a1', ch, '2.2', { userId: 'bob', userInfo: { n: 1 } }, 10);
+      await sleep(600); // a lease round: each node knows the other
+      await redis.stop();
+      // Both leaves are kept by their node until Redis is back; ann still has a socket on b.
+      await assert.rejects(a.engine.store.unsubscribePresence('a1', ch, '1.1', 'ann'), StoreUnavailableError);
+      await assert.rejects(b.engine.store.unsubscribePresence('a1', ch, '2.2', 'bob'), StoreUnavailableError);
+      await redis.restart();
+      await eventually(async () => (await a.engine.store.subscriptionCount('a1', ch).catch(() => -1)) === 1, { timeoutMs: 10_000, what: 'the changes replayed' });
+      await sleep(300);
+      assert.deepEqual([...(await b.engine.store.members('a1', ch)).keys()], ['ann']);
+      const members = [...a.heard.changed.flat(), ...b.heard.changed.flat()].filter((e) => e.kind !== 'count');
+      assert.deepEqual(members, [{ kind: 'member_removed', appId: 'a1', channel: ch, userId: 'bob' }], 'bob left; ann, still on b, did not');
+      const queued = (await a.engine.webhookQueue.read(queueName('a1', webhookUrl), 100)).map((e) => e.ev);
+      assert.deepEqual(queued, [{ name: 'member_removed', channel: ch, user_id: 'bob' }], 'the restore itself queued nothing');
+    } finally {
+      await closeAll(a, b);
     }
   });
 });

@@ -1,6 +1,7 @@
 // One node, everything in this process.
 import { MemoryBackbone } from '../backbone/memory.js';
 import { MemoryChannelCache } from '../cache/memory.js';
+import { MemoryHistory } from '../history/memory.js';
 import { MemoryConnectionCensus } from '../limits/connection-census.js';
 import { MemoryRateWindows } from '../limits/rate-windows.js';
 import { MemoryPresenceStore } from '../presence/memory.js';
@@ -8,13 +9,15 @@ import { MemoryWebhookQueue } from '../webhooks/queue.js';
 import type { Engine, EngineHandlers } from './engine.js';
 
 export function memoryEngine(cacheTtlMs: number): Engine {
-  const backbone = new MemoryBackbone();
+  const history = new MemoryHistory();
+  const backbone = new MemoryBackbone(history);
   const store = new MemoryPresenceStore();
   return {
     mode: 'memory',
     backbone,
     store,
     cache: new MemoryChannelCache(cacheTtlMs),
+    history,
     rates: new MemoryRateWindows(),
     census: new MemoryConnectionCensus(),
     webhookQueue: new MemoryWebhookQueue(),

@@ -6,13 +6,15 @@ import type { Config } from '../config/schema.js';
 import { RedisBackbone } from '../backbone/redis.js';
 import { RedisChannelCache } from '../cache/redis.js';
 import { NodeLease } from '../cluster/node-lease.js';
+import { RedisHistory } from '../history/redis.js';
 import { RedisConnectionCensus } from '../limits/connection-census.js';
 import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
-import { commandClient, subscriberClient, whenReady } from '../redis/clients.js';
+import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
-import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
+import { RedisWebhookQueue, webhookKeys } from '../webhooks/redis-queue.js';
+import { WebhookRoutes } from '../webhooks/routes.js';
 import type { Engine, EngineHandlers } from './engine.js';
 
 const HEALTH_PING_MS = 5000;
@@ -35,9 +37,13 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   }
 
   const clusterLog = log.child({ module: 'cluster' });
-  const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, log: clusterLog });
-  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, log });
-  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog });
+  // Every live node's connections are back within the longest reconnect delay (and the reconnect itself)
+  // of Redis coming back: the outbox waits that long for the others to resubscribe, and a node
+  // restoring after Redis lost its data waits that long for the others to restore.
+  const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500;
+  const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
+  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
+  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog, lease, routes: new WebhookRoutes(config.apps), webhooks: webhookKeys(prefix) });
   const census = new RedisConnectionCensus({ redis: cmd, prefix, nodeId, log: clusterLog });
   lease.add(store);
   lease.add(census);
@@ -56,6 +62,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
     backbone,
     store,
     cache: new RedisChannelCache(cmd, prefix, config.cacheTtl * 1000),
+    history: new RedisHistory(cmd, prefix),
     rates: new RedisRateWindows(cmd, prefix),
     census,
     webhookQueue,
@@ -72,7 +79,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
       }, HEALTH_PING_MS);
       ping.unref();
     },
-    isHealthy: () => backbone.isHealthy(),
+    isHealthy: () => backbone.isHealthy() && store.registered,
     leave: () => lease.leave(),
     async close() {
       if (ping) clearInterval(ping);

@@ -1,8 +1,13 @@
 // The node's local view: which local connections are in which channel, and delivery of a pre-built
 // frame to them. A channel is a topic of the connections' transports (uWS topics for WebSockets), so
 // a broadcast is one publish per transport (style.md: build a frame once, send it many times).
+// Subscriptions that opted in to message recovery are in a second topic of the channel, which gets
+// recorded events with their position (built once per delivery, docs/recovery.md); while such a
+// subscription's replay is being written, its frames are held instead. Each channel's state keeps
+// its app's traffic counters, so a delivery counts per app without a lookup.
 import type { FrameDelivery } from '../backbone/backbone.js';
-import type { HotCounters } from '../metrics/metrics.js';
+import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
+import { withPosition } from '../protocol/frames.js';
 import type { Connection, Fanout } from '../transport/connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
@@ -10,14 +15,42 @@ function topicOf(appId: string, channel: string): string {
   return `${appId}:${channel}`;
 }
 
+/** Suffix of a channel's topic for opted-in subscriptions: no channel name or user id has a control character. */
+const POSITIONED = '\n+';
+
+/** Frames for one subscription, kept while its recovery replay is being written. */
+export class Hold {
+  readonly frames: string[] = [];
+  overflowed = false;
+
+  constructor(
+    readonly conn: Connection,
+    private readonly max: number,
+  ) {}
+
+  push(frame: string): void {
+    if (this.frames.length < this.max) this.frames.push(frame);
+    else this.overflowed = true;
+  }
+}
+
+interface ChannelState {
+  plain: number;
+  positioned: number;
+  holds?: Set<Hold>;
+  traffic: AppTraffic;
+}
+
+const total = (st: ChannelState) => st.plain + st.positioned + (st.holds?.size ?? 0);
+
 export class Hub implements FrameDelivery {
   /** socket id → connection, for leaving out the sender of an event */
   private connections = new Map<string, Connection>();
-  /** topic → number of local connections */
-  private counts = new Map<string, number>();
+  /** topic → this node's connections in the channel */
+  private channels = new Map<string, ChannelState>();
   private readonly fanouts: Fanout[] = [];
 
-  constructor(private readonly hot: HotCounters) {}
+  constructor(private readonly counters: TrafficCounters) {}
 
   /** A transport whose connections join topics; called once per transport at start. */
   addFanout(fanout: Fanout): void {
@@ -32,33 +65,95 @@ export class Hub implements FrameDelivery {
     this.connections.delete(socketId);
   }
 
+  private state(appId: string, topic: string): ChannelState {
+    let st = this.channels.get(topic);
+    if (!st) this.channels.set(topic, (st = { plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
+    return st;
+  }
+
+  /** true when the channel has no connection here any more (and forgets it) */
+  private emptied(topic: string, st: ChannelState): boolean {
+    if (total(st) > 0) return false;
+    this.channels.delete(topic);
+    return true;
+  }
+
   /** Adds a connection to app/channel; true when it is the node's first connection there. */
-  join(conn: Connection, appId: string, channel: string): boolean {
+  join(conn: Connection, appId: string, channel: string, positioned = false): boolean {
     const topic = topicOf(appId, channel);
-    conn.join(topic);
-    const n = (this.counts.get(topic) ?? 0) + 1;
-    this.counts.set(topic, n);
-    return n === 1;
+    const st = this.state(appId, topic);
+    const first = total(st) === 0;
+    if (positioned) {
+      conn.join(topic + POSITIONED);
+      st.positioned++;
+    } else {
+      conn.join(topic);
+      st.plain++;
+    }
+    return first;
   }
 
   /** Removes a connection from app/channel; true when the node has no connection there any more. */
-  leave(conn: Connection, appId: string, channel: string): boolean {
+  leave(conn: Connection, appId: string, channel: string, positioned = false): boolean {
     const topic = topicOf(appId, channel);
-    conn.leave(topic);
-    const n = (this.counts.get(topic) ?? 1) - 1;
-    if (n <= 0) this.counts.delete(topic);
-    else this.counts.set(topic, n);
-    return n <= 0;
+    const st = this.channels.get(topic);
+    if (!st) return false;
+    if (positioned) {
+      conn.leave(topic + POSITIONED);
+      st.positioned = Math.max(0, st.positioned - 1);
+    } else {
+      conn.leave(topic);
+      st.plain = Math.max(0, st.plain - 1);
+    }
+    return this.emptied(topic, st);
+  }
+
+  /** Counts an opted-in subscription whose frames are held (at most `max`) until release(); true when first. */
+  hold(conn: Connection, appId: string, channel: string, max: number): { hold: Hold; first: boolean } {
+    const st = this.state(appId, topicOf(appId, channel));
+    const first = total(st) === 0;
+    const hold = new Hold(conn, max);
+    (st.holds ??= new Set()).add(hold);
+    return { hold, first };
+  }
+
+  /** Ends a hold: the subscription joins the positioned topic; the held frames are the caller's to send. */
+  release(hold: Hold, appId: string, channel: string): void {
+    const st = this.channels.get(topicOf(appId, channel));
+    if (!st?.holds?.delete(hold)) return;
+    if (!st.holds.size) st.holds = undefined;
+    hold.conn.join(topicOf(appId, channel) + POSITIONED);
+    st.positioned++;
+  }
+
+  /** Drops a hold (the subscription ended first); true when the node has no connection there any more. */
+  cancel(hold: Hold, appId: string, channel: string): boolean {
+    const topic = topicOf(appId, channel);
+    const st = this.channels.get(topic);
+    if (!st?.holds?.delete(hold)) return false;
+    if (!st.holds.size) st.holds = undefined;
+    return this.emptied(topic, st);
   }
 
   /** Sends `frame` to every local connection in app/channel except `exceptSocketId`. */
-  deliver(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
+  deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string): void {
     const topic = topicOf(appId, channel);
-    const n = this.counts.get(topic);
-    if (n === undefined) return;
-    this.hot.messagesOut += n;
-    this.hot.bytesOut += n * Buffer.byteLength(frame);
+    const st = this.channels.get(topic);
+    if (st === undefined) return;
     const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
-    for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
+    if (st.plain > 0) {
+      st.traffic.messagesOut += st.plain;
+      st.traffic.bytesOut += st.plain * Buffer.byteLength(frame);
+      for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
+    }
+    if (st.positioned > 0 || st.holds) {
+      const positioned = position === undefined ? frame : withPosition(frame, position);
+      if (st.positioned > 0) {
+        st.traffic.messagesOut += st.positioned;
+        st.traffic.bytesOut += st.positioned * Buffer.byteLength(positioned);
+        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic + POSITIONED, positioned, except);
+      }
+      if (st.holds) for (const h of st.holds) if (h.conn !== except) h.push(positioned);
+    }
   }
 }

@@ -14,6 +14,8 @@ export interface ConnectionCensus {
   admit(app: App): Promise<boolean>;
   /** One admitted connection of the app closed. */
   release(app: App): void;
+  /** The quota app's connections cluster-wide (GET usage); undefined for an app without a quota. */
+  connections(app: App): Promise<number | undefined>;
 }
 
 export class MemoryConnectionCensus implements ConnectionCensus {
@@ -32,6 +34,10 @@ export class MemoryConnectionCensus implements ConnectionCensus {
     const n = (this.counts.get(app.id) ?? 1) - 1;
     if (n > 0) this.counts.set(app.id, n);
     else this.counts.delete(app.id);
+  }
+
+  async connections(app: App): Promise<number | undefined> {
+    return app.maxConnections < 0 ? undefined : (this.counts.get(app.id) ?? 0);
   }
 }
 
@@ -123,6 +129,11 @@ export class RedisConnectionCensus implements ConnectionCensus, NodeShare {
     if (app.maxConnections < 0) return;
     this.bump(app.id, -1);
     this.r.censusRelease(this.o.prefix, this.o.nodeId, app.id).catch(() => {}); // a reconnect replays the share
+  }
+
+  async connections(app: App): Promise<number | undefined> {
+    if (app.maxConnections < 0) return undefined;
+    return Number((await this.o.redis.hget(`${this.o.prefix}:conns`, app.id)) ?? 0);
   }
 
   async rejoin(): Promise<void> {

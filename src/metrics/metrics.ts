@@ -1,8 +1,12 @@
-// Prometheus metrics (prom-client). The message path only bumps plain numbers; prom-client reads them
-// at scrape time through collect(), so a metric never costs a label lookup per message.
+// Prometheus metrics (prom-client). The message path only bumps plain numbers, one object per app
+// that its callers keep (a session, a hub channel) instead of looking it up per message; prom-client
+// reads them at scrape time through collect(), so a metric never costs a label lookup per message.
+// Every label value is bounded: app ids come from the configuration, reasons and statuses from
+// fixed sets.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export interface HotCounters {
+/** One app's traffic on this node since it started. */
+export interface AppTraffic {
   messagesIn: number;
   bytesIn: number;
   messagesOut: number;
@@ -10,93 +14,166 @@ export interface HotCounters {
   bytesOut: number;
 }
 
+/** Where the message path finds an app's traffic counters. */
+export interface TrafficCounters {
+  /** The app's counters: the same object for the node's lifetime. */
+  traffic(appId: string): AppTraffic;
+}
+
+export interface WebhookCounts {
+  /** Requests the receiver answered with a 2xx. */
+  delivered: number;
+  /** Failed attempts that were retried. */
+  retries: number;
+  /** Batches that failed for good (dead-lettered). */
+  failures: number;
+}
+
 export interface WebhookStats {
   queueDepth: number;
-  delivered: number;
-  retries: number;
-  failures: number;
+  /** app id → its webhook counts (apps with webhooks only) */
+  apps: ReadonlyMap<string, WebhookCounts>;
 }
 
 /** What the metrics read at scrape time from the rest of the node. */
 export interface MetricSources {
   sessions: { localConnections(): ReadonlyMap<string, number> };
   webhooks: { stats(): WebhookStats };
-  /** `received`: frames that reached this node from other nodes. */
-  backbone: { readonly received: number };
+  /** `received`: frames that reached this node from other nodes; the outage buffer and its refusals. */
+  backbone: { readonly received: number; readonly buffered: { readonly events: number; readonly bytes: number }; readonly refused: number };
 }
 
 const none: MetricSources = {
   sessions: { localConnections: () => new Map() },
-  webhooks: { stats: () => ({ queueDepth: 0, delivered: 0, retries: 0, failures: 0 }) },
-  backbone: { received: 0 },
+  webhooks: { stats: () => ({ queueDepth: 0, apps: new Map() }) },
+  backbone: { received: 0, buffered: { events: 0, bytes: 0 }, refused: 0 },
 };
 
-export class Metrics {
+export class Metrics implements TrafficCounters {
   readonly registry = new Registry();
-  readonly hot: HotCounters = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 };
   readonly connects: Counter<'app'>;
   readonly disconnects: Counter<'app' | 'code'>;
-  readonly restRequests: Counter<'status'>;
+  /** By `reason` (see ConnectionRefusalReason); an unknown app key counts under app="". */
+  readonly connectionsRefused: Counter<'app' | 'reason'>;
+  /** By `reason` (see SubscriptionRefusalReason). */
+  readonly subscriptionsRefused: Counter<'app' | 'reason'>;
+  /** An id in a request path that is no configured app counts under app="". */
+  readonly restRequests: Counter<'app' | 'status'>;
   readonly redisReconnects: Counter;
   readonly redisRoundTrip: Histogram;
+  private readonly trafficByApp = new Map<string, AppTraffic>();
   private sources = none;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ripple_', eventLoopMonitoringPrecision: 20 });
-    const hot = this.hot;
     const self = this;
+    const registers = [this.registry];
     new Gauge({
       name: 'ripple_connections',
       help: 'Open connections on this node, by app',
       labelNames: ['app'],
-      registers: [this.registry],
+      registers,
       collect() {
         this.reset();
         for (const [app, n] of self.sources.sessions.localConnections()) this.set({ app }, n);
       },
     });
-    this.connects = new Counter({ name: 'ripple_connects_total', help: 'Accepted connections', labelNames: ['app'], registers: [this.registry] });
+    this.connects = new Counter({ name: 'ripple_connects_total', help: 'Accepted connections', labelNames: ['app'], registers });
     this.disconnects = new Counter({
       name: 'ripple_disconnects_total',
       help: 'Closed connections by close code (the reason)',
       labelNames: ['app', 'code'],
-      registers: [this.registry],
+      registers,
     });
-    /** A counter whose value is a monotonic number kept elsewhere, read at scrape time. */
-    const readCounter = (name: string, help: string, read: () => number) =>
+    this.connectionsRefused = new Counter({
+      name: 'ripple_connections_refused_total',
+      help: 'Connections refused at the handshake, by app and reason',
+      labelNames: ['app', 'reason'],
+      registers,
+    });
+    this.subscriptionsRefused = new Counter({
+      name: 'ripple_subscriptions_refused_total',
+      help: 'Subscriptions refused with pusher:subscription_error, by app and reason',
+      labelNames: ['app', 'reason'],
+      registers,
+    });
+    /** A counter per app whose values are numbers kept elsewhere, read at scrape time. */
+    const perApp = <T>(name: string, help: string, apps: () => Iterable<[string, T]>, read: (t: T) => number) =>
       new Counter({
         name,
         help,
-        registers: [this.registry],
+        labelNames: ['app'],
+        registers,
         collect() {
           this.reset();
-          this.inc(read());
+          for (const [app, t] of apps()) this.inc({ app }, read(t));
         },
       });
-    readCounter('ripple_messages_in_total', 'Frames received from clients', () => hot.messagesIn);
-    readCounter('ripple_bytes_in_total', 'Bytes received from clients', () => hot.bytesIn);
-    readCounter('ripple_messages_out_total', 'Frames sent to clients (channel deliveries)', () => hot.messagesOut);
-    readCounter('ripple_bytes_out_total', 'UTF-8 bytes sent to clients (channel deliveries)', () => hot.bytesOut);
-    readCounter('ripple_backbone_messages_received_total', 'Frames received from other nodes through Redis', () => self.sources.backbone.received);
-    this.restRequests = new Counter({ name: 'ripple_rest_requests_total', help: 'REST API requests by HTTP status', labelNames: ['status'], registers: [this.registry] });
+    const traffic = () => this.trafficByApp;
+    perApp('ripple_messages_in_total', 'Frames received from clients', traffic, (t) => t.messagesIn);
+    perApp('ripple_bytes_in_total', 'Bytes received from clients', traffic, (t) => t.bytesIn);
+    perApp('ripple_messages_out_total', 'Frames sent to clients (channel deliveries)', traffic, (t) => t.messagesOut);
+    perApp('ripple_bytes_out_total', 'UTF-8 bytes sent to clients (channel deliveries)', traffic, (t) => t.bytesOut);
+    new Counter({
+      name: 'ripple_backbone_messages_received_total',
+      help: 'Frames received from other nodes through Redis',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.backbone.received);
+      },
+    });
+    new Gauge({
+      name: 'ripple_backbone_buffer_events',
+      help: 'Cross-node events waiting for Redis on this node (the outage buffer)',
+      registers,
+      collect() {
+        this.set(self.sources.backbone.buffered.events);
+      },
+    });
+    new Gauge({
+      name: 'ripple_backbone_buffer_bytes',
+      help: 'UTF-8 bytes of the frames waiting in the outage buffer',
+      registers,
+      collect() {
+        this.set(self.sources.backbone.buffered.bytes);
+      },
+    });
+    new Counter({
+      name: 'ripple_backbone_refused_total',
+      help: 'Events refused (HTTP 503, pusher:error 4301) because the outage buffer was full or too old',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.backbone.refused);
+      },
+    });
+    this.restRequests = new Counter({ name: 'ripple_rest_requests_total', help: 'REST API requests by app and HTTP status', labelNames: ['app', 'status'], registers });
     new Gauge({
       name: 'ripple_webhook_queue_depth',
       help: 'Webhook events waiting for delivery',
-      registers: [this.registry],
+      registers,
       collect() {
         this.set(self.sources.webhooks.stats().queueDepth);
       },
     });
-    readCounter('ripple_webhook_deliveries_total', 'Webhook requests delivered', () => self.sources.webhooks.stats().delivered);
-    readCounter('ripple_webhook_retries_total', 'Webhook delivery retries', () => self.sources.webhooks.stats().retries);
-    readCounter('ripple_webhook_failures_total', 'Webhook batches that failed for good (dead-lettered)', () => self.sources.webhooks.stats().failures);
-    this.redisReconnects = new Counter({ name: 'ripple_redis_reconnects_total', help: 'Redis reconnections', registers: [this.registry] });
+    const webhooks = () => this.sources.webhooks.stats().apps;
+    perApp('ripple_webhook_deliveries_total', 'Webhook requests delivered (answered with a 2xx)', webhooks, (c) => c.delivered);
+    perApp('ripple_webhook_retries_total', 'Webhook attempts that failed and were retried', webhooks, (c) => c.retries);
+    perApp('ripple_webhook_failures_total', 'Webhook batches that failed for good (dead-lettered)', webhooks, (c) => c.failures);
+    this.redisReconnects = new Counter({ name: 'ripple_redis_reconnects_total', help: 'Redis reconnections', registers });
     this.redisRoundTrip = new Histogram({
       name: 'ripple_redis_round_trip_seconds',
       help: 'Redis PING round-trip time',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
-      registers: [this.registry],
+      registers,
     });
+  }
+
+  traffic(appId: string): AppTraffic {
+    let t = this.trafficByApp.get(appId);
+    if (!t) this.trafficByApp.set(appId, (t = { messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0 }));
+    return t;
   }
 
   /** Where the scrape-time figures come from; set once the node's parts exist. */

@@ -12,6 +12,7 @@ interface PresenceChannel {
  * calls apply in call order and a check and the change it guards cannot interleave with another call.
  */
 export class MemoryPresenceStore implements PresenceStore {
+  readonly queuesTransitionWebhooks = false;
   /** appId → channel → socket count */
   private counts = new Map<string, Map<string, number>>();
   /** appId → channel → presence state */

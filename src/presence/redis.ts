@@ -1,12 +1,34 @@
 // Cluster-wide channel and presence state in Redis. Every node keeps its own share attributable to
-// it (per-node keys) plus a local record of that share: the node lease removes a dead node's share
-// (dropNode) and has a node write its record again whenever its registration may have been lost
-// (rejoin).
+// it (per-node keys) plus two local records of that share: what its sockets hold now (`mine`) and
+// what Redis is known to hold (`confirmed`, from the replies). The node lease removes a dead node's
+// share (dropNode) and has this node write its share again when Redis may not hold it as it is
+// (rejoin), or write back what Redis held when Redis lost its data (restore).
+//
+// How a Redis outage heals (the node lease drives it; see cluster/node-lease.ts):
+//  - While Redis is unreachable, sockets still leave (and subscribe to non-presence channels): `mine`
+//    follows them, nothing is announced, since no node alone knows whether a user is still in the
+//    channel through another node. Presence joins are refused (the member limit is cluster-wide).
+//  - What every client was told is the state Redis held when the outage began: the announced
+//    transitions are exactly those the scripts made.
+//  - When Redis is back with its data and every node had time to reconnect (so none is taken for
+//    dead meanwhile, and every node's frames reach the others), each node's rejoin replaces its share
+//    with `mine` in one script that compares every touched channel and user before and after, against
+//    all other nodes' shares: the differences are the real transitions of the outage, announced to the
+//    clients (member_removed, member_added, subscription_count) and queued as webhooks in that same
+//    step. A member who left one node but is still on another is in the channel before and after:
+//    nothing.
+//  - When Redis lost its data (restart without persistence), Redis first gets back what every
+//    client was told: each node restores `confirmed` silently, and only once every node alive before
+//    has done so (or the lease time has passed) does any node rejoin as above. Rejoining against a
+//    half-rebuilt state would announce members of the other nodes as removed, then added again.
+//  - Until its rejoin is done a node's calls wait (bounded by the lease time), so no transition is
+//    computed against a state that is not yet rebuilt; each local record changes exactly when its
+//    command is sent, so a rejoin always carries what Redis was sent, in order.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { NodeShare } from '../cluster/node-lease.js';
+import { ONLINE_CHANNEL, channelKind } from '../protocol/channels.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
-import { channelKind } from '../protocol/channels.js';
 import * as lua from './redis-lua.js';
 import {
   StoreUnavailableError,
@@ -18,34 +40,97 @@ import {
   type PresenceLeave,
   type PresenceMember,
   type PresenceStore,
+  type TransitionRouter,
+  type TransitionRoutes,
 } from './store.js';
+
+/** What the store needs of the node lease. */
+export interface LeaseLink {
+  readonly leaseMs: number;
+  /** A change may not have reached Redis although the connection is up: write the share again soon. */
+  rejoinSoon(): void;
+}
 
 export interface RedisPresenceOptions {
   redis: Redis;
   prefix: string;
   nodeId: string;
   log: Logger;
+  lease: LeaseLink;
+  routes: TransitionRouter;
+  /** Where the scripts queue webhooks: the endpoint streams' key prefix and the doorbell channel. */
+  webhooks: { streamPrefix: string; bell: string };
+}
+
+type Args = (string | number)[];
+
+/** One node's share: sockets per channel, and presence sockets with their member. */
+class ShareRecord {
+  /** "<app>\n<channel>" → sockets */
+  readonly subs = new Map<string, number>();
+  /** "<app>\n<channel>\n<socket>" → member (the online set's sockets are not counted in subs) */
+  readonly presence = new Map<string, { userId: string; info: string }>();
+
+  count(appId: string, channel: string, delta: 1 | -1): void {
+    const field = `${appId}\n${channel}`;
+    const n = (this.subs.get(field) ?? 0) + delta;
+    if (n > 0) this.subs.set(field, n);
+    else this.subs.delete(field);
+  }
+
+  join(appId: string, channel: string, socketId: string, userId: string, info: string, counted: boolean): void {
+    const key = `${appId}\n${channel}\n${socketId}`;
+    if (this.presence.has(key)) return;
+    this.presence.set(key, { userId, info });
+    if (counted) this.count(appId, channel, 1);
+  }
+
+  leave(appId: string, channel: string, socketId: string, counted: boolean): void {
+    if (this.presence.delete(`${appId}\n${channel}\n${socketId}`) && counted) this.count(appId, channel, -1);
+  }
+
+  copy(): ShareRecord {
+    const c = new ShareRecord();
+    for (const [k, v] of this.subs) c.subs.set(k, v);
+    for (const [k, v] of this.presence) c.presence.set(k, v);
+    return c;
+  }
+
+  /** As script arguments (see redis-lua.ts). */
+  args(): Args {
+    const out: Args = [this.subs.size];
+    for (const [field, n] of this.subs) out.push(...field.split('\n'), n);
+    out.push(this.presence.size);
+    for (const [key, m] of this.presence) out.push(...key.split('\n'), m.userId, m.info);
+    return out;
+  }
 }
 
 function parseEvents(raw: unknown): ClusterEvent[] {
   return (raw as string[]).map((s) => {
     const f = s.split('\n');
-    return f[0] === 'm'
-      ? { kind: 'member_removed' as const, appId: f[1], channel: f[2], userId: f[3] }
-      : { kind: 'count' as const, appId: f[1], channel: f[2], count: Number(f[3]) };
+    if (f[0] === 'a') return { kind: 'member_added' as const, appId: f[1], channel: f[2], userId: f[3], userInfo: JSON.parse(f.slice(4).join('\n')) ?? undefined };
+    if (f[0] === 'm') return { kind: 'member_removed' as const, appId: f[1], channel: f[2], userId: f[3] };
+    return { kind: 'count' as const, appId: f[1], channel: f[2], count: Number(f[3]) };
   });
 }
 
-const presenceKey = (appId: string, channel: string, socketId: string) => `${appId}\n${channel}\n${socketId}`;
+const NO_ROUTE: Args = [0, 0, 0, 0];
+
+function routeArgs(r: TransitionRoutes | undefined): Args {
+  if (!r) return NO_ROUTE;
+  return [r.occupied.length, ...r.occupied, r.vacated.length, ...r.vacated, r.added.length, ...r.added, r.removed.length, ...r.removed];
+}
 
 export class RedisPresenceStore implements PresenceStore, NodeShare {
+  readonly queuesTransitionWebhooks = true;
   private readonly r: Scripted;
   private readonly P: string;
-  /** this node's sockets per "<app>\n<channel>" */
-  private mineSubs = new Map<string, number>();
-  /** this node's presence sockets: "<app>\n<channel>\n<socket>" → member */
-  private minePresence = new Map<string, { userId: string; info: string }>();
-  private handler: ClusterStateHandler = { nodeStateRemoved: () => {} };
+  private readonly mine = new ShareRecord();
+  private confirmed = new ShareRecord();
+  private handler: ClusterStateHandler = { stateChanged: () => {} };
+  /** Closed from the moment the connection drops (and at start) until this node's share is written again. */
+  private gate?: { opened: Promise<void>; open: () => void };
 
   constructor(private readonly o: RedisPresenceOptions) {
     this.P = o.prefix;
@@ -58,116 +143,200 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
       rLeave: lua.leavePresence,
       rDropNode: lua.dropNode,
       rReplay: lua.replayShare,
+      rRestore: lua.restoreShare,
     });
+    this.closeGate();
+    o.redis.on('close', () => this.closeGate());
   }
 
   start(handler: ClusterStateHandler): void {
     this.handler = handler;
   }
 
+  /** False from the moment the connection drops until this node's share is written again. */
+  get registered(): boolean {
+    return !this.gate;
+  }
+
+  private closeGate(): void {
+    if (this.gate) return;
+    let open!: () => void;
+    const opened = new Promise<void>((r) => (open = r));
+    this.gate = { opened, open };
+  }
+
+  /** ARGV 1-4 of every script. */
+  private head(now = Date.now()): Args {
+    return [this.P, this.o.webhooks.streamPrefix, this.o.webhooks.bell, now];
+  }
+
+  private route(appId: string, channel: string): Args {
+    return routeArgs(this.o.routes.routes(appId, channel));
+  }
+
+  /** Routes of every channel `node` holds in Redis, and of `share`'s (a script's routes argument). */
+  private async routesOf(node: string, share?: ShareRecord): Promise<Args> {
+    if (!this.o.routes.any) return [0];
+    const [subs, pres] = await Promise.all([this.o.redis.hkeys(`${this.P}:n:${node}:subs`), this.o.redis.smembers(`${this.P}:n:${node}:pres`)]);
+    const fields = new Set(subs);
+    for (const m of pres) fields.add(m.split('\n', 2).join('\n'));
+    for (const f of share?.subs.keys() ?? []) fields.add(f);
+    const out: Args = [];
+    let n = 0;
+    for (const f of fields) {
+      const [appId, channel] = f.split('\n');
+      const r = channel === ONLINE_CHANNEL ? undefined : this.o.routes.routes(appId, channel);
+      if (!r) continue;
+      out.push(appId, channel, ...routeArgs(r));
+      n++;
+    }
+    return [n, ...out];
+  }
+
   async rejoin(): Promise<void> {
-    const args: (string | number)[] = [this.P, this.o.nodeId, this.mineSubs.size];
-    for (const [field, n] of this.mineSubs) {
-      const [app, channel] = field.split('\n');
-      args.push(app, channel, n);
-    }
-    for (const [key, m] of this.minePresence) {
-      const [app, channel, socket] = key.split('\n');
-      args.push(app, channel, socket, m.userId, m.info);
-    }
-    await this.r.rReplay(...args);
-    this.o.log.info({ subscriptions: this.mineSubs.size, presence: this.minePresence.size }, 'cluster state registered');
+    const routes = await this.routesOf(this.o.nodeId, this.mine);
+    // Taken and sent in one step: every change sent before is in it, every one sent after is not.
+    const share = this.mine.copy();
+    const events = parseEvents(await this.r.rReplay(...this.head(), this.o.nodeId, ...share.args(), ...routes));
+    this.confirmed = share;
+    this.gate?.open();
+    this.gate = undefined;
+    this.o.log.info({ subscriptions: share.subs.size, presence: share.presence.size, changes: events.length }, 'cluster state registered');
+    if (events.length) this.handler.stateChanged(events);
+  }
+
+  async restore(): Promise<void> {
+    await this.r.rRestore(...this.head(), this.o.nodeId, ...this.confirmed.args());
+    this.o.log.info({ subscriptions: this.confirmed.subs.size, presence: this.confirmed.presence.size }, 'cluster state restored after Redis lost it');
   }
 
   async dropNode(node: string, now: number): Promise<void> {
-    const events = parseEvents(await this.r.rDropNode(this.P, node, now));
-    if (events.length) this.handler.nodeStateRemoved(events);
+    const routes = await this.routesOf(node);
+    const events = parseEvents(await this.r.rDropNode(...this.head(now), node, ...routes));
+    if (events.length) this.handler.stateChanged(events);
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  /** Waits for the gate; false when Redis is unreachable now or the gate stayed closed for a lease. */
+  private async passGate(): Promise<boolean> {
+    if (this.o.redis.status !== 'ready') return false;
+    const gate = this.gate;
+    if (!gate) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const opened = await Promise.race([gate.opened.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), this.o.lease.leaseMs)))]);
+    clearTimeout(timer);
+    return opened;
+  }
+
+  /**
+   * One change of this node's share: `record` updates `mine` in the same step as the command is sent
+   * (or as it is given up, since the socket did change), so a rejoin carries exactly what was sent.
+   */
+  private async change<T>(record: () => void, send: () => Promise<T>): Promise<T> {
+    if ((this.gate || this.o.redis.status !== 'ready') && !(await this.passGate())) {
+      record();
+      throw new StoreUnavailableError();
+    }
+    record();
     try {
-      return await fn();
+      return await send();
+    } catch (err) {
+      // Not known to have reached Redis: the next rejoin writes the share as it is.
+      this.o.lease.rejoinSoon();
+      throw new StoreUnavailableError(`cluster state is unavailable: ${(err as Error).message}`);
+    }
+  }
+
+  private async read<T>(query: () => Promise<T>): Promise<T> {
+    if ((this.gate || this.o.redis.status !== 'ready') && !(await this.passGate())) throw new StoreUnavailableError();
+    try {
+      return await query();
     } catch (err) {
       throw new StoreUnavailableError(`cluster state is unavailable: ${(err as Error).message}`);
     }
   }
 
-  /** This node's own share, mirrored locally so a reconnect can replay it. */
-  private mirrorSub(appId: string, channel: string, delta: 1 | -1): void {
-    const field = `${appId}\n${channel}`;
-    const n = (this.mineSubs.get(field) ?? 0) + delta;
-    if (n > 0) this.mineSubs.set(field, n);
-    else this.mineSubs.delete(field);
-  }
-
-  /** Forgets a presence socket of the mirror (and its count) if the mirror still holds it. */
-  private unmirrorPresence(appId: string, channel: string, socketId: string): void {
-    if (this.minePresence.delete(presenceKey(appId, channel, socketId))) this.mirrorSub(appId, channel, -1);
-  }
-
   async addSubscription(appId: string, channel: string): Promise<number> {
-    this.mirrorSub(appId, channel, 1);
-    return this.call(async () => Number(await this.r.rAddSub(this.P, this.o.nodeId, appId, channel)));
+    const count = await this.change(
+      () => this.mine.count(appId, channel, 1),
+      () => this.r.rAddSub(...this.head(), this.o.nodeId, appId, channel, ...this.route(appId, channel)),
+    );
+    this.confirmed.count(appId, channel, 1);
+    return Number(count);
   }
 
   async removeSubscription(appId: string, channel: string): Promise<number> {
-    this.mirrorSub(appId, channel, -1);
-    return this.call(async () => Number(await this.r.rRemoveSub(this.P, this.o.nodeId, appId, channel)));
+    const count = await this.change(
+      () => this.mine.count(appId, channel, -1),
+      () => this.r.rRemoveSub(...this.head(), this.o.nodeId, appId, channel, ...this.route(appId, channel)),
+    );
+    this.confirmed.count(appId, channel, -1);
+    return Number(count);
   }
 
   async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
     const info = JSON.stringify(member.userInfo ?? null);
-    const res = (await this.call(() => this.r.rJoin(this.P, this.o.nodeId, appId, channel, socketId, member.userId, info))) as [number, string[]];
-    this.minePresence.set(presenceKey(appId, channel, socketId), { userId: member.userId, info });
+    const res = (await this.change(
+      () => this.mine.join(appId, channel, socketId, member.userId, info, false),
+      () => this.r.rJoin(...this.head(), this.o.nodeId, appId, channel, socketId, member.userId, info),
+    )) as [number, string[]];
+    this.confirmed.join(appId, channel, socketId, member.userId, info, false);
     return { added: Number(res[0]) === 1, members: toMembers(res[1]) };
   }
 
   async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
-    this.minePresence.delete(presenceKey(appId, channel, socketId));
-    return this.call(async () => Number(await this.r.rLeave(this.P, this.o.nodeId, appId, channel, socketId, userId)) === 1);
+    const last = await this.change(
+      () => this.mine.leave(appId, channel, socketId, false),
+      () => this.r.rLeave(...this.head(), this.o.nodeId, appId, channel, socketId, userId),
+    );
+    this.confirmed.leave(appId, channel, socketId, false);
+    return Number(last) === 1;
   }
 
   async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin> {
     const info = JSON.stringify(member.userInfo ?? null);
-    // Mirror first: a reconnect while the call is in flight replays it.
-    this.mirrorSub(appId, channel, 1);
-    this.minePresence.set(presenceKey(appId, channel, socketId), { userId: member.userId, info });
     let res: [number, number, string[]];
     try {
-      res = (await this.call(() => this.r.rSubPres(this.P, this.o.nodeId, appId, channel, socketId, member.userId, info, maxMembers))) as typeof res;
+      res = (await this.change(
+        () => this.mine.join(appId, channel, socketId, member.userId, info, true),
+        () => this.r.rSubPres(...this.head(), this.o.nodeId, appId, channel, socketId, member.userId, info, maxMembers, ...this.route(appId, channel)),
+      )) as typeof res;
     } catch (err) {
-      // Not recorded (no offline queue: the command was not sent, or a reconnect replays the mirror).
-      this.unmirrorPresence(appId, channel, socketId);
+      // The join is refused to the client, so it is not part of this node's share.
+      this.mine.leave(appId, channel, socketId, true);
       throw err;
     }
     if (Number(res[0]) < 0) {
-      this.unmirrorPresence(appId, channel, socketId);
+      this.mine.leave(appId, channel, socketId, true);
       return { refused: true };
     }
+    this.confirmed.join(appId, channel, socketId, member.userId, info, true);
     return { refused: false, count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
   }
 
   async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
-    this.unmirrorPresence(appId, channel, socketId);
-    const res = (await this.call(() => this.r.rUnsubPres(this.P, this.o.nodeId, appId, channel, socketId, userId))) as [number, number];
+    const res = (await this.change(
+      () => this.mine.leave(appId, channel, socketId, true),
+      () => this.r.rUnsubPres(...this.head(), this.o.nodeId, appId, channel, socketId, userId, ...this.route(appId, channel)),
+    )) as [number, number];
     const left = Number(res[0]);
+    if (left >= 0) this.confirmed.leave(appId, channel, socketId, true);
     return { held: left >= 0, last: left === 1, count: Number(res[1]) };
   }
 
   async members(appId: string, channel: string): Promise<Map<string, unknown>> {
-    return this.call(async () => toMembers(await this.o.redis.hgetall(`${this.P}:p:${appId}:${channel}:i`)));
+    return this.read(async () => toMembers(await this.o.redis.hgetall(`${this.P}:p:${appId}:${channel}:i`)));
   }
 
   async userCount(appId: string, channel: string): Promise<number> {
-    return this.call(() => this.o.redis.hlen(`${this.P}:p:${appId}:${channel}:u`));
+    return this.read(() => this.o.redis.hlen(`${this.P}:p:${appId}:${channel}:u`));
   }
 
   async subscriptionCount(appId: string, channel: string): Promise<number> {
-    return this.call(async () => Number((await this.o.redis.hget(`${this.P}:subs:${appId}`, channel)) ?? 0));
+    return this.read(async () => Number((await this.o.redis.hget(`${this.P}:subs:${appId}`, channel)) ?? 0));
   }
 
   async channels(appId: string, prefix?: string): Promise<Map<string, ChannelInfo>> {
-    return this.call(async () => {
+    return this.read(async () => {
       const all = await this.o.redis.hgetall(`${this.P}:subs:${appId}`);
       const names = Object.keys(all).filter((c) => !prefix || c.startsWith(prefix));
       const presence = names.filter((c) => channelKind(c) === 'presence');

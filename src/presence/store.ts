@@ -1,7 +1,8 @@
 // Cluster-wide channel state: socket subscription counts per channel and presence members.
 // The channel owner and the API read and change it only through this interface; the memory store
 // serves a single node, the Redis store a cluster (where a dead node's share is removed when its
-// lease runs out, and reported to the ClusterStateHandler).
+// lease runs out, a node's own share is written again after Redis could not be told, and what either
+// makes due is reported to the ClusterStateHandler).
 
 export interface PresenceMember {
   userId: string;
@@ -35,18 +36,44 @@ export interface ChannelInfo {
   userCount: number;
 }
 
-/** What became due when a node's share of the state was removed (its crash, or its graceful stop). */
+/**
+ * What became due when a node's share of the state changed as a whole: removed (its crash, or its
+ * graceful stop) or written again (this node's own, after Redis could not be told for a while).
+ */
 export type ClusterEvent =
+  | { kind: 'member_added'; appId: string; channel: string; userId: string; userInfo: unknown }
   | { kind: 'member_removed'; appId: string; channel: string; userId: string }
-  /** The channel's cluster-wide count after the removal (0: vacated). */
+  /** The channel's cluster-wide count after the change (0: vacated). */
   | { kind: 'count'; appId: string; channel: string; count: number };
 
 export interface ClusterStateHandler {
-  /** Called with the events of one removal, member_removed first. */
-  nodeStateRemoved(events: ClusterEvent[]): void;
+  /** Called with the events of one change, channel by channel: member events, then the channel's count. */
+  stateChanged(events: ClusterEvent[]): void;
+}
+
+/** The webhook queues that want each transition of one channel (from the endpoints' types and filters). */
+export interface TransitionRoutes {
+  occupied: readonly string[];
+  vacated: readonly string[];
+  added: readonly string[];
+  removed: readonly string[];
+}
+
+export interface TransitionRouter {
+  /** False when no endpoint of any app wants a transition: nothing to route. */
+  readonly any: boolean;
+  /** The queues that want each transition of app/channel; undefined when none wants any. */
+  routes(appId: string, channel: string): TransitionRoutes | undefined;
 }
 
 export interface PresenceStore {
+  /**
+   * True when the store queues the webhooks of the transitions it reports (channel_occupied,
+   * channel_vacated, member_added, member_removed) itself, in the same atomic step as the change, so
+   * they are queued in the order the changes happened whichever node made them (Redis). False: the
+   * channel owner emits them when the store answers, which keeps that order in one process (memory).
+   */
+  readonly queuesTransitionWebhooks: boolean;
   /** Starts reporting removed node shares to `handler` (only the Redis store has any). */
   start(handler: ClusterStateHandler): void;
   /** Counts one more socket in app/channel; resolves to the cluster-wide count after it (1 = occupied). */

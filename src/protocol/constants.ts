@@ -16,7 +16,12 @@ export const Events = {
   memberRemoved: 'pusher_internal:member_removed',
   subscriptionCount: 'pusher_internal:subscription_count',
   watchlistEvents: 'pusher_internal:watchlist_events',
+  /** ripple's message recovery (docs/recovery.md): the outcome of a recovering subscribe. */
+  recovery: 'pusher_internal:ripple_recovery',
 } as const;
+
+/** `pusher:subscribe` data field by which a subscription opts in to message recovery (docs/recovery.md). */
+export const RECOVERY_REQUEST_FIELD = 'ripple_recovery';
 
 export const CLIENT_EVENT_PREFIX = 'client-';
 

@@ -73,3 +73,29 @@ export function signinSuccess(userData: string): string {
 export function watchlistEvents(events: { name: 'online' | 'offline'; user_ids: string[] }[]): string {
   return JSON.stringify({ event: Events.watchlistEvents, data: JSON.stringify({ events }) });
 }
+
+/**
+ * The frame an opted-in subscription gets (docs/recovery.md): the same frame with its position as one
+ * more top-level field, which pusher-js never passes to apps. `frame` ends with '}' (JSON.stringify).
+ */
+export function withPosition(frame: string, position: string): string {
+  return `${frame.slice(0, -1)},"ripple_position":"${position}"}`;
+}
+
+/** The position at the end of a frame built by withPosition, or undefined. */
+export function positionOf(frame: string): string | undefined {
+  const at = frame.lastIndexOf(',"ripple_position":"');
+  return at < 0 ? undefined : frame.slice(at + 20, -2);
+}
+
+export interface RecoveryOutcome {
+  /** where the subscription is now; null when the channel has no recovery */
+  position: string | null;
+  recovered?: boolean;
+  reason?: string;
+  replayed?: number;
+}
+
+export function recoveryOutcome(channel: string, outcome: RecoveryOutcome): string {
+  return JSON.stringify({ event: Events.recovery, channel, data: JSON.stringify(outcome) });
+}

@@ -36,3 +36,24 @@ export function dataObject(data: unknown): Record<string, unknown> | undefined {
   }
   return data && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
 }
+
+/**
+ * The deepest nesting of arrays and objects accepted in data the server serialises again (client
+ * events, presence user_info). JSON.parse reads any depth, but JSON.stringify recurses and overflows
+ * the stack at a few thousand levels; real payloads nest a handful.
+ */
+export const MAX_DATA_DEPTH = 100;
+
+/** Whether `value` nests arrays or objects deeper than `max` levels; iterative, so deep input never recurses. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  if (value === null || typeof value !== 'object') return false;
+  const pending: { v: object; depth: number }[] = [{ v: value, depth: 1 }];
+  while (pending.length) {
+    const { v, depth } = pending.pop()!;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') pending.push({ v: child as object, depth: depth + 1 });
+    }
+  }
+  return false;
+}

@@ -8,7 +8,9 @@ export interface RedisTarget {
   options?: Record<string, unknown>;
 }
 
-const retryStrategy = (times: number) => Math.min(50 * times, 1000);
+/** The longest a client waits between two reconnect attempts. */
+export const RECONNECT_MAX_DELAY_MS = 1000;
+const retryStrategy = (times: number) => Math.min(50 * times, RECONNECT_MAX_DELAY_MS);
 
 export function commandClient(target: RedisTarget, name: string): Redis {
   const opts: RedisOptions = {

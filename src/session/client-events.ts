@@ -3,7 +3,7 @@
 import { channelKind } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import type { ClientFrame } from '../protocol/parse.js';
+import { MAX_DATA_DEPTH, nestedDeeperThan, type ClientFrame } from '../protocol/parse.js';
 import type { Session } from './session.js';
 import type { SessionDeps } from './sessions.js';
 
@@ -28,6 +28,10 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   if (frame.event.length > app.maxEventNameLength) {
     return refuse(s, `The event name is longer than ${app.maxEventNameLength} characters.`, channel);
   }
+  // Before anything serialises it: JSON.stringify of data nested thousands deep overflows the stack.
+  if (nestedDeeperThan(frame.data, MAX_DATA_DEPTH)) {
+    return refuse(s, `The event data is nested deeper than ${MAX_DATA_DEPTH} levels.`, channel);
+  }
   const size = typeof frame.data === 'string' ? Buffer.byteLength(frame.data) : Buffer.byteLength(JSON.stringify(frame.data ?? null));
   if (size > app.maxEventPayloadBytes) {
     return refuse(s, `The event data should be less than ${app.maxEventPayloadInKb} KB.`, channel);
@@ -43,7 +47,10 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   }
   const userId = kind === 'presence' ? sub.userId : undefined;
   // The client's data is relayed as received (an object stays an object, spec §6).
-  deps.backbone.publish(app.id, channel, frames.channelEvent(frame.event, channel, frame.data, userId), s.socketId);
+  const out = frames.channelEvent(frame.event, channel, frame.data, userId);
+  // Redis down and the outage buffer full: refused whole (not even local delivery), the client may retry.
+  if (!deps.channels.hasRoom([out])) return refuse(s, 'Other nodes cannot be reached right now and the event was not sent; try again shortly.', channel);
+  deps.channels.publishEvent(app, channel, out, s.socketId);
   deps.webhooks.emit(app, {
     name: 'client_event',
     channel,

@@ -11,18 +11,29 @@ export interface HandshakeRequest {
   protocol: string;
   /** The Origin header ('' when absent). */
   origin: string;
+  /** The client's address as the transport sees it (for the log). */
+  remoteAddress: string;
 }
+
+/** Why a connection was refused: the `reason` label of ripple_connections_refused_total. */
+export type ConnectionRefusalReason = 'unknown_app' | 'app_disabled' | 'origin' | 'draining' | 'protocol' | 'open_files' | 'connection_quota';
 
 export interface HandshakeRefusal {
   ok: false;
   code: number;
   message: string;
+  reason: ConnectionRefusalReason;
+  /** The app the key named, when there is one. */
+  app?: App;
 }
 
 export type HandshakeOutcome = { ok: true; app: App } | HandshakeRefusal;
 
 /** Over the app's connection quota, counted cluster-wide (spec §2). */
-export const overQuota: HandshakeRefusal = { ok: false, code: Codes.overConnectionQuota, message: 'Application is over connection quota' };
+export const overQuota: HandshakeRefusal = { ok: false, code: Codes.overConnectionQuota, message: 'Application is over connection quota', reason: 'connection_quota' };
+
+/** No room on this node (its open-file reserve is reached): back off and reconnect (spec §1.7, §2). */
+export const overCapacity: HandshakeRefusal = { ok: false, code: Codes.overCapacity, message: 'Over capacity', reason: 'open_files' };
 
 export class Handshake {
   private draining = false;
@@ -36,23 +47,23 @@ export class Handshake {
 
   check(req: HandshakeRequest): HandshakeOutcome {
     const app = this.registry.findByKey(req.key);
-    if (!app) return refuse(Codes.appNotFound, `App key ${req.key} does not exist.`);
-    if (!app.enabled) return refuse(Codes.appDisabled, 'The app is disabled.');
+    if (!app) return refuse('unknown_app', Codes.appNotFound, `App key ${req.key} does not exist.`);
+    if (!app.enabled) return refuse('app_disabled', Codes.appDisabled, 'The app is disabled.', app);
     if (app.allowedOrigins.length > 0 && !app.allowedOrigins.includes('*') && !app.allowedOrigins.includes(req.origin)) {
-      return refuse(Codes.unauthorized, `The origin ${req.origin || '(none)'} is not allowed to connect.`);
+      return refuse('origin', Codes.unauthorized, `The origin ${req.origin || '(none)'} is not allowed to connect.`, app);
     }
-    if (this.draining) return refuse(Codes.reconnectNow, 'Server is shutting down, reconnect.');
+    if (this.draining) return refuse('draining', Codes.reconnectNow, 'Server is shutting down, reconnect.', app);
     if (req.protocol) {
       // A missing protocol is accepted as 7; anything else outside 4..7 is refused (spec §1.2).
       const p = Number(req.protocol);
       if (!Number.isInteger(p) || p < SUPPORTED_PROTOCOL_MIN || p > SUPPORTED_PROTOCOL_MAX) {
-        return refuse(Codes.unsupportedProtocol, `Unsupported protocol version ${req.protocol}`);
+        return refuse('protocol', Codes.unsupportedProtocol, `Unsupported protocol version ${req.protocol}`, app);
       }
     }
     return { ok: true, app };
   }
 }
 
-function refuse(code: number, message: string): HandshakeRefusal {
-  return { ok: false, code, message };
+function refuse(reason: ConnectionRefusalReason, code: number, message: string, app?: App): HandshakeRefusal {
+  return { ok: false, code, message, reason, app };
 }

@@ -2,6 +2,7 @@
 // session logic reads and changes it, and reaches the client only through its Connection.
 import type { App } from '../apps/app.js';
 import type { ChannelMember, Subscription } from '../channels/member.js';
+import type { AppTraffic } from '../metrics/metrics.js';
 import * as frames from '../protocol/frames.js';
 import type { Connection } from '../transport/connection.js';
 
@@ -15,6 +16,8 @@ export interface SignedInUser {
 export class Session implements ChannelMember {
   readonly channels = new Map<string, Subscription>();
   user?: SignedInUser;
+  /** How the session is in its #server-to-user- channel (the channel owner keeps it). */
+  userChannel?: Subscription;
   /** ms timestamp of the last frame received */
   lastSeen: number;
   /** ms timestamp of the server ping still unanswered, 0 when none */
@@ -29,6 +32,8 @@ export class Session implements ChannelMember {
     readonly conn: Connection,
     readonly app: App,
     readonly socketId: string,
+    /** The app's traffic counters on this node, bumped per frame received. */
+    readonly traffic: AppTraffic,
     now: number,
   ) {
     this.lastSeen = now;

@@ -2,70 +2,14 @@
 // hub and memory engine. The same behaviours are tested end to end in protocol-tests/ and sdk-compat/.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import { AppRegistry } from '../apps/registry.js';
-import { Channels } from '../channels/channels.js';
-import { AppSchema } from '../config/schema.js';
-import { memoryEngine } from '../engine/memory.js';
-import { Hub } from '../hub/hub.js';
-import { Metrics } from '../metrics/metrics.js';
 import { hmacSha256Hex } from '../protocol/signature.js';
-import { MemoryFanout, type MemoryConnection } from '../transport/memory.js';
-import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
-import type { App } from '../apps/app.js';
+import { flush, memoryNode, silentLog } from '../testing/memory-node.js';
+import type { MemoryConnection } from '../transport/memory.js';
 import { Liveness } from './liveness.js';
-import { refuseConnection, type Session } from './session.js';
-import { Sessions } from './sessions.js';
+import type { Session } from './session.js';
 
-const log = pino({ level: 'silent' });
-
-class RecordingSink implements WebhookSink {
-  readonly events: WebhookEvent[] = [];
-  emit(_app: App, event: WebhookEvent): void {
-    this.events.push(event);
-  }
-  named(name: string): WebhookEvent[] {
-    return this.events.filter((e) => e.name === name);
-  }
-}
-
-const flush = () => new Promise((r) => setImmediate(r));
-
-async function node(apps: unknown[] = [{ id: 'a1', key: 'k1', secret: 's1', enableClientMessages: true }]) {
-  const registry = new AppRegistry(apps.map((a) => AppSchema.parse(a)));
-  const metrics = new Metrics();
-  const engine = memoryEngine(60_000);
-  const webhooks = new RecordingSink();
-  const hub = new Hub(metrics.hot);
-  const fanout = new MemoryFanout();
-  hub.addFanout(fanout);
-  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, webhooks, log });
-  const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
-  const sessions = new Sessions({ registry, hub, channels, backbone: engine.backbone, webhooks, census: engine.census, metrics, settings, log });
-  await engine.start({ frames: hub, commands: sessions, clusterState: channels });
-
-  /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
-  async function connect(key = 'k1', protocol = '7', origin = ''): Promise<{ conn: MemoryConnection; s?: Session; send: (f: object) => void }> {
-    const conn = fanout.connect({ origin });
-    const outcome = sessions.handshake({ key, protocol, origin });
-    if (!outcome.ok) {
-      refuseConnection(conn, outcome.code, outcome.message);
-      return { conn, send: () => {} };
-    }
-    if (!(await sessions.admit(outcome.app))) {
-      refuseConnection(conn, 4004, 'over quota');
-      return { conn, send: () => {} };
-    }
-    const s = sessions.open(conn, outcome.app);
-    conn.whenClosed((code) => sessions.closed(s, code));
-    const send = (f: object) => {
-      const text = JSON.stringify(f);
-      sessions.receive(s, text, text.length);
-    };
-    return { conn, s, send };
-  }
-  return { registry, engine, sessions, channels, webhooks, fanout, connect, metrics };
-}
+const log = silentLog;
+const node = memoryNode;
 
 const sign = (secret: string, text: string) => hmacSha256Hex(secret, text);
 const last = (c: MemoryConnection) => c.frames()[c.frames().length - 1];

@@ -1,10 +1,11 @@
 // The node's live sessions, for every transport: opening one (socket id, connection_established,
 // sign-in deadline), the frames it sends (dispatch by event), closing it, terminate_connections,
 // drain, and the counts metrics read. Transports call in here; the session logic never sees them.
+// Every connection's open and close, and every refused one, is logged here at debug level.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
-import type { Backbone, NodeCommand, NodeCommandHandler } from '../backbone/backbone.js';
+import type { NodeCommand, NodeCommandHandler } from '../backbone/backbone.js';
 import type { Channels } from '../channels/channels.js';
 import type { Hub } from '../hub/hub.js';
 import type { ConnectionCensus } from '../limits/connection-census.js';
@@ -15,7 +16,7 @@ import { dataObject, parseClientFrame, type ClientFrame } from '../protocol/pars
 import type { Connection } from '../transport/connection.js';
 import type { WebhookSink } from '../webhooks/sink.js';
 import { clientEvent } from './client-events.js';
-import { Handshake, type HandshakeOutcome, type HandshakeRequest } from './handshake.js';
+import { Handshake, overQuota, type HandshakeOutcome, type HandshakeRefusal, type HandshakeRequest } from './handshake.js';
 import { Liveness, type LivenessSettings } from './liveness.js';
 import { Session } from './session.js';
 import { signin } from './signin.js';
@@ -26,8 +27,8 @@ import { UserIndex } from './user-index.js';
 /** What the frame handlers (subscribe, sign-in, client events) work with. */
 export interface SessionDeps {
   channels: Channels;
-  backbone: Backbone;
   webhooks: WebhookSink;
+  metrics: Metrics;
   log: Logger;
 }
 
@@ -35,9 +36,18 @@ export interface SessionsOptions extends SessionDeps {
   registry: AppRegistry;
   hub: Hub;
   census: ConnectionCensus;
-  metrics: Metrics;
   settings: LivenessSettings;
 }
+
+/** Who closed a connection: ripple (a refusal, a timeout, a drain...), or the client or its network. */
+export type ClosedBy = 'server' | 'client';
+
+/**
+ * A client that just dropped a connection on one node and opens one on another at once can be
+ * counted before the first node has seen the drop and freed the place (a few milliseconds). So a
+ * refusal is confirmed on these later counts before the client is told 4004.
+ */
+const QUOTA_RECHECKS_MS = [50, 100, 200];
 
 export class Sessions implements NodeCommandHandler {
   private readonly bySocketId = new Map<string, Session>();
@@ -49,20 +59,41 @@ export class Sessions implements NodeCommandHandler {
   private readonly deps: SessionDeps;
 
   constructor(private readonly o: SessionsOptions) {
-    this.deps = { channels: o.channels, backbone: o.backbone, webhooks: o.webhooks, log: o.log };
+    this.deps = { channels: o.channels, webhooks: o.webhooks, metrics: o.metrics, log: o.log };
     this.handshakes = new Handshake(o.registry);
     this.liveness = new Liveness(() => this.bySocketId.values(), o.settings, o.log);
     this.liveness.start();
   }
 
-  /** The handshake outcome of a new connection (spec §1.2), before the quota. */
+  /** The handshake outcome of a new connection (spec §1.2), before the quota; a refusal is reported. */
   handshake(req: HandshakeRequest): HandshakeOutcome {
-    return this.handshakes.check(req);
+    const outcome = this.handshakes.check(req);
+    if (!outcome.ok) this.refused(req, outcome, outcome.app);
+    return outcome;
   }
 
-  /** Counts a connection of a quota app cluster-wide; false: over the quota (4004). */
-  admit(app: App): Promise<boolean> {
-    return this.o.census.admit(app);
+  /**
+   * Counts a connection of a quota app cluster-wide; false: over the quota (4004), confirmed on the
+   * rechecks first and then reported, unless the client went away meanwhile (`aborted`).
+   */
+  async admit(app: App, req: HandshakeRequest, aborted: () => boolean): Promise<boolean> {
+    if (await this.o.census.admit(app)) return true;
+    for (const ms of QUOTA_RECHECKS_MS) {
+      await new Promise((r) => setTimeout(r, ms));
+      if (aborted()) return false;
+      if (await this.o.census.admit(app)) return true;
+    }
+    this.refused(req, overQuota, app);
+    return false;
+  }
+
+  /** A refused connection, counted by app (app="" for an unknown key: keys are not labels) and reason, and logged. */
+  refused(req: HandshakeRequest, refusal: HandshakeRefusal, app?: App): void {
+    this.o.metrics.connectionsRefused.inc({ app: app?.id ?? '', reason: refusal.reason });
+    this.o.log.debug(
+      { app: app?.id, key: app ? undefined : req.key, remoteAddress: req.remoteAddress, origin: req.origin || undefined, code: refusal.code, reason: refusal.reason },
+      'connection refused',
+    );
   }
 
   /** Gives back an admitted place whose connection never opened. */
@@ -73,7 +104,7 @@ export class Sessions implements NodeCommandHandler {
   /** A connection passed the handshake (and the quota): it becomes a session. */
   open(conn: Connection, app: App): Session {
     const now = Date.now();
-    const s = new Session(conn, app, newSocketId(), now);
+    const s = new Session(conn, app, newSocketId(), this.o.metrics.traffic(app.id), now);
     this.bySocketId.set(s.socketId, s);
     this.perApp.set(app.id, (this.perApp.get(app.id) ?? 0) + 1);
     this.o.metrics.connects.inc({ app: app.id });
@@ -84,6 +115,7 @@ export class Sessions implements NodeCommandHandler {
       }, app.userAuthenticationTimeout);
     }
     s.send(frames.connectionEstablished(s.socketId, this.o.settings.activityTimeout));
+    this.o.log.debug({ app: app.id, socketId: s.socketId, remoteAddress: conn.remoteAddress, origin: conn.origin || undefined }, 'connection opened');
     return s;
   }
 
@@ -108,8 +140,8 @@ export class Sessions implements NodeCommandHandler {
   }
 
   private counted(s: Session, bytes: number): void {
-    this.o.metrics.hot.messagesIn++;
-    this.o.metrics.hot.bytesIn += bytes;
+    s.traffic.messagesIn++;
+    s.traffic.bytesIn += bytes;
     Liveness.seen(s, Date.now());
   }
 
@@ -141,9 +173,10 @@ export class Sessions implements NodeCommandHandler {
     }
   }
 
-  /** The session's connection closed (by either side) with `code`. */
-  closed(s: Session, code: number): void {
+  /** The session's connection closed with `code`. */
+  closed(s: Session, code: number, by: ClosedBy): void {
     if (!this.bySocketId.delete(s.socketId)) return;
+    this.o.log.debug({ app: s.app.id, socketId: s.socketId, remoteAddress: s.conn.remoteAddress, code, closedBy: by }, 'connection closed');
     if (s.signinTimer) clearTimeout(s.signinTimer);
     this.o.metrics.disconnects.inc({ app: s.app.id, code: String(code) });
     this.perApp.set(s.app.id, (this.perApp.get(s.app.id) ?? 1) - 1);

@@ -3,6 +3,7 @@
 // watchlist (spec §4.8) follows the online state of other users cluster-wide.
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
+import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
 import { signinAuthString, verifyToken } from '../protocol/signature.js';
 import type { Session } from './session.js';
 import type { SessionDeps } from './sessions.js';
@@ -27,6 +28,16 @@ export function signin(deps: SessionDeps, s: Session, data: Record<string, unkno
   const id = parsed?.id;
   if (typeof id !== 'string' || id === '') {
     s.fail(Codes.unauthorized, 'The returned user data must contain the "id" field.');
+    return false;
+  }
+  // The REST API names users by id (terminate_connections): every id signed in must fit its limit.
+  if (id.length > app.maxUserIdLength) {
+    s.fail(Codes.unauthorized, `The user id is longer than the allowed ${app.maxUserIdLength} characters.`);
+    return false;
+  }
+  // user_info is serialised again for presence and watchlists: deep nesting would overflow the stack.
+  if (nestedDeeperThan(parsed!.user_info, MAX_DATA_DEPTH)) {
+    s.fail(Codes.unauthorized, `The user info is nested deeper than ${MAX_DATA_DEPTH} levels.`);
     return false;
   }
   if (s.user) {

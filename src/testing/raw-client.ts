@@ -18,6 +18,8 @@ export interface CloseInfo {
 
 export class RawClient {
   readonly frames: Frame[] = [];
+  /** Every frame as the text the server sent, in order (for byte-level comparisons). */
+  readonly raw: string[] = [];
   socketId = '';
   activityTimeout = 0;
   readonly closed: Promise<CloseInfo>;
@@ -29,6 +31,7 @@ export class RawClient {
       ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
     });
     ws.on('message', (raw) => {
+      this.raw.push(raw.toString());
       let f: Frame;
       try {
         f = JSON.parse(raw.toString());

@@ -3,6 +3,7 @@
 // and go (a stream rotated by the client, one poll after another); the session outlives each of them
 // for a grace period, and a session whose client is gone for longer is closed like a dropped socket.
 import type { Session } from '../session/session.js';
+import type { ClosedBy } from '../session/sessions.js';
 import { Liveness } from '../session/liveness.js';
 import {
   STREAM_CLIENT_LIMIT_CHARS,
@@ -28,7 +29,7 @@ export interface HttpSessionSettings {
 /** What an HTTP connection tells the transport that holds it. */
 export interface HttpConnectionOwner {
   /** The session closed: the session logic cleans it up (spec §5.2 leaves, webhooks). */
-  closed(conn: HttpConnection, code: number): void;
+  closed(conn: HttpConnection, code: number, by: ClosedBy): void;
   /** Nothing more to deliver or wait for: the connection leaves the transport's table. */
   forget(conn: HttpConnection): void;
   /** The session's queue reached its limit: it is closed as a slow consumer. */
@@ -132,6 +133,10 @@ export class HttpConnection implements Connection {
   }
 
   close(code: number, reason: string): void {
+    this.end(code, reason, 'server');
+  }
+
+  private end(code: number, reason: string, by: ClosedBy): void {
     if (this.closed) return;
     this.closed = true;
     for (const t of this.topics) this.fanout.member(t, this, false);
@@ -143,7 +148,7 @@ export class HttpConnection implements Connection {
     // requests still learns the code (pusher-js acts on it, spec §1.7).
     if (!this.receiver) this.startGrace();
     this.schedulePump();
-    if (this.session) this.owner.closed(this, code);
+    if (this.session) this.owner.closed(this, code, by);
   }
 
   join(topic: string): void {
@@ -300,7 +305,7 @@ export class HttpConnection implements Connection {
   private expire(): void {
     this.graceTimer = undefined;
     if (this.receiver) return;
-    if (!this.closed) this.close(CONNECTION_LOST, 'Connection lost');
+    if (!this.closed) this.end(CONNECTION_LOST, 'Connection lost', 'client');
     this.forget();
   }
 

@@ -5,9 +5,10 @@
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
+import type { OpenFiles } from '../limits/open-files.js';
 import { Codes } from '../protocol/constants.js';
 import { HTTP_PATH_PREFIX, HttpRequestKind, parseSendBody } from '../protocol/http-frames.js';
-import { overQuota } from '../session/handshake.js';
+import { overCapacity, overQuota, type HandshakeRequest } from '../session/handshake.js';
 import { refuseConnection } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import { HttpConnection, HttpFanout, type HttpConnectionOwner } from './http-connection.js';
@@ -35,11 +36,11 @@ interface SessionPath {
 }
 
 /** Serves the HTTP transports on the uWS app; returns their fanout for the hub. Register before any catch-all route. */
-export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, settings: HttpTransportSettings, log: Logger): HttpFanout {
+export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, settings: HttpTransportSettings, capacity: { openFiles?: OpenFiles }, log: Logger): HttpFanout {
   const fanout = new HttpFanout();
   const table = new Map<string, HttpConnection>();
   const owner: HttpConnectionOwner = {
-    closed: (conn, code) => sessions.closed(conn.session!, code),
+    closed: (conn, code, by) => sessions.closed(conn.session!, code, by),
     forget: (conn) => {
       if (table.get(conn.id) === conn) table.delete(conn.id);
     },
@@ -68,18 +69,24 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
         const conn = new HttpConnection(path.id, fanout, remoteAddress, origin, owner, connectionSettings);
         table.set(path.id, conn);
         conn.attach(receiver);
-        handshake(conn, decodeKey(path.rawKey), protocol, origin);
+        handshake(conn, { key: decodeKey(path.rawKey), protocol, origin, remoteAddress });
       },
     });
   }
 
-  function handshake(conn: HttpConnection, key: string, protocol: string, origin: string): void {
-    const outcome = sessions.handshake({ key, protocol, origin });
+  function handshake(conn: HttpConnection, hs: HandshakeRequest): void {
+    const outcome = sessions.handshake(hs);
     // Refused clients get the open frame too, so they can be told why (pusher:error + close frame).
     if (!outcome.ok) return refuseConnection(conn, outcome.code, outcome.message);
     const app = outcome.app;
+    // As for a WebSocket: the open-file reserve stays free (limits/open-files.ts).
+    if (capacity.openFiles && !capacity.openFiles.admit()) {
+      sessions.refused(hs, overCapacity, app);
+      return refuseConnection(conn, overCapacity.code, overCapacity.message);
+    }
     if (app.maxConnections < 0) return open(conn, app);
-    sessions.admit(app).then(
+    // Gone: the session's grace period ended while the quota was counted.
+    sessions.admit(app, hs, () => conn.forgotten).then(
       (admitted) => {
         if (conn.forgotten) {
           if (admitted) sessions.release(app);

@@ -1,15 +1,17 @@
 // Webhook delivery: events are matched against each endpoint's filter when they happen, queued per
 // (app, endpoint), and sent in batches, in order, at least once. A failed batch is retried with
-// exponential backoff and jitter until maxRetryMs has passed, then it goes to the dead-letter list,
-// from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
-// calls emit(), which appends to a queue and returns.
+// exponential backoff and jitter, then probed with its first event alone, until maxRetryMs has
+// passed; it then goes to the dead-letter list, from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
+// calls emit(), which appends to a queue and returns. Every attempt is logged at debug level and
+// counted per app; a log line names the endpoint without its credentials or query.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppRegistry } from '../apps/registry.js';
 import type { WebhookConfig } from '../config/schema.js';
-import type { WebhookStats } from '../metrics/metrics.js';
+import type { WebhookCounts, WebhookStats } from '../metrics/metrics.js';
 import type { WebhookEvent, WebhookSink } from './sink.js';
-import { queueName, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
+import type { DeadLetter, QueuedEvent, WebhookQueue } from './queue.js';
+import { endpointFilters, wants, type EndpointFilter } from './routes.js';
 import { sendWebhook } from './send.js';
 
 export interface DeliverySettings {
@@ -18,14 +20,14 @@ export interface DeliverySettings {
   maxRetryMs: number;
 }
 
-interface Endpoint {
-  queue: string;
+interface Endpoint extends EndpointFilter {
   app: App;
   url: string;
+  /** The URL as logged: no user, password or query (where webhook receivers put their tokens). */
+  shownUrl: string;
+  /** The app's counters (shared by its endpoints). */
+  counts: WebhookCounts;
   headers: Record<string, string>;
-  types: ReadonlySet<string>;
-  startsWith?: string;
-  endsWith?: string;
 }
 
 interface Worker {
@@ -38,7 +40,18 @@ interface Worker {
 
 const MAX_EVENTS_PER_REQUEST = 100;
 const BACKOFF_BASE_MS = 250;
-const BACKOFF_CAP_MS = 30_000;
+/**
+ * Retries never wait longer than this, so a receiver back from an outage gets its backlog within
+ * about a second (a 30 s backoff cap left it waiting up to 30 s). What keeps a receiver that is
+ * still down from being flooded is what a retry carries: see FULL_BATCH_ATTEMPTS.
+ */
+const BACKOFF_CAP_MS = 1000;
+/**
+ * The first attempts send the whole batch (up to 100 events); after them, until one succeeds, each
+ * retry is a probe carrying the batch's first event alone (a real, valid webhook of a few hundred
+ * bytes), and the rest follows at once when the receiver takes it.
+ */
+const FULL_BATCH_ATTEMPTS = 3;
 
 /** Delay before retry number `attempt` (1-based): exponential, capped, with jitter in [50%, 100%]. */
 export function backoffDelay(attempt: number, random = Math.random): number {
@@ -46,11 +59,22 @@ export function backoffDelay(attempt: number, random = Math.random): number {
   return Math.round(ceiling * (0.5 + random() / 2));
 }
 
+/** A URL without what may be a secret in it: user and password, and the query. */
+function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.origin + u.pathname;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
 export class WebhookDelivery implements WebhookSink {
   private readonly byApp = new Map<string, Endpoint[]>();
   private readonly workers = new Map<string, Worker>();
   private closed = false;
-  private readonly counters = { delivered: 0, retries: 0, failures: 0 };
+  /** app id → its counts, for the apps that have webhooks */
+  private readonly counters = new Map<string, WebhookCounts>();
 
   constructor(
     registry: AppRegistry,
@@ -59,16 +83,11 @@ export class WebhookDelivery implements WebhookSink {
     private readonly log: Logger,
   ) {
     for (const app of registry.all()) {
-      const eps = app.webhooks.map((w: WebhookConfig) => ({
-        queue: queueName(app.id, w.url),
-        app,
-        url: w.url,
-        headers: w.headers,
-        types: new Set<string>(w.event_types),
-        startsWith: w.filter.channel_name_starts_with,
-        endsWith: w.filter.channel_name_ends_with,
-      }));
-      if (!eps.length) continue;
+      if (!app.webhooks.length) continue;
+      const counts = { delivered: 0, retries: 0, failures: 0 };
+      this.counters.set(app.id, counts);
+      const filters = endpointFilters(app);
+      const eps = app.webhooks.map((w: WebhookConfig, i) => ({ ...filters[i], app, url: w.url, shownUrl: shownUrl(w.url), counts, headers: w.headers }));
       this.byApp.set(app.id, eps);
       for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
     }
@@ -84,16 +103,11 @@ export class WebhookDelivery implements WebhookSink {
     const eps = this.byApp.get(app.id);
     if (!eps || this.closed) return;
     const t = Date.now();
-    for (const ep of eps) {
-      if (!ep.types.has(event.name)) continue;
-      if (ep.startsWith !== undefined && !event.channel.startsWith(ep.startsWith)) continue;
-      if (ep.endsWith !== undefined && !event.channel.endsWith(ep.endsWith)) continue;
-      this.queue.append(ep.queue, [{ t, ev: event }]);
-    }
+    for (const ep of eps) if (wants(ep, event.name, event.channel)) this.queue.append(ep.queue, [{ t, ev: event }]);
   }
 
   stats(): WebhookStats {
-    return { queueDepth: this.queue.depth(), ...this.counters };
+    return { queueDepth: this.queue.depth(), apps: this.counters };
   }
 
   listDead(appId: string): Promise<DeadLetter[]> {
@@ -166,28 +180,43 @@ export class WebhookDelivery implements WebhookSink {
 
   private async deliver(w: Worker, batch: QueuedEvent[]): Promise<'delivered' | 'dead' | 'abandoned'> {
     const { ep } = w;
-    const events = batch.map((e) => e.ev).filter((ev) => (ev as { name?: string }).name !== 'invalid');
-    if (!events.length) return 'delivered';
+    /** Events of the batch the receiver has not taken yet. */
+    let pending = batch.map((e) => e.ev).filter((ev) => (ev as { name?: string }).name !== 'invalid');
+    if (!pending.length) return 'delivered';
     const first = Date.now();
+    let failures = 0;
     for (let attempt = 1; ; attempt++) {
+      const sent = failures >= FULL_BATCH_ATTEMPTS ? pending.slice(0, 1) : pending;
+      const started = performance.now();
       const res = await sendWebhook({
         url: ep.url,
         key: ep.app.key,
         secret: ep.app.secret,
         headers: ep.headers,
-        events,
+        events: sent,
         timeoutMs: this.settings.timeoutMs,
       });
+      this.log.debug(
+        { app: ep.app.id, url: ep.shownUrl, attempt, events: sent.length, ...(res.ok ? { status: res.status } : { error: res.error }), ms: Math.round(performance.now() - started) },
+        'webhook attempt',
+      );
       if (res.ok) {
-        this.counters.delivered++;
-        if (attempt > 1) this.log.info({ app: ep.app.id, url: ep.url, attempts: attempt }, 'webhook delivered after retries');
+        ep.counts.delivered++;
+        pending = pending.slice(sent.length);
+        if (pending.length) {
+          // A probe got through: the receiver is back, the rest goes now.
+          failures = 0;
+          continue;
+        }
+        if (attempt > 1) this.log.info({ app: ep.app.id, url: ep.shownUrl, attempts: attempt }, 'webhook delivered after retries');
         return 'delivered';
       }
+      failures++;
       const elapsed = Date.now() - first;
       if (elapsed >= this.settings.maxRetryMs) {
-        this.counters.failures++;
-        this.log.warn({ app: ep.app.id, url: ep.url, attempts: attempt, error: res.error, events: events.length }, 'webhook dead-lettered');
-        const rec: DeadLetter = { appId: ep.app.id, url: ep.url, events, firstAttemptAt: first, failedAt: Date.now(), attempts: attempt, error: res.error };
+        ep.counts.failures++;
+        this.log.warn({ app: ep.app.id, url: ep.shownUrl, attempts: attempt, error: res.error, events: pending.length }, 'webhook dead-lettered');
+        const rec: DeadLetter = { appId: ep.app.id, url: ep.url, events: pending, firstAttemptAt: first, failedAt: Date.now(), attempts: attempt, error: res.error };
         for (;;) {
           try {
             await this.queue.pushDead(rec);
@@ -199,9 +228,9 @@ export class WebhookDelivery implements WebhookSink {
           }
         }
       }
-      this.counters.retries++;
-      if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.url, error: res.error }, 'webhook delivery failed, retrying');
-      await this.sleep(w, Math.min(backoffDelay(attempt), this.settings.maxRetryMs - elapsed));
+      ep.counts.retries++;
+      if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.shownUrl, error: res.error }, 'webhook delivery failed, retrying');
+      await this.sleep(w, Math.min(backoffDelay(failures), this.settings.maxRetryMs - elapsed));
       // Shut down, or another node took the queue over (it will send this batch again).
       if (this.closed || !this.queue.owns(ep.queue)) return 'abandoned';
     }

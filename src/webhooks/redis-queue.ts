@@ -19,8 +19,12 @@ export interface RedisWebhookQueueOptions {
 }
 
 const scripts = {
-  // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out)
+  // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out).
+  // Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that has not
+  // registered again could otherwise take a stream that a registered node holds.
   webhookClaim: `
+local mine = redis.call('ZSCORE', ARGV[2] .. ':nodes', ARGV[3])
+if not mine or tonumber(mine) <= tonumber(ARGV[4]) then return 0 end
 local o = redis.call('GET', ARGV[1])
 if o == ARGV[3] then return 1 end
 if o then
@@ -32,6 +36,14 @@ return 1`,
   // ARGV: ownerKey me → gives the stream up if this node owns it
   webhookRelease: `if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end return 0`,
 };
+/**
+ * Where the queues live in Redis, for writers outside this module: the presence scripts queue the
+ * webhooks of the transitions they make in the same atomic step (a record is {t, ev} JSON in field d).
+ */
+export function webhookKeys(prefix: string): { streamPrefix: string; bell: string } {
+  return { streamPrefix: `${prefix}:wh:q:`, bell: `${prefix}:wh:bell` };
+}
+
 const MAX_LOCAL_BACKLOG = 200_000;
 const FLUSH_BATCH = 500;
 
@@ -39,6 +51,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private readonly redis: Scripted;
   private readonly sub: Redis;
   private readonly bell: string;
+  private readonly streamPrefix: string;
   private queues: readonly string[] = [];
   private readonly known = new Set<string>();
   /** queues this node owned at the last claim round */
@@ -58,12 +71,15 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
 
   constructor(private readonly o: RedisWebhookQueueOptions) {
     this.redis = defineScripts(o.redis, scripts);
+    // Ownership is confirmed again after a reconnect: meanwhile another node may have claimed a stream
+    // (Redis may have lost the owner keys), and two owners would deliver the same events twice.
+    o.redis.on('close', () => this.owned.clear());
     this.sub = o.subscriber;
-    this.bell = `${o.prefix}:wh:bell`;
+    ({ streamPrefix: this.streamPrefix, bell: this.bell } = webhookKeys(o.prefix));
   }
 
   private streamKey(q: string) {
-    return `${this.o.prefix}:wh:q:${q}`;
+    return this.streamPrefix + q;
   }
   private ownerKey(q: string) {
     return `${this.o.prefix}:wh:owner:${q}`;

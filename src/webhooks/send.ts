@@ -24,8 +24,9 @@ export function signWebhook(secret: string, rawBody: string): string {
 
 /** Sends once; any 2xx is success, anything else (status, refusal, timeout) a failure to retry. */
 export async function sendWebhook(req: WebhookRequest): Promise<SendResult> {
-  const body = webhookBody(req.events);
   try {
+    // Inside the try: a body that cannot be serialised is a failed attempt, never an escaped throw.
+    const body = webhookBody(req.events);
     const res = await fetch(req.url, {
       method: 'POST',
       headers: {

@@ -1,0 +1,174 @@
+// The Redis backbone's outbox: every cross-node operation of this node waits here, in the order it
+// was made, until Redis has taken it. While Redis is up the outbox is empty but for the batch in
+// flight; while it is down (or just came back: see resubscribeGraceMs) operations stay here, bounded in
+// count, bytes and age, and go out in the same order when it returns. A batch that fails stays at
+// the head and is written again: a batch Redis did take but whose reply was lost arrives twice, which
+// the receivers drop by the sequence number the backbone puts in every message.
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Scripted } from '../redis/clients.js';
+
+/**
+ * One Redis operation, written in queue order: a PUBLISH, or a script defined on the connection (the
+ * channel history's "number, keep and publish" step for message recovery) with its arguments.
+ */
+export type OutboxEntry = { kind: 'publish'; channel: string; message: string } | { kind: 'eval'; script: string; args: (string | number)[] };
+
+export interface OutboxLimits {
+  /** Entries waiting at most. */
+  events: number;
+  /** UTF-8 bytes of the waiting entries' frames at most. */
+  bytes: number;
+  /** Once the oldest waiting entry is this old (ms), new entries are refused until it has gone out. */
+  maxAgeMs: number;
+}
+
+export interface RedisOutboxOptions {
+  redis: Redis;
+  limits: OutboxLimits;
+  /**
+   * After Redis comes back, every node's subscriber connection reconnects within the client's largest
+   * retry delay and then resubscribes; a message published before a node resubscribed never reaches
+   * it. So after its connection came back a node holds its outbox this long before writing again.
+   */
+  resubscribeGraceMs: number;
+  log: Logger;
+}
+
+interface Waiting {
+  entry: OutboxEntry;
+  bytes: number;
+  at: number;
+}
+
+/** Entries per write: one MULTI/EXEC, so a batch is taken whole or not at all. */
+const BATCH = 256;
+const RETRY_MS = 250;
+const DOWN_POLL_MS = 50;
+
+export class RedisOutbox {
+  private waiting: Waiting[] = [];
+  /** index of the oldest entry in `waiting` (entries before it went out) */
+  private head = 0;
+  private bytes = 0;
+  private running = false;
+  private closed = false;
+  /** The last write failed: nothing is known to go out until one succeeds. */
+  private failing = false;
+  private wasReady: boolean;
+  /** When the connection last came back (0: it never went away). */
+  private backAt = 0;
+  /** Frames refused because the outbox was full or too old (metrics). */
+  refused = 0;
+
+  constructor(private readonly o: RedisOutboxOptions) {
+    this.wasReady = o.redis.status === 'ready';
+    o.redis.on('ready', () => {
+      if (this.wasReady) this.backAt = Date.now();
+      this.wasReady = true;
+      if (this.length) this.o.log.info({ waiting: this.length }, 'Redis is back: cross-node events go out after the resubscribe grace');
+    });
+  }
+
+  get length(): number {
+    return this.waiting.length - this.head;
+  }
+
+  get waitingBytes(): number {
+    return this.bytes;
+  }
+
+  /** True while what is pushed now goes out at once. */
+  flowing(now = Date.now()): boolean {
+    return this.o.redis.status === 'ready' && !this.failing && now >= this.backAt + this.o.resubscribeGraceMs;
+  }
+
+  /** Whether these frames fit (see Backbone.hasRoom); counts them as refused when they do not. */
+  hasRoom(frames: readonly string[], now = Date.now()): boolean {
+    const n = this.length;
+    if (n === 0 && this.flowing(now)) return true;
+    const { limits } = this.o;
+    let fits = n + frames.length <= limits.events && (n === 0 || now - this.waiting[this.head].at <= limits.maxAgeMs);
+    if (fits) {
+      let bytes = this.bytes;
+      for (const f of frames) bytes += Buffer.byteLength(f);
+      fits = bytes <= limits.bytes;
+    }
+    if (!fits) this.refused += frames.length;
+    return fits;
+  }
+
+  /** Queues an entry (`bytes`: its frame's UTF-8 size); it goes out after everything queued before it. */
+  push(entry: OutboxEntry, bytes: number): void {
+    this.waiting.push({ entry, bytes, at: Date.now() });
+    this.bytes += bytes;
+    if (!this.running && !this.closed) void this.run();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    let warned = false;
+    try {
+      // Entries pushed in this same turn (a trigger to many channels, a batch) join the first write.
+      await Promise.resolve();
+      while (this.length && !this.closed) {
+        if (this.o.redis.status !== 'ready') {
+          await sleep(DOWN_POLL_MS);
+          continue;
+        }
+        const grace = this.backAt + this.o.resubscribeGraceMs - Date.now();
+        if (grace > 0) {
+          await sleep(grace);
+          continue;
+        }
+        const batch = this.waiting.slice(this.head, this.head + BATCH);
+        try {
+          await this.write(batch.map((w) => w.entry));
+        } catch (err) {
+          this.failing = true;
+          if (!warned) this.o.log.warn({ err, waiting: this.length }, 'cross-node events not written to Redis: kept in order, retrying');
+          warned = true;
+          await sleep(RETRY_MS);
+          continue;
+        }
+        this.failing = false;
+        this.head += batch.length;
+        for (const w of batch) this.bytes -= w.bytes;
+        if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+          this.waiting = this.waiting.slice(this.head);
+          this.head = 0;
+        }
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async write(entries: OutboxEntry[]): Promise<void> {
+    if (entries.length === 1) {
+      const e = entries[0];
+      await (e.kind === 'publish' ? this.o.redis.publish(e.channel, e.message) : (this.o.redis as Scripted)[e.script](...e.args));
+      return;
+    }
+    const tx = this.o.redis.multi();
+    for (const e of entries) {
+      if (e.kind === 'publish') tx.publish(e.channel, e.message);
+      else (tx as unknown as Scripted)[e.script](...e.args);
+    }
+    const res = await tx.exec();
+    if (!res) throw new Error('transaction aborted');
+    for (const [err] of res) if (err) throw err;
+  }
+
+  /** Waits up to timeoutMs for what is queued to go out, then stops; what is left is lost (and logged). */
+  async close(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.length && Date.now() < deadline) await sleep(20);
+    this.closed = true;
+    if (this.length) this.o.log.error({ lost: this.length }, 'cross-node events never reached Redis before shutdown');
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,76 @@
+// A whole node's session logic in this process, on the in-memory transport and the memory engine:
+// for unit tests of sessions and channels without sockets or server processes.
+import { pino } from 'pino';
+import type { App } from '../apps/app.js';
+import { AppRegistry } from '../apps/registry.js';
+import { Channels } from '../channels/channels.js';
+import { AppSchema } from '../config/schema.js';
+import { memoryEngine } from '../engine/memory.js';
+import type { ChannelHistory } from '../history/history.js';
+import { Hub } from '../hub/hub.js';
+import { Metrics } from '../metrics/metrics.js';
+import { refuseConnection, type Session } from '../session/session.js';
+import { Sessions } from '../session/sessions.js';
+import { MemoryFanout, type MemoryConnection } from '../transport/memory.js';
+import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
+
+export const silentLog = pino({ level: 'silent' });
+const log = silentLog;
+
+/** Webhook events as the channel owner emits them, in order. */
+export class RecordingSink implements WebhookSink {
+  readonly events: WebhookEvent[] = [];
+  emit(_app: App, event: WebhookEvent): void {
+    this.events.push(event);
+  }
+  named(name: string): WebhookEvent[] {
+    return this.events.filter((e) => e.name === name);
+  }
+}
+
+/** Lets pending promise callbacks (store answers) run. */
+export const flush = () => new Promise((r) => setImmediate(r));
+
+export interface MemoryNodeOptions {
+  /** replaces the engine's history reader (e.g. one that answers slowly) */
+  history?: ChannelHistory;
+}
+
+export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secret: 's1', enableClientMessages: true }], opts: MemoryNodeOptions = {}) {
+  const registry = new AppRegistry(apps.map((a) => AppSchema.parse(a)));
+  const metrics = new Metrics();
+  const engine = memoryEngine(60_000);
+  const webhooks = new RecordingSink();
+  const hub = new Hub(metrics);
+  const fanout = new MemoryFanout();
+  hub.addFanout(fanout);
+  const history = opts.history ?? engine.history;
+  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log });
+  const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
+  const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
+  await engine.start({ frames: hub, commands: sessions, clusterState: channels });
+
+  /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
+  async function connect(key = 'k1', protocol = '7', origin = ''): Promise<{ conn: MemoryConnection; s?: Session; send: (f: object) => void }> {
+    const conn = fanout.connect({ origin });
+    const req = { key, protocol, origin, remoteAddress: conn.remoteAddress };
+    const outcome = sessions.handshake(req);
+    if (!outcome.ok) {
+      refuseConnection(conn, outcome.code, outcome.message);
+      return { conn, send: () => {} };
+    }
+    if (!(await sessions.admit(outcome.app, req, () => false))) {
+      refuseConnection(conn, 4004, 'over quota');
+      return { conn, send: () => {} };
+    }
+    const s = sessions.open(conn, outcome.app);
+    // Closed through the Connection, as the server closes it (a test plays the client that way too).
+    conn.whenClosed((code) => sessions.closed(s, code, 'server'));
+    const send = (f: object) => {
+      const text = JSON.stringify(f);
+      sessions.receive(s, text, text.length);
+    };
+    return { conn, s, send };
+  }
+  return { registry, engine, sessions, channels, webhooks, fanout, connect, metrics };
+}
