@@ -99,6 +99,8 @@ export interface Phase {
   closeCodes: Record<string, number>;
   serverCpuPct: number; // all server-side processes (nodes + redis), % of one core
   serverCpuUsPerDelivered: number;
+  /** cross-node: the redis-server's share, µs per trigger (NaN on one node) */
+  redisCpuUsPerTrigger: number;
   genCpuPct: number;
   subCpuPct: number;
   pubCpuPct: number;
@@ -126,6 +128,8 @@ interface Rig {
   sub: Target; // subscribers connect here
   pub: Target; // triggers go here
   pids: number[]; // every server-side process (for CPU)
+  /** cross-node: the shared redis-server, whose CPU is also reported on its own */
+  redisPid?: number;
   describe: string;
   stop(): Promise<void>;
 }
@@ -154,6 +158,7 @@ async function startRig(o: FanoutOptions): Promise<Rig> {
     sub: A,
     pub: B,
     pids: [A.pid, B.pid, redis.proc.pid],
+    redisPid: redis.proc.pid,
     describe: `2 × ${A.describe.replace(/ \+ redis-server.*/, '')}, shared redis-server :${redis.port}; subscribers on node A, triggers to node B`,
     async stop() {
       await Promise.all([A.stop(), B.stop()]);
@@ -177,6 +182,7 @@ function cpuOf(pids: number[]): number {
 async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rate: number, durationS: number, warmupS: number, quietMs: number): Promise<Phase> {
   await gen.reset();
   let serverCpu0 = cpuOf(rig.pids);
+  let redisCpu0 = rig.redisPid ? cpuOf([rig.redisPid]) : 0;
   let t0 = nowMs();
   let mach0 = machineCpu();
   const pub = await gen.publish(
@@ -194,6 +200,7 @@ async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rat
     },
     () => {
       serverCpu0 = cpuOf(rig.pids);
+      redisCpu0 = rig.redisPid ? cpuOf([rig.redisPid]) : 0;
       mach0 = machineCpu();
       t0 = nowMs();
     },
@@ -202,6 +209,7 @@ async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rat
   const drain = await gen.drain(expected, quietMs, 20_000);
   const t1 = nowMs();
   const serverCpu1 = cpuOf(rig.pids);
+  const redisCpuMs = rig.redisPid ? cpuOf([rig.redisPid]) - redisCpu0 : NaN;
   const mach1 = machineCpu();
   const d = await gen.report();
   const windowMs = t1 - t0;
@@ -247,6 +255,7 @@ async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rat
     closeCodes: d.closeCodes,
     serverCpuPct: (serverCpuMs / windowMs) * 100,
     serverCpuUsPerDelivered: d.receivedMeasured ? (serverCpuMs * 1000) / d.receivedMeasured : NaN,
+    redisCpuUsPerTrigger: pub.okMeasured ? (redisCpuMs * 1000) / pub.okMeasured : NaN,
     genCpuPct: pubCpuPct + subCpuPct,
     subCpuPct,
     pubCpuPct,
