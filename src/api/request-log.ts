@@ -19,7 +19,12 @@ export function appIdInPath(path: string): string {
   }
 }
 
+type Child = { inc(): void };
+
 export class RequestLog {
+  /** `${app}\n${status}` → its counter child: the labels are hashed once, not on every request. */
+  private readonly counters = new Map<string, Child>();
+
   constructor(
     private readonly registry: AppRegistry,
     private readonly metrics: Pick<Metrics, 'restRequests'>,
@@ -30,7 +35,10 @@ export class RequestLog {
   done(appId: string, method: string, path: string, status: number, ms: number, reason?: string): void {
     // Only configured apps are label values: any id can be typed into a path.
     const app = this.registry.findById(appId)?.id ?? '';
-    this.metrics.restRequests.inc({ app, status: String(status) });
+    const key = `${app}\n${status}`;
+    let counter = this.counters.get(key);
+    if (!counter) this.counters.set(key, (counter = this.metrics.restRequests.labels({ app, status: String(status) })));
+    counter.inc();
     if (!this.log.isLevelEnabled('debug')) return;
     this.log.debug({ app: app || undefined, method, path, status, ms: Math.round(ms * 10) / 10, reason: status >= 400 ? reason : undefined }, 'REST request');
   }
