@@ -156,7 +156,8 @@ export function rippleDir(rev = 'HEAD'): string {
   if (rev === 'worktree' || rev === 'dist') return repoRoot;
   const sha = rippleCommit(rev);
   const dir = join(tmpdir(), 'ripple-bench-src', sha);
-  if (existsSync(join(dir, '.complete'))) return dir;
+  // A snapshot made from another checkout links that checkout's node_modules, which may be gone.
+  if (existsSync(join(dir, '.complete')) && existsSync(join(dir, 'node_modules', 'tsx'))) return dir;
   const tmp = `${dir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
