@@ -19,26 +19,30 @@ export function appIdInPath(path: string): string {
   }
 }
 
-type Child = { inc(): void };
-
 export class RequestLog {
-  /** `${app}\n${status}` → its counter child: the labels are hashed once, not on every request. */
-  private readonly counters = new Map<string, Child>();
-
   constructor(
     private readonly registry: AppRegistry,
     private readonly metrics: Pick<Metrics, 'restRequests'>,
     private readonly log: Logger,
   ) {}
 
+  /** A request's arrival time, taken only when the log would show it (0 otherwise). */
+  started(): number {
+    return this.log.isLevelEnabled('debug') ? performance.now() : 0;
+  }
+
+  /** Milliseconds since `started()`. */
+  since(started: number): number {
+    return started === 0 ? 0 : performance.now() - started;
+  }
+
   /** `path` without its query; `ms` from the request's arrival to its answer. */
   done(appId: string, method: string, path: string, status: number, ms: number, reason?: string): void {
     // Only configured apps are label values: any id can be typed into a path.
     const app = this.registry.findById(appId)?.id ?? '';
-    const key = `${app}\n${status}`;
-    let counter = this.counters.get(key);
-    if (!counter) this.counters.set(key, (counter = this.metrics.restRequests.labels({ app, status: String(status) })));
-    counter.inc();
+    let byStatus = this.metrics.restRequests.get(app);
+    if (!byStatus) this.metrics.restRequests.set(app, (byStatus = new Map()));
+    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
     if (!this.log.isLevelEnabled('debug')) return;
     this.log.debug({ app: app || undefined, method, path, status, ms: Math.round(ms * 10) / 10, reason: status >= 400 ? reason : undefined }, 'REST request');
   }

@@ -66,7 +66,7 @@ export class Trigger {
 
   /** A whole signed trigger request outside Fastify (the uWS fast path): never throws. */
   async handle(route: TriggerRoute, req: SignedRequest): Promise<TriggerResponse> {
-    const started = performance.now();
+    const started = this.d.requests.started();
     const headers: Record<string, string> = {};
     const header: SetHeader = (name, value) => void (headers[name.toLowerCase()] = value);
     let status = 200;
@@ -81,7 +81,7 @@ export class Trigger {
       ({ status, body } = r);
       failure = r.body.error;
     }
-    this.d.requests.done(req.appId, req.method, req.path, status, performance.now() - started, failure);
+    this.d.requests.done(req.appId, req.method, req.path, status, this.d.requests.since(started), failure);
     headers['content-type'] = 'application/json; charset=utf-8';
     return { status, headers, body: JSON.stringify(body) };
   }
@@ -104,11 +104,13 @@ export class Trigger {
       throw new HttpError(503, 'Other nodes cannot be reached and the outage buffer is full: nothing was published, try again shortly');
     }
     // Cache channels keep the last event published through the API (spec §7).
-    const cached = out.filter((o) => isCacheChannel(o.channel)).map((o) => this.d.cache.set(app.id, o.channel, { event: o.name, data: o.data }));
-    await Promise.all(cached).catch((err) => {
-      this.d.log.debug({ err, app: app.id }, 'cache channel event not recorded');
-      throw new HttpError(503, 'The cache channel\'s event cannot be recorded now: nothing was published, try again shortly');
-    });
+    const cached = out.filter((o) => isCacheChannel(o.channel));
+    if (cached.length > 0) {
+      await Promise.all(cached.map((o) => this.d.cache.set(app.id, o.channel, { event: o.name, data: o.data }))).catch((err) => {
+        this.d.log.debug({ err, app: app.id }, 'cache channel event not recorded');
+        throw new HttpError(503, 'The cache channel\'s event cannot be recorded now: nothing was published, try again shortly');
+      });
+    }
     for (const o of out) this.d.channels.publishEvent(app, o.channel, o.frame, o.socketId);
   }
 

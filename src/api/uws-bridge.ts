@@ -26,7 +26,7 @@ function reply(res: HttpResponse, status: number, headers: Record<string, unknow
 
 export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number, requests: RequestLog): void {
   uws.any('/*', (res, req) => {
-    const started = performance.now();
+    const started = requests.started();
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const query = req.getQuery();
     const path = req.getUrl();
@@ -75,7 +75,7 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
         tooLarge = true;
         const reason = 'Request body too large';
         // Answered here, before Fastify or the trigger path sees it: logged and counted here too.
-        if (path.startsWith('/apps/')) requests.done(appIdInPath(path), method, path, 413, performance.now() - started, reason);
+        if (path.startsWith('/apps/')) requests.done(appIdInPath(path), method, path, 413, requests.since(started), reason);
         if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, reason)));
         return;
       }

@@ -57,8 +57,11 @@ export class Metrics implements TrafficCounters {
   readonly connectionsRefused: Counter<'app' | 'reason'>;
   /** By `reason` (see SubscriptionRefusalReason). */
   readonly subscriptionsRefused: Counter<'app' | 'reason'>;
-  /** An id in a request path that is no configured app counts under app="". */
-  readonly restRequests: Counter<'app' | 'status'>;
+  /**
+   * REST requests answered, by app and then HTTP status, counted by the request log and read at
+   * scrape time. An id in a request path that is no configured app counts under app="".
+   */
+  readonly restRequests = new Map<string, Map<number, number>>();
   readonly redisReconnects: Counter;
   readonly redisRoundTrip: Histogram;
   private readonly trafficByApp = new Map<string, AppTraffic>();
@@ -148,7 +151,16 @@ export class Metrics implements TrafficCounters {
         this.inc(self.sources.backbone.refused);
       },
     });
-    this.restRequests = new Counter({ name: 'ripple_rest_requests_total', help: 'REST API requests by app and HTTP status', labelNames: ['app', 'status'], registers });
+    new Counter({
+      name: 'ripple_rest_requests_total',
+      help: 'REST API requests by app and HTTP status',
+      labelNames: ['app', 'status'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [app, byStatus] of self.restRequests) for (const [status, n] of byStatus) this.inc({ app, status: String(status) }, n);
+      },
+    });
     new Gauge({
       name: 'ripple_webhook_queue_depth',
       help: 'Webhook events waiting for delivery',
