@@ -3,74 +3,18 @@
 // never wrong).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server, type IncomingHttpHeaders } from 'node:http';
 import { createHmac } from 'node:crypto';
 import PusherServer from 'pusher';
-import { freePort, startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { eventually, sleep, waitUntil } from '../src/testing/eventually.js';
 import { RawClient, presenceAuth, privateAuth } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
-
-interface Received {
-  headers: IncomingHttpHeaders;
-  raw: string;
-  body: { time_ms: number; events: Record<string, unknown>[] };
-}
-
-/** A webhook receiver on 127.0.0.1 that can fail its first N requests or be down for a while. */
-class Receiver {
-  received: Received[] = [];
-  attempts = 0;
-  failFirst = 0;
-  /** Requests left unanswered (the receiver hangs) before it starts answering. */
-  hangFirst = 0;
-  private server?: Server;
-  constructor(readonly port: number) {}
-  get url() {
-    return `http://127.0.0.1:${this.port}/hook`;
-  }
-  static async start(port?: number): Promise<Receiver> {
-    const r = new Receiver(port ?? (await freePort()));
-    await r.up();
-    return r;
-  }
-  up(): Promise<void> {
-    this.server = createServer((req, res) => {
-      let raw = '';
-      req.on('data', (d) => (raw += d));
-      req.on('end', () => {
-        this.attempts++;
-        if (this.attempts <= this.hangFirst) return;
-        if (this.attempts <= this.failFirst) {
-          res.writeHead(500).end('not now');
-          return;
-        }
-        this.received.push({ headers: req.headers, raw, body: JSON.parse(raw) });
-        res.writeHead(200).end('{}');
-      });
-    });
-    return new Promise((resolve) => this.server!.listen(this.port, '127.0.0.1', () => resolve()));
-  }
-  down(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.server) return resolve();
-      this.server.closeAllConnections();
-      this.server.close(() => resolve());
-      this.server = undefined;
-    });
-  }
-  events(): Record<string, unknown>[] {
-    return this.received.flatMap((r) => r.body.events);
-  }
-  named(name: string, channel?: string) {
-    return this.events().filter((e) => e.name === name && (channel === undefined || e.channel === channel));
-  }
-}
+import { WebhookReceiver } from '../src/testing/webhook-receiver.js';
 
 const app = { id: 'wh-app', key: 'wh-key', secret: 'wh-secret' };
 const allTypes = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss'];
 const nodes: NodeHandle[] = [];
-const receivers: Receiver[] = [];
+const receivers: WebhookReceiver[] = [];
 let redis: RedisHandle;
 
 before(async () => {
@@ -78,12 +22,12 @@ before(async () => {
 });
 after(async () => {
   await Promise.all(nodes.map((n) => n.kill()));
-  await Promise.all(receivers.map((r) => r.down()));
+  await Promise.all(receivers.map((r) => r.stop()));
   await redis.stop();
 });
 
-async function receiver(): Promise<Receiver> {
-  const r = await Receiver.start();
+async function receiver(opts: { up?: boolean } = {}): Promise<WebhookReceiver> {
+  const r = await WebhookReceiver.start(opts);
   receivers.push(r);
   return r;
 }
@@ -112,7 +56,7 @@ test('webhooks are Pusher-formatted, signed with the app secret, valid for the p
     assert.equal(req.headers['x-pusher-key'], app.key);
     assert.equal(req.headers['x-pusher-signature'], createHmac('sha256', app.secret).update(req.raw).digest('hex'));
     assert.ok(sdk.webhook({ headers: req.headers as Record<string, string>, rawBody: req.raw }).isValid(), 'the pusher SDK accepts it');
-    assert.equal(typeof req.body.time_ms, 'number');
+    assert.equal(typeof req.timeMs, 'number');
   }
   const names = (ch: string) => r.events().filter((e) => e.channel === ch).map((e) => e.name);
   assert.deepEqual(names('presence-w'), ['channel_occupied', 'member_added', 'member_removed', 'channel_vacated']);
@@ -164,16 +108,14 @@ test('a receiver that fails its first 3 attempts still gets every event, once de
   for (let i = 0; i < 5; i++) await c.subscribe(`retry-${i}`);
   await c.close();
   await eventually(() => r.named('channel_vacated').length === 5, { timeoutMs: 20_000, what: 'all vacated after retries' });
-  assert.ok(r.attempts > 3);
+  assert.ok(r.attempts.length > 3);
   for (let i = 0; i < 5; i++) {
     assert.deepEqual(r.events().filter((e) => e.channel === `retry-${i}`).map((e) => e.name), ['channel_occupied', 'channel_vacated']);
   }
 });
 
 test('a receiver down for 10 s and then up gets everything', async () => {
-  const port = await freePort();
-  const r = new Receiver(port);
-  receivers.push(r);
+  const r = await receiver({ up: false });
   const n = await node({ apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied', 'channel_vacated'] }] }] });
   const c = await RawClient.connect(n.port, app.key);
   for (let i = 0; i < 10; i++) await c.subscribe(`outage-${i}`);
@@ -205,9 +147,7 @@ test('three nodes give exactly one channel_occupied and one channel_vacated for 
 });
 
 test('when the node holding undelivered webhooks is SIGKILLed, another node delivers them', async () => {
-  const port = await freePort();
-  const r = new Receiver(port);
-  receivers.push(r);
+  const r = await receiver({ up: false });
   const cfg = { apps: [{ ...app, webhooks: [{ url: r.url, event_types: ['channel_occupied'] }] }] };
   const env = { REDIS_URL: redis.url, NODE_LEASE_MS: '2000', WEBHOOK_CLAIM_IDLE_MS: '2000' };
   const [doomed, survivor] = await Promise.all([node(cfg, { ...env, NODE_ID: 'wk-1' }), node(cfg, { ...env, NODE_ID: 'wk-2' })]);
@@ -281,7 +221,7 @@ test('a receiver that hangs hits the timeout and is retried, while the gateway k
   }
   assert.ok(Date.now() - started < 1000, '20 round trips while a webhook hangs');
   await eventually(() => r.received.length === 1, { timeoutMs: 10_000, what: 'delivered after the timeout' });
-  assert.ok(r.attempts >= 2);
+  assert.ok(r.attempts.length >= 2);
   assert.deepEqual(r.events(), [{ name: 'channel_occupied', channel: 'hang-1' }]);
   await c.close();
 });

@@ -1,12 +1,18 @@
-// A webhook receiver on 127.0.0.1 for tests: records every request with its arrival time and answers
-// with the status the test sets (200 by default), so a test can take it down or make it fail.
-import { createServer, type Server } from 'node:http';
+// A webhook receiver on 127.0.0.1 for tests: records every request with its arrival time, headers and
+// raw body, and answers with the status the test sets (200 by default), so a test can take it down,
+// make it fail or hang.
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { freePort } from './harness.js';
 
 export interface ReceivedWebhook {
   /** ms timestamp of arrival */
   at: number;
   events: Record<string, unknown>[];
+  /** the body's `time_ms` */
+  timeMs: unknown;
+  headers: IncomingHttpHeaders;
+  /** the body as it came, for checking its signature */
+  raw: string;
 }
 
 export class WebhookReceiver {
@@ -16,13 +22,18 @@ export class WebhookReceiver {
   readonly attempts: number[] = [];
   /** What the next requests are answered with. */
   status = 200;
+  /** This many first requests are answered 500. */
+  failFirst = 0;
+  /** This many first requests are never answered (the receiver hangs). */
+  hangFirst = 0;
   private server?: Server;
 
   private constructor(readonly port: number) {}
 
-  static async start(): Promise<WebhookReceiver> {
+  /** A receiver on a free port, listening unless `up: false` (a receiver that is down until `up()`). */
+  static async start(opts: { up?: boolean } = {}): Promise<WebhookReceiver> {
     const r = new WebhookReceiver(await freePort());
-    await r.up();
+    if (opts.up !== false) await r.up();
     return r;
   }
 
@@ -37,8 +48,13 @@ export class WebhookReceiver {
       req.on('end', () => {
         const at = Date.now();
         this.attempts.push(at);
-        if (this.status >= 200 && this.status < 300) this.received.push({ at, events: (JSON.parse(raw) as { events: Record<string, unknown>[] }).events });
-        res.writeHead(this.status).end('{}');
+        if (this.attempts.length <= this.hangFirst) return;
+        const status = this.attempts.length <= this.failFirst ? 500 : this.status;
+        if (status >= 200 && status < 300) {
+          const body = JSON.parse(raw) as { time_ms: unknown; events: Record<string, unknown>[] };
+          this.received.push({ at, events: body.events, timeMs: body.time_ms, headers: req.headers, raw });
+        }
+        res.writeHead(status).end('{}');
       });
     });
     return new Promise((resolve) => this.server!.listen(this.port, '127.0.0.1', () => resolve()));
