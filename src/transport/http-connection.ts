@@ -14,6 +14,7 @@ import {
   openFrame,
 } from '../protocol/http-frames.js';
 import type { Connection, Fanout } from './connection.js';
+import { TopicTable } from './topic-table.js';
 import type { Receiver } from './http-receiver.js';
 
 /** RFC 6455's code for a connection lost without a close, as a dropped WebSocket reports it. */
@@ -39,14 +40,13 @@ export interface HttpConnectionOwner {
 }
 
 export class HttpFanout implements Fanout {
-  private readonly topics = new Map<string, Set<HttpConnection>>();
   /** Connections with frames to write at the end of this event-loop iteration. */
   private readonly due = new Set<HttpConnection>();
   private flushScheduled = false;
 
   /** The frame is wrapped for HTTP once per publish, not once per connection. */
   publish(topic: string, frame: string, except?: Connection): void {
-    const members = this.topics.get(topic);
+    const members = this.topics.members(topic);
     if (!members) return;
     const chunk = messagesFrame(frame);
     const bytes = Buffer.byteLength(chunk);
@@ -72,16 +72,7 @@ export class HttpFanout implements Fanout {
   };
 
   /** @internal membership kept for the connections */
-  member(topic: string, conn: HttpConnection, joined: boolean): void {
-    let set = this.topics.get(topic);
-    if (joined) {
-      if (!set) this.topics.set(topic, (set = new Set()));
-      set.add(conn);
-    } else if (set) {
-      set.delete(conn);
-      if (set.size === 0) this.topics.delete(topic);
-    }
-  }
+  readonly topics = new TopicTable<HttpConnection>();
 }
 
 export class HttpConnection implements Connection {
@@ -139,7 +130,7 @@ export class HttpConnection implements Connection {
   private end(code: number, reason: string, by: ClosedBy): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.topics) this.fanout.member(t, this, false);
+    for (const t of this.topics) this.fanout.topics.leave(t, this);
     this.topics.clear();
     const frame = closeFrame(code, reason);
     this.queue.push(frame);
@@ -154,11 +145,11 @@ export class HttpConnection implements Connection {
   join(topic: string): void {
     if (this.closed) return;
     this.topics.add(topic);
-    this.fanout.member(topic, this, true);
+    this.fanout.topics.join(topic, this);
   }
 
   leave(topic: string): void {
-    if (this.topics.delete(topic)) this.fanout.member(topic, this, false);
+    if (this.topics.delete(topic)) this.fanout.topics.leave(topic, this);
   }
 
   bufferedAmount(): number {

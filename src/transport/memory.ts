@@ -1,33 +1,24 @@
 // An in-process transport: connections whose frames are kept in arrays. The session logic runs on it
 // exactly as on a socket, so its unit tests need no network.
 import type { Connection, Fanout } from './connection.js';
+import { TopicTable } from './topic-table.js';
 
 export class MemoryFanout implements Fanout {
-  private readonly topics = new Map<string, Set<MemoryConnection>>();
 
   connect(opts: { origin?: string; remoteAddress?: string } = {}): MemoryConnection {
     return new MemoryConnection(this, opts.remoteAddress ?? '127.0.0.1', opts.origin ?? '');
   }
 
   publish(topic: string, frame: string, except?: Connection): void {
-    for (const c of this.topics.get(topic) ?? []) if (c !== except) c.send(frame);
+    for (const c of this.topics.members(topic) ?? []) if (c !== except) c.send(frame);
   }
 
   /** @internal membership kept for the connections */
-  member(topic: string, conn: MemoryConnection, joined: boolean): void {
-    let set = this.topics.get(topic);
-    if (joined) {
-      if (!set) this.topics.set(topic, (set = new Set()));
-      set.add(conn);
-    } else if (set) {
-      set.delete(conn);
-      if (set.size === 0) this.topics.delete(topic);
-    }
-  }
+  readonly topics = new TopicTable<MemoryConnection>();
 
   /** Connections in a topic (for tests of membership). */
   membersOf(topic: string): number {
-    return this.topics.get(topic)?.size ?? 0;
+    return this.topics.members(topic)?.size ?? 0;
   }
 }
 
@@ -62,7 +53,7 @@ export class MemoryConnection implements Connection {
     this.closed = true;
     this.closeCode = code;
     this.closeReason = reason;
-    for (const t of this.topics) this.fanout.member(t, this, false);
+    for (const t of this.topics) this.fanout.topics.leave(t, this);
     this.topics.clear();
     this.onClose?.(code);
   }
@@ -70,12 +61,12 @@ export class MemoryConnection implements Connection {
   join(topic: string): void {
     if (this.closed) return;
     this.topics.add(topic);
-    this.fanout.member(topic, this, true);
+    this.fanout.topics.join(topic, this);
   }
 
   leave(topic: string): void {
     if (!this.topics.delete(topic)) return;
-    this.fanout.member(topic, this, false);
+    this.fanout.topics.leave(topic, this);
   }
 
   bufferedAmount(): number {
