@@ -4,19 +4,18 @@
 // event is triggered through the `pusher` server SDK.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import PusherServer from 'pusher';
 import { startNode, repoRoot, type NodeHandle } from '../src/testing/harness.js';
+import { launchChromium, servePages, type PageServer } from '../src/testing/browser.js';
 
 const app = { id: 'browser-id', key: 'browser-key', secret: 'browser-secret' };
-const chromiumPath = '/usr/bin/chromium';
 const bundle = readFileSync(join(repoRoot, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js'));
 
 let node: NodeHandle;
-let http: Server;
+let pages: PageServer | undefined;
 let httpPort: number;
 let browser: Browser | undefined;
 
@@ -51,34 +50,21 @@ function page(nodePort: number): string {
 }
 
 before(async () => {
-  assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: run scripts/test-deps.sh (apt-get install -y chromium)`);
   node = await startNode({ config: { apps: [app] } });
   const html = page(node.port);
-  http = createServer((req, res) => {
-    if (req.url === '/' || req.url?.startsWith('/?')) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(html);
-    } else if (req.url === '/pusher.min.js') {
-      res.writeHead(200, { 'content-type': 'application/javascript' });
-      res.end(bundle);
-    } else if (req.url === '/favicon.ico') {
-      res.writeHead(204).end(); // the browser asks for it; a 404 would show up as a console error
-    } else {
-      res.writeHead(404).end();
-    }
+  pages = await servePages((req, res, url) => {
+    if (url.pathname === '/') res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
+    else if (url.pathname === '/pusher.min.js') res.writeHead(200, { 'content-type': 'application/javascript' }).end(bundle);
+    else return false;
+    return true;
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(0, '127.0.0.1', () => resolve());
-  });
-  const addr = http.address();
-  httpPort = typeof addr === 'object' && addr ? addr.port : 0;
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--headless', '--no-sandbox'] });
+  httpPort = pages.port;
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
-  if (http) await new Promise<void>((resolve) => http.close(() => resolve()));
+  await pages?.close();
   await node?.kill();
 });
 

@@ -7,18 +7,18 @@
 // authorisation go through an auth endpoint of that page's server (the `pusher` server SDK).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import PusherServer from 'pusher';
 import { startNode, repoRoot, type NodeHandle } from '../src/testing/harness.js';
+import { launchChromium, servePages, type PageServer } from '../src/testing/browser.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 
 const app = { id: 'fallback-id', key: 'fallback-key', secret: 'fallback-secret' };
 const masterKey = Buffer.alloc(32, 9).toString('base64');
-const chromiumPath = '/usr/bin/chromium';
 const GRACE_MS = 1500;
 const bundles: Record<string, Buffer> = {
   '/pusher.min.js': readFileSync(join(repoRoot, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js')),
@@ -26,7 +26,7 @@ const bundles: Record<string, Buffer> = {
 };
 
 let node: NodeHandle;
-let http: Server;
+let http: PageServer | undefined;
 let pagePort: number;
 let browser: Browser | undefined;
 let server: PusherServer;
@@ -99,56 +99,41 @@ function formBody(req: IncomingMessage): Promise<URLSearchParams> {
 }
 
 before(async () => {
-  assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: run scripts/test-deps.sh (apt-get install -y chromium)`);
   node = await startNode({
     env: { HTTP_SESSION_GRACE_MS: String(GRACE_MS) },
     config: { apps: [{ ...app, enableClientMessages: true }] },
   });
   server = new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(node.port), useTLS: false, encryptionMasterKeyBase64: masterKey });
-  http = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  http = await servePages((req, res, url) => {
     const user = url.searchParams.get('user') ?? '';
     if (url.pathname === '/') {
       const o = JSON.parse(url.searchParams.get('o') ?? '{}') as PageOptions;
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end(page(o));
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page(o));
     } else if (bundles[url.pathname]) {
-      res.writeHead(200, { 'content-type': 'application/javascript' });
-      res.end(bundles[url.pathname]);
+      res.writeHead(200, { 'content-type': 'application/javascript' }).end(bundles[url.pathname]);
     } else if (url.pathname === '/auth' && req.method === 'POST') {
       void formBody(req).then((f) => {
         const channel = f.get('channel_name')!;
         const presence = channel.startsWith('presence-') ? { user_id: user, user_info: { name: user } } : undefined;
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(server.authorizeChannel(f.get('socket_id')!, channel, presence)));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(server.authorizeChannel(f.get('socket_id')!, channel, presence)));
       });
     } else if (url.pathname === '/user-auth' && req.method === 'POST') {
       void formBody(req).then((f) => {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(server.authenticateUser(f.get('socket_id')!, { id: user, user_info: { name: user } })));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(server.authenticateUser(f.get('socket_id')!, { id: user, user_info: { name: user } })));
       });
-    } else if (url.pathname === '/favicon.ico') {
-      res.writeHead(204).end();
     } else {
-      res.writeHead(404).end();
+      return false;
     }
+    return true;
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(0, '127.0.0.1', () => resolve());
-  });
-  const addr = http.address();
-  pagePort = typeof addr === 'object' && addr ? addr.port : 0;
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  pagePort = http.port;
+  browser = await launchChromium();
 });
 
 after(async () => {
   for (const c of wsClients) c.disconnect();
   await browser?.close();
-  if (http) await new Promise<void>((resolve) => http.close(() => resolve()));
+  await http?.close();
   await node?.kill();
 });
 

@@ -7,23 +7,21 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startNode, startRedis, repoRoot, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
+import { launchChromium, servePages, type PageServer } from '../src/testing/browser.js';
 import { assertEachOnceInOrder, publishSteadily, sdk, startCutProxy, type CutProxy, type Tick } from './recovery-support.js';
 
 const app = { id: 'rec-web', key: 'rec-web-key', secret: 'rec-web-secret' };
 const recovery = { historySize: 2000, historyTtl: 120, channels: [{ prefix: 'small-', historySize: 3 }] };
-const chromiumPath = '/usr/bin/chromium';
-const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const dist = join(repoRoot, 'recovery-plugin', 'dist');
 
 let redis: RedisHandle;
 const nodes: NodeHandle[] = [];
 const proxies: CutProxy[] = [];
-let http: Server;
+let http: PageServer | undefined;
 let httpPort: number;
 let browser: Browser | undefined;
 
@@ -56,7 +54,6 @@ const pages: Record<string, string> = {
 const clusterNode = (id: string, port?: number) => startNode({ env: { REDIS_URL: redis.url, NODE_ID: id }, config: { apps: [{ ...app, recovery }] }, port });
 
 before(async () => {
-  assert.ok(existsSync(chromiumPath), `${chromiumPath} is missing: run scripts/test-deps.sh (apt-get install -y chromium)`);
   execFileSync(process.execPath, [join(repoRoot, 'recovery-plugin', 'scripts', 'build.mjs')], { stdio: 'inherit' });
   const files: Record<string, Buffer> = {
     '/pusher.min.js': readFileSync(join(repoRoot, 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js')),
@@ -65,26 +62,21 @@ before(async () => {
   };
   redis = await startRedis();
   nodes.push(...(await Promise.all(['web-a', 'web-b'].map((id) => clusterNode(id)))));
-  http = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (pages[path]) {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><html><head><meta charset="utf-8"></head><body>${pages[path]}</body></html>`);
-    } else if (files[path]) {
-      res.writeHead(200, { 'content-type': 'application/javascript' }).end(files[path]);
-    } else {
-      res.writeHead(path === '/favicon.ico' ? 204 : 404).end();
-    }
+  http = await servePages((req, res, url) => {
+    const path = url.pathname;
+    if (pages[path]) res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(`<!doctype html><html><head><meta charset="utf-8"></head><body>${pages[path]}</body></html>`);
+    else if (files[path]) res.writeHead(200, { 'content-type': 'application/javascript' }).end(files[path]);
+    else return false;
+    return true;
   });
-  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-  const addr = http.address();
-  httpPort = typeof addr === 'object' && addr ? addr.port : 0;
-  browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
+  httpPort = http.port;
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   await Promise.all(proxies.map((p) => p.close()));
-  if (http) await new Promise<void>((resolve) => http.close(() => resolve()));
+  await http?.close();
   await Promise.all(nodes.map((n) => n.kill()));
   await redis?.stop();
 });
