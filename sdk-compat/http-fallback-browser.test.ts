@@ -15,7 +15,8 @@ import PusherServer from 'pusher';
 import { startNode, repoRoot, type NodeHandle } from '../src/testing/harness.js';
 import { launchChromium, servePages, type PageServer } from '../src/testing/browser.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
-import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
+import type { PusherClient } from '../src/testing/pusher-js.js';
+import { Clients, connected } from './support-users.js';
 
 const app = { id: 'fallback-id', key: 'fallback-key', secret: 'fallback-secret' };
 const masterKey = Buffer.alloc(32, 9).toString('base64');
@@ -30,7 +31,7 @@ let http: PageServer | undefined;
 let pagePort: number;
 let browser: Browser | undefined;
 let server: PusherServer;
-const wsClients: PusherClient[] = [];
+const wsClients = new Clients();
 
 interface PageOptions {
   /** pusher-js enabledTransports; unset: its defaults */
@@ -131,7 +132,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of wsClients) c.disconnect();
+  wsClients.closeAll();
   await browser?.close();
   await http?.close();
   await node?.kill();
@@ -187,23 +188,9 @@ function assertLoopbackOnly(t: Tab): void {
 
 /** A Node pusher-js client on a WebSocket, authorised by the server SDK directly. */
 async function wsClient(user: string): Promise<PusherClient> {
-  const p = new Pusher(app.key, {
-    cluster: 'mt1',
-    wsHost: '127.0.0.1',
-    wsPort: node.port,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    disableStats: true,
-    channelAuthorization: {
-      endpoint: '',
-      transport: 'ajax',
-      customHandler: ({ socketId, channelName }, cb) =>
-        cb(null, server.authorizeChannel(socketId, channelName, channelName.startsWith('presence-') ? { user_id: user, user_info: { name: user } } : undefined)),
-    },
-  });
-  wsClients.push(p);
-  await new Promise<void>((resolve) => p.connection.bind('connected', () => resolve()));
-  return p;
+  const c = wsClients.make(node.port, server, { key: app.key, presence: { user_id: user, user_info: { name: user } } });
+  await connected(c);
+  return c.p;
 }
 
 function wsSubscribe(p: PusherClient, channel: string, events: string[], into: [string, unknown][]): Promise<void> {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startNode, startRedis, repoRoot, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { launchChromium, servePages, type PageServer } from '../src/testing/browser.js';
-import { assertEachOnceInOrder, publishSteadily, sdk, startCutProxy, type CutProxy, type Tick } from './recovery-support.js';
+import { assertEachOnceInOrder, publishSteadily, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
 
 const app = { id: 'rec-web', key: 'rec-web-key', secret: 'rec-web-secret' };
 const recovery = { historySize: 2000, historyTtl: 120, channels: [{ prefix: 'small-', historySize: 3 }] };
@@ -20,7 +20,7 @@ const dist = join(repoRoot, 'recovery-plugin', 'dist');
 
 let redis: RedisHandle;
 const nodes: NodeHandle[] = [];
-const proxies: CutProxy[] = [];
+const proxies = new CutProxies();
 let http: PageServer | undefined;
 let httpPort: number;
 let browser: Browser | undefined;
@@ -75,7 +75,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  await Promise.all(proxies.map((p) => p.close()));
+  await proxies.closeAll();
   await http?.close();
   await Promise.all(nodes.map((n) => n.kill()));
   await redis?.stop();
@@ -112,15 +112,9 @@ async function openPage(path: string, proxy: CutProxy, channels: string[], stora
   return { tab, errors };
 }
 
-async function proxyTo(n: NodeHandle): Promise<CutProxy> {
-  const p = await startCutProxy(n.port);
-  proxies.push(p);
-  return p;
-}
-
 for (const [build, path] of [['script-tag build (RippleRecovery.withRecovery)', '/script-tag.html'], ['ESM build', '/module.html']] as const) {
   test(`Chromium, ${build}: a cut and a move to the other node while both nodes publish; every event once, in order`, async () => {
-    const proxy = await proxyTo(nodes[0]);
+    const proxy = await proxies.to(nodes[0]);
     const channel = `web-${path.slice(1, 4)}`;
     const { tab, errors } = await openPage(path, proxy, [channel]);
     try {
@@ -147,7 +141,7 @@ for (const [build, path] of [['script-tag build (RippleRecovery.withRecovery)', 
 }
 
 test('Chromium, script-tag build: the node the page is on is SIGKILLed and restarted while the other one publishes; every event once, in order', async () => {
-  const proxy = await proxyTo(nodes[0]);
+  const proxy = await proxies.to(nodes[0]);
   const { tab, errors } = await openPage('/script-tag.html', proxy, ['web-restart']);
   try {
     await until(tab, 'connected', (s) => s.connections === 1);
@@ -175,7 +169,7 @@ test('Chromium, script-tag build: the node the page is on is SIGKILLed and resta
 });
 
 test("Chromium, storage 'session': a page reload recovers what was published meanwhile; a gap longer than the window is ripple:continuity_lost", async () => {
-  const proxy = await proxyTo(nodes[0]);
+  const proxy = await proxies.to(nodes[0]);
   const { tab, errors } = await openPage('/script-tag.html', proxy, ['web-reload', 'small-web'], true);
   try {
     await until(tab, 'connected', (s) => s.connections === 1);

@@ -13,14 +13,14 @@ import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { Pusher } from '../src/testing/pusher-js.js';
 import { withRecovery, type ContinuityLost } from '../recovery-plugin/src/index.js';
-import { assertEachOnceInOrder, publishSteadily, sdk, startCutProxy, type CutProxy, type Tick } from './recovery-support.js';
+import { assertEachOnceInOrder, publishSteadily, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
 
 const app = { id: 'rec-echo', key: 'rec-echo-key', secret: 'rec-echo-secret' };
 const recovery = { historySize: 2000, historyTtl: 120, channels: [{ prefix: 'small-', historySize: 3 }] };
 
 let redis: RedisHandle;
 const nodes: NodeHandle[] = [];
-const proxies: CutProxy[] = [];
+const proxies = new CutProxies();
 const echoes: Echo<'pusher'>[] = [];
 let backend: Server;
 let backendUrl: string;
@@ -52,17 +52,11 @@ before(async () => {
 
 after(async () => {
   for (const e of echoes) e.disconnect();
-  await Promise.all(proxies.map((p) => p.close()));
+  await proxies.closeAll();
   await new Promise<void>((resolve) => (backend ? backend.close(() => resolve()) : resolve()));
   await Promise.all(nodes.map((n) => n.kill()));
   await redis?.stop();
 });
-
-async function proxyTo(n: NodeHandle): Promise<CutProxy> {
-  const p = await startCutProxy(n.port);
-  proxies.push(p);
-  return p;
-}
 
 function echo(proxy: CutProxy, signer: PusherServer = sdk(nodes[0].port, app)): Echo<'pusher'> {
   const client = withRecovery(
@@ -101,7 +95,7 @@ const summary = (ticks: Tick[]) => {
 };
 
 test('Echo .listen() on a public and a private channel: every event once, in order, across a cut and a move to the other node', async () => {
-  const proxy = await proxyTo(nodes[0]);
+  const proxy = await proxies.to(nodes[0]);
   const e = echo(proxy);
   const ids = socketIds(e);
   const pub: Tick[] = [];
@@ -133,7 +127,7 @@ test('Echo .listen() on a public and a private channel: every event once, in ord
 });
 
 test('Echo .listen(): the node the client is on is SIGKILLed and restarted while the other one publishes; every event once, in order', async () => {
-  const proxy = await proxyTo(nodes[0]);
+  const proxy = await proxies.to(nodes[0]);
   const e = echo(proxy);
   const ids = socketIds(e);
   const got: Tick[] = [];
@@ -157,9 +151,9 @@ test('Echo .listen(): the node the client is on is SIGKILLed and restarted while
 });
 
 test("toOthers(): the client's own events never reach it, sent before, while away (under its old socket id) or after a reconnect; the others get them all", async () => {
-  const myProxy = await proxyTo(nodes[0]);
+  const myProxy = await proxies.to(nodes[0]);
   const me = echo(myProxy);
-  const observer = echo(await proxyTo(nodes[1]));
+  const observer = echo(await proxies.to(nodes[1]));
   const atMe: Tick[] = [];
   const atObserver: Tick[] = [];
   await ready(me.channel('echo-chat').listen('.message-sent', (t: Tick) => atMe.push(t)));
@@ -194,7 +188,7 @@ test("toOthers(): the client's own events never reach it, sent before, while awa
 });
 
 test(".listen('.ripple:continuity_lost') hears about a gap longer than the channel's history, and none of the gap is replayed", async () => {
-  const proxy = await proxyTo(nodes[0]);
+  const proxy = await proxies.to(nodes[0]);
   const e = echo(proxy);
   const got: Tick[] = [];
   const lost: ContinuityLost[] = [];

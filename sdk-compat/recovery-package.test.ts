@@ -13,14 +13,14 @@ import { startNode, repoRoot, type NodeHandle } from '../src/testing/harness.js'
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 import type * as Plugin from '../recovery-plugin/src/index.js';
-import { publishSteadily, sdk, startCutProxy, type CutProxy, type Tick } from './recovery-support.js';
+import { publishSteadily, sdk, CutProxies, type Tick } from './recovery-support.js';
 
 const app = { id: 'rec-pkg', key: 'rec-pkg-key', secret: 'rec-pkg-secret' };
 const pluginDir = join(repoRoot, 'recovery-plugin');
 const dist = join(pluginDir, 'dist');
 
 let node: NodeHandle;
-const proxies: CutProxy[] = [];
+const proxies = new CutProxies();
 const clients: PusherClient[] = [];
 
 before(async () => {
@@ -30,7 +30,7 @@ before(async () => {
 
 after(async () => {
   for (const c of clients) c.disconnect();
-  await Promise.all(proxies.map((p) => p.close()));
+  await proxies.closeAll();
   await node?.kill();
 });
 
@@ -43,8 +43,7 @@ for (const [name, load] of builds) {
   test(`${name}: withRecovery() recovers the events published while pusher-js was cut off`, async () => {
     const { withRecovery, CONTINUITY_LOST_EVENT } = await load();
     assert.equal(CONTINUITY_LOST_EVENT, 'ripple:continuity_lost');
-    const proxy = await startCutProxy(node.port);
-    proxies.push(proxy);
+    const proxy = await proxies.to(node);
     const pusher = withRecovery(new Pusher(app.key, { cluster: 'mt1', wsHost: '127.0.0.1', wsPort: proxy.port, forceTLS: false, disableStats: true, enabledTransports: ['ws'] }));
     clients.push(pusher);
     const channel = `pkg-${clients.length}`;

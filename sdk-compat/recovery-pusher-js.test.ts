@@ -9,7 +9,7 @@ import { startNode, startRedis, freePort, type NodeHandle, type RedisHandle } fr
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 import { withRecovery, CONTINUITY_LOST_EVENT, type ContinuityLost, type RecoveryOptions, type StorageLike } from '../recovery-plugin/src/index.js';
-import { assertEachOnceInOrder, publishSteadily, sdk, startCutProxy, type CutProxy, type Tick } from './recovery-support.js';
+import { assertEachOnceInOrder, publishSteadily, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
 
 const app = { id: 'rec-js', key: 'rec-js-key', secret: 'rec-js-secret' };
 const plainApp = { id: 'plain-js', key: 'plain-js-key', secret: 'plain-js-secret' };
@@ -24,7 +24,7 @@ let redis: RedisHandle;
 let single: NodeHandle;
 const cluster: NodeHandle[] = [];
 const started: NodeHandle[] = [];
-const proxies: CutProxy[] = [];
+const proxies = new CutProxies();
 const clients: PusherClient[] = [];
 
 const clusterNode = async (id: string, port?: number) => {
@@ -42,16 +42,10 @@ before(async () => {
 
 after(async () => {
   for (const c of clients) c.disconnect();
-  await Promise.all(proxies.map((p) => p.close()));
+  await proxies.closeAll();
   await Promise.all(started.map((n) => n.kill()));
   await redis?.stop();
 });
-
-async function proxyTo(n: NodeHandle): Promise<CutProxy> {
-  const p = await startCutProxy(n.port);
-  proxies.push(p);
-  return p;
-}
 
 interface Client {
   pusher: PusherClient;
@@ -110,7 +104,7 @@ const reconnected = (c: Client, connections: number) =>
   eventually(() => c.socketIds.length >= connections && c.pusher.connection.state === 'connected', { timeoutMs: 10_000, what: () => `connection ${connections} (state ${c.pusher.connection.state})` });
 
 test('one node: a connection cut while events are published steadily, then pusher-js reconnects: every event once, in order', async (t) => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const c = connect(proxy);
   const w = watch(c, 'cut-one');
   await subscribed(c, 'cut-one');
@@ -136,7 +130,7 @@ test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILL
     const port = await freePort();
     const node = (id: string, p?: number) => startNode({ env: { REDIS_URL: pairRedis.url, NODE_ID: id }, config: { apps }, port: p }).then((n) => (started.push(n), n));
     let [a, b] = await Promise.all([node('pair-a', port), node('pair-b')]);
-    const proxy = await proxyTo(a);
+    const proxy = await proxies.to(a);
     const c = connect(proxy);
     const w = watch(c, 'restart-pair');
     await subscribed(c, 'restart-pair');
@@ -164,7 +158,7 @@ test('two nodes sharing Redis, publishers on both: the client\'s node is SIGKILL
 });
 
 test('three nodes, publishers on every node: the client reconnects to another node, twice, and sees every event once, in order', async (t) => {
-  const proxy = await proxyTo(cluster[0]);
+  const proxy = await proxies.to(cluster[0]);
   const c = connect(proxy);
   const w = watch(c, 'move-three');
   await subscribed(c, 'move-three');
@@ -191,7 +185,7 @@ test('one node in memory, SIGKILLed and restarted: its history is gone, so the a
   const port = await freePort();
   let n = await startNode({ config: { apps }, port });
   started.push(n);
-  const proxy = await proxyTo(n);
+  const proxy = await proxies.to(n);
   const c = connect(proxy);
   const w = watch(c, 'restart-memory');
   await subscribed(c, 'restart-memory');
@@ -216,7 +210,7 @@ test('one node in memory, SIGKILLed and restarted: its history is gone, so the a
 });
 
 test('a gap longer than the channel\'s history: ripple:continuity_lost (trimmed), and none of the gap replayed', async () => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const c = connect(proxy);
   const w = watch(c, 'small-window');
   await subscribed(c, 'small-window');
@@ -236,7 +230,7 @@ test('a gap longer than the channel\'s history: ripple:continuity_lost (trimmed)
 });
 
 test('a frame that arrives twice, or an older one after a newer, reaches the app once', async () => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const c = connect(proxy);
   const w = watch(c, 'twice');
   await subscribed(c, 'twice');
@@ -255,7 +249,7 @@ test('a frame that arrives twice, or an older one after a newer, reaches the app
 });
 
 test('disconnect() then connect() recovers what was published meanwhile; after unsubscribe() a new subscribe starts afresh', async () => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const c = connect(proxy);
   const w = watch(c, 'pause');
   await subscribed(c, 'pause');
@@ -282,7 +276,7 @@ test('disconnect() then connect() recovers what was published meanwhile; after u
 });
 
 test('a channel the server keeps no history for (position: null): exactly what a client without the plugin sees, across a reconnect', async () => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const withPlugin = connect(proxy);
   const without = connect(proxy, { plugin: false });
   const w1 = watch(withPlugin, 'off-room');
@@ -310,7 +304,7 @@ test('a channel the server keeps no history for (position: null): exactly what a
 });
 
 test('pusher-js without the plugin on an app with recovery sees exactly what it sees on an app without, also across a reconnect', async () => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const clientsOf = [connect(proxy, { plugin: false }), connect(proxy, { plugin: false, key: plainApp.key })];
   const seen = clientsOf.map(() => [] as { event: string; channel?: string; data: unknown }[]);
   clientsOf.forEach((c, i) =>
@@ -339,7 +333,7 @@ test('pusher-js without the plugin on an app with recovery sees exactly what it 
 });
 
 test('storage: a new Pusher instance over the same storage (a page reload) recovers the gap; unsubscribe() removes the channel\'s entry', async () => {
-  const proxy = await proxyTo(single);
+  const proxy = await proxies.to(single);
   const entries = new Map<string, string>();
   const storage: StorageLike = { getItem: (k) => entries.get(k) ?? null, setItem: (k, v) => void entries.set(k, v), removeItem: (k) => void entries.delete(k) };
   const first = connect(proxy, { recovery: { storage } });
@@ -368,7 +362,7 @@ test('storage: a new Pusher instance over the same storage (a page reload) recov
 test('the user channel (#server-to-user-) recovers too: pusher.user.bind() sees every event once across a cut, or ripple:continuity_lost', async () => {
   const server = sdk(single.port, app);
   for (const user of ['rec-user', 'small-user']) {
-    const proxy = await proxyTo(single);
+    const proxy = await proxies.to(single);
     const c = connect(proxy, { user });
     const got: Tick[] = [];
     const lost: ContinuityLost[] = [];

@@ -85,6 +85,21 @@ export async function startCutProxy(targetPort: number): Promise<CutProxy> {
   };
 }
 
+/** The cut proxies a test file starts, closed together at its end. */
+export class CutProxies {
+  private readonly all: CutProxy[] = [];
+
+  async to(target: { port: number }): Promise<CutProxy> {
+    const p = await startCutProxy(target.port);
+    this.all.push(p);
+    return p;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.all.map((p) => p.close()));
+  }
+}
+
 export interface AppCreds {
   id: string;
   key: string;
