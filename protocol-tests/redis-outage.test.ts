@@ -358,3 +358,28 @@ test('events of a channel that keeps a history, triggered while Redis restarts, 
   assert.equal(new Set(positions.map((p) => p.split(':')[0])).size, 1, 'one epoch');
   assert.deepEqual(positions.map((p) => Number(p.split(':')[1])), [1, 2, 3, 4, 5]);
 });
+
+test('an app with a REST rate limit keeps it while Redis is down, counted per node: within it 200 and delivered everywhere, over it 429', async () => {
+  const redis = await redisServer();
+  const cfg = { apps: [{ ...app, maxBackendEventsPerSecond: 3 }] };
+  const a = await node(redis, 'rate-a', {}, cfg);
+  const b = await node(redis, 'rate-b', {}, cfg);
+  const here = await client(a);
+  await here.subscribe('rated');
+  const there = await client(b);
+  await there.subscribe('rated');
+  await redis.stop();
+  await eventually(async () => (await fetch(`${a.url}/ready`)).status === 503, { timeoutMs: 5000, what: 'the node sees Redis down' });
+  const within = await trigger(a, 'rated', 'within');
+  assert.equal(within.status, 200, JSON.stringify(within.body));
+  assert.equal(within.headers.get('x-ratelimit-limit'), '3');
+  // Four events are over a budget of three in any one second.
+  const over = await rest(a.url, app, 'POST', `/apps/${app.id}/batch_events`, { batch: [1, 2, 3, 4].map((i) => ({ name: 'tick', channel: 'rated', data: `over-${i}` })) });
+  assert.equal(over.status, 429);
+  await eventually(() => ticks(here).length === 1, { timeoutMs: 2000, what: 'the local delivery' });
+  await redis.restart();
+  await eventually(() => ticks(there).length === 1, { timeoutMs: 10_000, what: 'the other node\'s delivery once Redis is back' });
+  await sleep(200);
+  assert.deepEqual(ticks(here), ['within']);
+  assert.deepEqual(ticks(there), ['within']);
+});

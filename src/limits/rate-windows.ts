@@ -1,5 +1,6 @@
 // Per-app REST budgets per second (Soketi's maxBackendEventsPerSecond / maxReadRequestsPerSecond):
-// one counter per app, kind and second; in memory on one node, in Redis for a cluster.
+// one counter per app, kind and second; in memory on one node, in Redis for a cluster (each node
+// counting its own share while Redis cannot be reached).
 import type { Redis } from 'ioredis';
 
 export type RateKind = 'backend' | 'read';
@@ -35,6 +36,13 @@ export class MemoryRateWindows implements RateWindows {
 }
 
 export class RedisRateWindows implements RateWindows {
+  /**
+   * While Redis cannot be reached the budget is counted on this node alone: the limit then holds per
+   * node rather than cluster-wide, and a trigger within it is still accepted (into the outage buffer),
+   * never refused because the count could not be written.
+   */
+  private readonly local = new MemoryRateWindows();
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
@@ -43,7 +51,12 @@ export class RedisRateWindows implements RateWindows {
   async consume(appId: string, kind: RateKind, points: number, limit: number): Promise<RateDecision> {
     const now = Date.now();
     const key = `${this.prefix}:rate:${kind}:${appId}:${Math.floor(now / 1000)}`;
-    const res = await this.redis.multi().incrby(key, points).pexpire(key, 2000).exec();
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await this.redis.multi().incrby(key, points).pexpire(key, 2000).exec();
+    } catch {
+      return this.local.consume(appId, kind, points, limit);
+    }
     const used = Number(res?.[0]?.[1] ?? 0);
     return decision(used, limit, now);
   }
