@@ -105,7 +105,7 @@ test("deploy/Dockerfile's base image is a Node major and Debian release this tes
 
 for (const n of SUPPORTED) {
   const major = n.version.split('.')[0];
-  test(`Node ${major} (${n.version}, ABI ${n.abi}) in Debian 13: ${n.pkg} loads natively; a node serves subscribe, REST trigger and query over loopback`, { skip }, async (t) => {
+  test(`Node ${major} (${n.version}, ABI ${n.abi}) in Debian 13: ${n.pkg} loads natively; a node serves subscribe, REST trigger and query over loopback, and SIGTERM closes a connected socket with 4200`, { skip }, async (t) => {
     const node = nodeInRoot(root, n.version).inRoot;
     const p = await probe(node);
     assert.equal(p.version, `v${n.version}`);
@@ -153,11 +153,12 @@ for (const n of SUPPORTED) {
       const err = await refused.nextEvent('pusher:error');
       assert.equal((err.data as { code: number }).code, 4007);
       assert.equal((await refused.closed).code, 4007);
-      await client.close();
-      client = undefined;
 
+      // The drain closes the still-connected client with 4200 (reconnect now) through this uWS build.
       child.kill('SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      assert.equal((await client.closed).code, 4200, 'the drain closes a connected socket with 4200');
+      client = undefined;
       const exit = await exitOf(child);
       clearTimeout(timer);
       assert.deepEqual(exit, { code: 0, signal: null }, `SIGTERM drains and exits 0:\n${out}`);
