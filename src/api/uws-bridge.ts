@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { errorBody } from './errors.js';
 import { appIdInPath, type RequestLog } from './request-log.js';
 import type { Trigger, TriggerRoute } from './trigger.js';
+import { readBody } from '../transport/request-body.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
 const TRIGGER_RE = /^\/apps\/([^/]+)\/(events|batch_events)$/;
@@ -65,23 +66,15 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
     };
 
     if (method === 'GET' || method === 'HEAD') return dispatch();
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    res.onData((chunk, isLast) => {
-      if (tooLarge) return;
-      size += chunk.byteLength;
-      if (size > maxRequestBytes) {
-        tooLarge = true;
+    readBody(res, maxRequestBytes, true, {
+      done: dispatch,
+      failed: fail,
+      tooLarge: () => {
         const reason = 'Request body too large';
         // Answered here, before Fastify or the trigger path sees it: logged and counted here too.
         if (path.startsWith('/apps/')) requests.done(appIdInPath(path), method, path, 413, requests.since(started), reason);
         if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, reason)));
-        return;
-      }
-      // uWS reuses the chunk's memory after this callback returns: copy it.
-      chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))));
-      if (isLast) dispatch(Buffer.concat(chunks));
+      },
     });
   });
 }

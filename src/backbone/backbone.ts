@@ -6,7 +6,8 @@ import type { HistoryPolicy } from '../history/history.js';
 /** Where frames that reach this node go: the hub, which writes them to the local subscribers. */
 export interface FrameDelivery {
   /** `position`: a recorded event's position (message recovery), for the subscriptions that opted in. */
-  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined, position?: string): void;
+  /** `bytes`: the frame's UTF-8 length, when the caller has it already */
+  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined, position?: string, bytes?: number): void;
 }
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */

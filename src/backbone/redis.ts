@@ -132,9 +132,10 @@ export class RedisBackbone implements Backbone {
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
-    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId);
+    const bytes = Buffer.byteLength(frame);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes);
     const except = exceptSocketId ?? '';
-    this.outbox.push({ kind: 'publish', channel: this.redisChannel(appId, channel), message: this.head(except) + frame }, Buffer.byteLength(frame));
+    this.outbox.push({ kind: 'publish', channel: this.redisChannel(appId, channel), message: this.head(except) + frame }, bytes);
   }
 
   addInterest(appId: string, channel: string): void {

@@ -104,10 +104,7 @@ export class Channels implements ClusterStateHandler {
           });
         }
         if (join.count === 1) this.transition(app, { name: 'channel_occupied', channel });
-        if (join.added) {
-          this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, member.userId, member.userInfo), s.socketId);
-          this.transition(app, { name: 'member_added', channel, user_id: member.userId });
-        }
+        if (join.added) this.memberAdded(app, channel, member.userId, member.userInfo, s.socketId);
         s.send(frames.presenceSucceeded(channel, join.members));
         // Events are replayed, not member changes: the member list above replaces them.
         this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
@@ -258,18 +255,14 @@ export class Channels implements ClusterStateHandler {
     policy: HistoryPolicy | undefined,
     current: () => boolean,
   ): void {
-    if (!recovery) {
-      if (isCacheChannel(channel)) this.replayCache(s, channel);
+    if (recovery && policy) {
+      void recover(this.d, s, channel, sub, recovery, policy, current).then((recovered) => {
+        if (!recovered && isCacheChannel(channel) && current()) this.replayCache(s, channel);
+      });
       return;
     }
-    if (!policy) {
-      s.send(frames.recoveryOutcome(channel, { position: null, ...(recovery.position ? { recovered: false } : {}), reason: 'disabled' }));
-      if (isCacheChannel(channel)) this.replayCache(s, channel);
-      return;
-    }
-    void recover(this.d, s, channel, sub, recovery, policy, current).then((recovered) => {
-      if (!recovered && isCacheChannel(channel) && current()) this.replayCache(s, channel);
-    });
+    if (recovery) s.send(frames.recoveryOutcome(channel, { position: null, ...(recovery.position ? { recovered: false } : {}), reason: 'disabled' }));
+    if (isCacheChannel(channel)) this.replayCache(s, channel);
   }
 
   private async leaveStore(app: App, channel: string, socketId: string, userId: string | undefined): Promise<void> {
@@ -284,8 +277,9 @@ export class Channels implements ClusterStateHandler {
     this.countChanged(app, channel, count, count === 0 ? 'vacated' : undefined);
   }
 
-  private memberAdded(app: App, channel: string, userId: string, userInfo: unknown): void {
-    this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, userId, userInfo));
+  /** `exceptSocketId`: the joining socket, which gets the member list instead */
+  private memberAdded(app: App, channel: string, userId: string, userInfo: unknown, exceptSocketId?: string): void {
+    this.d.backbone.publish(app.id, channel, frames.memberAdded(channel, userId, userInfo), exceptSocketId);
     this.transition(app, { name: 'member_added', channel, user_id: userId });
   }
 

@@ -82,7 +82,7 @@ export async function recover(
  */
 function beforeHeld(hold: Hold | undefined, upTo: Position): Position {
   for (const f of hold?.frames ?? []) {
-    const p = parsePosition(frames.positionOf(f));
+    const p = parsePosition(f.position);
     if (!p || p.epoch !== upTo.epoch) continue;
     return p.serial <= upTo.serial ? { epoch: upTo.epoch, serial: p.serial - 1 } : upTo;
   }
@@ -102,8 +102,8 @@ function release(d: RecoveryDeps, s: ChannelMember, channel: string, sub: Subscr
     return;
   }
   for (const f of hold.frames) {
-    const p = parsePosition(frames.positionOf(f));
+    const p = parsePosition(f.position);
     if (p && upTo && p.epoch === upTo.epoch && p.serial <= upTo.serial) continue;
-    s.send(f);
+    s.send(f.frame);
   }
 }

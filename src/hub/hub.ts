@@ -7,7 +7,7 @@
 // its app's traffic counters, so a delivery counts per app without a lookup.
 import type { FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
-import { withPosition } from '../protocol/frames.js';
+import { withPosition, withPositionBytes } from '../protocol/frames.js';
 import type { Connection, Fanout } from '../transport/connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
@@ -18,9 +18,15 @@ function topicOf(appId: string, channel: string): string {
 /** Suffix of a channel's topic for opted-in subscriptions: no channel name or user id has a control character. */
 const POSITIONED = '\n+';
 
+/** A frame held for a subscription, with its position when it was recorded. */
+export interface HeldFrame {
+  frame: string;
+  position?: string;
+}
+
 /** Frames for one subscription, kept while its recovery replay is being written. */
 export class Hold {
-  readonly frames: string[] = [];
+  readonly frames: HeldFrame[] = [];
   overflowed = false;
 
   constructor(
@@ -28,13 +34,16 @@ export class Hold {
     private readonly max: number,
   ) {}
 
-  push(frame: string): void {
-    if (this.frames.length < this.max) this.frames.push(frame);
+  push(frame: string, position: string | undefined): void {
+    if (this.frames.length < this.max) this.frames.push({ frame, position });
     else this.overflowed = true;
   }
 }
 
 interface ChannelState {
+  /** the channel's topic, and the topic of its opted-in subscriptions */
+  topic: string;
+  positionedTopic: string;
   plain: number;
   positioned: number;
   holds?: Set<Hold>;
@@ -67,7 +76,7 @@ export class Hub implements FrameDelivery {
 
   private state(appId: string, topic: string): ChannelState {
     let st = this.channels.get(topic);
-    if (!st) this.channels.set(topic, (st = { plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
+    if (!st) this.channels.set(topic, (st = { topic, positionedTopic: topic + POSITIONED, plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
     return st;
   }
 
@@ -84,7 +93,7 @@ export class Hub implements FrameDelivery {
     const st = this.state(appId, topic);
     const first = total(st) === 0;
     if (positioned) {
-      conn.join(topic + POSITIONED);
+      conn.join(st.positionedTopic);
       st.positioned++;
     } else {
       conn.join(topic);
@@ -99,7 +108,7 @@ export class Hub implements FrameDelivery {
     const st = this.channels.get(topic);
     if (!st) return false;
     if (positioned) {
-      conn.leave(topic + POSITIONED);
+      conn.leave(st.positionedTopic);
       st.positioned = Math.max(0, st.positioned - 1);
     } else {
       conn.leave(topic);
@@ -122,7 +131,7 @@ export class Hub implements FrameDelivery {
     const st = this.channels.get(topicOf(appId, channel));
     if (!st?.holds?.delete(hold)) return;
     if (!st.holds.size) st.holds = undefined;
-    hold.conn.join(topicOf(appId, channel) + POSITIONED);
+    hold.conn.join(st.positionedTopic);
     st.positioned++;
   }
 
@@ -135,25 +144,28 @@ export class Hub implements FrameDelivery {
     return this.emptied(topic, st);
   }
 
-  /** Sends `frame` to every local connection in app/channel except `exceptSocketId`. */
-  deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string): void {
-    const topic = topicOf(appId, channel);
-    const st = this.channels.get(topic);
+  /**
+   * Sends `frame` to every local connection in app/channel except `exceptSocketId`; `bytes` is the
+   * frame's UTF-8 length when the caller has it already.
+   */
+  deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string, bytes?: number): void {
+    const st = this.channels.get(topicOf(appId, channel));
     if (st === undefined) return;
     const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
+    const frameBytes = bytes ?? Buffer.byteLength(frame);
     if (st.plain > 0) {
       st.traffic.messagesOut += st.plain;
-      st.traffic.bytesOut += st.plain * Buffer.byteLength(frame);
-      for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
+      st.traffic.bytesOut += st.plain * frameBytes;
+      for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(st.topic, frame, except);
     }
     if (st.positioned > 0 || st.holds) {
       const positioned = position === undefined ? frame : withPosition(frame, position);
       if (st.positioned > 0) {
         st.traffic.messagesOut += st.positioned;
-        st.traffic.bytesOut += st.positioned * Buffer.byteLength(positioned);
-        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic + POSITIONED, positioned, except);
+        st.traffic.bytesOut += st.positioned * (position === undefined ? frameBytes : withPositionBytes(frameBytes, position));
+        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(st.positionedTopic, positioned, except);
       }
-      if (st.holds) for (const h of st.holds) if (h.conn !== except) h.push(positioned);
+      if (st.holds) for (const h of st.holds) if (h.conn !== except) h.push(positioned, position);
     }
   }
 }

@@ -78,14 +78,15 @@ export function watchlistEvents(events: { name: 'online' | 'offline'; user_ids: 
  * The frame an opted-in subscription gets (docs/recovery.md): the same frame with its position as one
  * more top-level field, which pusher-js never passes to apps. `frame` ends with '}' (JSON.stringify).
  */
+const POSITION_FIELD = ',"ripple_position":"';
+
 export function withPosition(frame: string, position: string): string {
-  return `${frame.slice(0, -1)},"ripple_position":"${position}"}`;
+  return `${frame.slice(0, -1)}${POSITION_FIELD}${position}"}`;
 }
 
-/** The position at the end of a frame built by withPosition, or undefined. */
-export function positionOf(frame: string): string | undefined {
-  const at = frame.lastIndexOf(',"ripple_position":"');
-  return at < 0 ? undefined : frame.slice(at + 20, -2);
+/** UTF-8 bytes of withPosition(frame, position), from the frame's own (a position is ASCII). */
+export function withPositionBytes(frameBytes: number, position: string): number {
+  return frameBytes + POSITION_FIELD.length + position.length + 1;
 }
 
 export interface RecoveryOutcome {

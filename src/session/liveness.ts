@@ -4,7 +4,14 @@
 import type { Logger } from 'pino';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
+import type { Connection } from '../transport/connection.js';
 import type { Session } from './session.js';
+
+/** A connection whose client reads too slowly: closed with 4100 (spec §1.7, §2), which pusher-js backs off on. */
+export function closeSlowConsumer(conn: Connection, appId: string | undefined, log: Logger): void {
+  log.info({ app: appId, buffered: conn.bufferedAmount() }, 'closing slow consumer');
+  conn.close(Codes.overCapacity, 'Slow consumer: too many messages waiting to be sent');
+}
 
 export interface LivenessSettings {
   /** seconds of silence before the server pings (the activity_timeout it announces) */
@@ -50,8 +57,7 @@ export class Liveness {
       if (s.closed) continue;
       const buffered = s.conn.bufferedAmount();
       if (buffered >= maxBuffered) {
-        this.log.info({ app: s.app.id, buffered }, 'closing slow consumer');
-        s.conn.close(Codes.overCapacity, 'Slow consumer: too many messages waiting to be sent');
+        closeSlowConsumer(s.conn, s.app.id, this.log);
         continue;
       }
       if (s.pingSentAt) {

@@ -121,11 +121,12 @@ export class Sessions implements NodeCommandHandler {
 
   /** One text frame from the client. */
   receive(s: Session, text: string, bytes: number): void {
-    this.counted(s, bytes);
+    const now = Date.now();
+    this.counted(s, bytes, now);
     const parsed = parseClientFrame(text);
     if (!parsed.ok) return s.send(frames.errorFrame(null, parsed.message));
     try {
-      this.dispatch(s, parsed.frame, Date.now());
+      this.dispatch(s, parsed.frame, now);
     } catch (err) {
       // One bad frame must never take the process or other sessions down.
       this.o.log.error({ err, app: s.app.id, event: parsed.frame.event }, 'frame handler failed');
@@ -135,14 +136,14 @@ export class Sessions implements NodeCommandHandler {
 
   /** A frame that is not UTF-8 text. */
   receiveInvalid(s: Session, bytes: number): void {
-    this.counted(s, bytes);
+    this.counted(s, bytes, Date.now());
     s.send(frames.errorFrame(null, 'Frames must be UTF-8 JSON text'));
   }
 
-  private counted(s: Session, bytes: number): void {
+  private counted(s: Session, bytes: number, now: number): void {
     s.traffic.messagesIn++;
     s.traffic.bytesIn += bytes;
-    Liveness.seen(s, Date.now());
+    Liveness.seen(s, now);
   }
 
   private dispatch(s: Session, frame: ClientFrame, now: number): void {

@@ -1,6 +1,7 @@
 // The seam between the Pusher session logic and whatever carries its frames. A session sends,
-// closes and joins topics through a Connection only; a transport (uWebSockets.js today, HTTP
-// streaming/polling next) implements it, and broadcasts go through the transport's Fanout.
+// closes and joins topics through a Connection only; a transport (uWebSockets.js WebSockets, HTTP
+// streaming/polling, the in-memory one of the unit tests) implements it, and broadcasts go through the
+// transport's Fanout.
 
 /** One client connection as the session logic sees it. */
 export interface Connection {
@@ -13,8 +14,6 @@ export interface Connection {
   leave(topic: string): void;
   /** Bytes accepted for sending that the peer has not taken yet (backpressure). */
   bufferedAmount(): number;
-  /** The transport that carries this connection's broadcasts. */
-  readonly fanout: Fanout;
   readonly remoteAddress: string;
   /** The Origin header of the opening request ('' when absent). */
   readonly origin: string;

@@ -40,6 +40,8 @@ export interface HttpConnectionOwner {
 }
 
 export class HttpFanout implements Fanout {
+  /** @internal membership kept for the connections */
+  readonly topics = new TopicTable<HttpConnection>();
   /** Connections with frames to write at the end of this event-loop iteration. */
   private readonly due = new Set<HttpConnection>();
   private flushScheduled = false;
@@ -70,9 +72,6 @@ export class HttpFanout implements Fanout {
     for (const c of this.due) c.pumpNow();
     this.due.clear();
   };
-
-  /** @internal membership kept for the connections */
-  readonly topics = new TopicTable<HttpConnection>();
 }
 
 export class HttpConnection implements Connection {
@@ -87,7 +86,6 @@ export class HttpConnection implements Connection {
   /** Frames not yet written, in order; a session always starts with the open frame. */
   private queue: string[] = [openFrame];
   private queuedBytes = openFrame.length;
-  private readonly topics = new Set<string>();
   private graceTimer?: NodeJS.Timeout;
 
   constructor(
@@ -130,8 +128,7 @@ export class HttpConnection implements Connection {
   private end(code: number, reason: string, by: ClosedBy): void {
     if (this.closed) return;
     this.closed = true;
-    for (const t of this.topics) this.fanout.topics.leave(t, this);
-    this.topics.clear();
+    this.fanout.topics.leaveAll(this);
     const frame = closeFrame(code, reason);
     this.queue.push(frame);
     this.queuedBytes += Buffer.byteLength(frame);
@@ -143,13 +140,11 @@ export class HttpConnection implements Connection {
   }
 
   join(topic: string): void {
-    if (this.closed) return;
-    this.topics.add(topic);
-    this.fanout.topics.join(topic, this);
+    if (!this.closed) this.fanout.topics.join(topic, this);
   }
 
   leave(topic: string): void {
-    if (this.topics.delete(topic)) this.fanout.topics.leave(topic, this);
+    this.fanout.topics.leave(topic, this);
   }
 
   bufferedAmount(): number {

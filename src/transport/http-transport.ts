@@ -6,13 +6,14 @@ import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { OpenFiles } from '../limits/open-files.js';
-import { Codes } from '../protocol/constants.js';
 import { HTTP_PATH_PREFIX, HttpRequestKind, parseSendBody } from '../protocol/http-frames.js';
 import { overCapacity, overQuota, type HandshakeRequest } from '../session/handshake.js';
+import { closeSlowConsumer } from '../session/liveness.js';
 import { refuseConnection } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import { HttpConnection, HttpFanout, type HttpConnectionOwner } from './http-connection.js';
 import { Receiver, type Headers } from './http-receiver.js';
+import { readBody } from './request-body.js';
 
 export interface HttpTransportSettings {
   /** ms a session without a receive request is kept (rotation, the gap between two polls) */
@@ -44,13 +45,11 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
     forget: (conn) => {
       if (table.get(conn.id) === conn) table.delete(conn.id);
     },
-    overflowed: (conn) => {
-      log.info({ app: conn.session?.app.id, buffered: conn.bufferedAmount() }, 'closing slow consumer');
-      conn.close(Codes.overCapacity, 'Slow consumer: too many messages waiting to be sent');
-    },
+    overflowed: (conn) => closeSlowConsumer(conn, conn.session?.app.id, log),
     failed: (err) => log.warn({ err }, 'http session write failed'),
   };
   const connectionSettings = { graceMs: settings.httpSessionGraceMs, maxBufferedBytes: settings.maxBackpressureBytes };
+  const failed = (err: unknown) => log.warn({ err }, 'http transport request failed');
 
   function receive(res: HttpResponse, req: HttpRequest, streaming: boolean): void {
     const origin = req.getHeader('origin');
@@ -60,7 +59,8 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const receiver = new Receiver(res, streaming, receiveHeaders(origin), Date.now());
     // pusher-js sends no body with a receive request; one is read (and dropped) within the limit.
-    readBody(res, settings.maxFrameBytes, false, log, {
+    readBody(res, settings.maxFrameBytes, false, {
+      failed,
       tooLarge: () => receiver.reject('413 Payload Too Large', 'Request body too large'),
       done: () => {
         if (receiver.done) return;
@@ -114,7 +114,8 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
     const reply = (status: string, text: string) => {
       if (!aborted) res.cork(() => answer(res, status, headers, text));
     };
-    readBody(res, settings.maxFrameBytes, true, log, {
+    readBody(res, settings.maxFrameBytes, true, {
+      failed,
       tooLarge: () => reply('413 Payload Too Large', 'Request body too large'),
       done: (body) => {
         let frames: string[] | undefined;
@@ -210,34 +211,6 @@ function answer(res: HttpResponse, status: string, headers: Headers, text: strin
   res.writeStatus(status);
   for (const [k, v] of headers) res.writeHeader(k, v);
   res.end(text);
-}
-
-interface BodyHandlers {
-  done(body: Buffer): void;
-  tooLarge(): void;
-}
-
-/** Reads a request body up to `maxBytes` (over it: tooLarge, once); `keep` false drops the bytes. */
-function readBody(res: HttpResponse, maxBytes: number, keep: boolean, log: Logger, h: BodyHandlers): void {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let over = false;
-  res.onData((chunk, isLast) => {
-    if (over) return;
-    try {
-      size += chunk.byteLength;
-      if (size > maxBytes) {
-        over = true;
-        return h.tooLarge();
-      }
-      // uWS reuses the chunk's memory after this callback returns: copy it.
-      if (keep && chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk.slice(0))));
-      if (isLast) h.done(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-    } catch (err) {
-      // An exception escaping a uWS handler aborts the process.
-      log.warn({ err }, 'http transport request failed');
-    }
-  });
 }
 
 /** An exception escaping a uWS handler aborts the process: contain it and answer 500 when still possible. */

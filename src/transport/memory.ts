@@ -4,6 +4,8 @@ import type { Connection, Fanout } from './connection.js';
 import { TopicTable } from './topic-table.js';
 
 export class MemoryFanout implements Fanout {
+  /** @internal membership kept for the connections */
+  readonly topics = new TopicTable<MemoryConnection>();
 
   connect(opts: { origin?: string; remoteAddress?: string } = {}): MemoryConnection {
     return new MemoryConnection(this, opts.remoteAddress ?? '127.0.0.1', opts.origin ?? '');
@@ -11,14 +13,6 @@ export class MemoryFanout implements Fanout {
 
   publish(topic: string, frame: string, except?: Connection): void {
     for (const c of this.topics.members(topic) ?? []) if (c !== except) c.send(frame);
-  }
-
-  /** @internal membership kept for the connections */
-  readonly topics = new TopicTable<MemoryConnection>();
-
-  /** Connections in a topic (for tests of membership). */
-  membersOf(topic: string): number {
-    return this.topics.members(topic)?.size ?? 0;
   }
 }
 
@@ -30,7 +24,6 @@ export class MemoryConnection implements Connection {
   closeReason?: string;
   /** What bufferedAmount() reports (tests set it to play a slow reader). */
   buffered = 0;
-  private readonly topics = new Set<string>();
   private onClose?: (code: number) => void;
 
   constructor(
@@ -53,19 +46,15 @@ export class MemoryConnection implements Connection {
     this.closed = true;
     this.closeCode = code;
     this.closeReason = reason;
-    for (const t of this.topics) this.fanout.topics.leave(t, this);
-    this.topics.clear();
+    this.fanout.topics.leaveAll(this);
     this.onClose?.(code);
   }
 
   join(topic: string): void {
-    if (this.closed) return;
-    this.topics.add(topic);
-    this.fanout.topics.join(topic, this);
+    if (!this.closed) this.fanout.topics.join(topic, this);
   }
 
   leave(topic: string): void {
-    if (!this.topics.delete(topic)) return;
     this.fanout.topics.leave(topic, this);
   }
 
