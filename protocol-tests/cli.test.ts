@@ -4,6 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { freePort, repoRoot, startRedis, type RedisHandle } from '../src/testing/harness.js';
 import { eventReaches, listeningAddresses, runCli, spawnCli, startCli, type CliProcess } from '../src/testing/cli-process.js';
@@ -163,6 +164,19 @@ test('a second single-node server on the same port fails with a clear message; t
   assert.equal(shared.code, 2);
   assert.match(shared.stderr, /^ripple: REUSE_PORT: sharing the port needs cluster mode/);
   await first.stop();
+});
+
+test('a metrics port that is taken stops the start with exit code 1, never a node half started', async () => {
+  const taken = createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  try {
+    const metricsPort = (taken.address() as AddressInfo).port;
+    const r = await runCli([], { PORT: String(await freePort()), HOST: '127.0.0.1', METRICS_PORT: String(metricsPort), ...appEnv });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `ripple: cannot listen on 127.0.0.1:${metricsPort} for metrics\n`);
+  } finally {
+    await new Promise<void>((resolve) => taken.close(() => resolve()));
+  }
 });
 
 test('cluster-mode nodes share a port (REUSE_PORT=1, also the default there); a single-node server cannot join them', async () => {

@@ -227,6 +227,8 @@ test('every REST request is logged with its status, a refusal with its reason, n
     { status: 401, route: 'GET /apps/r1/channels', call: () => rest(n.url, { ...ok, secret: 'wrong' }, 'GET', '/apps/r1/channels') },
     { status: 403, route: 'GET /apps/r2/channels', call: () => rest(n.url, off, 'GET', '/apps/r2/channels') },
     { status: 404, route: 'GET /apps/nope/channels', call: () => rest(n.url, ok, 'GET', '/apps/nope/channels') },
+    // past any name the socket API accepts: Fastify's own 400 (frameworkErrors), counted and logged as well
+    { status: 400, route: `GET /apps/r1/channels/${'x'.repeat(2000)}`, call: () => rest(n.url, ok, 'GET', `/apps/r1/channels/${'x'.repeat(2000)}`) },
     { status: 413, route: 'POST /apps/r1/events', call: () => rest(n.url, ok, 'POST', '/apps/r1/events', { name: 'e', channel: 'c', data: 'x'.repeat(11 * 1024) }) },
     { status: 413, route: 'POST /apps/r1/batch_events', call: () => rest(n.url, ok, 'POST', '/apps/r1/batch_events', { batch: [{ name: 'e', channel: 'c', data: 'x'.repeat(17 * 1024) }] }) },
   ];
@@ -249,6 +251,7 @@ test('every REST request is logged with its status, a refusal with its reason, n
     ['ripple_rest_requests_total{app="r1",status="401"}', 2],
     ['ripple_rest_requests_total{app="r2",status="403"}', 1],
     ['ripple_rest_requests_total{app="",status="404"}', 1],
+    ['ripple_rest_requests_total{app="r1",status="400"}', 1],
     ['ripple_rest_requests_total{app="r1",status="413"}', 2],
   ] as const) {
     assert.equal(await metric(n.url, series), count, series);

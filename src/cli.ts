@@ -63,8 +63,9 @@ async function main(): Promise<void> {
   try {
     node = await startNode(config, log);
   } catch (err) {
-    if (err instanceof StartError) fail(err.message, 1);
-    throw err;
+    // Whatever stops the start (a port taken, the metrics port too) ends the process: never half started.
+    if (!(err instanceof StartError)) log.error({ err }, 'start failed');
+    fail(err instanceof Error ? err.message : String(err), 1);
   }
   if (config.apps.length === 1) {
     const app = config.apps[0];

@@ -12,7 +12,7 @@ import type { RateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { PresenceStore } from '../presence/store.js';
 import { errorBody, errorResponse, parseBody } from './errors.js';
-import { appIdInPath, type RequestLog } from './request-log.js';
+import type { RequestLog } from './request-log.js';
 import { channelRoutes } from './routes/channels.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
@@ -66,7 +66,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     // Longer still, or not a URL at all: the same 400 with a JSON body as any other bad request.
     frameworkErrors: (err, req, reply) => {
       const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? `A path parameter is longer than ${longestName} characters` : 'Malformed URL';
-      req.failure = message;
+      // Fastify runs no onResponse hook for these: counted and logged here.
+      deps.requests.answered(req.method, req.url.split('?', 1)[0], 400, 0, message);
       void (reply as FastifyReply).status(400).send(errorBody(400, message));
     },
   });
@@ -91,9 +92,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply.status(404).send(errorBody(404, req.failure));
   });
   fastify.addHook('onResponse', async (req, reply) => {
-    // The app API only: health checks and scrapes are not REST traffic.
-    const path = req.url.split('?', 1)[0];
-    if (path.startsWith('/apps/')) deps.requests.done(appIdInPath(path), req.method, path, reply.statusCode, reply.elapsedTime, req.failure);
+    deps.requests.answered(req.method, req.url.split('?', 1)[0], reply.statusCode, reply.elapsedTime, req.failure);
   });
 
   fastify.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });

@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics/metrics.js';
 const APP_PATH_RE = /^\/apps\/([^/]+)/;
 
 /** The app id a request path names, decoded ('' when none or malformed). */
-export function appIdInPath(path: string): string {
+function appIdInPath(path: string): string {
   const m = APP_PATH_RE.exec(path);
   if (!m) return '';
   try {
@@ -34,6 +34,12 @@ export class RequestLog {
   /** Milliseconds since `started()`. */
   since(started: number): number {
     return started === 0 ? 0 : performance.now() - started;
+  }
+
+  /** A request answered outside the trigger path: counted when it is one of the app API's (`/apps/...`). */
+  answered(method: string, path: string, status: number, ms: number, reason?: string): void {
+    // Health checks and scrapes are not REST traffic.
+    if (path.startsWith('/apps/')) this.done(appIdInPath(path), method, path, status, ms, reason);
   }
 
   /** `path` without its query; `ms` from the request's arrival to its answer. */

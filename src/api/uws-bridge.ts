@@ -6,7 +6,7 @@ import { parse as parseQuery } from 'node:querystring';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from './errors.js';
-import { appIdInPath, type RequestLog } from './request-log.js';
+import type { RequestLog } from './request-log.js';
 import type { Trigger, TriggerRoute } from './trigger.js';
 import { readBody } from '../transport/request-body.js';
 
@@ -72,7 +72,7 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
       tooLarge: () => {
         const reason = 'Request body too large';
         // Answered here, before Fastify or the trigger path sees it: logged and counted here too.
-        if (path.startsWith('/apps/')) requests.done(appIdInPath(path), method, path, 413, requests.since(started), reason);
+        requests.answered(method, path, 413, requests.since(started), reason);
         if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, reason)));
       },
     });

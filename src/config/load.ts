@@ -6,10 +6,10 @@
 // and ripple's own name wins where both spell the same setting.) Apps come from the file when it
 // lists any; otherwise the environment describes one app, the development app.
 import { readFileSync } from 'node:fs';
-import { AppSchema, ConfigSchema, type Config } from './schema.js';
+import { ConfigSchema, type Config } from './schema.js';
 import { ConfigError } from './errors.js';
 import { parseCliArgs, type CliArgs } from './cli-args.js';
-import { APP_ENV, CONFIG_FILE_ENV, SERVER_ENV, appFieldKind, closest, misspelledEnv, rippleEnvNames, schemaKind } from './env-names.js';
+import { APP_ENV, CONFIG_FILE_ENV, SERVER_ENV, appFieldKind, appFields, closest, misspelledEnv, rippleEnvNames, schemaKind } from './env-names.js';
 import {
   SOKETI_APPS_PATH,
   SOKETI_APP_ALIASES,
@@ -19,6 +19,7 @@ import {
   soketiEnvNames,
   soketiKind,
   soketiLeaves,
+  soketiPaths,
   type SoketiEntry,
 } from './soketi.js';
 import { coerce } from './values.js';
@@ -75,7 +76,6 @@ class Layered {
 }
 
 const RIPPLE_KEYS = new Set(Object.keys(ConfigSchema.shape));
-const APP_KEYS = Object.keys(AppSchema.shape);
 
 /** Soketi spells app fields in camelCase, snake_case or PascalCase (spec §11.2), and some differently. */
 function appKey(key: string): string {
@@ -234,8 +234,10 @@ export function loadConfigWithNotes(argv: readonly string[] | CliArgs, env: Env)
   } else {
     for (const p of appPatches) {
       if (p.index !== 0) throw new ConfigError(`${p.label}: there is no app ${p.index} (the file lists no apps)`);
-      const f = appKey(p.key);
-      devApp.set(f, coerce(p.label, appFieldKind(f), p.value), p.label, RANK.soketiFile);
+      // the same rules as for a listed app (empty means the default, a host is ignored)
+      const patch: Record<string, unknown> = {};
+      patchApp(patch, 0, p.key, p.value, p.label);
+      for (const [f, v] of Object.entries(patch)) devApp.set(f, v, p.label, RANK.soketiFile);
     }
     const app: Record<string, unknown> = { ...DEV_APP, enableClientMessages: true, ...devApp.values };
     apps = [app];
@@ -277,7 +279,7 @@ export function loadConfigWithNotes(argv: readonly string[] | CliArgs, env: Env)
       const at = i.path.filter((p): p is string | number => typeof p !== 'symbol');
       if (i.code === 'unrecognized_keys') {
         return i.keys.map((k) => {
-          const near = at[0] === 'apps' && at.length === 2 ? closest(k, APP_KEYS, 3) : undefined;
+          const near = at[0] === 'apps' && at.length === 2 ? closest(k, appFields, 3) : undefined;
           return `  ${labelFor(origins, [...at, k])}: unknown setting${near ? ` (did you mean ${near}?)` : ''}`;
         });
       }
@@ -319,7 +321,7 @@ export function loadConfigWithNotes(argv: readonly string[] | CliArgs, env: Env)
 /** Soketi paths to suggest for an unknown one: those sharing its first segment, or top-level names. */
 function soketiPathsFor(unknownPath: string): string[] {
   const first = unknownPath.split('.')[0];
-  const all = Object.values(SOKETI_ENV).filter((p) => !p.startsWith(`${SOKETI_APPS_PATH}.`));
+  const all = soketiPaths.filter((p) => !p.startsWith(`${SOKETI_APPS_PATH}.`));
   const same = all.filter((p) => p.split('.')[0] === first);
   return same.length ? same : [...new Set(all.map((p) => p.split('.')[0]))];
 }

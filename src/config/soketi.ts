@@ -201,6 +201,9 @@ const SPECS: Record<string, Spec> = {
 export const SOKETI_APPS_PATH = 'appManager.array.apps';
 const APP_FIELD_PATH = /^appManager\.array\.apps\.(\d+)\.(.+)$/;
 
+/** Every Soketi file path ripple knows, app fields aside (for "did you mean"). */
+export const soketiPaths: readonly string[] = Object.keys(SPECS);
+
 export function isSoketiPath(path: string): boolean {
   return path in SPECS || path === SOKETI_APPS_PATH || APP_FIELD_PATH.test(path);
 }
