@@ -87,7 +87,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
       channels.close();
       // Single-node mode keeps pending webhooks in memory: give them part of the deadline to go out.
       const webhookDrainMs = engine.mode === 'memory' ? Math.floor(config.shutdownTimeoutMs / 2) : 0;
-      await Promise.allSettled([webhooks.close(webhookDrainMs), store.close(), api.close()]);
+      await Promise.allSettled([webhooks.close(webhookDrainMs), api.close()]);
       await engine.close();
       log.info('stopped');
     })());

@@ -38,29 +38,37 @@ export interface NodeWatcher {
   nodeGone(node: string): void;
 }
 
+/**
+ * Lua for every script that asks whether a node's lease still runs (this module's, the census's, the
+ * presence store's and the webhook queues'): `leaseValid(P, node, now)`.
+ */
+export const leaseLua = `
+local function leaseValid(P, node, now)
+  local s = redis.call('ZSCORE', P .. ':nodes', node)
+  return s ~= false and tonumber(s) > tonumber(now)
+end
+`;
+
 const scripts = {
   // ARGV: P me now expiry newDataset knownDataset holdsShare → { 1 when this node was not registered
   // or its lease had run out, else 0; the dataset id (newDataset if there was none); the nodes whose
   // lease is valid }. holdsShare 1: this node's shares are as Redis should hold them (mark it, unless
   // the dataset is not the one it knows).
-  leaseRenew: `
+  leaseRenew: `${leaseLua}
 local d = redis.call('GET', ARGV[1] .. ':dataset')
 if not d then
   d = ARGV[5]
   redis.call('SET', ARGV[1] .. ':dataset', d)
 end
 if ARGV[7] == '1' and (ARGV[6] == '' or ARGV[6] == d) then redis.call('SADD', ARGV[1] .. ':restored', ARGV[2]) end
-local s = redis.call('ZSCORE', ARGV[1] .. ':nodes', ARGV[2])
+local lost = leaseValid(ARGV[1], ARGV[2], ARGV[3]) and 0 or 1
 redis.call('ZADD', ARGV[1] .. ':nodes', ARGV[4], ARGV[2])
-local lost = 0
-if not s or tonumber(s) <= tonumber(ARGV[3]) then lost = 1 end
 local out = { lost, d }
 for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1] .. ':nodes', '(' .. ARGV[3], '+inf')) do table.insert(out, n) end
 return out`,
   // ARGV: P node now → removes the node's entry unless it renewed meanwhile.
-  leaseForget: `
-local s = redis.call('ZSCORE', ARGV[1] .. ':nodes', ARGV[2])
-if s and tonumber(s) <= tonumber(ARGV[3]) then redis.call('ZREM', ARGV[1] .. ':nodes', ARGV[2]) end
+  leaseForget: `${leaseLua}
+if not leaseValid(ARGV[1], ARGV[2], ARGV[3]) then redis.call('ZREM', ARGV[1] .. ':nodes', ARGV[2]) end
 return 1`,
 };
 

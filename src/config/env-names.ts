@@ -104,10 +104,11 @@ const NOT_OURS_PREFIXES = new Set(['NODE_']);
 
 /**
  * Warnings for environment variables that look like a setting ripple reads but are not one:
- * "APP_SECERT is not a setting ripple reads; did you mean APP_SECRET?". Only names that share one of
- * our prefixes (APP_, REDIS_, SOKETI_, ...) are compared, with 1 edit allowed (2 for names of 12
- * characters or more), so unrelated variables such as PATH or HOME never warn. A SOKETI_ variable
- * with no near match is reported as unknown.
+ * "APP_SECERT is not a setting ripple reads; did you mean APP_SECRET?". Names that share one of our
+ * prefixes (APP_, REDIS_, SOKETI_, ...) may be 1 edit away (2 for names of 12 characters or more);
+ * other names only when they are 8 characters or longer and 1 edit away (SOCKETI_PORT), so unrelated
+ * variables such as PATH or HOME never warn. A SOKETI_ variable with no near match is reported as
+ * unknown.
  */
 export function misspelledEnv(env: Record<string, string | undefined>, known: ReadonlySet<string>): string[] {
   const prefixes = new Set<string>();

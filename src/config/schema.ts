@@ -166,7 +166,7 @@ export const ConfigSchema = z
         claimIdleMs: z.number().int().min(500).max(60_000).optional(),
       })
       .strict()
-      .default({ batchMs: 50, timeoutMs: 5000, maxRetryMs: 300_000 }),
+      .prefault({}),
     /**
      * Cluster mode: while Redis cannot take cross-node events (it is unreachable, or just came back and
      * the other nodes are still resubscribing), a node keeps them in order in this bounded buffer and
@@ -184,7 +184,7 @@ export const ConfigSchema = z
         maxAgeMs: positive(30_000),
       })
       .strict()
-      .default({ events: 10_000, bytes: 16 * 1024 * 1024, maxAgeMs: 30_000 }),
+      .prefault({}),
     /** Largest REST request body accepted (bytes). */
     maxRequestBytes: positive(1024 * 1024),
     apps: z.array(AppSchema).min(1),

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
-import type { NodeShare } from '../cluster/node-lease.js';
+import { leaseLua, type NodeShare } from '../cluster/node-lease.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
 
 /** Only apps with a quota (maxConnections >= 0) are counted; others are always admitted. */
@@ -69,9 +69,8 @@ if mine == 1 then redis.call('HDEL', nk, ARGV[3]) else redis.call('HINCRBY', nk,
 if redis.call('HINCRBY', P .. ':conns', ARGV[3], -1) <= 0 then redis.call('HDEL', P .. ':conns', ARGV[3]) end
 return 1`,
   // ARGV: P node now → removes a node's share unless its lease is still valid
-  censusDropNode: `${lib}
-local s = redis.call('ZSCORE', P .. ':nodes', ARGV[2])
-if s and tonumber(s) > tonumber(ARGV[3]) then return 0 end
+  censusDropNode: `${lib}${leaseLua}
+if leaseValid(P, ARGV[2], ARGV[3]) then return 0 end
 drop(ARGV[2])
 return 1`,
   // ARGV: P node (app count)* → replaces this node's share with its own record

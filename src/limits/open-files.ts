@@ -9,7 +9,7 @@
 // use; only the hard limit (ulimit -Hn, LimitNOFILE=) raises it further.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 
-export interface OpenFileLimit {
+interface OpenFileLimit {
   soft: number;
   hard: number;
 }
@@ -36,7 +36,7 @@ function openFileCount(): number {
 }
 
 /** Descriptors kept free: a sixteenth of the limit, at least 8 and at most 1024. */
-export function reserveFor(limit: number): number {
+function reserveFor(limit: number): number {
   return Math.min(1024, Math.max(8, Math.floor(limit / 16)));
 }
 

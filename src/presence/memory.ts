@@ -108,6 +108,4 @@ export class MemoryPresenceStore implements PresenceStore {
     }
     return out;
   }
-
-  async close(): Promise<void> {}
 }

@@ -18,6 +18,7 @@
 // Every script takes ARGV 1-4: P, the webhook stream key prefix, the webhook doorbell channel, now (ms).
 // A route is four lists (occupied, vacated, added, removed), each its length and then queue names.
 // A share (what one node holds) is nSubs, (app channel sockets)*nSubs, nPres, (app channel socket user info)*nPres.
+import { leaseLua } from '../cluster/node-lease.js';
 
 const lib = `
 local P = ARGV[1]
@@ -270,9 +271,8 @@ return leave(ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9])`;
  * ARGV: head node routes → the due events of removing the node's share (see reshare), or nothing when
  * its lease is still valid (it renewed in time) or another survivor removed it first.
  */
-export const dropNode = `${lib}${shareLib}
-local s = redis.call('ZSCORE', P .. ':nodes', ARGV[5])
-if s and tonumber(s) > W.now then return {} end
+export const dropNode = `${lib}${shareLib}${leaseLua}
+if leaseValid(P, ARGV[5], W.now) then return {} end
 return reshare(ARGV[5], {}, {}, readRoutes(6))`;
 
 /**

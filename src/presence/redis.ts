@@ -352,8 +352,6 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
       return out;
     });
   }
-
-  async close(): Promise<void> {}
 }
 
 function toMembers(flat: string[] | Record<string, string>): Map<string, unknown> {

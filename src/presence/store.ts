@@ -103,7 +103,6 @@ export interface PresenceStore {
   subscriptionCount(appId: string, channel: string): Promise<number>;
   /** Every occupied channel of the app (optionally only names starting with prefix) with its counts. */
   channels(appId: string, prefix?: string): Promise<Map<string, ChannelInfo>>;
-  close(): Promise<void>;
 }
 
 /** Raised by a store that cannot answer a cluster-wide query right now (Redis down). */

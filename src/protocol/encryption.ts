@@ -4,6 +4,7 @@
 // {"nonce", "ciphertext"} (base64) of NaCl secretbox over the UTF-8 data, with a random 24-byte nonce.
 import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
+import { dataObject } from './parse.js';
 
 export function channelSharedSecret(channel: string, masterKey: Uint8Array): Uint8Array {
   return createHash('sha256').update(Buffer.concat([Buffer.from(channel), masterKey])).digest();
@@ -18,14 +19,6 @@ export function encryptData(channel: string, masterKey: Uint8Array, data: string
 
 /** True when an SDK already encrypted the data: {nonce, ciphertext} and nothing else (relayed untouched). */
 export function isEncryptedPayload(data: string): boolean {
-  let v: unknown;
-  try {
-    v = JSON.parse(data);
-  } catch {
-    return false;
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
-  const keys = Object.keys(v);
-  const o = v as Record<string, unknown>;
-  return keys.length === 2 && typeof o.nonce === 'string' && typeof o.ciphertext === 'string';
+  const o = dataObject(data);
+  return !!o && Object.keys(o).length === 2 && typeof o.nonce === 'string' && typeof o.ciphertext === 'string';
 }

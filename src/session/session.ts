@@ -8,7 +8,8 @@ import type { Connection } from '../transport/connection.js';
 
 export interface SignedInUser {
   id: string;
-  userData: string;
+  /** user_data's user_info: what a presence subscribe without channel_data joins with */
+  userInfo: unknown;
   /** user ids whose online state this session follows (spec §4.8) */
   watchlist: string[];
 }

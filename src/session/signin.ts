@@ -54,7 +54,7 @@ export function signin(deps: SessionDeps, s: Session, data: Record<string, unkno
   const overLimit = watchlist.length > MAX_WATCHLIST;
   if (overLimit) watchlist = watchlist.slice(0, MAX_WATCHLIST);
 
-  s.user = { id, userData, watchlist };
+  s.user = { id, userInfo: parsed!.user_info, watchlist };
   s.authenticated();
   // Signed-in sessions receive their user's events even before subscribing to the channel (spec §4.7).
   deps.channels.signIn(s, parsed!.user_info);

@@ -98,7 +98,7 @@ function subscribePresence(deps: SessionDeps, s: Session, channel: string, data:
   if (!authorized(s, channel, data)) return refuseSubscription(deps, s, channel, badSignature);
   // pusher-js (>= 7.4) subscribes a signed-in connection without channel_data when the app's auth
   // endpoint signs only socket_id:channel; the member is then the signed-in user (spec §4.3).
-  const member = data.channel_data === undefined && s.user ? signedInMember(s.app, s.user.id, s.user.userData) : parseChannelData(s.app, data.channel_data);
+  const member = data.channel_data === undefined && s.user ? presenceMember(s.app, s.user.id, s.user.userInfo) : parseChannelData(s.app, data.channel_data);
   if ('status' in member) return refuseSubscription(deps, s, channel, member);
   deps.channels.subscribePresence(s, channel, member, recovery);
 }
@@ -144,13 +144,3 @@ function presenceMember(app: App, userId: string, userInfo: unknown): PresenceMe
   return { userId, userInfo };
 }
 
-/** The signed-in user as a presence member: its id and its user_data's user_info. */
-function signedInMember(app: App, id: string, userData: string): PresenceMember | SubscriptionRefusal {
-  let info: unknown;
-  try {
-    info = (JSON.parse(userData) as { user_info?: unknown }).user_info;
-  } catch {
-    info = undefined;
-  }
-  return presenceMember(app, id, info);
-}

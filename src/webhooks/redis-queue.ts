@@ -4,7 +4,7 @@
 // stream over and delivers what is left (at least once, in order).
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { NodeLease, NodeWatcher } from '../cluster/node-lease.js';
+import { leaseLua, type NodeLease, type NodeWatcher } from '../cluster/node-lease.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
 import { DEAD_LETTERS_KEPT_PER_APP, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
 
@@ -22,15 +22,11 @@ const scripts = {
   // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out).
   // Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that has not
   // registered again could otherwise take a stream that a registered node holds.
-  webhookClaim: `
-local mine = redis.call('ZSCORE', ARGV[2] .. ':nodes', ARGV[3])
-if not mine or tonumber(mine) <= tonumber(ARGV[4]) then return 0 end
+  webhookClaim: `${leaseLua}
+if not leaseValid(ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 local o = redis.call('GET', ARGV[1])
 if o == ARGV[3] then return 1 end
-if o then
-  local s = redis.call('ZSCORE', ARGV[2] .. ':nodes', o)
-  if s and tonumber(s) > tonumber(ARGV[4]) then return 0 end
-end
+if o and leaseValid(ARGV[2], o, ARGV[4]) then return 0 end
 redis.call('SET', ARGV[1], ARGV[3])
 return 1`,
   // ARGV: ownerKey me → gives the stream up if this node owns it
