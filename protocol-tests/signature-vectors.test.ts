@@ -11,7 +11,7 @@ import { RawClient, type Frame } from '../src/testing/raw-client.js';
 import { channelAuthString, hmacSha256Hex, md5Hex, restStringToSign, signinAuthString, verifyToken } from '../src/protocol/signature.js';
 import { verifySignedRequest, type SignedRequest } from '../src/api/signed-request.js';
 import { HttpError } from '../src/api/errors.js';
-import { AppRegistry } from '../src/apps/registry.js';
+import { StaticAppStore } from '../src/apps/static-store.js';
 import { AppSchema } from '../src/config/schema.js';
 
 // Pusher docs credentials (spec §4.10, §9.6).
@@ -155,7 +155,7 @@ function fakeReq(method: string, url: string, body?: string): SignedRequest {
   };
 }
 
-const docsRegistry = new AppRegistry([AppSchema.parse(docs)]);
+const docsRegistry = new StaticAppStore([AppSchema.parse(docs)]);
 const docsQuery = `auth_key=${docs.key}&auth_timestamp=${DOCS_TS}&auth_version=1.0&body_md5=ec365a775a4cd0599faeb73354201b6f`;
 const docsSig = 'da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c';
 

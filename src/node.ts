@@ -6,8 +6,10 @@ import { buildApi } from './api/api.js';
 import { serveMetricsPort } from './api/metrics-port.js';
 import { RequestLog } from './api/request-log.js';
 import { Trigger } from './api/trigger.js';
-import { attachApi } from './api/uws-bridge.js';
-import { AppRegistry } from './apps/registry.js';
+import { attachApi } from './transport/rest-bridge.js';
+import { StaticAppStore } from './apps/static-store.js';
+import type { AppStore } from './apps/store.js';
+import { CommandRouter } from './backbone/command-router.js';
 import { Channels } from './channels/channels.js';
 import type { Config } from './config/schema.js';
 import { createEngine } from './engine/create.js';
@@ -19,6 +21,7 @@ import { attachHttpTransport } from './transport/http-transport.js';
 import { attachWebSockets } from './transport/websocket.js';
 import { uWS, uwsIsNative, uwsLoadReport, uwsSource } from './uws.js';
 import { WebhookDelivery } from './webhooks/delivery.js';
+import { WebhookRoutes } from './webhooks/routes.js';
 
 export interface RunningNode {
   port: number;
@@ -31,44 +34,53 @@ export class StartError extends Error {
   override name = 'StartError';
 }
 
-export async function startNode(config: Readonly<Config>, log: Logger): Promise<RunningNode> {
+/** Parts a caller may supply instead of the ones the config describes. */
+export interface NodeParts {
+  /** Where apps come from (default: the config's app list, frozen). */
+  apps?: AppStore;
+}
+
+export async function startNode(config: Readonly<Config>, log: Logger, parts: NodeParts = {}): Promise<RunningNode> {
   requireNativeUws(config, log);
   const startedAt = Date.now();
   const nodeId = config.nodeId ?? randomUUID();
-  const registry = new AppRegistry(config.apps);
+  const apps = parts.apps ?? new StaticAppStore(config.apps);
   const metrics = new Metrics();
-  const engine = createEngine(config, nodeId, log, metrics);
+  const engine = createEngine(config, nodeId, log, metrics, new WebhookRoutes(apps));
   const { backbone, store, cache, rates } = engine;
-  const webhooks = new WebhookDelivery(registry, engine.webhookQueue, config.webhooks, log.child({ module: 'webhooks' }));
+  const webhooks = new WebhookDelivery(apps, engine.webhookQueue, config.webhooks, log.child({ module: 'webhooks' }));
   const hub = new Hub(metrics);
-  const channels = new Channels({ registry, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
-  const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
+  const channels = new Channels({ apps, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
+  // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
+  const fileLimit = openFileLimit();
+  const openFiles = fileLimit && new OpenFiles(fileLimit.soft);
+  const capacity = openFiles ? () => openFiles.admit() : undefined;
+  const sessions = new Sessions({ apps, hub, channels, webhooks, census: engine.census, capacity, metrics, settings: config, log: log.child({ module: 'sessions' }) });
+  const commands = new CommandRouter(log.child({ module: 'commands' }));
+  commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
   metrics.collectFrom({ sessions, webhooks, backbone });
 
-  await engine.start({ frames: hub, commands: sessions, clusterState: channels });
+  await engine.start({ frames: hub, commands, clusterState: channels });
   await webhooks.start();
 
   const uws = createApp(config);
-  // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
-  const fileLimit = openFileLimit();
-  const capacity = { openFiles: fileLimit && new OpenFiles(fileLimit.soft) };
-  hub.addFanout(attachWebSockets(uws, sessions, config, capacity, log.child({ module: 'websocket' })));
+  hub.addFanout(attachWebSockets(uws, sessions, config, log.child({ module: 'websocket' })));
   // pusher-js's HTTP fallback; its routes come before the REST bridge's catch-all (attachApi).
-  hub.addFanout(attachHttpTransport(uws, sessions, config, capacity, log.child({ module: 'http-transport' })));
+  hub.addFanout(attachHttpTransport(uws, sessions, config, log.child({ module: 'http-transport' })));
   let draining = false;
-  const requests = new RequestLog(registry, metrics, log.child({ module: 'rest' }));
-  const trigger = new Trigger({ registry, channels, store, cache, rates, requests, log });
+  const requests = new RequestLog(apps, metrics, log.child({ module: 'rest' }));
+  const trigger = new Trigger({ apps, channels, store, cache, rates, requests, log });
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
-  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
   await api.ready();
   attachApi(uws, api, trigger, config.maxRequestBytes, requests);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
-  const openFiles = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: capacity.openFiles!.reserve };
-  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles }, 'listening');
+  const fileReport = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: openFiles!.reserve };
+  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport }, 'listening');
   const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
 

@@ -4,8 +4,9 @@
 // answered (request-log.ts).
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
-import type { AppRegistry } from '../apps/registry.js';
+import type { AppStore } from '../apps/store.js';
 import type { Backbone } from '../backbone/backbone.js';
+import { MAX_NAME_LENGTH } from '../config/schema.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
 import type { ChannelHistory } from '../history/history.js';
 import type { RateWindows } from '../limits/rate-windows.js';
@@ -30,7 +31,7 @@ declare module 'fastify' {
 }
 
 export interface ApiDeps {
-  registry: AppRegistry;
+  apps: AppStore;
   backbone: Backbone;
   store: PresenceStore;
   cache: ChannelCache;
@@ -55,9 +56,9 @@ export interface ApiDeps {
 const ENCODED_BYTES_PER_CHAR = 9;
 
 export function buildApi(deps: ApiDeps): FastifyInstance {
-  // Every channel name and user id the socket API accepts must reach the routes, whose own checks
-  // then answer the app's limits (Fastify's default of 100 refused valid 101-200 character names).
-  const longestName = Math.max(...deps.registry.all().map((a) => Math.max(a.maxChannelNameLength, a.maxUserIdLength)));
+  // Every channel name and user id any app may accept must reach the routes, whose own checks then
+  // answer the app's limits (Fastify's default of 100 refused valid 101-200 character names).
+  const longestName = MAX_NAME_LENGTH;
   // Fastify's own request logging stays off: nothing per request at info level (style.md).
   const fastify = Fastify({
     logger: false,
@@ -97,7 +98,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   fastify.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });
   fastify.register(async (signed) => {
-    signedRequests(signed, deps.registry);
+    signedRequests(signed, deps.apps);
     await signed.register(eventRoutes, { trigger: deps.trigger });
     await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
     await signed.register(userRoutes, { backbone: deps.backbone });

@@ -3,7 +3,7 @@
 // logged at debug with its status and, for a 4xx or 5xx, the reason the client was told. The query
 // string is never logged: it carries the request's signature.
 import type { Logger } from 'pino';
-import type { AppRegistry } from '../apps/registry.js';
+import type { AppStore } from '../apps/store.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 const APP_PATH_RE = /^\/apps\/([^/]+)/;
@@ -21,7 +21,7 @@ function appIdInPath(path: string): string {
 
 export class RequestLog {
   constructor(
-    private readonly registry: AppRegistry,
+    private readonly apps: AppStore,
     private readonly metrics: Pick<Metrics, 'restRequests'>,
     private readonly log: Logger,
   ) {}
@@ -44,8 +44,11 @@ export class RequestLog {
 
   /** `path` without its query; `ms` from the request's arrival to its answer. */
   done(appId: string, method: string, path: string, status: number, ms: number, reason?: string): void {
-    // Only configured apps are label values: any id can be typed into a path.
-    const app = this.registry.findById(appId)?.id ?? '';
+    // Only known apps are label values: any id can be typed into a path. (An app the store would have
+    // to ask its source for was looked up for the request already, so it answers at once here.)
+    const found = this.apps.findById(appId);
+    if (found instanceof Promise) found.catch(() => undefined);
+    const app = (!(found instanceof Promise) && found?.id) || '';
     let byStatus = this.metrics.restRequests.get(app);
     if (!byStatus) this.metrics.restRequests.set(app, (byStatus = new Map()));
     byStatus.set(status, (byStatus.get(status) ?? 0) + 1);

@@ -3,7 +3,7 @@
 // Fastify plugin, the check is one hook of the scope that holds the signed routes.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { App } from '../apps/app.js';
-import type { AppRegistry } from '../apps/registry.js';
+import type { AppStore, Found } from '../apps/store.js';
 import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/signature.js';
 import { HttpError } from './errors.js';
 
@@ -28,9 +28,28 @@ export interface SignedRequest {
   rawBody?: Buffer;
 }
 
-/** Checks a request's signature; the app it is for, and its query as signed. */
-export function verifySignedRequest(registry: AppRegistry, req: SignedRequest, nowMs = Date.now()): { app: App; query: Record<string, string> } {
-  const app = registry.findById(req.appId);
+export interface Verified {
+  app: App;
+  /** The query as signed. */
+  query: Record<string, string>;
+}
+
+/**
+ * Checks a request's signature against the app it names: at once when the store answers at once,
+ * else a promise. An app store that cannot answer is a 503 (try again), never a 404.
+ */
+export function verifySignedRequest(apps: AppStore, req: SignedRequest, nowMs = Date.now()): Verified | Promise<Verified> {
+  const found = apps.findById(req.appId);
+  if (!(found instanceof Promise)) return verifyFor(found, req, nowMs);
+  return found.then(
+    (app) => verifyFor(app, req, nowMs),
+    () => {
+      throw new HttpError(503, 'Apps cannot be looked up right now, try again');
+    },
+  );
+}
+
+function verifyFor(app: Found, req: SignedRequest, nowMs: number): Verified {
   if (!app) throw new HttpError(404, `App ${req.appId} does not exist`);
   const query: Record<string, string> = {};
   for (const [k, v] of Object.entries(req.query)) {
@@ -59,9 +78,9 @@ export function appOf(req: FastifyRequest): App {
 }
 
 /** Registers the signature check as a hook of `scope`: every route registered in it is signed. */
-export function signedRequests(scope: FastifyInstance, registry: AppRegistry): void {
+export function signedRequests(scope: FastifyInstance, apps: AppStore): void {
   scope.addHook('preHandler', async (req) => {
-    const { app, query } = verifySignedRequest(registry, {
+    const { app, query } = await verifySignedRequest(apps, {
       appId: (req.params as { appId?: string }).appId ?? '',
       method: req.method,
       path: req.url.split('?', 1)[0],

@@ -1,9 +1,9 @@
 // Triggering events (spec §9.3): POST /apps/<id>/events and batch_events. The Fastify routes and the
-// uWS fast path (see uws-bridge) both call this, with the same checks, quotas, errors, metrics and
+// uWS fast path (transport/rest-bridge.ts) both call this, with the same checks, quotas, errors, metrics and
 // request log.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
-import type { AppRegistry } from '../apps/registry.js';
+import type { AppStore } from '../apps/store.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
 import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
@@ -18,7 +18,7 @@ import { verifySignedRequest, type SignedRequest } from './signed-request.js';
 import { parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface TriggerDeps {
-  registry: AppRegistry;
+  apps: AppStore;
   /** publishes channel events (recorded where the channel keeps a history) */
   channels: Channels;
   store: PresenceStore;
@@ -73,7 +73,8 @@ export class Trigger {
     let body: object;
     let failure: string | undefined;
     try {
-      const { app } = verifySignedRequest(this.d.registry, req);
+      const verified = verifySignedRequest(this.d.apps, req);
+      const { app } = verified instanceof Promise ? await verified : verified;
       const parsed = parseBody(req.rawBody);
       body = route === 'events' ? await this.events(app, parsed, header) : await this.batch(app, parsed, header);
     } catch (err) {

@@ -6,7 +6,7 @@
 // connections) and a dead node's cleanup all come through here.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
-import type { AppRegistry } from '../apps/registry.js';
+import type { AppStore, Found } from '../apps/store.js';
 import type { Backbone } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
 import { policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
@@ -23,7 +23,7 @@ import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
 import { SubscriptionCounts } from './subscription-count.js';
 
 export interface ChannelsDeps {
-  registry: AppRegistry;
+  apps: AppStore;
   hub: Hub;
   backbone: Backbone;
   store: PresenceStore;
@@ -199,8 +199,19 @@ export class Channels implements ClusterStateHandler {
    * single join or leave would.
    */
   stateChanged(events: ClusterEvent[]): void {
-    for (const e of events) {
-      const app = this.d.registry.findById(e.appId);
+    const lookups = events.map((e) => this.d.apps.findById(e.appId));
+    // An app the store must ask its source for: the events wait for every answer, and keep their order.
+    if (lookups.some((l) => l instanceof Promise)) {
+      Promise.all(lookups).then(
+        (apps) => this.applyStateChanges(events, apps),
+        (err) => this.d.log.warn({ err }, 'cluster state changes not sent: apps cannot be looked up'),
+      );
+    } else this.applyStateChanges(events, lookups as Found[]);
+  }
+
+  private applyStateChanges(events: ClusterEvent[], apps: Found[]): void {
+    for (const [i, e] of events.entries()) {
+      const app = apps[i];
       if (!app) continue;
       if (e.kind === 'member_added') {
         if (e.channel === ONLINE_CHANNEL) this.announce(e.appId, e.userId, 'online');

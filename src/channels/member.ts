@@ -2,7 +2,7 @@
 import type { App } from '../apps/app.js';
 import type { Position } from '../history/history.js';
 import type { Hold } from '../hub/hub.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection } from '../hub/connection.js';
 
 /** What the node knows about one channel subscription of a session. */
 export interface Subscription {

@@ -51,6 +51,13 @@ export const RecoverySchema = z
 const limit = (def: number) => z.number().int().min(-1).default(def);
 const positive = (def: number) => z.number().int().positive().default(def);
 
+/**
+ * The longest channel name or user id any app may allow: the REST router sizes its path parameters
+ * from it once, so apps added or changed at run time need no new router.
+ */
+export const MAX_NAME_LENGTH = 1000;
+const nameLength = (def: number) => z.number().int().positive().max(MAX_NAME_LENGTH).default(def);
+
 /** Per-app settings. Defaults are hosted Pusher's numbers (spec §11.1). */
 export const AppSchema = z
   .object({
@@ -68,13 +75,13 @@ export const AppSchema = z
     maxBackendEventsPerSecond: limit(-1),
     maxReadRequestsPerSecond: limit(-1),
     maxEventPayloadInKb: z.number().positive().default(10),
-    maxChannelNameLength: positive(200),
+    maxChannelNameLength: nameLength(200),
     maxEventNameLength: positive(200),
     maxEventChannelsAtOnce: positive(100),
     maxEventBatchSize: positive(10),
     maxPresenceMembersPerChannel: positive(100),
     maxPresenceMemberSizeInKb: z.number().positive().default(1),
-    maxUserIdLength: positive(128),
+    maxUserIdLength: nameLength(128),
     /** Channels one connection may be subscribed to at once, presence included (not a Pusher or Soketi field). */
     maxChannelsPerConnection: positive(1000),
     /** Origins allowed to open sockets (exact match, or '*'); empty allows every origin. */

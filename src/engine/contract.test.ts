@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { toApp } from '../apps/app.js';
 import type { BackboneHandlers, NodeCommand } from '../backbone/backbone.js';
-import { AppSchema, ConfigSchema } from '../config/schema.js';
+import { StaticAppStore } from '../apps/static-store.js';
+import { AppSchema, ConfigSchema, type Config } from '../config/schema.js';
 import { Metrics } from '../metrics/metrics.js';
 import { StoreUnavailableError, type ClusterEvent } from '../presence/store.js';
 import { startRedis, type RedisHandle } from '../testing/harness.js';
 import { eventually, sleep } from '../testing/eventually.js';
 import { queueName } from '../webhooks/queue.js';
+import { WebhookRoutes } from '../webhooks/routes.js';
 import type { Engine } from './engine.js';
 import { memoryEngine } from './memory.js';
 import { redisEngine } from './redis.js';
@@ -50,7 +52,7 @@ async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: 
   const engine =
     kind === 'memory'
       ? memoryEngine(1000)
-      : redisEngine(
+      : redisEngineFor(
           ConfigSchema.parse({
             redisUrl: redis.url,
             redisPrefix: opts.prefix ?? `contract${++prefixes}`,
@@ -59,8 +61,6 @@ async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: 
             apps: [{ id: 'a1', key: 'k1', secret: 's1', webhooks: [{ url: webhookUrl, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }],
           }),
           opts.nodeId ?? `node-${prefixes}`,
-          log,
-          new Metrics(),
         );
   await engine.start(heard.handlers);
   return { engine, heard };
@@ -72,6 +72,10 @@ async function closeAll(...made: Made[]): Promise<void> {
     await m.engine.webhookQueue.close();
     await m.engine.close();
   }
+}
+
+function redisEngineFor(config: Config, nodeId: string): Engine {
+  return redisEngine(config, nodeId, log, new Metrics(), new WebhookRoutes(new StaticAppStore(config.apps)));
 }
 
 const app = (over: Record<string, unknown> = {}) => toApp(AppSchema.parse({ id: 'a1', key: 'k1', secret: 's1', ...over }));

@@ -1,12 +1,13 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Metrics } from '../metrics/metrics.js';
+import type { TransitionRouter } from '../presence/store.js';
 import type { Engine } from './engine.js';
 import { memoryEngine } from './memory.js';
 import { redisEngine } from './redis.js';
 
 /** Redis when the config names one (cluster mode), else one node in memory. */
-export function createEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics): Engine {
+export function createEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics, routes: TransitionRouter): Engine {
   const clustered = !!(config.redisUrl || config.redisOptions);
-  return clustered ? redisEngine(config, nodeId, log, metrics) : memoryEngine(config.cacheTtl * 1000);
+  return clustered ? redisEngine(config, nodeId, log, metrics, routes) : memoryEngine(config.cacheTtl * 1000);
 }

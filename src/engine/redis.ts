@@ -11,15 +11,16 @@ import { RedisConnectionCensus } from '../limits/connection-census.js';
 import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
+import type { TransitionRouter } from '../presence/store.js';
 import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
 import { RedisWebhookQueue, webhookKeys } from '../webhooks/redis-queue.js';
-import { WebhookRoutes } from '../webhooks/routes.js';
 import type { Engine, EngineHandlers } from './engine.js';
 
 const HEALTH_PING_MS = 5000;
 
-export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics): Engine {
+/** `routes`: which webhook queues want each presence transition (they follow the app store). */
+export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics, routes: TransitionRouter): Engine {
   const target = { url: config.redisUrl, options: config.redisOptions };
   const prefix = config.redisPrefix;
   const cmd = commandClient(target, `ripple-${nodeId}`);
@@ -43,7 +44,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500;
   const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
   const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
-  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog, lease, routes: new WebhookRoutes(config.apps), webhooks: webhookKeys(prefix) });
+  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog, lease, routes, webhooks: webhookKeys(prefix) });
   const census = new RedisConnectionCensus({ redis: cmd, prefix, nodeId, log: clusterLog });
   lease.add(store);
   lease.add(census);

@@ -8,7 +8,7 @@
 import type { FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
-import type { Connection, Fanout } from '../transport/connection.js';
+import type { Connection, Fanout } from './connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
 function topicOf(appId: string, channel: string): string {

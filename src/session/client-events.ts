@@ -5,7 +5,7 @@ import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan, type ClientFrame } from '../protocol/parse.js';
 import type { Session } from './session.js';
-import type { SessionDeps } from './sessions.js';
+import type { SessionDeps } from './deps.js';
 
 function refuse(s: Session, message: string, channel?: string): void {
   s.send(frames.errorFrame(Codes.clientEventRejected, message, channel));

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection } from '../hub/connection.js';
 import type { Session } from './session.js';
 
 /** A connection whose client reads too slowly: closed with 4100 (spec §1.7, §2), which pusher-js backs off on. */

@@ -4,7 +4,7 @@ import type { App } from '../apps/app.js';
 import type { ChannelMember, Subscription } from '../channels/member.js';
 import type { AppTraffic } from '../metrics/metrics.js';
 import * as frames from '../protocol/frames.js';
-import type { Connection } from '../transport/connection.js';
+import type { Connection } from '../hub/connection.js';
 
 export interface SignedInUser {
   id: string;
@@ -28,15 +28,19 @@ export class Session implements ChannelMember {
   rateCount = 0;
   /** Pending close for apps that require sign-in (spec §4.6). */
   signinTimer?: NodeJS.Timeout;
+  /** The app as it was when the connection was admitted (what its quota place was counted against). */
+  readonly admittedAs: App;
 
   constructor(
     readonly conn: Connection,
-    readonly app: App,
+    /** The app's current settings: replaced when the app changes (Sessions follows the app store). */
+    public app: App,
     readonly socketId: string,
     /** The app's traffic counters on this node, bumped per frame received. */
     readonly traffic: AppTraffic,
     now: number,
   ) {
+    this.admittedAs = app;
     this.lastSeen = now;
     this.rateWindowStart = now;
   }

@@ -1,22 +1,20 @@
-// The node's live sessions, for every transport: opening one (socket id, connection_established,
-// sign-in deadline), the frames it sends (dispatch by event), closing it, terminate_connections,
-// drain, and the counts metrics read. Transports call in here; the session logic never sees them.
-// Every connection's open and close, and every refused one, is logged here at debug level.
-import type { Logger } from 'pino';
+// The node's live sessions, for every transport: admitting one (admission.ts), opening it (socket id,
+// connection_established, sign-in deadline), the frames it sends (dispatch by event), closing it,
+// terminate_connections, drain, following app changes, and the counts metrics read. Transports call
+// in here; the session logic never sees them. Every connection's open and close is logged here at
+// debug level, every refused one in admission.ts.
 import type { App } from '../apps/app.js';
-import type { AppRegistry } from '../apps/registry.js';
-import type { NodeCommand, NodeCommandHandler } from '../backbone/backbone.js';
-import type { Channels } from '../channels/channels.js';
+import type { AppChange, AppStore } from '../apps/store.js';
 import type { Hub } from '../hub/hub.js';
 import type { ConnectionCensus } from '../limits/connection-census.js';
-import type { Metrics } from '../metrics/metrics.js';
 import { CLIENT_EVENT_PREFIX, Codes, Events } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { dataObject, parseClientFrame, type ClientFrame } from '../protocol/parse.js';
-import type { Connection } from '../transport/connection.js';
-import type { WebhookSink } from '../webhooks/sink.js';
+import type { Connection } from '../hub/connection.js';
 import { clientEvent } from './client-events.js';
-import { Handshake, overQuota, type HandshakeOutcome, type HandshakeRefusal, type HandshakeRequest } from './handshake.js';
+import { Admission, type AdmissionOutcome, type CapacityCheck } from './admission.js';
+import type { SessionDeps } from './deps.js';
+import type { HandshakeRequest } from './handshake.js';
 import { Liveness, type LivenessSettings } from './liveness.js';
 import { Session } from './session.js';
 import { signin } from './signin.js';
@@ -24,88 +22,59 @@ import { newSocketId } from './socket-id.js';
 import { subscribe, unsubscribe } from './subscribe.js';
 import { UserIndex } from './user-index.js';
 
-/** What the frame handlers (subscribe, sign-in, client events) work with. */
-export interface SessionDeps {
-  channels: Channels;
-  webhooks: WebhookSink;
-  metrics: Metrics;
-  log: Logger;
-}
-
 export interface SessionsOptions extends SessionDeps {
-  registry: AppRegistry;
+  apps: AppStore;
   hub: Hub;
   census: ConnectionCensus;
+  /** The open-file reserve (limits/open-files.ts), where descriptors can be counted. */
+  capacity?: CapacityCheck;
   settings: LivenessSettings;
 }
 
 /** Who closed a connection: ripple (a refusal, a timeout, a drain...), or the client or its network. */
 export type ClosedBy = 'server' | 'client';
 
-/**
- * A client that just dropped a connection on one node and opens one on another at once can be
- * counted before the first node has seen the drop and freed the place (a few milliseconds). So a
- * refusal is confirmed on these later counts before the client is told 4004.
- */
-const QUOTA_RECHECKS_MS = [50, 100, 200];
-
-export class Sessions implements NodeCommandHandler {
+export class Sessions {
   private readonly bySocketId = new Map<string, Session>();
   /** appId → live sessions of that app on this node */
   private readonly perApp = new Map<string, number>();
+  /** appId → its live sessions on this node, to follow app changes */
+  private readonly byApp = new Map<string, Set<Session>>();
   private readonly users = new UserIndex();
-  private readonly handshakes: Handshake;
+  private readonly admission: Admission;
   private readonly liveness: Liveness;
   private readonly deps: SessionDeps;
 
   constructor(private readonly o: SessionsOptions) {
     this.deps = { channels: o.channels, webhooks: o.webhooks, metrics: o.metrics, log: o.log };
-    this.handshakes = new Handshake(o.registry);
+    this.admission = new Admission({ apps: o.apps, census: o.census, capacity: o.capacity, metrics: o.metrics, log: o.log });
+    o.apps.onChange((change) => this.appChanged(change));
     this.liveness = new Liveness(() => this.bySocketId.values(), o.settings, o.log);
     this.liveness.start();
   }
 
-  /** The handshake outcome of a new connection (spec §1.2), before the quota; a refusal is reported. */
-  handshake(req: HandshakeRequest): HandshakeOutcome {
-    const outcome = this.handshakes.check(req);
-    if (!outcome.ok) this.refused(req, outcome, outcome.app);
-    return outcome;
-  }
-
   /**
-   * Counts a connection of a quota app cluster-wide; false: over the quota (4004), confirmed on the
-   * rechecks first and then reported, unless the client went away meanwhile (`aborted`).
+   * Whether a new connection may open (admission.ts): at once when nothing needs waiting for, else a
+   * promise; `gone` tells whether its client went away meanwhile. An admitted connection that is then
+   * not opened gives its place back with `abandon`.
    */
-  async admit(app: App, req: HandshakeRequest, aborted: () => boolean): Promise<boolean> {
-    if (await this.o.census.admit(app)) return true;
-    for (const ms of QUOTA_RECHECKS_MS) {
-      await new Promise((r) => setTimeout(r, ms));
-      if (aborted()) return false;
-      if (await this.o.census.admit(app)) return true;
-    }
-    this.refused(req, overQuota, app);
-    return false;
-  }
-
-  /** A refused connection, counted by app (app="" for an unknown key: keys are not labels) and reason, and logged. */
-  refused(req: HandshakeRequest, refusal: HandshakeRefusal, app?: App): void {
-    this.o.metrics.connectionsRefused.inc({ app: app?.id ?? '', reason: refusal.reason });
-    this.o.log.debug(
-      { app: app?.id, key: app ? undefined : req.key, remoteAddress: req.remoteAddress, origin: req.origin || undefined, code: refusal.code, reason: refusal.reason },
-      'connection refused',
-    );
+  connect(req: HandshakeRequest, gone: () => boolean): AdmissionOutcome | Promise<AdmissionOutcome> {
+    return this.admission.admit(req, gone);
   }
 
   /** Gives back an admitted place whose connection never opened. */
-  release(app: App): void {
+  abandon(app: App): void {
     this.o.census.release(app);
   }
 
-  /** A connection passed the handshake (and the quota): it becomes a session. */
+  /** An admitted connection (`connect`) becomes a session. */
   open(conn: Connection, app: App): Session {
     const now = Date.now();
     const s = new Session(conn, app, newSocketId(), this.o.metrics.traffic(app.id), now);
     this.bySocketId.set(s.socketId, s);
+    let live = this.byApp.get(app.id);
+    if (!live) this.byApp.set(app.id, (live = new Set()));
+    live.add(s);
     this.perApp.set(app.id, (this.perApp.get(app.id) ?? 0) + 1);
     this.o.metrics.connects.inc({ app: app.id });
     this.o.hub.register(s.socketId, conn);
@@ -181,14 +150,13 @@ export class Sessions implements NodeCommandHandler {
     if (s.signinTimer) clearTimeout(s.signinTimer);
     this.o.metrics.disconnects.inc({ app: s.app.id, code: String(code) });
     this.perApp.set(s.app.id, (this.perApp.get(s.app.id) ?? 1) - 1);
+    const live = this.byApp.get(s.app.id);
+    if (live?.delete(s) && live.size === 0) this.byApp.delete(s.app.id);
     this.o.hub.unregister(s.socketId);
-    this.o.census.release(s.app);
+    // The app it was admitted as: a quota added or removed since does not change what it counted.
+    this.o.census.release(s.admittedAs);
     this.users.remove(s);
     this.o.channels.leaveAll(s);
-  }
-
-  command(cmd: NodeCommand): void {
-    if (cmd.type === 'terminate-user') this.terminateUser(cmd.appId, cmd.userId);
   }
 
   /** Closes this node's sessions signed in as the user (spec §4.9). */
@@ -200,9 +168,27 @@ export class Sessions implements NodeCommandHandler {
 
   /** Refuses new connections and closes every session with 4200 so clients reconnect elsewhere. */
   drain(): void {
-    this.handshakes.drain();
+    this.admission.drain();
     this.liveness.stop();
     for (const s of [...this.bySocketId.values()]) s.conn.close(Codes.reconnectNow, 'Server is shutting down');
+  }
+
+  /**
+   * Live sessions follow their app: a changed secret applies to their next signature check, changed
+   * flags and limits to their next frame; a disabled or removed app's sessions are closed (4003, as
+   * a disabled app's new connections are refused).
+   */
+  private appChanged(change: AppChange): void {
+    const id = change.kind === 'added' ? change.app.id : change.previous.id;
+    const live = this.byApp.get(id);
+    if (!live) return;
+    if (change.kind === 'updated') {
+      for (const s of live) s.app = change.app;
+      return;
+    }
+    if (change.kind === 'added') return;
+    const message = change.kind === 'disabled' ? 'The app is disabled.' : 'The app no longer exists.';
+    for (const s of [...live]) if (!s.closed) s.fail(Codes.appDisabled, message);
   }
 
   /** Live sessions per app on this node (metrics). */

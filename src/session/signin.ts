@@ -6,7 +6,7 @@ import * as frames from '../protocol/frames.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
 import { signinAuthString, verifyToken } from '../protocol/signature.js';
 import type { Session } from './session.js';
-import type { SessionDeps } from './sessions.js';
+import type { SessionDeps } from './deps.js';
 
 const MAX_WATCHLIST = 100;
 

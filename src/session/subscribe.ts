@@ -12,7 +12,7 @@ import { channelAuthString, verifyToken } from '../protocol/signature.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
 import type { PresenceMember } from '../presence/store.js';
 import type { Session } from './session.js';
-import type { SessionDeps } from './sessions.js';
+import type { SessionDeps } from './deps.js';
 
 
 export function subscribe(deps: SessionDeps, s: Session, data: Record<string, unknown>): void {

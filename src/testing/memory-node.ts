@@ -2,14 +2,16 @@
 // for unit tests of sessions and channels without sockets or server processes.
 import { pino } from 'pino';
 import type { App } from '../apps/app.js';
-import { AppRegistry } from '../apps/registry.js';
+import { StaticAppStore } from '../apps/static-store.js';
+import { CommandRouter } from '../backbone/command-router.js';
 import { Channels } from '../channels/channels.js';
 import { AppSchema } from '../config/schema.js';
 import { memoryEngine } from '../engine/memory.js';
 import type { ChannelHistory } from '../history/history.js';
 import { Hub } from '../hub/hub.js';
 import { Metrics } from '../metrics/metrics.js';
-import { refuseConnection, type Session } from '../session/session.js';
+import type { Session } from '../session/session.js';
+import { refuseConnection } from '../session/session.js';
 import { Sessions } from '../session/sessions.js';
 import { MemoryFanout, type MemoryConnection } from '../transport/memory.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
@@ -37,7 +39,7 @@ export interface MemoryNodeOptions {
 }
 
 export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secret: 's1', enableClientMessages: true }], opts: MemoryNodeOptions = {}) {
-  const registry = new AppRegistry(apps.map((a) => AppSchema.parse(a)));
+  const registry = new StaticAppStore(apps.map((a) => AppSchema.parse(a)));
   const metrics = new Metrics();
   const engine = memoryEngine(60_000);
   const webhooks = new RecordingSink();
@@ -45,22 +47,19 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
   const fanout = new MemoryFanout();
   hub.addFanout(fanout);
   const history = opts.history ?? engine.history;
-  const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log });
+  const channels = new Channels({ apps: registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log });
   const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
-  const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
-  await engine.start({ frames: hub, commands: sessions, clusterState: channels });
+  const sessions = new Sessions({ apps: registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
+  const commands = new CommandRouter(log);
+  commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
+  await engine.start({ frames: hub, commands, clusterState: channels });
 
   /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
   async function connect(key = 'k1', protocol = '7', origin = ''): Promise<{ conn: MemoryConnection; s?: Session; send: (f: object) => void }> {
     const conn = fanout.connect({ origin });
-    const req = { key, protocol, origin, remoteAddress: conn.remoteAddress };
-    const outcome = sessions.handshake(req);
+    const outcome = await sessions.connect({ key, protocol, origin, remoteAddress: conn.remoteAddress }, () => false);
     if (!outcome.ok) {
       refuseConnection(conn, outcome.code, outcome.message);
-      return { conn, send: () => {} };
-    }
-    if (!(await sessions.admit(outcome.app, req, () => false))) {
-      refuseConnection(conn, 4004, 'over quota');
       return { conn, send: () => {} };
     }
     const s = sessions.open(conn, outcome.app);

@@ -13,7 +13,7 @@ import {
   messagesFrame,
   openFrame,
 } from '../protocol/http-frames.js';
-import type { Connection, Fanout } from './connection.js';
+import type { Connection, Fanout } from '../hub/connection.js';
 import { TopicTable } from './topic-table.js';
 import type { Receiver } from './http-receiver.js';
 

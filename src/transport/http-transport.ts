@@ -1,13 +1,12 @@
 // pusher-js's HTTP fallback (spec §13) on the uWS port: xhr_streaming and xhr (polling) receive
 // requests, xhr_send, and their CORS preflights, under /pusher/app/<key>/<server>/<session>/. A new
-// session passes the same handshake and connection quota as a WebSocket and is then a session like
+// session passes the same admission step as a WebSocket and is then a session like
 // any other; its frames go through HttpConnection, broadcasts through HttpFanout.
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { Logger } from 'pino';
-import type { App } from '../apps/app.js';
-import type { OpenFiles } from '../limits/open-files.js';
 import { HTTP_PATH_PREFIX, HttpRequestKind, parseSendBody } from '../protocol/http-frames.js';
-import { overCapacity, overQuota, type HandshakeRequest } from '../session/handshake.js';
+import type { AdmissionOutcome } from '../session/admission.js';
+import type { HandshakeRequest } from '../session/handshake.js';
 import { closeSlowConsumer } from '../session/liveness.js';
 import { refuseConnection } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
@@ -37,21 +36,48 @@ interface SessionPath {
 }
 
 /** Serves the HTTP transports on the uWS app; returns their fanout for the hub. Register before any catch-all route. */
-export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, settings: HttpTransportSettings, capacity: { openFiles?: OpenFiles }, log: Logger): HttpFanout {
-  const fanout = new HttpFanout();
-  const table = new Map<string, HttpConnection>();
-  const owner: HttpConnectionOwner = {
-    closed: (conn, code, by) => sessions.closed(conn.session!, code, by),
-    forget: (conn) => {
-      if (table.get(conn.id) === conn) table.delete(conn.id);
-    },
-    overflowed: (conn) => closeSlowConsumer(conn, conn.session?.app.id, log),
-    failed: (err) => log.warn({ err }, 'http session write failed'),
-  };
-  const connectionSettings = { graceMs: settings.httpSessionGraceMs, maxBufferedBytes: settings.maxBackpressureBytes };
-  const failed = (err: unknown) => log.warn({ err }, 'http transport request failed');
+export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, settings: HttpTransportSettings, log: Logger): HttpFanout {
+  const transport = new HttpTransport(sessions, settings, log);
+  const base = `${HTTP_PATH_PREFIX}/app/:key/:server/:session/`;
+  const routes: [string, (res: HttpResponse, req: HttpRequest) => void][] = [
+    [HttpRequestKind.streaming, (res, req) => transport.receive(res, req, true)],
+    [HttpRequestKind.polling, (res, req) => transport.receive(res, req, false)],
+    [HttpRequestKind.send, (res, req) => transport.send(res, req)],
+  ];
+  for (const [kind, handler] of routes) {
+    uws.post(base + kind, guarded(handler, log));
+    uws.options(base + kind, guarded(preflight, log));
+  }
+  transport.startHeartbeats();
+  return transport.fanout;
+}
 
-  function receive(res: HttpResponse, req: HttpRequest, streaming: boolean): void {
+/** The node's HTTP sessions by path: receive and send requests, a new session's admission, heartbeats. */
+class HttpTransport {
+  readonly fanout = new HttpFanout();
+  private readonly table = new Map<string, HttpConnection>();
+  private readonly owner: HttpConnectionOwner;
+  private readonly connectionSettings: { graceMs: number; maxBufferedBytes: number };
+  private readonly failed = (err: unknown) => this.log.warn({ err }, 'http transport request failed');
+
+  constructor(
+    private readonly sessions: Sessions,
+    private readonly settings: HttpTransportSettings,
+    private readonly log: Logger,
+  ) {
+    this.owner = {
+      closed: (conn, code, by) => sessions.closed(conn.session!, code, by),
+      forget: (conn) => {
+        if (this.table.get(conn.id) === conn) this.table.delete(conn.id);
+      },
+      overflowed: (conn) => closeSlowConsumer(conn, conn.session?.app.id, log),
+      failed: (err) => log.warn({ err }, 'http session write failed'),
+    };
+    this.connectionSettings = { graceMs: settings.httpSessionGraceMs, maxBufferedBytes: settings.maxBackpressureBytes };
+  }
+
+  /** A streaming or polling receive request: the session's next response, or a new session. */
+  receive(res: HttpResponse, req: HttpRequest, streaming: boolean): void {
     const origin = req.getHeader('origin');
     const path = sessionPath(req);
     if (!path) return answer(res, '404 Not Found', corsHeaders(origin), 'Unknown session path');
@@ -59,63 +85,58 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
     const remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString();
     const receiver = new Receiver(res, streaming, receiveHeaders(origin), Date.now());
     // pusher-js sends no body with a receive request; one is read (and dropped) within the limit.
-    readBody(res, settings.maxFrameBytes, false, {
-      failed,
+    readBody(res, this.settings.maxFrameBytes, false, {
+      failed: this.failed,
       tooLarge: () => receiver.reject('413 Payload Too Large', 'Request body too large'),
       done: () => {
         if (receiver.done) return;
-        const existing = table.get(path.id);
+        const existing = this.table.get(path.id);
         if (existing) return existing.attach(receiver);
-        const conn = new HttpConnection(path.id, fanout, remoteAddress, origin, owner, connectionSettings);
-        table.set(path.id, conn);
+        const conn = new HttpConnection(path.id, this.fanout, remoteAddress, origin, this.owner, this.connectionSettings);
+        this.table.set(path.id, conn);
         conn.attach(receiver);
-        handshake(conn, { key: decodeKey(path.rawKey), protocol, origin, remoteAddress });
+        this.admit(conn, { key: decodeKey(path.rawKey), protocol, origin, remoteAddress });
       },
     });
   }
 
-  function handshake(conn: HttpConnection, hs: HandshakeRequest): void {
-    const outcome = sessions.handshake(hs);
-    // Refused clients get the open frame too, so they can be told why (pusher:error + close frame).
-    if (!outcome.ok) return refuseConnection(conn, outcome.code, outcome.message);
-    const app = outcome.app;
-    // As for a WebSocket: the open-file reserve stays free (limits/open-files.ts).
-    if (capacity.openFiles && !capacity.openFiles.admit()) {
-      sessions.refused(hs, overCapacity, app);
-      return refuseConnection(conn, overCapacity.code, overCapacity.message);
-    }
-    if (app.maxConnections < 0) return open(conn, app);
-    // Gone: the session's grace period ended while the quota was counted.
-    sessions.admit(app, hs, () => conn.forgotten).then(
-      (admitted) => {
-        if (conn.forgotten) {
-          if (admitted) sessions.release(app);
-        } else if (admitted) open(conn, app);
-        else refuseConnection(conn, overQuota.code, overQuota.message);
+  /**
+   * A new session passes the admission step as a WebSocket does (session/admission.ts). Refused clients
+   * get the open frame too, so they can be told why (pusher:error and a close frame).
+   */
+  private admit(conn: HttpConnection, hs: HandshakeRequest): void {
+    // Gone: the session's grace period ended while the step waited.
+    const outcome = this.sessions.connect(hs, () => conn.forgotten);
+    const finish = (o: AdmissionOutcome) => {
+      if (o.ok) conn.session = this.sessions.open(conn, o.app);
+      else refuseConnection(conn, o.code, o.message);
+    };
+    if (!(outcome instanceof Promise)) return finish(outcome);
+    outcome.then(
+      (o) => {
+        if (conn.forgotten) return void (o.ok && this.sessions.abandon(o.app));
+        finish(o);
       },
       (err) => {
-        log.warn({ err }, 'connection admission failed');
+        this.log.warn({ err }, 'connection admission failed');
         conn.abandon('503 Service Unavailable', 'Try again');
       },
     );
   }
 
-  function open(conn: HttpConnection, app: App): void {
-    conn.session = sessions.open(conn, app);
-  }
-
-  function send(res: HttpResponse, req: HttpRequest): void {
+  /** xhr_send: the client's frames, a JSON array of strings. */
+  send(res: HttpResponse, req: HttpRequest): void {
     const headers = corsHeaders(req.getHeader('origin'));
     const path = sessionPath(req);
-    const conn = path && table.get(path.id);
+    const conn = path && this.table.get(path.id);
     if (!conn?.session || conn.closed) return answer(res, '404 Not Found', headers, 'Unknown session');
     let aborted = false;
     res.onAborted(() => (aborted = true));
     const reply = (status: string, text: string) => {
       if (!aborted) res.cork(() => answer(res, status, headers, text));
     };
-    readBody(res, settings.maxFrameBytes, true, {
-      failed,
+    readBody(res, this.settings.maxFrameBytes, true, {
+      failed: this.failed,
       tooLarge: () => reply('413 Payload Too Large', 'Request body too large'),
       done: (body) => {
         let frames: string[] | undefined;
@@ -130,37 +151,29 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
         if (frames.length === 0) conn.clientHeartbeat(Date.now());
         for (const f of frames) {
           if (conn.closed) break;
-          sessions.receive(session, f, Buffer.byteLength(f));
+          this.sessions.receive(session, f, Buffer.byteLength(f));
         }
         reply('204 No Content', '');
       },
     });
   }
 
-  const base = `${HTTP_PATH_PREFIX}/app/:key/:server/:session/`;
-  const routes: [string, (res: HttpResponse, req: HttpRequest) => void][] = [
-    [HttpRequestKind.streaming, (res, req) => receive(res, req, true)],
-    [HttpRequestKind.polling, (res, req) => receive(res, req, false)],
-    [HttpRequestKind.send, send],
-  ];
-  for (const [kind, handler] of routes) {
-    uws.post(base + kind, guarded(handler, log));
-    uws.options(base + kind, guarded(preflight, log));
-  }
-
-  const sweepMs = Math.min(Math.max(settings.httpHeartbeatMs / 4, 50), 1000);
-  const sweep = setInterval(() => {
-    const now = Date.now();
-    for (const conn of table.values()) {
-      try {
-        conn.heartbeat(now, settings.httpHeartbeatMs);
-      } catch (err) {
-        log.warn({ err }, 'http heartbeat failed');
+  /** Streams get a heartbeat and waiting polls an answer after a quiet spell; sessions past their grace end. */
+  startHeartbeats(): void {
+    const heartbeatMs = this.settings.httpHeartbeatMs;
+    const sweepMs = Math.min(Math.max(heartbeatMs / 4, 50), 1000);
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      for (const conn of this.table.values()) {
+        try {
+          conn.heartbeat(now, heartbeatMs);
+        } catch (err) {
+          this.log.warn({ err }, 'http heartbeat failed');
+        }
       }
-    }
-  }, sweepMs);
-  sweep.unref();
-  return fanout;
+    }, sweepMs);
+    sweep.unref();
+  }
 }
 
 function sessionPath(req: HttpRequest): SessionPath | undefined {

@@ -1,6 +1,6 @@
 // An in-process transport: connections whose frames are kept in arrays. The session logic runs on it
 // exactly as on a socket, so its unit tests need no network.
-import type { Connection, Fanout } from './connection.js';
+import type { Connection, Fanout } from '../hub/connection.js';
 import { TopicTable } from './topic-table.js';
 
 export class MemoryFanout implements Fanout {

@@ -1,13 +1,13 @@
-// The WebSocket transport on uWebSockets.js: the upgrade (handshake outcome and connection quota),
+// The WebSocket transport on uWebSockets.js: the upgrade (the admission step's outcome),
 // one Connection per socket, frames in as text, and broadcasts as native topic publishes.
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
-import type { OpenFiles } from '../limits/open-files.js';
-import { overCapacity, overQuota, type HandshakeRefusal, type HandshakeRequest } from '../session/handshake.js';
+import type { AdmissionOutcome } from '../session/admission.js';
+import type { HandshakeRefusal } from '../session/handshake.js';
 import { refuseConnection, type Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
-import type { Connection, Fanout } from './connection.js';
+import type { Connection, Fanout } from '../hub/connection.js';
 
 /** uWS user data of one socket. */
 interface WsData {
@@ -121,66 +121,9 @@ export interface WebSocketSettings {
   pongTimeout: number;
 }
 
-/** What decides whether there is room for one more connection. */
-export interface Capacity {
-  /** Undefined where the process's descriptors cannot be counted (no /proc). */
-  openFiles?: OpenFiles;
-}
-
 /** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
-export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, capacity: Capacity, log: Logger): WsFanout {
+export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, log: Logger): WsFanout {
   const fanout = new WsFanout(uws);
-
-  function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    const m = /^\/app\/([^/]+)\/?$/.exec(req.getUrl());
-    if (!m) {
-      res.writeStatus('404 Not Found').end('Not found');
-      return;
-    }
-    let key: string;
-    try {
-      key = decodeURIComponent(m[1]);
-    } catch {
-      key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
-    }
-    const secKey = req.getHeader('sec-websocket-key');
-    const secProtocol = req.getHeader('sec-websocket-protocol');
-    const secExtensions = req.getHeader('sec-websocket-extensions');
-    const data: WsData = {
-      remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(),
-      origin: req.getHeader('origin'),
-    };
-    const hs: HandshakeRequest = { key, protocol: req.getQuery('protocol') ?? '', origin: data.origin, remoteAddress: data.remoteAddress };
-    const outcome = sessions.handshake(hs);
-    // Refused clients still get a socket, so they can be told why (pusher:error + close).
-    if (!outcome.ok) return res.upgrade({ ...data, refusal: outcome }, secKey, secProtocol, secExtensions, context);
-    data.app = outcome.app;
-    // Accepted already (it holds a descriptor), so it can be told to come back later rather than
-    // leave the node spinning on accept at the limit (limits/open-files.ts).
-    if (capacity.openFiles && !capacity.openFiles.admit()) {
-      sessions.refused(hs, overCapacity, outcome.app);
-      return res.upgrade({ ...data, refusal: overCapacity }, secKey, secProtocol, secExtensions, context);
-    }
-    if (outcome.app.maxConnections < 0) return res.upgrade(data, secKey, secProtocol, secExtensions, context);
-
-    // A quota app: the cluster-wide count decides, asynchronously (uWS lets an upgrade wait).
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    sessions.admit(outcome.app, hs, () => aborted).then(
-      (admitted) => {
-        if (aborted) {
-          if (admitted) sessions.release(outcome.app);
-          return;
-        }
-        res.cork(() => res.upgrade(admitted ? data : { ...data, refusal: overQuota }, secKey, secProtocol, secExtensions, context));
-      },
-      (err) => {
-        log.warn({ err }, 'connection admission failed');
-        if (!aborted) res.cork(() => res.writeStatus('503 Service Unavailable').end('Try again'));
-      },
-    );
-  }
-
   uws.ws<WsData>('/*', {
     // Liveness is ours (pusher:ping, close 4201), not uWS's idle timer (spec §1.6).
     idleTimeout: 0,
@@ -191,7 +134,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     upgrade: (res, req, context) => {
       // An exception escaping a uWS handler aborts the process: contain it here.
       try {
-        upgrade(res, req, context);
+        upgrade(res, req, context, sessions, log);
       } catch (err) {
         log.warn({ err }, 'upgrade failed');
         try {
@@ -201,31 +144,8 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
         }
       }
     },
-    open: (ws) => {
-      const d = ws.getUserData();
-      // Only ever after the session closed it, behind a send backlog.
-      const closedEarly = (code: number) => {
-        if (d.session) sessions.closed(d.session, code, 'server');
-      };
-      const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin, closedEarly, settings.pongTimeout * 1000);
-      d.conn = conn;
-      if (d.refusal) return refuseConnection(conn, d.refusal.code, d.refusal.message);
-      d.session = sessions.open(conn, d.app!);
-    },
-    message: (ws, message) => {
-      const d = ws.getUserData();
-      // A session closed behind a backlog is over: what its client still sends is not read.
-      if (!d.session || d.conn!.closed) return;
-      let text: string;
-      try {
-        // Binary frames are read as UTF-8 JSON too, as Soketi does; invalid UTF-8 is an error.
-        text = textDecoder.decode(message);
-      } catch {
-        sessions.receiveInvalid(d.session, message.byteLength);
-        return;
-      }
-      sessions.receive(d.session, text, message.byteLength);
-    },
+    open: (ws) => opened(ws, sessions, fanout, settings),
+    message: (ws, message) => received(ws, message, sessions),
     drain: (ws) => ws.getUserData().conn?.drained(),
     close: (ws, code) => {
       const d = ws.getUserData();
@@ -236,4 +156,74 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     },
   });
   return fanout;
+}
+
+/**
+ * The HTTP upgrade: the admission step decides (session/admission.ts). Refused clients still get a
+ * socket, so they can be told why (pusher:error, then close). When the step has to wait (an app
+ * store asking its database, a quota counted cluster-wide), uWS lets the upgrade wait too.
+ */
+function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, sessions: Sessions, log: Logger): void {
+  const m = /^\/app\/([^/]+)\/?$/.exec(req.getUrl());
+  if (!m) {
+    res.writeStatus('404 Not Found').end('Not found');
+    return;
+  }
+  let key: string;
+  try {
+    key = decodeURIComponent(m[1]);
+  } catch {
+    key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
+  }
+  const secKey = req.getHeader('sec-websocket-key');
+  const secProtocol = req.getHeader('sec-websocket-protocol');
+  const secExtensions = req.getHeader('sec-websocket-extensions');
+  const data: WsData = { remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(), origin: req.getHeader('origin') };
+  const finish = (outcome: AdmissionOutcome) => {
+    if (outcome.ok) data.app = outcome.app;
+    else data.refusal = outcome;
+    res.upgrade(data, secKey, secProtocol, secExtensions, context);
+  };
+  let aborted = false;
+  const outcome = sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: data.origin, remoteAddress: data.remoteAddress }, () => aborted);
+  if (!(outcome instanceof Promise)) return finish(outcome);
+  res.onAborted(() => (aborted = true));
+  outcome.then(
+    (o) => {
+      // The client went away while the step waited: its place (if it got one) goes back.
+      if (aborted) return void (o.ok && sessions.abandon(o.app));
+      res.cork(() => finish(o));
+    },
+    (err) => {
+      log.warn({ err }, 'connection admission failed');
+      if (!aborted) res.cork(() => res.writeStatus('503 Service Unavailable').end('Try again'));
+    },
+  );
+}
+
+function opened(ws: WebSocket<WsData>, sessions: Sessions, fanout: WsFanout, settings: WebSocketSettings): void {
+  const d = ws.getUserData();
+  // Only ever after the session closed it, behind a send backlog.
+  const closedEarly = (code: number) => {
+    if (d.session) sessions.closed(d.session, code, 'server');
+  };
+  const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin, closedEarly, settings.pongTimeout * 1000);
+  d.conn = conn;
+  if (d.refusal) return refuseConnection(conn, d.refusal.code, d.refusal.message);
+  d.session = sessions.open(conn, d.app!);
+}
+
+function received(ws: WebSocket<WsData>, message: ArrayBuffer, sessions: Sessions): void {
+  const d = ws.getUserData();
+  // A session closed behind a backlog is over: what its client still sends is not read.
+  if (!d.session || d.conn!.closed) return;
+  let text: string;
+  try {
+    // Binary frames are read as UTF-8 JSON too, as Soketi does; invalid UTF-8 is an error.
+    text = textDecoder.decode(message);
+  } catch {
+    sessions.receiveInvalid(d.session, message.byteLength);
+    return;
+  }
+  sessions.receive(d.session, text, message.byteLength);
 }

@@ -6,7 +6,7 @@
 // counted per app; a log line names the endpoint without its credentials or query.
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
-import type { AppRegistry } from '../apps/registry.js';
+import type { AppStore } from '../apps/store.js';
 import type { WebhookConfig } from '../config/schema.js';
 import type { WebhookCounts, WebhookStats } from '../metrics/metrics.js';
 import type { WebhookEvent, WebhookSink } from './sink.js';
@@ -77,12 +77,12 @@ export class WebhookDelivery implements WebhookSink {
   private readonly counters = new Map<string, WebhookCounts>();
 
   constructor(
-    registry: AppRegistry,
+    apps: AppStore,
     private readonly queue: WebhookQueue,
     private readonly settings: DeliverySettings,
     private readonly log: Logger,
   ) {
-    for (const app of registry.all()) {
+    for (const app of apps.all()) {
       if (!app.webhooks.length) continue;
       const counts = { delivered: 0, retries: 0, failures: 0 };
       this.counters.set(app.id, counts);

@@ -1,6 +1,9 @@
 // Which endpoint queues an event goes to: each endpoint's event types and channel filter, in one
 // place for the delivery (WebhookDelivery.emit) and for the presence store, which queues the webhooks
-// of the transitions it makes inside its own atomic steps.
+// of the transitions it makes inside its own atomic steps. The routes follow the app store: an app
+// added or changed at run time has its transitions queued from its next one on.
+import type { App } from '../apps/app.js';
+import type { AppStore } from '../apps/store.js';
 import type { AppConfig } from '../config/schema.js';
 import type { TransitionRouter, TransitionRoutes } from '../presence/store.js';
 import { queueName } from './queue.js';
@@ -32,14 +35,23 @@ const TRANSITIONS = { occupied: 'channel_occupied', vacated: 'channel_vacated', 
 
 export class WebhookRoutes implements TransitionRouter {
   private readonly byApp = new Map<string, EndpointFilter[]>();
-  readonly any: boolean;
 
-  constructor(apps: readonly Pick<AppConfig, 'id' | 'webhooks'>[]) {
-    for (const app of apps) {
-      const eps = endpointFilters(app).filter((ep) => Object.values(TRANSITIONS).some((t) => ep.types.has(t)));
-      if (eps.length) this.byApp.set(app.id, eps);
-    }
-    this.any = this.byApp.size > 0;
+  constructor(apps: AppStore) {
+    for (const app of apps.all()) this.set(app);
+    apps.onChange((change) => {
+      if (change.kind === 'removed') this.byApp.delete(change.previous.id);
+      else this.set(change.app);
+    });
+  }
+
+  get any(): boolean {
+    return this.byApp.size > 0;
+  }
+
+  private set(app: App): void {
+    const eps = endpointFilters(app).filter((ep) => Object.values(TRANSITIONS).some((t) => ep.types.has(t)));
+    if (eps.length) this.byApp.set(app.id, eps);
+    else this.byApp.delete(app.id);
   }
 
   routes(appId: string, channel: string): TransitionRoutes | undefined {

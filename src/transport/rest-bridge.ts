@@ -5,10 +5,10 @@ import { STATUS_CODES } from 'node:http';
 import { parse as parseQuery } from 'node:querystring';
 import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
-import { errorBody } from './errors.js';
-import type { RequestLog } from './request-log.js';
-import type { Trigger, TriggerRoute } from './trigger.js';
-import { readBody } from '../transport/request-body.js';
+import { errorBody } from '../api/errors.js';
+import type { RequestLog } from '../api/request-log.js';
+import type { Trigger, TriggerRoute } from '../api/trigger.js';
+import { readBody } from './request-body.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
 const TRIGGER_RE = /^\/apps\/([^/]+)\/(events|batch_events)$/;
