@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AdmissionOutcome } from '../session/admission.js';
 import type { HandshakeRefusal } from '../session/handshake.js';
+import { Codes } from '../protocol/constants.js';
+import * as frames from '../protocol/frames.js';
 import { refuseConnection, type Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import type { Connection, Fanout } from '../hub/connection.js';
@@ -14,11 +16,23 @@ interface WsData {
   app?: App;
   /** Set when the handshake must fail (spec §1.2): sent as pusher:error, then close. */
   refusal?: HandshakeRefusal;
+  /** The admission step's answer when it had to wait (an app store asking its source, a quota). */
+  admission?: Promise<AdmissionOutcome>;
+  /** Frames the client sent before its admission was decided, read once it opens. */
+  early?: { text: string; bytes: number }[];
+  /** The socket closed (before its admission was decided, for a waiting one). */
+  gone?: boolean;
   remoteAddress: string;
   origin: string;
   session?: Session;
   conn?: WsConnection;
 }
+
+/**
+ * Frames kept for a client that sends before its admission is decided (pusher-js sends none before
+ * connection_established); further ones are refused with a non-fatal pusher:error (spec §3.5).
+ */
+const MAX_EARLY_FRAMES = 16;
 
 export class WsConnection implements Connection {
   /** Closed for the session: it closed the connection, or the socket went away. */
@@ -134,7 +148,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     upgrade: (res, req, context) => {
       // An exception escaping a uWS handler aborts the process: contain it here.
       try {
-        upgrade(res, req, context, sessions, log);
+        upgrade(res, req, context, sessions);
       } catch (err) {
         log.warn({ err }, 'upgrade failed');
         try {
@@ -144,11 +158,12 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
         }
       }
     },
-    open: (ws) => opened(ws, sessions, fanout, settings),
+    open: (ws) => opened(ws, sessions, fanout, settings, log),
     message: (ws, message) => received(ws, message, sessions),
     drain: (ws) => ws.getUserData().conn?.drained(),
     close: (ws, code) => {
       const d = ws.getUserData();
+      d.gone = true;
       // Closed for the session before uWS closed the socket: the server closed it.
       const by = d.conn?.closed ? 'server' : 'client';
       d.conn?.ended();
@@ -160,10 +175,13 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
 
 /**
  * The HTTP upgrade: the admission step decides (session/admission.ts). Refused clients still get a
- * socket, so they can be told why (pusher:error, then close). When the step has to wait (an app
- * store asking its database, a quota counted cluster-wide), uWS lets the upgrade wait too.
+ * socket, so they can be told why (pusher:error, then close). The upgrade itself never waits: when
+ * the step must (an app store asking its database, a quota counted cluster-wide), the socket opens at
+ * once and learns its outcome when the step answers. (An upgrade deferred to a promise callback goes
+ * through uWS's cork-then-upgrade path, which in uWS 20.30 can read the finished HTTP response's
+ * state from the new WebSocket's memory and shut the socket down right after the 101.)
  */
-function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, sessions: Sessions, log: Logger): void {
+function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, sessions: Sessions): void {
   const m = /^\/app\/([^/]+)\/?$/.exec(req.getUrl());
   if (!m) {
     res.writeStatus('404 Not Found').end('Not found');
@@ -175,33 +193,15 @@ function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context
   } catch {
     key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
   }
-  const secKey = req.getHeader('sec-websocket-key');
-  const secProtocol = req.getHeader('sec-websocket-protocol');
-  const secExtensions = req.getHeader('sec-websocket-extensions');
   const data: WsData = { remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(), origin: req.getHeader('origin') };
-  const finish = (outcome: AdmissionOutcome) => {
-    if (outcome.ok) data.app = outcome.app;
-    else data.refusal = outcome;
-    res.upgrade(data, secKey, secProtocol, secExtensions, context);
-  };
-  let aborted = false;
-  const outcome = sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: data.origin, remoteAddress: data.remoteAddress }, () => aborted);
-  if (!(outcome instanceof Promise)) return finish(outcome);
-  res.onAborted(() => (aborted = true));
-  outcome.then(
-    (o) => {
-      // The client went away while the step waited: its place (if it got one) goes back.
-      if (aborted) return void (o.ok && sessions.abandon(o.app));
-      res.cork(() => finish(o));
-    },
-    (err) => {
-      log.warn({ err }, 'connection admission failed');
-      if (!aborted) res.cork(() => res.writeStatus('503 Service Unavailable').end('Try again'));
-    },
-  );
+  const outcome = sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: data.origin, remoteAddress: data.remoteAddress }, () => data.gone === true);
+  if (outcome instanceof Promise) data.admission = outcome;
+  else if (outcome.ok) data.app = outcome.app;
+  else data.refusal = outcome;
+  res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
 }
 
-function opened(ws: WebSocket<WsData>, sessions: Sessions, fanout: WsFanout, settings: WebSocketSettings): void {
+function opened(ws: WebSocket<WsData>, sessions: Sessions, fanout: WsFanout, settings: WebSocketSettings, log: Logger): void {
   const d = ws.getUserData();
   // Only ever after the session closed it, behind a send backlog.
   const closedEarly = (code: number) => {
@@ -210,20 +210,39 @@ function opened(ws: WebSocket<WsData>, sessions: Sessions, fanout: WsFanout, set
   const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin, closedEarly, settings.pongTimeout * 1000);
   d.conn = conn;
   if (d.refusal) return refuseConnection(conn, d.refusal.code, d.refusal.message);
-  d.session = sessions.open(conn, d.app!);
+  if (d.app) return void (d.session = sessions.open(conn, d.app));
+  d.admission!.then(
+    (o) => {
+      // The client went away while the step waited: its place (if it got one) goes back.
+      if (d.gone) return void (o.ok && sessions.abandon(o.app));
+      if (!o.ok) return refuseConnection(conn, o.code, o.message);
+      const session = (d.session = sessions.open(conn, o.app));
+      for (const f of d.early ?? []) if (!conn.closed) sessions.receive(session, f.text, f.bytes);
+      d.early = undefined;
+    },
+    (err) => {
+      log.warn({ err }, 'connection admission failed');
+      if (!d.gone) refuseConnection(conn, Codes.overCapacity, 'Try again');
+    },
+  );
 }
 
 function received(ws: WebSocket<WsData>, message: ArrayBuffer, sessions: Sessions): void {
   const d = ws.getUserData();
   // A session closed behind a backlog is over: what its client still sends is not read.
-  if (!d.session || d.conn!.closed) return;
+  if (d.conn!.closed) return;
   let text: string;
   try {
     // Binary frames are read as UTF-8 JSON too, as Soketi does; invalid UTF-8 is an error.
     text = textDecoder.decode(message);
   } catch {
-    sessions.receiveInvalid(d.session, message.byteLength);
+    if (d.session) sessions.receiveInvalid(d.session, message.byteLength);
     return;
   }
-  sessions.receive(d.session, text, message.byteLength);
+  if (d.session) return sessions.receive(d.session, text, message.byteLength);
+  // Still waiting for its admission: kept, in order, for when it opens.
+  if (!d.admission) return;
+  d.early ??= [];
+  if (d.early.length >= MAX_EARLY_FRAMES) return d.conn!.send(frames.errorFrame(null, 'Frame dropped: sent before pusher:connection_established'));
+  d.early.push({ text, bytes: message.byteLength });
 }
