@@ -14,16 +14,16 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.js';
-import { historyKey } from '../history/redis.js';
 import { recordEvent } from '../history/redis-lua.js';
 import { defineScripts } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
   pub: Redis;
   sub: Redis;
-  prefix: string;
+  keys: RedisKeys;
   nodeId: string;
   limits: OutboxLimits;
   /** See RedisOutboxOptions.resubscribeGraceMs. */
@@ -49,7 +49,7 @@ export class RedisBackbone implements Backbone {
   received = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
-    this.commandChannel = `${o.prefix}:cmd`;
+    this.commandChannel = o.keys.commands;
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
     defineScripts(o.pub, { historyRecord: recordEvent });
     this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
@@ -61,10 +61,6 @@ export class RedisBackbone implements Backbone {
 
   get refused(): number {
     return this.outbox.refused;
-  }
-
-  private redisChannel(appId: string, channel: string): string {
-    return `${this.o.prefix}:ch:${appId}:${channel}`;
   }
 
   async start(handlers: BackboneHandlers): Promise<void> {
@@ -116,8 +112,8 @@ export class RedisBackbone implements Backbone {
     return true;
   }
 
-  private head(except: string): string {
-    return `${++this.seq} ${this.instance}\n${except}\n`;
+  private head(except: string, seq = ++this.seq): string {
+    return `${seq} ${this.instance}\n${except}\n`;
   }
 
   hasRoom(frames: readonly string[]): boolean {
@@ -127,7 +123,10 @@ export class RedisBackbone implements Backbone {
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
     // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
     const except = exceptSocketId ?? '';
-    const args = [historyKey(this.o.prefix, appId, channel), newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.redisChannel(appId, channel), this.head(except)];
+    const k = this.o.keys.history(appId, channel);
+    const seq = ++this.seq;
+    const head = this.head(except, seq);
+    const args = [k.epoch, k.serial, k.events, k.senders, newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.o.keys.channel(appId, channel), head, this.instance, seq];
     this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, Buffer.byteLength(frame));
   }
 
@@ -135,22 +134,22 @@ export class RedisBackbone implements Backbone {
     const bytes = Buffer.byteLength(frame);
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes);
     const except = exceptSocketId ?? '';
-    this.outbox.push({ kind: 'publish', channel: this.redisChannel(appId, channel), message: this.head(except) + frame }, bytes);
+    this.outbox.push({ kind: 'publish', channel: this.o.keys.channel(appId, channel), message: this.head(except) + frame }, bytes);
   }
 
   addInterest(appId: string, channel: string): void {
-    const rc = this.redisChannel(appId, channel);
+    const rc = this.o.keys.channel(appId, channel);
     // A failed subscribe is re-sent by autoResubscribe after a reconnect.
     const subscribed = this.o.sub.subscribe(rc).then(() => {}, () => {});
     this.interests.set(rc, { appId, channel, subscribed });
   }
 
   interestReady(appId: string, channel: string): Promise<void> {
-    return this.interests.get(this.redisChannel(appId, channel))?.subscribed ?? Promise.resolve();
+    return this.interests.get(this.o.keys.channel(appId, channel))?.subscribed ?? Promise.resolve();
   }
 
   removeInterest(appId: string, channel: string): void {
-    const rc = this.redisChannel(appId, channel);
+    const rc = this.o.keys.channel(appId, channel);
     this.interests.delete(rc);
     this.o.sub.unsubscribe(rc).catch(() => {});
   }

@@ -12,8 +12,9 @@ import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
 import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
+import { RedisKeys } from '../redis/keys.js';
 import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
-import { RedisWebhookQueue, webhookKeys } from '../webhooks/redis-queue.js';
+import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
 import { WebhookRoutes } from '../webhooks/routes.js';
 import type { Engine, EngineHandlers } from './engine.js';
 
@@ -21,7 +22,7 @@ const HEALTH_PING_MS = 5000;
 
 export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics): Engine {
   const target = { url: config.redisUrl, options: config.redisOptions };
-  const prefix = config.redisPrefix;
+  const keys = new RedisKeys(config.redisPrefix);
   const cmd = commandClient(target, `ripple-${nodeId}`);
   const sub = subscriberClient(target, `ripple-${nodeId}-sub`);
   const clients = [cmd, sub];
@@ -41,15 +42,15 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   // of Redis coming back: the outbox waits that long for the others to resubscribe, and a node
   // restoring after Redis lost its data waits that long for the others to restore.
   const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500;
-  const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
-  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
-  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog, lease, routes: new WebhookRoutes(config.apps), webhooks: webhookKeys(prefix) });
-  const census = new RedisConnectionCensus({ redis: cmd, prefix, nodeId, log: clusterLog });
+  const lease = new NodeLease({ redis: cmd, keys, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
+  const backbone = new RedisBackbone({ pub: cmd, sub, keys, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
+  const store = new RedisPresenceStore({ redis: cmd, keys, nodeId, log: clusterLog, lease, routes: new WebhookRoutes(config.apps) });
+  const census = new RedisConnectionCensus({ redis: cmd, keys, nodeId, log: clusterLog });
   lease.add(store);
   lease.add(census);
   let webhookQueue: WebhookQueue;
   if (bell) {
-    const queue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, prefix, lease, log: log.child({ module: 'webhooks' }) });
+    const queue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, keys, lease, log: log.child({ module: 'webhooks' }) });
     lease.watch(queue);
     webhookQueue = queue;
   } else {
@@ -61,9 +62,9 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
     mode: 'redis',
     backbone,
     store,
-    cache: new RedisChannelCache(cmd, prefix, config.cacheTtl * 1000),
-    history: new RedisHistory(cmd, prefix),
-    rates: new RedisRateWindows(cmd, prefix),
+    cache: new RedisChannelCache(cmd, keys, config.cacheTtl * 1000),
+    history: new RedisHistory(cmd, keys),
+    rates: new RedisRateWindows(cmd, keys),
     census,
     webhookQueue,
     async start(handlers: EngineHandlers) {

@@ -6,39 +6,38 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { leaseLua, type NodeLease, type NodeWatcher } from '../cluster/node-lease.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 import { DEAD_LETTERS_KEPT_PER_APP, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
 
 export interface RedisWebhookQueueOptions {
   redis: Redis;
   /** A connection of its own for the doorbell channel (it enters subscriber mode). */
   subscriber: Redis;
-  prefix: string;
+  keys: RedisKeys;
   /** This node's lease: a stream's owner delivers only while its lease holds, and loses the stream when it runs out. */
   lease: NodeLease;
   log: Logger;
 }
 
+// The presence scripts write to the same streams (RedisKeys.webhookStream) and ring the same doorbell:
+// they queue the webhooks of the transitions they make in the same atomic step ({t, ev} JSON in field d).
 const scripts = {
-  // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out).
-  // Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that has not
-  // registered again could otherwise take a stream that a registered node holds.
-  webhookClaim: `${leaseLua}
-if not leaseValid(ARGV[2], ARGV[3], ARGV[4]) then return 0 end
-local o = redis.call('GET', ARGV[1])
-if o == ARGV[3] then return 1 end
-if o and leaseValid(ARGV[2], o, ARGV[4]) then return 0 end
-redis.call('SET', ARGV[1], ARGV[3])
+  // KEYS: owner nodes. ARGV: me now → 1 when this node owns the stream (it did, or the owner's lease ran
+  // out). Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that
+  // has not registered again could otherwise take a stream that a registered node holds.
+  webhookClaim: {
+    keys: 2,
+    lua: `${leaseLua}
+if not leaseValid(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
+local o = redis.call('GET', KEYS[1])
+if o == ARGV[1] then return 1 end
+if o and leaseValid(KEYS[2], o, ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
 return 1`,
-  // ARGV: ownerKey me → gives the stream up if this node owns it
-  webhookRelease: `if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end return 0`,
+  },
+  // KEYS: owner. ARGV: me → gives the stream up if this node owns it
+  webhookRelease: { keys: 1, lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0` },
 };
-/**
- * Where the queues live in Redis, for writers outside this module: the presence scripts queue the
- * webhooks of the transitions they make in the same atomic step (a record is {t, ev} JSON in field d).
- */
-export function webhookKeys(prefix: string): { streamPrefix: string; bell: string } {
-  return { streamPrefix: `${prefix}:wh:q:`, bell: `${prefix}:wh:bell` };
-}
 
 const MAX_LOCAL_BACKLOG = 200_000;
 const FLUSH_BATCH = 500;
@@ -47,7 +46,6 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private readonly redis: Scripted;
   private readonly sub: Redis;
   private readonly bell: string;
-  private readonly streamPrefix: string;
   private queues: readonly string[] = [];
   private readonly known = new Set<string>();
   /** queues this node owned at the last claim round */
@@ -71,17 +69,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     // (Redis may have lost the owner keys), and two owners would deliver the same events twice.
     o.redis.on('close', () => this.owned.clear());
     this.sub = o.subscriber;
-    ({ streamPrefix: this.streamPrefix, bell: this.bell } = webhookKeys(o.prefix));
-  }
-
-  private streamKey(q: string) {
-    return this.streamPrefix + q;
-  }
-  private ownerKey(q: string) {
-    return `${this.o.prefix}:wh:owner:${q}`;
-  }
-  private deadKey(appId: string) {
-    return `${this.o.prefix}:wh:dead:${appId}`;
+    this.bell = o.keys.webhookBell;
   }
 
   append(queue: string, events: { t: number; ev: object }[]): void {
@@ -101,7 +89,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     while (this.backlog.length) {
       const batch = this.backlog.slice(0, FLUSH_BATCH);
       const p = this.redis.pipeline();
-      for (const b of batch) p.xadd(this.streamKey(b.queue), '*', 'd', b.data);
+      for (const b of batch) p.xadd(this.o.keys.webhookStream(b.queue), '*', 'd', b.data);
       p.publish(this.bell, [...new Set(batch.map((b) => b.queue))].join('\n'));
       let written = 0;
       try {
@@ -126,7 +114,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   async read(queue: string, max: number): Promise<QueuedEvent[]> {
-    const rows = (await this.redis.xrange(this.streamKey(queue), '-', '+', 'COUNT', max)) as [string, string[]][];
+    const rows = (await this.redis.xrange(this.o.keys.webhookStream(queue), '-', '+', 'COUNT', max)) as [string, string[]][];
     const out: QueuedEvent[] = [];
     for (const [id, fields] of rows) {
       const i = fields.indexOf('d');
@@ -143,7 +131,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
 
   async ack(queue: string, ids: string[]): Promise<void> {
     if (!ids.length) return;
-    await this.redis.xdel(this.streamKey(queue), ...ids);
+    await this.redis.xdel(this.o.keys.webhookStream(queue), ...ids);
     const n = this.lengths.get(queue);
     if (n !== undefined) this.lengths.set(queue, Math.max(0, n - ids.length));
   }
@@ -168,17 +156,17 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   async pushDead(rec: DeadLetter): Promise<void> {
-    const key = this.deadKey(rec.appId);
+    const key = this.o.keys.webhookDead(rec.appId);
     await this.redis.multi().lpush(key, JSON.stringify(rec)).ltrim(key, 0, DEAD_LETTERS_KEPT_PER_APP - 1).exec();
   }
 
   async listDead(appId: string): Promise<DeadLetter[]> {
-    const rows = await this.redis.lrange(this.deadKey(appId), 0, -1);
+    const rows = await this.redis.lrange(this.o.keys.webhookDead(appId), 0, -1);
     return rows.reverse().map((r) => JSON.parse(r) as DeadLetter);
   }
 
   async takeDead(appId: string): Promise<DeadLetter[]> {
-    const key = this.deadKey(appId);
+    const key = this.o.keys.webhookDead(appId);
     const res = await this.redis.multi().lrange(key, 0, -1).del(key).exec();
     const rows = (res?.[0]?.[1] as string[] | undefined) ?? [];
     return rows.reverse().map((r) => JSON.parse(r) as DeadLetter);
@@ -214,8 +202,8 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       const p = this.redis.pipeline() as unknown as Scripted;
       const now = Date.now();
       for (const q of this.queues) {
-        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now);
-        p.xlen(this.streamKey(q));
+        p.webhookClaim(this.o.keys.webhookOwner(q), this.o.keys.nodes, this.o.lease.nodeId, now);
+        p.xlen(this.o.keys.webhookStream(q));
       }
       const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
       this.queues.forEach((q, i) => {
@@ -244,7 +232,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
     if (this.redis.status === 'ready' && held.length) {
       const p = this.redis.pipeline();
-      for (const q of held) (p as unknown as Scripted).webhookRelease(this.ownerKey(q), this.o.lease.nodeId);
+      for (const q of held) (p as unknown as Scripted).webhookRelease(this.o.keys.webhookOwner(q), this.o.lease.nodeId);
       p.publish(this.bell, held.join('\n'));
       await p.exec().catch(() => undefined);
     }
