@@ -6,10 +6,13 @@
 //
 // A message is "<seq> <instance>\n<except socket id>\n<payload>": `instance` names this process (the
 // node id and a random part, so a restarted node with the same id starts afresh) and `seq` counts its
-// messages. Redis delivers one publisher's messages in order, so a receiver drops any message whose
-// seq is not above the last it saw from that instance: the second copy of a batch that was written
-// again after a lost reply. A recorded event's payload is r<epoch>:<serial> \n frame; those come back
-// to their origin too (it delivers them only then).
+// messages, one count across all channels, so it rises within each channel too. Redis delivers one
+// publisher's messages on one channel in order, so a receiver drops any message whose seq is not above
+// the last it saw from that instance on that channel: the second copy of a batch that was written
+// again after a lost reply. The order across channels is not relied on (connections to several Redis
+// shards would each keep only their own). Nodes of earlier versions send the same format (or no
+// sequence at all, delivered as is). A recorded event's payload is r<epoch>:<serial> \n frame; those
+// come back to their origin too (it delivers them only then).
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -31,8 +34,12 @@ export interface RedisBackboneOptions {
   log: Logger;
 }
 
-/** Senders whose last sequence number is remembered; the oldest is forgotten past this. */
-const REMEMBERED_SENDERS = 1024;
+/**
+ * (sender, channel) pairs whose last sequence number is remembered; the one heard from longest ago is
+ * forgotten past this. A second copy comes right after the first (the outbox writes a failed batch
+ * again within a second), so only a pair forgotten in between would let one through.
+ */
+const REMEMBERED_STREAMS = 32_768;
 const RECORDED = 114; // 'r'
 
 export class RedisBackbone implements Backbone {
@@ -42,7 +49,7 @@ export class RedisBackbone implements Backbone {
   private readonly commandChannel: string;
   private readonly instance: string;
   private seq = 0;
-  /** sender instance → the last sequence number delivered from it */
+  /** "<sender instance>\n<Redis channel>" → the last sequence number delivered from it there, least recently heard first */
   private readonly lastSeq = new Map<string, number>();
   private readonly outbox: RedisOutbox;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
@@ -76,7 +83,7 @@ export class RedisBackbone implements Backbone {
     const recorded = message.charCodeAt(b + 1) === RECORDED;
     const space = message.indexOf(' ');
     // No space in the first line: a node of an earlier version (its node id, no sequence number).
-    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), Number(message.slice(0, space)), recorded)) return;
+    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), redisChannel, Number(message.slice(0, space)), recorded)) return;
     let payload = message.slice(b + 1);
     if (redisChannel === this.commandChannel) {
       try {
@@ -101,14 +108,19 @@ export class RedisBackbone implements Backbone {
 
   /**
    * False for this node's own messages (but recorded events, which it delivers on receipt) and for a
-   * message already delivered (a batch written twice).
+   * message already delivered on this channel (a batch written twice).
    */
-  private firstTime(sender: string, seq: number, recorded: boolean): boolean {
+  private firstTime(sender: string, redisChannel: string, seq: number, recorded: boolean): boolean {
     if (sender === this.instance && !recorded) return false;
-    const last = this.lastSeq.get(sender);
-    if (last !== undefined && seq <= last) return false;
-    if (last === undefined && this.lastSeq.size >= REMEMBERED_SENDERS) this.lastSeq.delete(this.lastSeq.keys().next().value!);
-    this.lastSeq.set(sender, seq);
+    const stream = `${sender}\n${redisChannel}`;
+    const last = this.lastSeq.get(stream);
+    if (last !== undefined) {
+      if (seq <= last) return false;
+      this.lastSeq.delete(stream); // set again below, as the most recently heard
+    } else if (this.lastSeq.size >= REMEMBERED_STREAMS) {
+      this.lastSeq.delete(this.lastSeq.keys().next().value!);
+    }
+    this.lastSeq.set(stream, seq);
     return true;
   }
 

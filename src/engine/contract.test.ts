@@ -3,12 +3,17 @@
 // Cluster-only behaviour (several nodes sharing one Redis) is at the end.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { toApp } from '../apps/app.js';
 import type { BackboneHandlers, NodeCommand } from '../backbone/backbone.js';
 import { AppSchema, ConfigSchema } from '../config/schema.js';
+import { EPOCH_KEEP_MS } from '../history/history.js';
+import { recordEvent } from '../history/redis-lua.js';
 import { Metrics } from '../metrics/metrics.js';
 import { StoreUnavailableError, type ClusterEvent } from '../presence/store.js';
+import { defineScripts } from '../redis/clients.js';
+import { RedisKeys } from '../redis/keys.js';
 import { startRedis, type RedisHandle } from '../testing/harness.js';
 import { eventually, sleep } from '../testing/eventually.js';
 import { queueName } from '../webhooks/queue.js';
@@ -286,6 +291,44 @@ describe('redis engine, several nodes on one Redis', () => {
       assert.equal(b.heard.delivered.length, 1);
     } finally {
       await closeAll(a, b);
+    }
+  });
+
+  test('backbone: a sender\'s sequence numbers are checked per channel: messages out of order across channels are all delivered, a second copy is dropped', async () => {
+    const prefix = `cluster${++prefixes}`;
+    const keys = new RedisKeys(prefix);
+    const b = await make('redis', { prefix, nodeId: 'b' });
+    // Forges another node's messages, in the format every version since sequence numbers sends.
+    const raw = defineScripts(new Redis(redis.url), { historyRecord: recordEvent });
+    const sender = 'a/0123abcd';
+    const publish = (channel: string, seq: number, frame: string) => raw.publish(keys.channel('a1', channel), `${seq} ${sender}\n\n${frame}`);
+    const record = (channel: string, seq: number, frame: string) => {
+      const h = keys.history('a1', channel);
+      const head = `${seq} ${sender}\n\n`;
+      return raw.historyRecord(h.epoch, h.serial, h.events, h.senders, 'ep', 100, 60_000, EPOCH_KEEP_MS, frame, '', keys.channel('a1', channel), head, sender, seq);
+    };
+    try {
+      for (const c of ['x', 'y']) b.engine.backbone.addInterest('a1', c);
+      await Promise.all(['x', 'y'].map((c) => b.engine.backbone.interestReady('a1', c)));
+      // The sender published y's 1 before x's 2; two connections (one per shard) delivered x's first.
+      await publish('x', 2, 'x2');
+      await publish('y', 1, 'y1');
+      await publish('x', 2, 'x2'); // the same batch written again after a lost reply
+      await publish('y', 3, 'y3');
+      await raw.publish(keys.channel('a1', 'x'), 'a\n\nold'); // a node from before sequence numbers
+      // Recorded events: the script keeps the same rule per channel, and their fan-out follows it.
+      assert.equal(await record('x', 5, 'rx5'), 'ep:1');
+      assert.equal(await record('y', 4, 'ry4'), 'ep:1', 'y\'s 4 after x\'s 5 is recorded');
+      assert.equal(await record('x', 5, 'rx5'), '', 'a second copy is not recorded again');
+      await eventually(() => b.heard.delivered.length >= 6, { timeoutMs: 2000, what: 'six frames delivered' });
+      await sleep(100);
+      assert.deepEqual(
+        b.heard.delivered.map((d) => `${d.channel}:${d.frame}`),
+        ['x:x2', 'y:y1', 'y:y3', 'x:old', 'x:rx5', 'y:ry4'],
+      );
+    } finally {
+      raw.disconnect();
+      await closeAll(b);
     }
   });
 
