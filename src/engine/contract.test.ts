@@ -50,7 +50,7 @@ interface Made {
   heard: Heard;
 }
 
-async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: string; leaseMs?: number } = {}): Promise<Made> {
+async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: string; leaseMs?: number; noWebhooks?: boolean } = {}): Promise<Made> {
   const heard = new Heard();
   const engine =
     kind === 'memory'
@@ -61,7 +61,14 @@ async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: 
             redisPrefix: opts.prefix ?? `contract${++prefixes}`,
             nodeLeaseMs: opts.leaseMs ?? 10_000,
             cacheTtl: 1,
-            apps: [{ id: 'a1', key: 'k1', secret: 's1', webhooks: [{ url: webhookUrl, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }],
+            apps: [
+              {
+                id: 'a1',
+                key: 'k1',
+                secret: 's1',
+                webhooks: opts.noWebhooks ? [] : [{ url: webhookUrl, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }],
+              },
+            ],
           }),
           opts.nodeId ?? `node-${prefixes}`,
           log,
@@ -267,6 +274,31 @@ for (const kind of ['memory', 'redis'] as const) {
         await closeAll(m);
       }
     });
+
+    test('webhook queue: setQueues changes the queues this node delivers: an added one is claimed and woken by its events, a removed one no longer', async () => {
+      const m = await make(kind);
+      const q = m.engine.webhookQueue;
+      const [first, second] = [queueName('a1', webhookUrl), queueName('a1', `${webhookUrl}/second`)];
+      const woken: string[] = [];
+      q.onWake((name) => void woken.push(name));
+      try {
+        await q.start([first]);
+        await eventually(() => q.owns(first), { timeoutMs: 3000, what: 'this node owns the first queue' });
+        q.setQueues([second]);
+        assert.equal(q.owns(first), false, 'a removed queue is given up at once');
+        await eventually(() => q.owns(second), { timeoutMs: 3000, what: 'this node owns the added queue' });
+        woken.length = 0;
+        q.append(first, [{ t: 1, ev: { n: 1 } }]);
+        q.append(second, [{ t: 2, ev: { n: 2 } }]);
+        await eventually(() => woken.includes(second), { timeoutMs: 3000, what: 'the added queue woken by its event' });
+        await sleep(300);
+        assert.deepEqual(woken.filter((name) => name === first), [], 'the removed queue is not woken');
+        assert.deepEqual((await q.read(second, 10)).map((e) => e.ev), [{ n: 2 }]);
+        assert.deepEqual((await q.read(first, 10)).map((e) => e.ev), [{ n: 1 }], 'its events stay queued');
+      } finally {
+        await closeAll(m);
+      }
+    });
   });
 }
 
@@ -329,6 +361,34 @@ describe('redis engine, several nodes on one Redis', () => {
     } finally {
       raw.disconnect();
       await closeAll(b);
+    }
+  });
+
+  test('webhook queue: a node started without webhooks still queues in Redis; a queue one node gives up is taken by another at once, and a doorbell from another node wakes an added queue', async () => {
+    const prefix = `cluster${++prefixes}`;
+    const a = await make('redis', { prefix, nodeId: 'qa', noWebhooks: true });
+    const b = await make('redis', { prefix, nodeId: 'qb' });
+    const [qa, qb] = [a.engine.webhookQueue, b.engine.webhookQueue];
+    const [first, second] = [queueName('a1', webhookUrl), queueName('a1', `${webhookUrl}/second`)];
+    const wokenA: string[] = [];
+    qa.onWake((name) => void wokenA.push(name));
+    try {
+      await qa.start([]);
+      qa.setQueues([first]);
+      await eventually(() => qa.owns(first), { timeoutMs: 3000, what: 'a owns the queue it was given' });
+      await qb.start([first]);
+      await sleep(300);
+      assert.equal(qb.owns(first), false, 'a holds the queue while its lease is valid');
+      qa.setQueues([second]);
+      // Leases last 10 s here: b takes the queue because a released it.
+      await eventually(() => qb.owns(first), { timeoutMs: 3000, what: 'b took over the queue a gave up' });
+      await eventually(() => qa.owns(second), { timeoutMs: 3000, what: 'a owns the added queue' });
+      wokenA.length = 0;
+      qb.append(second, [{ t: 1, ev: { n: 1 } }]);
+      await eventually(() => wokenA.includes(second), { timeoutMs: 3000, what: 'b\'s doorbell woke the added queue on a' });
+      assert.deepEqual((await qa.read(second, 10)).map((e) => e.ev), [{ n: 1 }]);
+    } finally {
+      await closeAll(a, b);
     }
   });
 

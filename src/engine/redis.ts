@@ -1,6 +1,7 @@
 // A cluster node: shared state in Redis, fan-out over Redis pub/sub, one node lease that removes a
 // dead node's share and hands its webhook queues over. Three connections: commands, the backbone's
-// subscriptions, and (with webhooks) the webhook doorbell.
+// subscriptions, and the webhook doorbell (always: an app given webhooks later queues them in Redis
+// like the others, so they survive this node).
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { RedisBackbone } from '../backbone/redis.js';
@@ -13,7 +14,6 @@ import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
 import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { RedisKeys } from '../redis/keys.js';
-import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
 import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
 import { WebhookRoutes } from '../webhooks/routes.js';
 import type { Engine, EngineHandlers } from './engine.js';
@@ -25,12 +25,9 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   const keys = new RedisKeys(config.redisPrefix);
   const cmd = commandClient(target, `ripple-${nodeId}`);
   const sub = subscriberClient(target, `ripple-${nodeId}-sub`);
-  const clients = [cmd, sub];
-  const hasWebhooks = config.apps.some((a) => a.webhooks.length > 0);
-  const bell = hasWebhooks ? subscriberClient(target, `ripple-${nodeId}-webhooks`) : undefined;
-  if (bell) clients.push(bell);
+  const bell = subscriberClient(target, `ripple-${nodeId}-webhooks`);
+  const clients = [cmd, sub, bell];
   for (const [name, c] of [['commands', cmd], ['subscriber', sub], ['webhooks', bell]] as const) {
-    if (!c) continue;
     c.on('error', (err) => log.debug({ err, connection: name }, 'redis error'));
     c.on('reconnecting', () => metrics.redisReconnects.inc());
     c.on('ready', () => log.info({ connection: name }, 'redis up'));
@@ -48,14 +45,8 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   const census = new RedisConnectionCensus({ redis: cmd, keys, nodeId, log: clusterLog });
   lease.add(store);
   lease.add(census);
-  let webhookQueue: WebhookQueue;
-  if (bell) {
-    const queue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, keys, lease, log: log.child({ module: 'webhooks' }) });
-    lease.watch(queue);
-    webhookQueue = queue;
-  } else {
-    webhookQueue = new MemoryWebhookQueue();
-  }
+  const webhookQueue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, keys, lease, log: log.child({ module: 'webhooks' }) });
+  lease.watch(webhookQueue);
   let ping: NodeJS.Timeout | undefined;
 
   return {

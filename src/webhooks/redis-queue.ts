@@ -46,8 +46,10 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private readonly redis: Scripted;
   private readonly sub: Redis;
   private readonly bell: string;
-  private queues: readonly string[] = [];
-  private readonly known = new Set<string>();
+  /** the queues this node delivers (setQueues) */
+  private queues: ReadonlySet<string> = new Set();
+  /** queues taken out of the set that this node may still own in Redis: released at the next round */
+  private readonly releasing = new Set<string>();
   /** queues this node owned at the last claim round */
   private readonly owned = new Set<string>();
   private readonly lengths = new Map<string, number>();
@@ -56,7 +58,10 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private flushing?: Promise<void>;
   private wake: (q: string) => void = () => {};
   private timer?: NodeJS.Timeout;
+  private started = false;
   private ticking = false;
+  /** asked for a round while one ran: run another when it ends */
+  private tickAgain = false;
   private lastTick = 0;
   private closed = false;
   private warnedDown = false;
@@ -173,12 +178,12 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   async start(queues: readonly string[]): Promise<void> {
-    this.queues = queues;
-    for (const q of queues) this.known.add(q);
+    this.setQueues(queues);
+    this.started = true;
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel !== this.bell || this.closed) return;
       for (const q of msg.split('\n')) {
-        if (!this.known.has(q)) continue;
+        if (!this.queues.has(q)) continue;
         if (this.owns(q)) this.wake(q);
         else if (Date.now() - this.lastTick > 250) void this.tick(); // a lease released or expired? take it now
       }
@@ -191,30 +196,35 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     await this.tick();
   }
 
-  /** Claims the streams this node owns or may take over, refreshes queue lengths, and wakes what has work. */
+  setQueues(queues: readonly string[]): void {
+    const next = new Set(queues);
+    for (const q of this.queues) {
+      if (next.has(q)) continue;
+      this.owned.delete(q);
+      this.lengths.delete(q);
+      this.releasing.add(q);
+    }
+    for (const q of next) this.releasing.delete(q);
+    this.queues = next;
+    if (this.started) void this.tick();
+  }
+
+  /** Runs claim rounds until none is asked for (a set changed meanwhile). */
   private async tick(): Promise<void> {
-    if (this.ticking || this.closed || this.redis.status !== 'ready') return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    if (this.closed || this.redis.status !== 'ready') return;
     // Without a valid lease of its own a node must not claim: others could not tell it is alive.
     if (!this.o.lease.held()) return;
     this.ticking = true;
-    this.lastTick = Date.now();
     try {
-      const p = this.redis.pipeline() as unknown as Scripted;
-      const now = Date.now();
-      for (const q of this.queues) {
-        p.webhookClaim(this.o.keys.webhookOwner(q), this.o.keys.nodes, this.o.lease.nodeId, now);
-        p.xlen(this.o.keys.webhookStream(q));
-      }
-      const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
-      this.queues.forEach((q, i) => {
-        const [claimErr, claimed] = res[2 * i] ?? [new Error('no reply')];
-        const [lenErr, len] = res[2 * i + 1] ?? [new Error('no reply')];
-        if (!lenErr) this.lengths.set(q, Number(len));
-        if (claimErr) return;
-        if (Number(claimed) === 1) this.owned.add(q);
-        else this.owned.delete(q);
-        if (this.owns(q) && Number(len) > 0) this.wake(q);
-      });
+      do {
+        this.tickAgain = false;
+        this.lastTick = Date.now();
+        await this.round();
+      } while (this.tickAgain && !this.closed);
     } catch (err) {
       this.o.log.debug({ err }, 'webhook claim round failed');
     } finally {
@@ -222,12 +232,49 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     }
   }
 
+  /**
+   * Releases the streams taken out of the set (ringing the doorbell, so the nodes that deliver them
+   * take them at once), claims the streams of the set this node owns or may take over, refreshes their
+   * lengths, and wakes what has work.
+   */
+  private async round(): Promise<void> {
+    const queues = [...this.queues];
+    const release = [...this.releasing];
+    if (!queues.length && !release.length) return;
+    const k = this.o.keys;
+    const me = this.o.lease.nodeId;
+    const now = Date.now();
+    const p = this.redis.pipeline() as unknown as Scripted;
+    for (const q of release) p.webhookRelease(k.webhookOwner(q), me);
+    if (release.length) p.publish(this.bell, release.join('\n'));
+    for (const q of queues) {
+      p.webhookClaim(k.webhookOwner(q), k.nodes, me, now);
+      p.xlen(k.webhookStream(q));
+    }
+    const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
+    release.forEach((q, i) => {
+      if (res[i] && !res[i][0]) this.releasing.delete(q);
+    });
+    const claims = release.length ? release.length + 1 : 0;
+    queues.forEach((q, i) => {
+      // Taken out of the set meanwhile: not owned here, and released at the next round.
+      if (!this.queues.has(q)) return;
+      const [claimErr, claimed] = res[claims + 2 * i] ?? [new Error('no reply')];
+      const [lenErr, len] = res[claims + 2 * i + 1] ?? [new Error('no reply')];
+      if (!lenErr) this.lengths.set(q, Number(len));
+      if (claimErr) return;
+      if (Number(claimed) === 1) this.owned.add(q);
+      else this.owned.delete(q);
+      if (this.owns(q) && Number(len) > 0) this.wake(q);
+    });
+  }
+
   async close(): Promise<void> {
     // Write what is still local (bounded wait), then hand our streams to the other nodes at once.
     await Promise.race([this.flushing ?? Promise.resolve(), new Promise((r) => setTimeout(r, 2000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    const held = [...this.owned];
+    const held = [...new Set([...this.owned, ...this.releasing])];
     this.owned.clear();
     if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
     if (this.redis.status === 'ready' && held.length) {
