@@ -6,24 +6,27 @@
 //
 // A message is "<seq> <instance>\n<except socket id>\n<payload>": `instance` names this process (the
 // node id and a random part, so a restarted node with the same id starts afresh) and `seq` counts its
-// messages. Redis delivers one publisher's messages in order, so a receiver drops any message whose
-// seq is not above the last it saw from that instance: the second copy of a batch that was written
-// again after a lost reply. A recorded event's payload is r<epoch>:<serial> \n frame; those come back
-// to their origin too (it delivers them only then).
+// messages, one count across all channels, so it rises within each channel too. Redis delivers one
+// publisher's messages on one channel in order, so a receiver drops any message whose seq is not above
+// the last it saw from that instance on that channel: the second copy of a batch that was written
+// again after a lost reply. The order across channels is not relied on (connections to several Redis
+// shards would each keep only their own). Nodes of earlier versions send the same format (or no
+// sequence at all, delivered as is). A recorded event's payload is r<epoch>:<serial> \n frame; those
+// come back to their origin too (it delivers them only then).
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.js';
-import { historyKey } from '../history/redis.js';
 import { recordEvent } from '../history/redis-lua.js';
 import { defineScripts } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
   pub: Redis;
   sub: Redis;
-  prefix: string;
+  keys: RedisKeys;
   nodeId: string;
   limits: OutboxLimits;
   /** See RedisOutboxOptions.resubscribeGraceMs. */
@@ -31,8 +34,12 @@ export interface RedisBackboneOptions {
   log: Logger;
 }
 
-/** Senders whose last sequence number is remembered; the oldest is forgotten past this. */
-const REMEMBERED_SENDERS = 1024;
+/**
+ * (sender, channel) pairs whose last sequence number is remembered; the one heard from longest ago is
+ * forgotten past this. A second copy comes right after the first (the outbox writes a failed batch
+ * again within a second), so only a pair forgotten in between would let one through.
+ */
+const REMEMBERED_STREAMS = 32_768;
 const RECORDED = 114; // 'r'
 
 export class RedisBackbone implements Backbone {
@@ -42,14 +49,14 @@ export class RedisBackbone implements Backbone {
   private readonly commandChannel: string;
   private readonly instance: string;
   private seq = 0;
-  /** sender instance → the last sequence number delivered from it */
+  /** "<sender instance>\n<Redis channel>" → the last sequence number delivered from it there, least recently heard first */
   private readonly lastSeq = new Map<string, number>();
   private readonly outbox: RedisOutbox;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
-    this.commandChannel = `${o.prefix}:cmd`;
+    this.commandChannel = o.keys.commands;
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
     defineScripts(o.pub, { historyRecord: recordEvent });
     this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
@@ -61,10 +68,6 @@ export class RedisBackbone implements Backbone {
 
   get refused(): number {
     return this.outbox.refused;
-  }
-
-  private redisChannel(appId: string, channel: string): string {
-    return `${this.o.prefix}:ch:${appId}:${channel}`;
   }
 
   async start(handlers: BackboneHandlers): Promise<void> {
@@ -80,7 +83,7 @@ export class RedisBackbone implements Backbone {
     const recorded = message.charCodeAt(b + 1) === RECORDED;
     const space = message.indexOf(' ');
     // No space in the first line: a node of an earlier version (its node id, no sequence number).
-    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), Number(message.slice(0, space)), recorded)) return;
+    if (space > 0 && space < a && !this.firstTime(message.slice(space + 1, a), redisChannel, Number(message.slice(0, space)), recorded)) return;
     let payload = message.slice(b + 1);
     if (redisChannel === this.commandChannel) {
       try {
@@ -105,19 +108,24 @@ export class RedisBackbone implements Backbone {
 
   /**
    * False for this node's own messages (but recorded events, which it delivers on receipt) and for a
-   * message already delivered (a batch written twice).
+   * message already delivered on this channel (a batch written twice).
    */
-  private firstTime(sender: string, seq: number, recorded: boolean): boolean {
+  private firstTime(sender: string, redisChannel: string, seq: number, recorded: boolean): boolean {
     if (sender === this.instance && !recorded) return false;
-    const last = this.lastSeq.get(sender);
-    if (last !== undefined && seq <= last) return false;
-    if (last === undefined && this.lastSeq.size >= REMEMBERED_SENDERS) this.lastSeq.delete(this.lastSeq.keys().next().value!);
-    this.lastSeq.set(sender, seq);
+    const stream = `${sender}\n${redisChannel}`;
+    const last = this.lastSeq.get(stream);
+    if (last !== undefined) {
+      if (seq <= last) return false;
+      this.lastSeq.delete(stream); // set again below, as the most recently heard
+    } else if (this.lastSeq.size >= REMEMBERED_STREAMS) {
+      this.lastSeq.delete(this.lastSeq.keys().next().value!);
+    }
+    this.lastSeq.set(stream, seq);
     return true;
   }
 
-  private head(except: string): string {
-    return `${++this.seq} ${this.instance}\n${except}\n`;
+  private head(except: string, seq = ++this.seq): string {
+    return `${seq} ${this.instance}\n${except}\n`;
   }
 
   hasRoom(frames: readonly string[]): boolean {
@@ -127,7 +135,10 @@ export class RedisBackbone implements Backbone {
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
     // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
     const except = exceptSocketId ?? '';
-    const args = [historyKey(this.o.prefix, appId, channel), newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.redisChannel(appId, channel), this.head(except)];
+    const k = this.o.keys.history(appId, channel);
+    const seq = ++this.seq;
+    const head = this.head(except, seq);
+    const args = [k.epoch, k.serial, k.events, k.senders, newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.o.keys.channel(appId, channel), head, this.instance, seq];
     this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, Buffer.byteLength(frame));
   }
 
@@ -135,22 +146,22 @@ export class RedisBackbone implements Backbone {
     const bytes = Buffer.byteLength(frame);
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes);
     const except = exceptSocketId ?? '';
-    this.outbox.push({ kind: 'publish', channel: this.redisChannel(appId, channel), message: this.head(except) + frame }, bytes);
+    this.outbox.push({ kind: 'publish', channel: this.o.keys.channel(appId, channel), message: this.head(except) + frame }, bytes);
   }
 
   addInterest(appId: string, channel: string): void {
-    const rc = this.redisChannel(appId, channel);
+    const rc = this.o.keys.channel(appId, channel);
     // A failed subscribe is re-sent by autoResubscribe after a reconnect.
     const subscribed = this.o.sub.subscribe(rc).then(() => {}, () => {});
     this.interests.set(rc, { appId, channel, subscribed });
   }
 
   interestReady(appId: string, channel: string): Promise<void> {
-    return this.interests.get(this.redisChannel(appId, channel))?.subscribed ?? Promise.resolve();
+    return this.interests.get(this.o.keys.channel(appId, channel))?.subscribed ?? Promise.resolve();
   }
 
   removeInterest(appId: string, channel: string): void {
-    const rc = this.redisChannel(appId, channel);
+    const rc = this.o.keys.channel(appId, channel);
     this.interests.delete(rc);
     this.o.sub.unsubscribe(rc).catch(() => {});
   }

@@ -1,23 +1,21 @@
 import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../redis/keys.js';
 import { CACHE_MISS_WEBHOOK_WINDOW_MS, type CachedEvent, type ChannelCache } from './channel-cache.js';
 
 export class RedisChannelCache implements ChannelCache {
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
     private readonly ttlMs: number,
   ) {}
 
-  private key(appId: string, channel: string): string {
-    return `${this.prefix}:cache:${appId}:${channel}`;
-  }
-
   async set(appId: string, channel: string, ev: CachedEvent): Promise<void> {
-    await this.redis.set(this.key(appId, channel), JSON.stringify(ev), 'PX', this.ttlMs);
+    await this.redis.set(this.keys.cache(appId, channel), JSON.stringify(ev), 'PX', this.ttlMs);
   }
 
   async get(appId: string, channel: string): Promise<{ ev: CachedEvent; ttlMs: number } | undefined> {
-    const res = await this.redis.multi().get(this.key(appId, channel)).pttl(this.key(appId, channel)).exec();
+    const key = this.keys.cache(appId, channel);
+    const res = await this.redis.multi().get(key).pttl(key).exec();
     const value = res?.[0]?.[1] as string | null;
     const ttlMs = res?.[1]?.[1] as number;
     if (!value || ttlMs <= 0) return undefined;
@@ -26,7 +24,7 @@ export class RedisChannelCache implements ChannelCache {
 
   async firstMiss(appId: string, channel: string): Promise<boolean> {
     // SET NX: of the nodes that miss at once, exactly one gets OK.
-    const key = `${this.prefix}:cache-miss:${appId}:${channel}`;
+    const key = this.keys.cacheMiss(appId, channel);
     return (await this.redis.set(key, '1', 'PX', CACHE_MISS_WEBHOOK_WINDOW_MS, 'NX')) === 'OK';
   }
 }

@@ -1,14 +1,14 @@
 // One liveness mechanism for the whole cluster: every node holds a lease in one sorted set
-// (`<prefix>:nodes`, node id → expiry in ms) and renews it every quarter of its length. What a node
+// (`RedisKeys.nodes`, node id → expiry in ms) and renews it every quarter of its length. What a node
 // keeps in Redis on its own behalf (presence share, connection census, webhook queue ownership)
 // belongs to a NodeShare, which this module asks to write its share again when the node's
 // registration was lost or its connection dropped, and to remove a dead node's share once that
 // node's lease has run out. After a reconnect both wait until every node had time to reconnect.
 //
 // Redis losing its data (a restart without persistence) is told apart from a lost registration by
-// `<prefix>:dataset`, a random id the first node to renew after the loss writes. A node that sees the
+// `RedisKeys.dataset`, a random id the first node to renew after the loss writes. A node that sees the
 // id change first has its shares write back what Redis held (restore, announcing nothing) and marks
-// itself in `<prefix>:restored`; a node that holds its share as the dataset should (it never saw
+// itself in `RedisKeys.restored`; a node that holds its share as the dataset should (it never saw
 // another dataset, or it restored) is marked at every renewal. It then waits before it rejoins: until
 // every live node reconnected (reconnectGraceMs) and every node it knew before the loss or sees
 // registered now is marked (or a lease time has passed: the missing ones are dead). So when the first
@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { defineScripts, type Scripted } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 
 /** State a node keeps in Redis on its own behalf. */
 export interface NodeShare {
@@ -40,36 +41,43 @@ export interface NodeWatcher {
 
 /**
  * Lua for every script that asks whether a node's lease still runs (this module's, the census's, the
- * presence store's and the webhook queues'): `leaseValid(P, node, now)`.
+ * presence store's and the webhook queues'): `leaseValid(nodesKey, node, now)`, nodesKey being
+ * RedisKeys.nodes among the script's keys.
  */
 export const leaseLua = `
-local function leaseValid(P, node, now)
-  local s = redis.call('ZSCORE', P .. ':nodes', node)
+local function leaseValid(nodesKey, node, now)
+  local s = redis.call('ZSCORE', nodesKey, node)
   return s ~= false and tonumber(s) > tonumber(now)
 end
 `;
 
 const scripts = {
-  // ARGV: P me now expiry newDataset knownDataset holdsShare → { 1 when this node was not registered
-  // or its lease had run out, else 0; the dataset id (newDataset if there was none); the nodes whose
-  // lease is valid }. holdsShare 1: this node's shares are as Redis should hold them (mark it, unless
-  // the dataset is not the one it knows).
-  leaseRenew: `${leaseLua}
-local d = redis.call('GET', ARGV[1] .. ':dataset')
+  // KEYS: dataset restored nodes. ARGV: me now expiry newDataset knownDataset holdsShare → { 1 when
+  // this node was not registered or its lease had run out, else 0; the dataset id (newDataset if there
+  // was none); the nodes whose lease is valid }. holdsShare 1: this node's shares are as Redis should
+  // hold them (mark it, unless the dataset is not the one it knows).
+  leaseRenew: {
+    keys: 3,
+    lua: `${leaseLua}
+local d = redis.call('GET', KEYS[1])
 if not d then
-  d = ARGV[5]
-  redis.call('SET', ARGV[1] .. ':dataset', d)
+  d = ARGV[4]
+  redis.call('SET', KEYS[1], d)
 end
-if ARGV[7] == '1' and (ARGV[6] == '' or ARGV[6] == d) then redis.call('SADD', ARGV[1] .. ':restored', ARGV[2]) end
-local lost = leaseValid(ARGV[1], ARGV[2], ARGV[3]) and 0 or 1
-redis.call('ZADD', ARGV[1] .. ':nodes', ARGV[4], ARGV[2])
+if ARGV[6] == '1' and (ARGV[5] == '' or ARGV[5] == d) then redis.call('SADD', KEYS[2], ARGV[1]) end
+local lost = leaseValid(KEYS[3], ARGV[1], ARGV[2]) and 0 or 1
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 local out = { lost, d }
-for _, n in ipairs(redis.call('ZRANGEBYSCORE', ARGV[1] .. ':nodes', '(' .. ARGV[3], '+inf')) do table.insert(out, n) end
+for _, n in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf')) do table.insert(out, n) end
 return out`,
-  // ARGV: P node now → removes the node's entry unless it renewed meanwhile.
-  leaseForget: `${leaseLua}
-if not leaseValid(ARGV[1], ARGV[2], ARGV[3]) then redis.call('ZREM', ARGV[1] .. ':nodes', ARGV[2]) end
+  },
+  // KEYS: nodes. ARGV: node now → removes the node's entry unless it renewed meanwhile.
+  leaseForget: {
+    keys: 1,
+    lua: `${leaseLua}
+if not leaseValid(KEYS[1], ARGV[1], ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 1`,
+  },
 };
 
 /** While waiting for other nodes to restore, look again this often rather than at the next renewal. */
@@ -77,7 +85,7 @@ const RESTORE_POLL_MS = 100;
 
 export interface NodeLeaseOptions {
   redis: Redis;
-  prefix: string;
+  keys: RedisKeys;
   nodeId: string;
   /** How long a lease lasts without renewal: a crashed node's share is removed after about this. */
   leaseMs: number;
@@ -160,7 +168,7 @@ export class NodeLease {
     try {
       const now = Date.now();
       const holds = !this.restoring || this.restoring.restored ? 1 : 0;
-      const [lost, dataset, ...live] = (await this.r.leaseRenew(this.o.prefix, this.o.nodeId, now, now + this.o.leaseMs, randomUUID(), this.dataset ?? '', holds)) as [
+      const [lost, dataset, ...live] = (await this.r.leaseRenew(this.o.keys.dataset, this.o.keys.restored, this.o.keys.nodes, this.o.nodeId, now, now + this.o.leaseMs, randomUUID(), this.dataset ?? '', holds)) as [
         number,
         string,
         ...string[],
@@ -207,7 +215,7 @@ export class NodeLease {
    */
   private async restored(now: number, live: string[]): Promise<boolean> {
     const r = this.restoring!;
-    const key = `${this.o.prefix}:restored`;
+    const key = this.o.keys.restored;
     if (!r.restored) {
       for (const s of this.shares) await s.restore?.();
       await this.o.redis.sadd(key, this.o.nodeId);
@@ -238,12 +246,12 @@ export class NodeLease {
   }
 
   private async removeExpired(now: number): Promise<void> {
-    const expired = await this.o.redis.zrangebyscore(`${this.o.prefix}:nodes`, '-inf', now);
+    const expired = await this.o.redis.zrangebyscore(this.o.keys.nodes, '-inf', now);
     for (const node of expired) {
       if (node === this.o.nodeId) continue;
       // Every share goes before the entry, so a survivor that fails halfway leaves the rest to the next.
       for (const s of this.shares) await s.dropNode(node, now);
-      await this.r.leaseForget(this.o.prefix, node, now);
+      await this.r.leaseForget(this.o.keys.nodes, node, now);
       this.o.log.info({ node }, 'removed the state of a dead node');
       for (const w of this.watchers) w.nodeGone(node);
     }
@@ -254,7 +262,7 @@ export class NodeLease {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     try {
-      await this.o.redis.zrem(`${this.o.prefix}:nodes`, this.o.nodeId);
+      await this.o.redis.zrem(this.o.keys.nodes, this.o.nodeId);
       const now = Date.now();
       for (const s of this.shares) await s.dropNode(this.o.nodeId, now);
     } catch (err) {

@@ -3,13 +3,18 @@
 // Cluster-only behaviour (several nodes sharing one Redis) is at the end.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { toApp } from '../apps/app.js';
 import type { BackboneHandlers, NodeCommand } from '../backbone/backbone.js';
 import { StaticAppStore } from '../apps/static-store.js';
 import { AppSchema, ConfigSchema, type Config } from '../config/schema.js';
+import { EPOCH_KEEP_MS } from '../history/history.js';
+import { recordEvent } from '../history/redis-lua.js';
 import { Metrics } from '../metrics/metrics.js';
 import { StoreUnavailableError, type ClusterEvent } from '../presence/store.js';
+import { defineScripts } from '../redis/clients.js';
+import { RedisKeys } from '../redis/keys.js';
 import { startRedis, type RedisHandle } from '../testing/harness.js';
 import { eventually, sleep } from '../testing/eventually.js';
 import { queueName } from '../webhooks/queue.js';
@@ -47,7 +52,7 @@ interface Made {
   heard: Heard;
 }
 
-async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: string; leaseMs?: number } = {}): Promise<Made> {
+async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: string; leaseMs?: number; noWebhooks?: boolean } = {}): Promise<Made> {
   const heard = new Heard();
   const engine =
     kind === 'memory'
@@ -58,7 +63,14 @@ async function make(kind: 'memory' | 'redis', opts: { prefix?: string; nodeId?: 
             redisPrefix: opts.prefix ?? `contract${++prefixes}`,
             nodeLeaseMs: opts.leaseMs ?? 10_000,
             cacheTtl: 1,
-            apps: [{ id: 'a1', key: 'k1', secret: 's1', webhooks: [{ url: webhookUrl, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }] }],
+            apps: [
+              {
+                id: 'a1',
+                key: 'k1',
+                secret: 's1',
+                webhooks: opts.noWebhooks ? [] : [{ url: webhookUrl, event_types: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed'] }],
+              },
+            ],
           }),
           opts.nodeId ?? `node-${prefixes}`,
         );
@@ -266,6 +278,31 @@ for (const kind of ['memory', 'redis'] as const) {
         await closeAll(m);
       }
     });
+
+    test('webhook queue: setQueues changes the queues this node delivers: an added one is claimed and woken by its events, a removed one no longer', async () => {
+      const m = await make(kind);
+      const q = m.engine.webhookQueue;
+      const [first, second] = [queueName('a1', webhookUrl), queueName('a1', `${webhookUrl}/second`)];
+      const woken: string[] = [];
+      q.onWake((name) => void woken.push(name));
+      try {
+        await q.start([first]);
+        await eventually(() => q.owns(first), { timeoutMs: 3000, what: 'this node owns the first queue' });
+        q.setQueues([second]);
+        assert.equal(q.owns(first), false, 'a removed queue is given up at once');
+        await eventually(() => q.owns(second), { timeoutMs: 3000, what: 'this node owns the added queue' });
+        woken.length = 0;
+        q.append(first, [{ t: 1, ev: { n: 1 } }]);
+        q.append(second, [{ t: 2, ev: { n: 2 } }]);
+        await eventually(() => woken.includes(second), { timeoutMs: 3000, what: 'the added queue woken by its event' });
+        await sleep(300);
+        assert.deepEqual(woken.filter((name) => name === first), [], 'the removed queue is not woken');
+        assert.deepEqual((await q.read(second, 10)).map((e) => e.ev), [{ n: 2 }]);
+        assert.deepEqual((await q.read(first, 10)).map((e) => e.ev), [{ n: 1 }], 'its events stay queued');
+      } finally {
+        await closeAll(m);
+      }
+    });
   });
 }
 
@@ -288,6 +325,72 @@ describe('redis engine, several nodes on one Redis', () => {
       a.engine.backbone.publish('a1', 'shared', 'f3');
       await sleep(200);
       assert.equal(b.heard.delivered.length, 1);
+    } finally {
+      await closeAll(a, b);
+    }
+  });
+
+  test('backbone: a sender\'s sequence numbers are checked per channel: messages out of order across channels are all delivered, a second copy is dropped', async () => {
+    const prefix = `cluster${++prefixes}`;
+    const keys = new RedisKeys(prefix);
+    const b = await make('redis', { prefix, nodeId: 'b' });
+    // Forges another node's messages, in the format every version since sequence numbers sends.
+    const raw = defineScripts(new Redis(redis.url), { historyRecord: recordEvent });
+    const sender = 'a/0123abcd';
+    const publish = (channel: string, seq: number, frame: string) => raw.publish(keys.channel('a1', channel), `${seq} ${sender}\n\n${frame}`);
+    const record = (channel: string, seq: number, frame: string) => {
+      const h = keys.history('a1', channel);
+      const head = `${seq} ${sender}\n\n`;
+      return raw.historyRecord(h.epoch, h.serial, h.events, h.senders, 'ep', 100, 60_000, EPOCH_KEEP_MS, frame, '', keys.channel('a1', channel), head, sender, seq);
+    };
+    try {
+      for (const c of ['x', 'y']) b.engine.backbone.addInterest('a1', c);
+      await Promise.all(['x', 'y'].map((c) => b.engine.backbone.interestReady('a1', c)));
+      // The sender published y's 1 before x's 2; two connections (one per shard) delivered x's first.
+      await publish('x', 2, 'x2');
+      await publish('y', 1, 'y1');
+      await publish('x', 2, 'x2'); // the same batch written again after a lost reply
+      await publish('y', 3, 'y3');
+      await raw.publish(keys.channel('a1', 'x'), 'a\n\nold'); // a node from before sequence numbers
+      // Recorded events: the script keeps the same rule per channel, and their fan-out follows it.
+      assert.equal(await record('x', 5, 'rx5'), 'ep:1');
+      assert.equal(await record('y', 4, 'ry4'), 'ep:1', 'y\'s 4 after x\'s 5 is recorded');
+      assert.equal(await record('x', 5, 'rx5'), '', 'a second copy is not recorded again');
+      await eventually(() => b.heard.delivered.length >= 6, { timeoutMs: 2000, what: 'six frames delivered' });
+      await sleep(100);
+      assert.deepEqual(
+        b.heard.delivered.map((d) => `${d.channel}:${d.frame}`),
+        ['x:x2', 'y:y1', 'y:y3', 'x:old', 'x:rx5', 'y:ry4'],
+      );
+    } finally {
+      raw.disconnect();
+      await closeAll(b);
+    }
+  });
+
+  test('webhook queue: a node started without webhooks still queues in Redis; a queue one node gives up is taken by another at once, and a doorbell from another node wakes an added queue', async () => {
+    const prefix = `cluster${++prefixes}`;
+    const a = await make('redis', { prefix, nodeId: 'qa', noWebhooks: true });
+    const b = await make('redis', { prefix, nodeId: 'qb' });
+    const [qa, qb] = [a.engine.webhookQueue, b.engine.webhookQueue];
+    const [first, second] = [queueName('a1', webhookUrl), queueName('a1', `${webhookUrl}/second`)];
+    const wokenA: string[] = [];
+    qa.onWake((name) => void wokenA.push(name));
+    try {
+      await qa.start([]);
+      qa.setQueues([first]);
+      await eventually(() => qa.owns(first), { timeoutMs: 3000, what: 'a owns the queue it was given' });
+      await qb.start([first]);
+      await sleep(300);
+      assert.equal(qb.owns(first), false, 'a holds the queue while its lease is valid');
+      qa.setQueues([second]);
+      // Leases last 10 s here: b takes the queue because a released it.
+      await eventually(() => qb.owns(first), { timeoutMs: 3000, what: 'b took over the queue a gave up' });
+      await eventually(() => qa.owns(second), { timeoutMs: 3000, what: 'a owns the added queue' });
+      wokenA.length = 0;
+      qb.append(second, [{ t: 1, ev: { n: 1 } }]);
+      await eventually(() => wokenA.includes(second), { timeoutMs: 3000, what: 'b\'s doorbell woke the added queue on a' });
+      assert.deepEqual((await qa.read(second, 10)).map((e) => e.ev), [{ n: 1 }]);
     } finally {
       await closeAll(a, b);
     }

@@ -1,6 +1,7 @@
 // A cluster node: shared state in Redis, fan-out over Redis pub/sub, one node lease that removes a
 // dead node's share and hands its webhook queues over. Three connections: commands, the backbone's
-// subscriptions, and (with webhooks) the webhook doorbell.
+// subscriptions, and the webhook doorbell (always: an app given webhooks later queues them in Redis
+// like the others, so they survive this node).
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { RedisBackbone } from '../backbone/redis.js';
@@ -13,8 +14,8 @@ import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
 import type { TransitionRouter } from '../presence/store.js';
 import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
-import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
-import { RedisWebhookQueue, webhookKeys } from '../webhooks/redis-queue.js';
+import { RedisKeys } from '../redis/keys.js';
+import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
 import type { Engine, EngineHandlers } from './engine.js';
 
 const HEALTH_PING_MS = 5000;
@@ -22,15 +23,12 @@ const HEALTH_PING_MS = 5000;
 /** `routes`: which webhook queues want each presence transition (they follow the app store). */
 export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics, routes: TransitionRouter): Engine {
   const target = { url: config.redisUrl, options: config.redisOptions };
-  const prefix = config.redisPrefix;
+  const keys = new RedisKeys(config.redisPrefix);
   const cmd = commandClient(target, `ripple-${nodeId}`);
   const sub = subscriberClient(target, `ripple-${nodeId}-sub`);
-  const clients = [cmd, sub];
-  const hasWebhooks = config.apps.some((a) => a.webhooks.length > 0);
-  const bell = hasWebhooks ? subscriberClient(target, `ripple-${nodeId}-webhooks`) : undefined;
-  if (bell) clients.push(bell);
+  const bell = subscriberClient(target, `ripple-${nodeId}-webhooks`);
+  const clients = [cmd, sub, bell];
   for (const [name, c] of [['commands', cmd], ['subscriber', sub], ['webhooks', bell]] as const) {
-    if (!c) continue;
     c.on('error', (err) => log.debug({ err, connection: name }, 'redis error'));
     c.on('reconnecting', () => metrics.redisReconnects.inc());
     c.on('ready', () => log.info({ connection: name }, 'redis up'));
@@ -42,29 +40,23 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   // of Redis coming back: the outbox waits that long for the others to resubscribe, and a node
   // restoring after Redis lost its data waits that long for the others to restore.
   const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500;
-  const lease = new NodeLease({ redis: cmd, prefix, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
-  const backbone = new RedisBackbone({ pub: cmd, sub, prefix, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
-  const store = new RedisPresenceStore({ redis: cmd, prefix, nodeId, log: clusterLog, lease, routes, webhooks: webhookKeys(prefix) });
-  const census = new RedisConnectionCensus({ redis: cmd, prefix, nodeId, log: clusterLog });
+  const lease = new NodeLease({ redis: cmd, keys, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
+  const backbone = new RedisBackbone({ pub: cmd, sub, keys, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
+  const store = new RedisPresenceStore({ redis: cmd, keys, nodeId, log: clusterLog, lease, routes });
+  const census = new RedisConnectionCensus({ redis: cmd, keys, nodeId, log: clusterLog });
   lease.add(store);
   lease.add(census);
-  let webhookQueue: WebhookQueue;
-  if (bell) {
-    const queue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, prefix, lease, log: log.child({ module: 'webhooks' }) });
-    lease.watch(queue);
-    webhookQueue = queue;
-  } else {
-    webhookQueue = new MemoryWebhookQueue();
-  }
+  const webhookQueue = new RedisWebhookQueue({ redis: cmd, subscriber: bell, keys, lease, log: log.child({ module: 'webhooks' }) });
+  lease.watch(webhookQueue);
   let ping: NodeJS.Timeout | undefined;
 
   return {
     mode: 'redis',
     backbone,
     store,
-    cache: new RedisChannelCache(cmd, prefix, config.cacheTtl * 1000),
-    history: new RedisHistory(cmd, prefix),
-    rates: new RedisRateWindows(cmd, prefix),
+    cache: new RedisChannelCache(cmd, keys, config.cacheTtl * 1000),
+    history: new RedisHistory(cmd, keys),
+    rates: new RedisRateWindows(cmd, keys),
     census,
     webhookQueue,
     async start(handlers: EngineHandlers) {

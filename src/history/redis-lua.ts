@@ -1,19 +1,21 @@
-// Lua of the Redis channel history. Keys (B = <prefix>:h:<app>:<channel>):
-//   B:e  string  the channel's epoch
-//   B:n  string  the serial of its last recorded event
-//   B:s  stream  the kept events: fields n (serial), f (frame), x (excluded socket id), ids by Redis time
+// Lua of the Redis channel history. Every script is given one channel's keys (RedisKeys.history):
+//   KEYS[1] epoch    string  the channel's epoch
+//   KEYS[2] serial   string  the serial of its last recorded event
+//   KEYS[3] events   stream  the kept events: fields n (serial), f (frame), x (excluded socket id), ids by Redis time
+//   KEYS[4] senders  hash    sending process → the last message sequence it recorded here (recordEvent only)
 // Every record is one script: number, keep, trim and publish at once, so the order in which nodes
 // receive recorded events is the order of their serials.
+import type { LuaScript } from '../redis/clients.js';
 
 const lib = `
-local function epochOf(B, candidate, keepMs)
-  local e = redis.call('GET', B .. ':e')
+local function epochOf(candidate, keepMs)
+  local e = redis.call('GET', KEYS[1])
   if not e then
     e = candidate
-    redis.call('SET', B .. ':e', e)
-    redis.call('DEL', B .. ':n', B .. ':s')
+    redis.call('SET', KEYS[1], e)
+    redis.call('DEL', KEYS[2], KEYS[3])
   end
-  redis.call('PEXPIRE', B .. ':e', keepMs)
+  redis.call('PEXPIRE', KEYS[1], keepMs)
   return e
 end
 local function nowMs()
@@ -23,49 +25,51 @@ end
 `;
 
 /**
- * ARGV: B epochCandidate size ttlMs keepMs frame except redisChannel messageHead → "epoch:serial", or
- * "" for a message this script already recorded (the outbox wrote it again after a lost reply).
- * Publishes messageHead .. "r" .. epoch:serial .. "\\n" .. frame on redisChannel (see backbone/redis.ts).
- * B:d holds, per sending process, the last message sequence recorded (messageHead = "<seq> <process>\\n...").
+ * ARGV: epochCandidate size ttlMs keepMs frame except redisChannel messageHead sender seq →
+ * "epoch:serial", or "" for a message this script already recorded (the outbox wrote it again after a
+ * lost reply). Publishes messageHead .. "r" .. epoch:serial .. "\\n" .. frame on redisChannel (see
+ * backbone/redis.ts). The duplicate rule is the backbone's: a sender's sequence numbers rise within
+ * each channel, and these keys are one channel's, so a message not above the last one recorded here
+ * from its sender was recorded already.
  */
-export const recordEvent = `${lib}
-local B = ARGV[1]
-local seq, sender = string.match(ARGV[9], '^(%d+) ([^\\n]+)\\n')
-if seq then
-  local done = tonumber(redis.call('HGET', B .. ':d', sender) or '0')
-  if tonumber(seq) <= done then return '' end
-  redis.call('HSET', B .. ':d', sender, seq)
-  redis.call('PEXPIRE', B .. ':d', ARGV[5])
-end
-local e = epochOf(B, ARGV[2], tonumber(ARGV[5]))
-local n = redis.call('INCR', B .. ':n')
-redis.call('PEXPIRE', B .. ':n', ARGV[5])
+export const recordEvent: LuaScript = {
+  keys: 4,
+  lua: `${lib}
+local done = tonumber(redis.call('HGET', KEYS[4], ARGV[9]) or '0')
+if tonumber(ARGV[10]) <= done then return '' end
+redis.call('HSET', KEYS[4], ARGV[9], ARGV[10])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+local e = epochOf(ARGV[1], tonumber(ARGV[4]))
+local n = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local now = nowMs()
-redis.call('XADD', B .. ':s', 'MAXLEN', ARGV[3], '*', 'n', n, 'f', ARGV[6], 'x', ARGV[7])
-redis.call('XTRIM', B .. ':s', 'MINID', now - tonumber(ARGV[4]))
-redis.call('PEXPIRE', B .. ':s', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', 'n', n, 'f', ARGV[5], 'x', ARGV[6])
+redis.call('XTRIM', KEYS[3], 'MINID', now - tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
 local pos = e .. ':' .. n
-redis.call('PUBLISH', ARGV[8], ARGV[9] .. 'r' .. pos .. '\\n' .. ARGV[6])
-return pos`;
+redis.call('PUBLISH', ARGV[7], ARGV[8] .. 'r' .. pos .. '\\n' .. ARGV[5])
+return pos`,
+};
 
 /**
- * ARGV: B epochCandidate afterSerial limit ttlMs keepMs →
+ * KEYS: epoch serial events. ARGV: epochCandidate afterSerial limit ttlMs keepMs →
  * { epoch, last, first, serial1, frame1, except1, ms1, ... } (events after afterSerial, oldest first).
  */
-export const readHistory = `${lib}
-local B = ARGV[1]
-local e = epochOf(B, ARGV[2], tonumber(ARGV[6]))
-local last = tonumber(redis.call('GET', B .. ':n') or '0')
-redis.call('XTRIM', B .. ':s', 'MINID', nowMs() - tonumber(ARGV[5]))
-local head = redis.call('XRANGE', B .. ':s', '-', '+', 'COUNT', 1)
+export const readHistory: LuaScript = {
+  keys: 3,
+  lua: `${lib}
+local e = epochOf(ARGV[1], tonumber(ARGV[5]))
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('XTRIM', KEYS[3], 'MINID', nowMs() - tonumber(ARGV[4]))
+local head = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
 local first = last + 1
 if #head > 0 then first = tonumber(head[1][2][2]) end
-local after = math.max(tonumber(ARGV[3]), first - 1)
-local want = math.min(tonumber(ARGV[4]), last - after)
+local after = math.max(tonumber(ARGV[2]), first - 1)
+local want = math.min(tonumber(ARGV[3]), last - after)
 local out = { e, last, first }
 if want <= 0 then return out end
 -- Serials are consecutive in the stream, so the events after 'after' are its newest (last - after).
-local rows = redis.call('XREVRANGE', B .. ':s', '+', '-', 'COUNT', last - after)
+local rows = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', last - after)
 local taken = 0
 for i = #rows, 1, -1 do
   if taken >= want then break end
@@ -74,4 +78,5 @@ for i = #rows, 1, -1 do
   table.insert(out, f[2]); table.insert(out, f[4]); table.insert(out, f[6]); table.insert(out, string.match(id, '^(%d+)'))
   taken = taken + 1
 end
-return out`;
+return out`,
+};

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import { leaseLua, type NodeShare } from '../cluster/node-lease.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 
 /** Only apps with a quota (maxConnections >= 0) are counted; others are always admitted. */
 export interface ConnectionCensus {
@@ -41,51 +42,61 @@ export class MemoryConnectionCensus implements ConnectionCensus {
   }
 }
 
-// Keys: P:conns (hash app → connections cluster-wide), P:n:<node>:conns (hash app → that node's).
+// KEYS of every script: the cluster-wide hash (app → connections, RedisKeys.connections) and one
+// node's own (RedisKeys.nodeConnections); censusDropNode also reads the leases (RedisKeys.nodes).
 const lib = `
-local P = ARGV[1]
-local function drop(node)
-  local nk = P .. ':n:' .. node .. ':conns'
-  local h = redis.call('HGETALL', nk)
+local function drop(all, mine)
+  local h = redis.call('HGETALL', mine)
   for i = 1, #h, 2 do
-    if redis.call('HINCRBY', P .. ':conns', h[i], -tonumber(h[i + 1])) <= 0 then redis.call('HDEL', P .. ':conns', h[i]) end
+    if redis.call('HINCRBY', all, h[i], -tonumber(h[i + 1])) <= 0 then redis.call('HDEL', all, h[i]) end
   end
-  redis.call('DEL', nk)
+  redis.call('DEL', mine)
 end
 `;
 
 const scripts = {
-  // ARGV: P node app limit → the app's count after admitting, or -1 when at the quota
-  censusAdmit: `${lib}
-if tonumber(redis.call('HGET', P .. ':conns', ARGV[3]) or '0') >= tonumber(ARGV[4]) then return -1 end
-redis.call('HINCRBY', P .. ':n:' .. ARGV[2] .. ':conns', ARGV[3], 1)
-return redis.call('HINCRBY', P .. ':conns', ARGV[3], 1)`,
-  // ARGV: P node app
-  censusRelease: `${lib}
-local nk = P .. ':n:' .. ARGV[2] .. ':conns'
-local mine = tonumber(redis.call('HGET', nk, ARGV[3]) or '0')
+  // KEYS: all mine. ARGV: app limit → the app's count after admitting, or -1 when at the quota
+  censusAdmit: {
+    keys: 2,
+    lua: `
+if tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') >= tonumber(ARGV[2]) then return -1 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)`,
+  },
+  // KEYS: all mine. ARGV: app
+  censusRelease: {
+    keys: 2,
+    lua: `
+local mine = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 if mine <= 0 then return 0 end
-if mine == 1 then redis.call('HDEL', nk, ARGV[3]) else redis.call('HINCRBY', nk, ARGV[3], -1) end
-if redis.call('HINCRBY', P .. ':conns', ARGV[3], -1) <= 0 then redis.call('HDEL', P .. ':conns', ARGV[3]) end
+if mine == 1 then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HINCRBY', KEYS[2], ARGV[1], -1) end
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 1`,
-  // ARGV: P node now → removes a node's share unless its lease is still valid
-  censusDropNode: `${lib}${leaseLua}
-if leaseValid(P, ARGV[2], ARGV[3]) then return 0 end
-drop(ARGV[2])
+  },
+  // KEYS: all theirs nodes. ARGV: node now → removes a node's share unless its lease is still valid
+  censusDropNode: {
+    keys: 3,
+    lua: `${lib}${leaseLua}
+if leaseValid(KEYS[3], ARGV[1], ARGV[2]) then return 0 end
+drop(KEYS[1], KEYS[2])
 return 1`,
-  // ARGV: P node (app count)* → replaces this node's share with its own record
-  censusReplay: `${lib}
-drop(ARGV[2])
-for i = 3, #ARGV, 2 do
-  redis.call('HINCRBY', P .. ':n:' .. ARGV[2] .. ':conns', ARGV[i], ARGV[i + 1])
-  redis.call('HINCRBY', P .. ':conns', ARGV[i], ARGV[i + 1])
+  },
+  // KEYS: all mine. ARGV: (app count)* → replaces this node's share with its own record
+  censusReplay: {
+    keys: 2,
+    lua: `${lib}
+drop(KEYS[1], KEYS[2])
+for i = 1, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1])
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 return 1`,
+  },
 };
 
 export interface RedisCensusOptions {
   redis: Redis;
-  prefix: string;
+  keys: RedisKeys;
   nodeId: string;
   log: Logger;
 }
@@ -96,9 +107,12 @@ export class RedisConnectionCensus implements ConnectionCensus, NodeShare {
   private mine = new Map<string, number>();
   /** the other nodes' connections per app, as last seen (used while Redis is unreachable) */
   private others = new Map<string, number>();
+  /** this node's hash */
+  private readonly mineKey: string;
 
   constructor(private readonly o: RedisCensusOptions) {
     this.r = defineScripts(o.redis, scripts);
+    this.mineKey = o.keys.nodeConnections(o.nodeId);
   }
 
   private bump(appId: string, delta: 1 | -1): void {
@@ -110,7 +124,7 @@ export class RedisConnectionCensus implements ConnectionCensus, NodeShare {
   async admit(app: App): Promise<boolean> {
     if (app.maxConnections < 0) return true; // not counted: nothing to enforce
     try {
-      const total = Number(await this.r.censusAdmit(this.o.prefix, this.o.nodeId, app.id, app.maxConnections));
+      const total = Number(await this.r.censusAdmit(this.o.keys.connections, this.mineKey, app.id, app.maxConnections));
       if (total < 0) return false;
       this.bump(app.id, 1);
       this.others.set(app.id, total - (this.mine.get(app.id) ?? 0));
@@ -127,21 +141,21 @@ export class RedisConnectionCensus implements ConnectionCensus, NodeShare {
   release(app: App): void {
     if (app.maxConnections < 0) return;
     this.bump(app.id, -1);
-    this.r.censusRelease(this.o.prefix, this.o.nodeId, app.id).catch(() => {}); // a reconnect replays the share
+    this.r.censusRelease(this.o.keys.connections, this.mineKey, app.id).catch(() => {}); // a reconnect replays the share
   }
 
   async connections(app: App): Promise<number | undefined> {
     if (app.maxConnections < 0) return undefined;
-    return Number((await this.o.redis.hget(`${this.o.prefix}:conns`, app.id)) ?? 0);
+    return Number((await this.o.redis.hget(this.o.keys.connections, app.id)) ?? 0);
   }
 
   async rejoin(): Promise<void> {
-    const args: (string | number)[] = [this.o.prefix, this.o.nodeId];
+    const args: (string | number)[] = [this.o.keys.connections, this.mineKey];
     for (const [app, n] of this.mine) args.push(app, n);
     await this.r.censusReplay(...args);
   }
 
   async dropNode(node: string, now: number): Promise<void> {
-    await this.r.censusDropNode(this.o.prefix, node, now);
+    await this.r.censusDropNode(this.o.keys.connections, this.o.keys.nodeConnections(node), this.o.keys.nodes, node, now);
   }
 }

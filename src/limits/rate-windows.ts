@@ -2,6 +2,7 @@
 // one counter per app, kind and second; in memory on one node, in Redis for a cluster (each node
 // counting its own share while Redis cannot be reached).
 import type { Redis } from 'ioredis';
+import type { RedisKeys } from '../redis/keys.js';
 
 export type RateKind = 'backend' | 'read';
 
@@ -45,12 +46,12 @@ export class RedisRateWindows implements RateWindows {
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly keys: RedisKeys,
   ) {}
 
   async consume(appId: string, kind: RateKind, points: number, limit: number): Promise<RateDecision> {
     const now = Date.now();
-    const key = `${this.prefix}:rate:${kind}:${appId}:${Math.floor(now / 1000)}`;
+    const key = this.keys.rate(kind, appId, Math.floor(now / 1000));
     let res: [Error | null, unknown][] | null;
     try {
       res = await this.redis.multi().incrby(key, points).pexpire(key, 2000).exec();

@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import type { NodeShare } from '../cluster/node-lease.js';
 import { ONLINE_CHANNEL, channelKind } from '../protocol/channels.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 import * as lua from './redis-lua.js';
 import {
   StoreUnavailableError,
@@ -53,13 +54,11 @@ export interface LeaseLink {
 
 export interface RedisPresenceOptions {
   redis: Redis;
-  prefix: string;
+  keys: RedisKeys;
   nodeId: string;
   log: Logger;
   lease: LeaseLink;
   routes: TransitionRouter;
-  /** Where the scripts queue webhooks: the endpoint streams' key prefix and the doorbell channel. */
-  webhooks: { streamPrefix: string; bell: string };
 }
 
 type Args = (string | number)[];
@@ -122,10 +121,22 @@ function routeArgs(r: TransitionRoutes | undefined): Args {
   return [r.occupied.length, ...r.occupied, r.vacated.length, ...r.vacated, r.added.length, ...r.added, r.removed.length, ...r.removed];
 }
 
+const NO_QUEUES: ReadonlySet<string> = new Set();
+
+/** The webhook queues a route names, each once (the script is given their streams), added to `into` if given. */
+function queuesOf(r: TransitionRoutes | undefined, into?: Set<string>): ReadonlySet<string> {
+  if (!r) return into ?? NO_QUEUES;
+  const out = into ?? new Set<string>();
+  for (const list of [r.occupied, r.vacated, r.added, r.removed]) for (const q of list) out.add(q);
+  return out;
+}
+
 export class RedisPresenceStore implements PresenceStore, NodeShare {
   readonly queuesTransitionWebhooks = true;
   private readonly r: Scripted;
-  private readonly P: string;
+  /** this node's share in Redis: N.subs and N.pres of the scripts */
+  private readonly nodeSubs: string;
+  private readonly nodePres: string;
   private readonly mine = new ShareRecord();
   private confirmed = new ShareRecord();
   private handler: ClusterStateHandler = { stateChanged: () => {} };
@@ -133,7 +144,8 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   private gate?: { opened: Promise<void>; open: () => void };
 
   constructor(private readonly o: RedisPresenceOptions) {
-    this.P = o.prefix;
+    this.nodeSubs = o.keys.nodeSubscriptions(o.nodeId);
+    this.nodePres = o.keys.nodePresence(o.nodeId);
     this.r = defineScripts(o.redis, {
       rAddSub: lua.addSubscription,
       rRemoveSub: lua.removeSubscription,
@@ -165,39 +177,48 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     this.gate = { opened, open };
   }
 
-  /** ARGV 1-4 of every script. */
-  private head(now = Date.now()): Args {
-    return [this.P, this.o.webhooks.streamPrefix, this.o.webhooks.bell, now];
+  /**
+   * Runs a script (see redis-lua.ts): its keys, then the streams of the webhook queues its routes
+   * name; ARGV the doorbell, now, those queues, then its own arguments.
+   */
+  private run(script: string, keys: string[], queues: ReadonlySet<string>, args: Args, now = Date.now()): Promise<unknown> {
+    const k = this.o.keys;
+    const streams = [...queues].map((q) => k.webhookStream(q));
+    return this.r[script](keys.length + streams.length, ...keys, ...streams, k.webhookBell, now, queues.size, ...queues, ...args);
   }
 
-  private route(appId: string, channel: string): Args {
-    return routeArgs(this.o.routes.routes(appId, channel));
+  /** One channel's presence hashes, in the scripts' order (C.sockets C.users C.infos). */
+  private presenceKeys(appId: string, channel: string): string[] {
+    const p = this.o.keys.presence(appId, channel);
+    return [p.sockets, p.users, p.infos];
   }
 
-  /** Routes of every channel `node` holds in Redis, and of `share`'s (a script's routes argument). */
-  private async routesOf(node: string, share?: ShareRecord): Promise<Args> {
-    if (!this.o.routes.any) return [0];
-    const [subs, pres] = await Promise.all([this.o.redis.hkeys(`${this.P}:n:${node}:subs`), this.o.redis.smembers(`${this.P}:n:${node}:pres`)]);
+  /** Routes of every channel `node` holds in Redis, and of `share`'s (a script's routes argument), with the queues they name. */
+  private async routesOf(node: string, share?: ShareRecord): Promise<{ args: Args; queues: ReadonlySet<string> }> {
+    if (!this.o.routes.any) return { args: [0], queues: NO_QUEUES };
+    const [subs, pres] = await Promise.all([this.o.redis.hkeys(this.o.keys.nodeSubscriptions(node)), this.o.redis.smembers(this.o.keys.nodePresence(node))]);
     const fields = new Set(subs);
     for (const m of pres) fields.add(m.split('\n', 2).join('\n'));
     for (const f of share?.subs.keys() ?? []) fields.add(f);
     const out: Args = [];
+    const queues = new Set<string>();
     let n = 0;
     for (const f of fields) {
       const [appId, channel] = f.split('\n');
       const r = channel === ONLINE_CHANNEL ? undefined : this.o.routes.routes(appId, channel);
       if (!r) continue;
       out.push(appId, channel, ...routeArgs(r));
+      queuesOf(r, queues);
       n++;
     }
-    return [n, ...out];
+    return { args: [n, ...out], queues };
   }
 
   async rejoin(): Promise<void> {
     const routes = await this.routesOf(this.o.nodeId, this.mine);
     // Taken and sent in one step: every change sent before is in it, every one sent after is not.
     const share = this.mine.copy();
-    const events = parseEvents(await this.r.rReplay(...this.head(), this.o.nodeId, ...share.args(), ...routes));
+    const events = parseEvents(await this.run('rReplay', [this.nodeSubs, this.nodePres], routes.queues, [this.o.keys.prefix, this.o.nodeId, ...share.args(), ...routes.args]));
     this.confirmed = share;
     this.gate?.open();
     this.gate = undefined;
@@ -206,13 +227,15 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   }
 
   async restore(): Promise<void> {
-    await this.r.rRestore(...this.head(), this.o.nodeId, ...this.confirmed.args());
+    await this.run('rRestore', [this.nodeSubs, this.nodePres], NO_QUEUES, [this.o.keys.prefix, this.o.nodeId, ...this.confirmed.args()]);
     this.o.log.info({ subscriptions: this.confirmed.subs.size, presence: this.confirmed.presence.size }, 'cluster state restored after Redis lost it');
   }
 
   async dropNode(node: string, now: number): Promise<void> {
     const routes = await this.routesOf(node);
-    const events = parseEvents(await this.r.rDropNode(...this.head(now), node, ...routes));
+    const k = this.o.keys;
+    const keys = [k.nodes, k.nodeSubscriptions(node), k.nodePresence(node)];
+    const events = parseEvents(await this.run('rDropNode', keys, routes.queues, [k.prefix, node, ...routes.args], now));
     if (events.length) this.handler.stateChanged(events);
   }
 
@@ -258,7 +281,10 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   async addSubscription(appId: string, channel: string): Promise<number> {
     const count = await this.change(
       () => this.mine.count(appId, channel, 1),
-      () => this.r.rAddSub(...this.head(), this.o.nodeId, appId, channel, ...this.route(appId, channel)),
+      () => {
+        const r = this.o.routes.routes(appId, channel);
+        return this.run('rAddSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
+      },
     );
     this.confirmed.count(appId, channel, 1);
     return Number(count);
@@ -267,7 +293,10 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   async removeSubscription(appId: string, channel: string): Promise<number> {
     const count = await this.change(
       () => this.mine.count(appId, channel, -1),
-      () => this.r.rRemoveSub(...this.head(), this.o.nodeId, appId, channel, ...this.route(appId, channel)),
+      () => {
+        const r = this.o.routes.routes(appId, channel);
+        return this.run('rRemoveSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
+      },
     );
     this.confirmed.count(appId, channel, -1);
     return Number(count);
@@ -277,7 +306,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     const info = JSON.stringify(member.userInfo ?? null);
     const res = (await this.change(
       () => this.mine.join(appId, channel, socketId, member.userId, info, false),
-      () => this.r.rJoin(...this.head(), this.o.nodeId, appId, channel, socketId, member.userId, info),
+      () => this.run('rJoin', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, member.userId, info]),
     )) as [number, string[]];
     this.confirmed.join(appId, channel, socketId, member.userId, info, false);
     return { added: Number(res[0]) === 1, members: toMembers(res[1]) };
@@ -286,7 +315,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
     const last = await this.change(
       () => this.mine.leave(appId, channel, socketId, false),
-      () => this.r.rLeave(...this.head(), this.o.nodeId, appId, channel, socketId, userId),
+      () => this.run('rLeave', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId]),
     );
     this.confirmed.leave(appId, channel, socketId, false);
     return Number(last) === 1;
@@ -298,7 +327,12 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     try {
       res = (await this.change(
         () => this.mine.join(appId, channel, socketId, member.userId, info, true),
-        () => this.r.rSubPres(...this.head(), this.o.nodeId, appId, channel, socketId, member.userId, info, maxMembers, ...this.route(appId, channel)),
+        () => {
+          const r = this.o.routes.routes(appId, channel);
+          const args = [this.o.nodeId, appId, channel, socketId, member.userId, info, maxMembers, ...routeArgs(r)];
+          const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
+          return this.run('rSubPres', keys, queuesOf(r), args);
+        },
       )) as typeof res;
     } catch (err) {
       // The join is refused to the client, so it is not part of this node's share.
@@ -316,7 +350,11 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
     const res = (await this.change(
       () => this.mine.leave(appId, channel, socketId, true),
-      () => this.r.rUnsubPres(...this.head(), this.o.nodeId, appId, channel, socketId, userId, ...this.route(appId, channel)),
+      () => {
+        const r = this.o.routes.routes(appId, channel);
+        const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
+        return this.run('rUnsubPres', keys, queuesOf(r), [this.o.nodeId, appId, channel, socketId, userId, ...routeArgs(r)]);
+      },
     )) as [number, number];
     const left = Number(res[0]);
     if (left >= 0) this.confirmed.leave(appId, channel, socketId, true);
@@ -324,26 +362,26 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   }
 
   async members(appId: string, channel: string): Promise<Map<string, unknown>> {
-    return this.read(async () => toMembers(await this.o.redis.hgetall(`${this.P}:p:${appId}:${channel}:i`)));
+    return this.read(async () => toMembers(await this.o.redis.hgetall(this.o.keys.presence(appId, channel).infos)));
   }
 
   async userCount(appId: string, channel: string): Promise<number> {
-    return this.read(() => this.o.redis.hlen(`${this.P}:p:${appId}:${channel}:u`));
+    return this.read(() => this.o.redis.hlen(this.o.keys.presence(appId, channel).users));
   }
 
   async subscriptionCount(appId: string, channel: string): Promise<number> {
-    return this.read(async () => Number((await this.o.redis.hget(`${this.P}:subs:${appId}`, channel)) ?? 0));
+    return this.read(async () => Number((await this.o.redis.hget(this.o.keys.appSubscriptions(appId), channel)) ?? 0));
   }
 
   async channels(appId: string, prefix?: string): Promise<Map<string, ChannelInfo>> {
     return this.read(async () => {
-      const all = await this.o.redis.hgetall(`${this.P}:subs:${appId}`);
+      const all = await this.o.redis.hgetall(this.o.keys.appSubscriptions(appId));
       const names = Object.keys(all).filter((c) => !prefix || c.startsWith(prefix));
       const presence = names.filter((c) => channelKind(c) === 'presence');
       const counts = new Map<string, number>();
       if (presence.length) {
         const pipe = this.o.redis.pipeline();
-        for (const c of presence) pipe.hlen(`${this.P}:p:${appId}:${c}:u`);
+        for (const c of presence) pipe.hlen(this.o.keys.presence(appId, c).users);
         const res = (await pipe.exec()) ?? [];
         presence.forEach((c, i) => counts.set(c, Number(res[i]?.[1] ?? 0)));
       }

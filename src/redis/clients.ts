@@ -45,13 +45,22 @@ export function whenReady(client: Redis, timeoutMs: number): Promise<boolean> {
   });
 }
 
-/** Scripts registered with defineCommand, called by name. */
+/** Scripts registered with defineCommand, called by name: the keys first, then the other arguments. */
 export type Scripted = Redis & Record<string, (...args: (string | number)[]) => Promise<unknown>>;
 
-/** Registers Lua scripts (no KEYS: every key is derived from ARGV) as commands of the client. */
-export function defineScripts(redis: Redis, scripts: Record<string, string>): Scripted {
-  for (const [name, lua] of Object.entries(scripts)) {
-    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+/**
+ * A Lua script and how many keys (KEYS) it is given, the rest being ARGV: a fixed number, or
+ * 'counted' when it varies and the caller passes it first.
+ */
+export interface LuaScript {
+  keys: number | 'counted';
+  lua: string;
+}
+
+/** Registers Lua scripts as commands of the client (once per client and name). */
+export function defineScripts(redis: Redis, scripts: Record<string, LuaScript>): Scripted {
+  for (const [name, { keys, lua }] of Object.entries(scripts)) {
+    if (!(name in redis)) redis.defineCommand(name, { numberOfKeys: keys === 'counted' ? undefined : keys, lua });
   }
   return redis as Scripted;
 }

@@ -26,9 +26,9 @@ export interface WebhookQueue {
   read(queue: string, max: number): Promise<QueuedEvent[]>;
   /** Removes delivered (or dead-lettered) events. */
   ack(queue: string, ids: string[]): Promise<void>;
-  /** Whether this node is the one delivering the queue right now. */
+  /** Whether this node is the one delivering the queue right now (never for a queue outside its set). */
   owns(queue: string): boolean;
-  /** fn(queue) when a queue may have new events or this node just became its deliverer. */
+  /** fn(queue) when a queue of this node's set may have new events or this node just became its deliverer. */
   onWake(fn: (queue: string) => void): void;
   /** Events waiting, as last known (metrics). */
   depth(): number;
@@ -36,7 +36,14 @@ export interface WebhookQueue {
   listDead(appId: string): Promise<DeadLetter[]>;
   /** Removes and returns the app's dead letters (for a replay). */
   takeDead(appId: string): Promise<DeadLetter[]>;
+  /** Starts delivering from these queues (see setQueues). */
   start(queues: readonly string[]): Promise<void>;
+  /**
+   * The queues this node delivers from now on (apps and endpoints change while it runs): added ones
+   * are claimed and read from the next round, removed ones released to the other nodes and no longer
+   * read. Their events stay queued.
+   */
+  setQueues(queues: readonly string[]): void;
   /** Stops taking part; a clustered backend hands its queues to the other nodes. */
   close(): Promise<void>;
 }
@@ -51,6 +58,8 @@ export const DEAD_LETTERS_KEPT_PER_APP = 10_000;
 /** Single-node mode: in memory, so a stopped or crashed process loses what it had not delivered. */
 export class MemoryWebhookQueue implements WebhookQueue {
   private queues = new Map<string, QueuedEvent[]>();
+  /** the queues this node delivers */
+  private delivered: ReadonlySet<string> = new Set();
   private dead = new Map<string, DeadLetter[]>();
   private seq = 0;
   private wake: (q: string) => void = () => {};
@@ -59,7 +68,7 @@ export class MemoryWebhookQueue implements WebhookQueue {
     let q = this.queues.get(queue);
     if (!q) this.queues.set(queue, (q = []));
     for (const e of events) q.push({ id: String(++this.seq), t: e.t, ev: e.ev });
-    this.wake(queue);
+    if (this.delivered.has(queue)) this.wake(queue);
   }
 
   async read(queue: string, max: number): Promise<QueuedEvent[]> {
@@ -76,8 +85,8 @@ export class MemoryWebhookQueue implements WebhookQueue {
     else this.queues.set(queue, q.filter((e) => !gone.has(e.id)));
   }
 
-  owns(): boolean {
-    return true;
+  owns(queue: string): boolean {
+    return this.delivered.has(queue);
   }
 
   onWake(fn: (q: string) => void): void {
@@ -107,7 +116,16 @@ export class MemoryWebhookQueue implements WebhookQueue {
     return list;
   }
 
-  async start(): Promise<void> {}
+  async start(queues: readonly string[]): Promise<void> {
+    this.setQueues(queues);
+  }
+
+  setQueues(queues: readonly string[]): void {
+    const before = this.delivered;
+    this.delivered = new Set(queues);
+    for (const q of this.delivered) if (!before.has(q) && this.queues.get(q)?.length) this.wake(q);
+  }
+
   async close(): Promise<void> {}
 }
 

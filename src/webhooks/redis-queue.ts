@@ -6,39 +6,38 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { leaseLua, type NodeLease, type NodeWatcher } from '../cluster/node-lease.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
+import type { RedisKeys } from '../redis/keys.js';
 import { DEAD_LETTERS_KEPT_PER_APP, type DeadLetter, type QueuedEvent, type WebhookQueue } from './queue.js';
 
 export interface RedisWebhookQueueOptions {
   redis: Redis;
   /** A connection of its own for the doorbell channel (it enters subscriber mode). */
   subscriber: Redis;
-  prefix: string;
+  keys: RedisKeys;
   /** This node's lease: a stream's owner delivers only while its lease holds, and loses the stream when it runs out. */
   lease: NodeLease;
   log: Logger;
 }
 
+// The presence scripts write to the same streams (RedisKeys.webhookStream) and ring the same doorbell:
+// they queue the webhooks of the transitions they make in the same atomic step ({t, ev} JSON in field d).
 const scripts = {
-  // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out).
-  // Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that has not
-  // registered again could otherwise take a stream that a registered node holds.
-  webhookClaim: `${leaseLua}
-if not leaseValid(ARGV[2], ARGV[3], ARGV[4]) then return 0 end
-local o = redis.call('GET', ARGV[1])
-if o == ARGV[3] then return 1 end
-if o and leaseValid(ARGV[2], o, ARGV[4]) then return 0 end
-redis.call('SET', ARGV[1], ARGV[3])
+  // KEYS: owner nodes. ARGV: me now → 1 when this node owns the stream (it did, or the owner's lease ran
+  // out). Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that
+  // has not registered again could otherwise take a stream that a registered node holds.
+  webhookClaim: {
+    keys: 2,
+    lua: `${leaseLua}
+if not leaseValid(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
+local o = redis.call('GET', KEYS[1])
+if o == ARGV[1] then return 1 end
+if o and leaseValid(KEYS[2], o, ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
 return 1`,
-  // ARGV: ownerKey me → gives the stream up if this node owns it
-  webhookRelease: `if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end return 0`,
+  },
+  // KEYS: owner. ARGV: me → gives the stream up if this node owns it
+  webhookRelease: { keys: 1, lua: `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0` },
 };
-/**
- * Where the queues live in Redis, for writers outside this module: the presence scripts queue the
- * webhooks of the transitions they make in the same atomic step (a record is {t, ev} JSON in field d).
- */
-export function webhookKeys(prefix: string): { streamPrefix: string; bell: string } {
-  return { streamPrefix: `${prefix}:wh:q:`, bell: `${prefix}:wh:bell` };
-}
 
 const MAX_LOCAL_BACKLOG = 200_000;
 const FLUSH_BATCH = 500;
@@ -47,9 +46,10 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private readonly redis: Scripted;
   private readonly sub: Redis;
   private readonly bell: string;
-  private readonly streamPrefix: string;
-  private queues: readonly string[] = [];
-  private readonly known = new Set<string>();
+  /** the queues this node delivers (setQueues) */
+  private queues: ReadonlySet<string> = new Set();
+  /** queues taken out of the set that this node may still own in Redis: released at the next round */
+  private readonly releasing = new Set<string>();
   /** queues this node owned at the last claim round */
   private readonly owned = new Set<string>();
   private readonly lengths = new Map<string, number>();
@@ -58,7 +58,10 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private flushing?: Promise<void>;
   private wake: (q: string) => void = () => {};
   private timer?: NodeJS.Timeout;
+  private started = false;
   private ticking = false;
+  /** asked for a round while one ran: run another when it ends */
+  private tickAgain = false;
   private lastTick = 0;
   private closed = false;
   private warnedDown = false;
@@ -71,17 +74,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     // (Redis may have lost the owner keys), and two owners would deliver the same events twice.
     o.redis.on('close', () => this.owned.clear());
     this.sub = o.subscriber;
-    ({ streamPrefix: this.streamPrefix, bell: this.bell } = webhookKeys(o.prefix));
-  }
-
-  private streamKey(q: string) {
-    return this.streamPrefix + q;
-  }
-  private ownerKey(q: string) {
-    return `${this.o.prefix}:wh:owner:${q}`;
-  }
-  private deadKey(appId: string) {
-    return `${this.o.prefix}:wh:dead:${appId}`;
+    this.bell = o.keys.webhookBell;
   }
 
   append(queue: string, events: { t: number; ev: object }[]): void {
@@ -101,7 +94,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     while (this.backlog.length) {
       const batch = this.backlog.slice(0, FLUSH_BATCH);
       const p = this.redis.pipeline();
-      for (const b of batch) p.xadd(this.streamKey(b.queue), '*', 'd', b.data);
+      for (const b of batch) p.xadd(this.o.keys.webhookStream(b.queue), '*', 'd', b.data);
       p.publish(this.bell, [...new Set(batch.map((b) => b.queue))].join('\n'));
       let written = 0;
       try {
@@ -126,7 +119,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   async read(queue: string, max: number): Promise<QueuedEvent[]> {
-    const rows = (await this.redis.xrange(this.streamKey(queue), '-', '+', 'COUNT', max)) as [string, string[]][];
+    const rows = (await this.redis.xrange(this.o.keys.webhookStream(queue), '-', '+', 'COUNT', max)) as [string, string[]][];
     const out: QueuedEvent[] = [];
     for (const [id, fields] of rows) {
       const i = fields.indexOf('d');
@@ -143,7 +136,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
 
   async ack(queue: string, ids: string[]): Promise<void> {
     if (!ids.length) return;
-    await this.redis.xdel(this.streamKey(queue), ...ids);
+    await this.redis.xdel(this.o.keys.webhookStream(queue), ...ids);
     const n = this.lengths.get(queue);
     if (n !== undefined) this.lengths.set(queue, Math.max(0, n - ids.length));
   }
@@ -168,29 +161,29 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   async pushDead(rec: DeadLetter): Promise<void> {
-    const key = this.deadKey(rec.appId);
+    const key = this.o.keys.webhookDead(rec.appId);
     await this.redis.multi().lpush(key, JSON.stringify(rec)).ltrim(key, 0, DEAD_LETTERS_KEPT_PER_APP - 1).exec();
   }
 
   async listDead(appId: string): Promise<DeadLetter[]> {
-    const rows = await this.redis.lrange(this.deadKey(appId), 0, -1);
+    const rows = await this.redis.lrange(this.o.keys.webhookDead(appId), 0, -1);
     return rows.reverse().map((r) => JSON.parse(r) as DeadLetter);
   }
 
   async takeDead(appId: string): Promise<DeadLetter[]> {
-    const key = this.deadKey(appId);
+    const key = this.o.keys.webhookDead(appId);
     const res = await this.redis.multi().lrange(key, 0, -1).del(key).exec();
     const rows = (res?.[0]?.[1] as string[] | undefined) ?? [];
     return rows.reverse().map((r) => JSON.parse(r) as DeadLetter);
   }
 
   async start(queues: readonly string[]): Promise<void> {
-    this.queues = queues;
-    for (const q of queues) this.known.add(q);
+    this.setQueues(queues);
+    this.started = true;
     this.sub.on('message', (channel: string, msg: string) => {
       if (channel !== this.bell || this.closed) return;
       for (const q of msg.split('\n')) {
-        if (!this.known.has(q)) continue;
+        if (!this.queues.has(q)) continue;
         if (this.owns(q)) this.wake(q);
         else if (Date.now() - this.lastTick > 250) void this.tick(); // a lease released or expired? take it now
       }
@@ -203,30 +196,35 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     await this.tick();
   }
 
-  /** Claims the streams this node owns or may take over, refreshes queue lengths, and wakes what has work. */
+  setQueues(queues: readonly string[]): void {
+    const next = new Set(queues);
+    for (const q of this.queues) {
+      if (next.has(q)) continue;
+      this.owned.delete(q);
+      this.lengths.delete(q);
+      this.releasing.add(q);
+    }
+    for (const q of next) this.releasing.delete(q);
+    this.queues = next;
+    if (this.started) void this.tick();
+  }
+
+  /** Runs claim rounds until none is asked for (a set changed meanwhile). */
   private async tick(): Promise<void> {
-    if (this.ticking || this.closed || this.redis.status !== 'ready') return;
+    if (this.ticking) {
+      this.tickAgain = true;
+      return;
+    }
+    if (this.closed || this.redis.status !== 'ready') return;
     // Without a valid lease of its own a node must not claim: others could not tell it is alive.
     if (!this.o.lease.held()) return;
     this.ticking = true;
-    this.lastTick = Date.now();
     try {
-      const p = this.redis.pipeline() as unknown as Scripted;
-      const now = Date.now();
-      for (const q of this.queues) {
-        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now);
-        p.xlen(this.streamKey(q));
-      }
-      const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
-      this.queues.forEach((q, i) => {
-        const [claimErr, claimed] = res[2 * i] ?? [new Error('no reply')];
-        const [lenErr, len] = res[2 * i + 1] ?? [new Error('no reply')];
-        if (!lenErr) this.lengths.set(q, Number(len));
-        if (claimErr) return;
-        if (Number(claimed) === 1) this.owned.add(q);
-        else this.owned.delete(q);
-        if (this.owns(q) && Number(len) > 0) this.wake(q);
-      });
+      do {
+        this.tickAgain = false;
+        this.lastTick = Date.now();
+        await this.round();
+      } while (this.tickAgain && !this.closed);
     } catch (err) {
       this.o.log.debug({ err }, 'webhook claim round failed');
     } finally {
@@ -234,17 +232,54 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     }
   }
 
+  /**
+   * Releases the streams taken out of the set (ringing the doorbell, so the nodes that deliver them
+   * take them at once), claims the streams of the set this node owns or may take over, refreshes their
+   * lengths, and wakes what has work.
+   */
+  private async round(): Promise<void> {
+    const queues = [...this.queues];
+    const release = [...this.releasing];
+    if (!queues.length && !release.length) return;
+    const k = this.o.keys;
+    const me = this.o.lease.nodeId;
+    const now = Date.now();
+    const p = this.redis.pipeline() as unknown as Scripted;
+    for (const q of release) p.webhookRelease(k.webhookOwner(q), me);
+    if (release.length) p.publish(this.bell, release.join('\n'));
+    for (const q of queues) {
+      p.webhookClaim(k.webhookOwner(q), k.nodes, me, now);
+      p.xlen(k.webhookStream(q));
+    }
+    const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
+    release.forEach((q, i) => {
+      if (res[i] && !res[i][0]) this.releasing.delete(q);
+    });
+    const claims = release.length ? release.length + 1 : 0;
+    queues.forEach((q, i) => {
+      // Taken out of the set meanwhile: not owned here, and released at the next round.
+      if (!this.queues.has(q)) return;
+      const [claimErr, claimed] = res[claims + 2 * i] ?? [new Error('no reply')];
+      const [lenErr, len] = res[claims + 2 * i + 1] ?? [new Error('no reply')];
+      if (!lenErr) this.lengths.set(q, Number(len));
+      if (claimErr) return;
+      if (Number(claimed) === 1) this.owned.add(q);
+      else this.owned.delete(q);
+      if (this.owns(q) && Number(len) > 0) this.wake(q);
+    });
+  }
+
   async close(): Promise<void> {
     // Write what is still local (bounded wait), then hand our streams to the other nodes at once.
     await Promise.race([this.flushing ?? Promise.resolve(), new Promise((r) => setTimeout(r, 2000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    const held = [...this.owned];
+    const held = [...new Set([...this.owned, ...this.releasing])];
     this.owned.clear();
     if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
     if (this.redis.status === 'ready' && held.length) {
       const p = this.redis.pipeline();
-      for (const q of held) (p as unknown as Scripted).webhookRelease(this.ownerKey(q), this.o.lease.nodeId);
+      for (const q of held) (p as unknown as Scripted).webhookRelease(this.o.keys.webhookOwner(q), this.o.lease.nodeId);
       p.publish(this.bell, held.join('\n'));
       await p.exec().catch(() => undefined);
     }
