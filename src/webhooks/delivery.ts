@@ -72,6 +72,7 @@ function shownUrl(url: string): string {
 export class WebhookDelivery implements WebhookSink {
   private readonly byApp = new Map<string, Endpoint[]>();
   private readonly workers = new Map<string, Worker>();
+  private started = false;
   private closed = false;
   /** app id → its counts, for the apps that have webhooks */
   private readonly counters = new Map<string, WebhookCounts>();
@@ -82,20 +83,46 @@ export class WebhookDelivery implements WebhookSink {
     private readonly settings: DeliverySettings,
     private readonly log: Logger,
   ) {
-    for (const app of apps.all()) {
-      if (!app.webhooks.length) continue;
-      const counts = { delivered: 0, retries: 0, failures: 0 };
-      this.counters.set(app.id, counts);
-      const filters = endpointFilters(app);
-      const eps = app.webhooks.map((w: WebhookConfig, i) => ({ ...filters[i], app, url: w.url, shownUrl: shownUrl(w.url), counts, headers: w.headers }));
-      this.byApp.set(app.id, eps);
-      for (const ep of eps) if (!this.workers.has(ep.queue)) this.workers.set(ep.queue, { ep, running: false, again: false });
+    for (const app of apps.all()) this.setEndpoints(app);
+    // Endpoints follow the app store: an app's events go to its endpoints as they are now, signed with
+    // its secret as it is now (a batch being retried takes the new secret at its next attempt).
+    apps.onChange((change) => {
+      if (change.kind === 'removed') this.removeEndpoints(change.previous.id);
+      else this.setEndpoints(change.app);
+      if (this.started) this.queue.setQueues([...this.workers.keys()]);
+    });
+  }
+
+  private setEndpoints(app: App): void {
+    if (!app.webhooks.length) return this.removeEndpoints(app.id);
+    let counts = this.counters.get(app.id);
+    if (!counts) this.counters.set(app.id, (counts = { delivered: 0, retries: 0, failures: 0 }));
+    const filters = endpointFilters(app);
+    const eps = app.webhooks.map((w: WebhookConfig, i) => ({ ...filters[i], app, url: w.url, shownUrl: shownUrl(w.url), counts, headers: w.headers }));
+    const queues = new Set(eps.map((ep) => ep.queue));
+    for (const ep of this.byApp.get(app.id) ?? []) if (!queues.has(ep.queue)) this.workers.delete(ep.queue);
+    this.byApp.set(app.id, eps);
+    for (const ep of eps) {
+      const w = this.workers.get(ep.queue);
+      if (w) w.ep = ep;
+      else this.workers.set(ep.queue, { ep, running: false, again: false });
     }
+  }
+
+  /** The app's endpoints are gone: nothing more is queued for them, and their queues are no longer delivered. */
+  private removeEndpoints(appId: string): void {
+    for (const ep of this.byApp.get(appId) ?? []) {
+      this.workers.get(ep.queue)?.cut?.();
+      this.workers.delete(ep.queue);
+    }
+    this.byApp.delete(appId);
+    this.counters.delete(appId);
   }
 
   async start(): Promise<void> {
     this.queue.onWake((q) => this.kick(q));
     await this.queue.start([...this.workers.keys()]);
+    this.started = true;
     for (const q of this.workers.keys()) this.kick(q);
   }
 
@@ -153,7 +180,8 @@ export class WebhookDelivery implements WebhookSink {
   private async run(w: Worker): Promise<void> {
     const q = w.ep.queue;
     let waited = false;
-    while (!this.closed && this.queue.owns(q)) {
+    // Stops when the endpoint is removed (the worker is no longer the queue's).
+    while (!this.closed && this.queue.owns(q) && this.workers.get(q) === w) {
       w.again = false;
       let batch: QueuedEvent[];
       try {
@@ -179,13 +207,14 @@ export class WebhookDelivery implements WebhookSink {
   }
 
   private async deliver(w: Worker, batch: QueuedEvent[]): Promise<'delivered' | 'dead' | 'abandoned'> {
-    const { ep } = w;
     /** Events of the batch the receiver has not taken yet. */
     let pending = batch.map((e) => e.ev).filter((ev) => (ev as { name?: string }).name !== 'invalid');
     if (!pending.length) return 'delivered';
     const first = Date.now();
     let failures = 0;
     for (let attempt = 1; ; attempt++) {
+      // The endpoint as it is now: its app may have changed (a new secret) since the last attempt.
+      const ep = w.ep;
       const sent = failures >= FULL_BATCH_ATTEMPTS ? pending.slice(0, 1) : pending;
       const started = performance.now();
       const res = await sendWebhook({
@@ -231,8 +260,8 @@ export class WebhookDelivery implements WebhookSink {
       ep.counts.retries++;
       if (attempt === 1) this.log.warn({ app: ep.app.id, url: ep.shownUrl, error: res.error }, 'webhook delivery failed, retrying');
       await this.sleep(w, Math.min(backoffDelay(failures), this.settings.maxRetryMs - elapsed));
-      // Shut down, or another node took the queue over (it will send this batch again).
-      if (this.closed || !this.queue.owns(ep.queue)) return 'abandoned';
+      // Shut down, the endpoint removed, or another node took the queue over (it will send this batch again).
+      if (this.closed || !this.queue.owns(ep.queue) || this.workers.get(ep.queue) !== w) return 'abandoned';
     }
   }
 
