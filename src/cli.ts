@@ -44,7 +44,7 @@ async function main(): Promise<void> {
 
   let loaded: LoadedConfig;
   try {
-    loaded = loadConfigWithNotes(args, process.env);
+    loaded = loadConfigWithNotes(args, process.env, { dotEnvDir: process.cwd() });
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;

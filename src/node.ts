@@ -61,15 +61,15 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
-  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, pathPrefix: config.pathPrefix });
   await api.ready();
-  attachApi(uws, api, trigger, config.maxRequestBytes, requests);
+  attachApi(uws, api, trigger, config.maxRequestBytes, requests, config.pathPrefix);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
   const openFiles = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: capacity.openFiles!.reserve };
   log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles }, 'listening');
-  const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, log);
+  const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
 
   let stopping: Promise<void> | undefined;

@@ -10,9 +10,10 @@ export interface MetricsPort {
   close(): void;
 }
 
-export function serveMetricsPort(metrics: Metrics, host: string, port: number, log: Logger): Promise<MetricsPort> {
+/** `pathPrefix`: the paths are under it, as on the main port (and as Soketi's metrics server does). */
+export function serveMetricsPort(metrics: Metrics, host: string, port: number, pathPrefix: string, log: Logger): Promise<MetricsPort> {
   const app = uWS.App();
-  app.get('/metrics', (res) => {
+  app.get(`${pathPrefix}/metrics`, (res) => {
     let aborted = false;
     res.onAborted(() => (aborted = true));
     metrics.registry.metrics().then(
@@ -25,7 +26,7 @@ export function serveMetricsPort(metrics: Metrics, host: string, port: number, l
       },
     );
   });
-  app.get('/health', (res) => void res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
+  app.get(`${pathPrefix}/health`, (res) => void res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   app.any('/*', (res) => void res.writeStatus('404 Not Found').end());
   return new Promise((resolve, reject) => {
     app.listen(host, port, (s: us_listen_socket | false) => {

@@ -44,12 +44,18 @@ export function assembleApps(file: FileApps, g: Gathered): AppListResult {
         })
       : listed.list;
     if (!Array.isArray(listed.list)) origins.set('apps', listed.label);
-    for (const p of file.patches) {
+    // Soketi applies its environment after the file: SOKETI_DEFAULT_APP_* rewrite the first app.
+    for (const p of [...file.patches, ...g.soketiDefaultApp]) {
       const target = Array.isArray(apps) ? apps[p.index] : undefined;
       if (!isObject(target)) throw new ConfigError(`${p.label}: there is no app ${p.index} in ${listed.label}`);
       patchApp(target, p.index, p.key, p.value, p.label);
     }
-    for (const label of g.devApp.origins.values()) g.warnings.push(`${label}: ignored; the apps come from the config file (${listed.label})`);
+    if (g.soketiDefaultApp.length) {
+      g.notices.push(`${g.soketiDefaultApp.map((p) => p.label).join(', ')}: set on the first app of ${listed.label}, as Soketi does`);
+    }
+    for (const label of new Set(g.devApp.origins.values())) {
+      if (!label.startsWith('SOKETI_')) g.warnings.push(`${label}: ignored; the apps come from the config file (${listed.label})`);
+    }
   } else {
     for (const p of file.patches) {
       if (p.index !== 0) throw new ConfigError(`${p.label}: there is no app ${p.index} (the file lists no apps)`);
@@ -58,7 +64,7 @@ export function assembleApps(file: FileApps, g: Gathered): AppListResult {
       patchApp(patch, 0, p.key, p.value, p.label);
       for (const [f, v] of Object.entries(patch)) g.devApp.set(f, v, p.label, RANK.soketiFile);
     }
-    const app: Record<string, unknown> = { ...DEV_APP, enableClientMessages: true, ...g.devApp.values };
+    const app: Record<string, unknown> = { ...DEV_APP, ...g.devApp.values };
     apps = [app];
     for (const [f, label] of g.devApp.origins) origins.set(`apps.0.${f}`, label);
     developmentSecret = !g.devApp.has('secret');

@@ -53,6 +53,11 @@ export interface Gathered {
   appDefaults: Layered;
   /** The development app's fields, from the environment (APP_*, SOKETI_DEFAULT_APP_*). */
   devApp: Layered;
+  /**
+   * SOKETI_DEFAULT_APP_* as fields of app 0: Soketi sets them over the config file's first app when
+   * the file lists apps (its environment is applied after the file).
+   */
+  soketiDefaultApp: AppPatch[];
   /** Soketi settings, mapped together once every source is read (soketi.ts). */
   soketi: SoketiEntry[];
   warnings: string[];
@@ -64,6 +69,7 @@ export function gathered(): Gathered {
     server: new Layered(new Map()),
     appDefaults: new Layered(new Map()),
     devApp: new Layered(new Map()),
+    soketiDefaultApp: [],
     soketi: [],
     warnings: [],
     notices: [],

@@ -11,7 +11,7 @@ import { parseCliArgs, type CliArgs } from './cli-args.js';
 import { CONFIG_FILE_ENV, appFields, closest, misspelledEnv, rippleEnvNames } from './env-names.js';
 import { applySoketi, soketiEnvNames } from './soketi.js';
 import { DEV_APP, assembleApps } from './app-list.js';
-import { readCommandLine, readRippleEnv, readSoketiEnv, type Env } from './env-source.js';
+import { readCommandLine, readRippleEnv, readSoketiEnv, withDotEnv, type Env } from './env-source.js';
 import { readConfigFile } from './file-source.js';
 import { RANK, gathered, type Gathered } from './gathered.js';
 
@@ -27,13 +27,19 @@ export interface LoadedConfig {
   developmentSecret: boolean;
 }
 
-export function loadConfig(argv: readonly string[] | CliArgs, env: Env): Readonly<Config> {
-  return loadConfigWithNotes(argv, env).config;
+export interface LoadOptions {
+  /** Where a `.env` file with SOKETI_* lines is looked for (the working directory, as Soketi does); none when unset. */
+  dotEnvDir?: string;
 }
 
-export function loadConfigWithNotes(argv: readonly string[] | CliArgs, env: Env): LoadedConfig {
+export function loadConfig(argv: readonly string[] | CliArgs, env: Env, options: LoadOptions = {}): Readonly<Config> {
+  return loadConfigWithNotes(argv, env, options).config;
+}
+
+export function loadConfigWithNotes(argv: readonly string[] | CliArgs, processEnv: Env, options: LoadOptions = {}): LoadedConfig {
   const cli = Array.isArray(argv) ? parseCliArgs(argv) : (argv as CliArgs);
   const g = gathered();
+  const env = withDotEnv(options.dotEnvDir, processEnv, g);
   const path = cli.configFile ?? (env[CONFIG_FILE_ENV] || undefined);
   const fileApps = readConfigFile(path, g);
   readSoketiEnv(env, g);
@@ -43,6 +49,7 @@ export function loadConfigWithNotes(argv: readonly string[] | CliArgs, env: Env)
   const { apps, developmentSecret } = assembleApps(fileApps, g);
   if (developmentSecret) chooseDevelopmentHost((apps as Record<string, unknown>[])[0], g);
   const cfg = validate({ ...g.server.values, apps }, path, g);
+  g.notices.push(clientEventsNotice(cfg.apps));
   g.warnings.unshift(...misspelledEnv(env, new Set([...rippleEnvNames, ...soketiEnvNames])));
   return { config: deepFreeze(cfg), warnings: g.warnings, notices: g.notices, developmentSecret };
 }
@@ -82,6 +89,15 @@ function chooseDevelopmentHost(app: Record<string, unknown>, g: Gathered): void 
         'and sign channel subscriptions; configure an app (APP_ID, APP_KEY, APP_SECRET, or a config file) for real use',
     );
   }
+}
+
+/** Which apps take client events: off unless an app says so (as in Soketi), so an operator should see it. */
+function clientEventsNotice(apps: Config['apps']): string {
+  const allowed = apps.filter((a) => a.enableClientMessages).map((a) => a.id);
+  const how = 'enableClientMessages; APP_ENABLE_CLIENT_MESSAGES or SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES for an app from the environment';
+  if (!allowed.length) return `client events (client-*) are off for every app (${how})`;
+  if (allowed.length === apps.length) return `client events (client-*) are allowed for every app: ${allowed.join(', ')}`;
+  return `client events (client-*) are allowed for ${allowed.join(', ')}; off for the other ${apps.length - allowed.length} app(s) (${how})`;
 }
 
 function isLoopback(host: string): boolean {

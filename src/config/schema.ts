@@ -187,6 +187,17 @@ export const ConfigSchema = z
       .prefault({}),
     /** Largest REST request body accepted (bytes). */
     maxRequestBytes: positive(1024 * 1024),
+    /**
+     * Serve everything under this path (Soketi's pathPrefix): WebSockets at `<prefix>/app/<key>`, the
+     * HTTP fallback at `<prefix>/pusher/...`, the REST API at `<prefix>/apps/...`, and the operator
+     * paths. Written with or without the leading or a trailing slash; empty: the root.
+     */
+    pathPrefix: z
+      .string()
+      .default('')
+      .transform((p) => p.trim().replace(/^\/*/, '/').replace(/\/+$/, ''))
+      // Letters, digits and -._~ only: the prefix becomes part of uWS route patterns, where : and * mean something.
+      .refine((p) => p === '' || /^(\/[A-Za-z0-9._~-]+)+$/.test(p), 'must be a URL path such as /ws (segments of letters, digits and -._~)'),
     apps: z.array(AppSchema).min(1),
   })
   .strict();

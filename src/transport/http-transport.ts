@@ -24,6 +24,8 @@ export interface HttpTransportSettings {
   maxBackpressureBytes: number;
   /** largest xhr_send body, the same limit as a WebSocket frame's */
   maxFrameBytes: number;
+  /** every path is under this ('' or `/ws`: config pathPrefix) */
+  pathPrefix: string;
 }
 
 /** pusher-js's `<server>` (0-999) and `<session>` (8 base-32 characters) path segments, with room to spare. */
@@ -137,7 +139,7 @@ export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, setti
     });
   }
 
-  const base = `${HTTP_PATH_PREFIX}/app/:key/:server/:session/`;
+  const base = `${settings.pathPrefix}${HTTP_PATH_PREFIX}/app/:key/:server/:session/`;
   const routes: [string, (res: HttpResponse, req: HttpRequest) => void][] = [
     [HttpRequestKind.streaming, (res, req) => receive(res, req, true)],
     [HttpRequestKind.polling, (res, req) => receive(res, req, false)],

@@ -119,6 +119,8 @@ export interface WebSocketSettings {
   maxBackpressureBytes: number;
   /** seconds a client has to answer a ping; a close behind a backlog waits as long for it to drain */
   pongTimeout: number;
+  /** every path is under this ('' or `/ws`: config pathPrefix) */
+  pathPrefix: string;
 }
 
 /** What decides whether there is room for one more connection. */
@@ -132,7 +134,8 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
   const fanout = new WsFanout(uws);
 
   function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
-    const m = /^\/app\/([^/]+)\/?$/.exec(req.getUrl());
+    const url = req.getUrl();
+    const m = url.startsWith(settings.pathPrefix) ? /^\/app\/([^/]+)\/?$/.exec(url.slice(settings.pathPrefix.length)) : null;
     if (!m) {
       res.writeStatus('404 Not Found').end('Not found');
       return;
