@@ -51,7 +51,12 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const uws = createApp(config);
   // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
   const fileLimit = openFileLimit();
-  const capacity = { openFiles: fileLimit && new OpenFiles(fileLimit.soft) };
+  const openConnections = () => {
+    let n = 0;
+    for (const count of sessions.localConnections().values()) n += count;
+    return n;
+  };
+  const capacity = { openFiles: fileLimit && new OpenFiles(fileLimit.soft, openConnections) };
   hub.addFanout(attachWebSockets(uws, sessions, config, capacity, log.child({ module: 'websocket' })));
   // pusher-js's HTTP fallback; its routes come before the REST bridge's catch-all (attachApi).
   hub.addFanout(attachHttpTransport(uws, sessions, config, capacity, log.child({ module: 'http-transport' })));
@@ -67,6 +72,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
+  capacity.openFiles?.calibrate();
   const openFiles = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: capacity.openFiles!.reserve };
   log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles }, 'listening');
   const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
