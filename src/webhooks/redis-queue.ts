@@ -1,7 +1,10 @@
 // Cluster mode: pending webhook events live in Redis, one stream per (app, endpoint). One node owns a
-// stream at a time and delivers it while its node lease is valid; events leave the stream only once
-// delivered or dead-lettered. When the owner dies, its node lease runs out and another node takes the
-// stream over and delivers what is left (at least once, in order).
+// stream at a time and delivers it; events leave the stream only once delivered or dead-lettered.
+// Ownership is a delivery lease of its own, shorter than the node lease (which must be long enough
+// that a node is never taken for dead in a GC pause, and removing a node's presence share is costly):
+// the owner renews it every third of its length, and when the owner dies another node takes the
+// stream over as soon as it runs out, and delivers what is left (at least once, in order). A node
+// whose node lease is gone (it left, or was taken for dead) loses its streams at once.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { leaseLua, type NodeLease, type NodeWatcher } from '../cluster/node-lease.js';
@@ -18,16 +21,22 @@ export interface RedisWebhookQueueOptions {
   log: Logger;
 }
 
+/**
+ * How long a stream's delivery lease lasts (never longer than the node lease): the longest its webhooks
+ * wait when the node delivering them dies.
+ */
+export const DELIVERY_LEASE_MS = 2000;
+
 const scripts = {
-  // ARGV: ownerKey P me now → 1 when this node owns the stream (it did, or the owner's lease ran out).
-  // Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that has not
-  // registered again could otherwise take a stream that a registered node holds.
+  // ARGV: ownerKey P me now ms → 1 when this node owns the stream for the next ms (it did, or the
+  // owner's delivery lease ran out, or its node lease did). Only a node whose own node lease is in
+  // Redis may own one: after Redis lost its data, a node that has not registered again could otherwise
+  // take a stream that a registered node holds.
   webhookClaim: `${leaseLua}
 if not leaseValid(ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 local o = redis.call('GET', ARGV[1])
-if o == ARGV[3] then return 1 end
-if o and leaseValid(ARGV[2], o, ARGV[4]) then return 0 end
-redis.call('SET', ARGV[1], ARGV[3])
+if o and o ~= ARGV[3] and leaseValid(ARGV[2], o, ARGV[4]) then return 0 end
+redis.call('SET', ARGV[1], ARGV[3], 'PX', ARGV[5])
 return 1`,
   // ARGV: ownerKey me → gives the stream up if this node owns it
   webhookRelease: `if redis.call('GET', ARGV[1]) == ARGV[2] then return redis.call('DEL', ARGV[1]) end return 0`,
@@ -50,8 +59,10 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private readonly streamPrefix: string;
   private queues: readonly string[] = [];
   private readonly known = new Set<string>();
-  /** queues this node owned at the last claim round */
-  private readonly owned = new Set<string>();
+  /** queues this node owned at the last claim round → local time until which it may deliver them */
+  private readonly owned = new Map<string, number>();
+  /** the delivery lease: the node lease's length if that is shorter */
+  private readonly deliveryLeaseMs: number;
   private readonly lengths = new Map<string, number>();
   /** Events not yet written to Redis (it was unreachable, or the write is in flight). */
   private backlog: { queue: string; data: string }[] = [];
@@ -67,6 +78,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
 
   constructor(private readonly o: RedisWebhookQueueOptions) {
     this.redis = defineScripts(o.redis, scripts);
+    this.deliveryLeaseMs = Math.min(DELIVERY_LEASE_MS, o.lease.leaseMs);
     // Ownership is confirmed again after a reconnect: meanwhile another node may have claimed a stream
     // (Redis may have lost the owner keys), and two owners would deliver the same events twice.
     o.redis.on('close', () => this.owned.clear());
@@ -149,7 +161,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   owns(queue: string): boolean {
-    return !this.closed && this.owned.has(queue) && this.o.lease.held();
+    return !this.closed && (this.owned.get(queue) ?? 0) > Date.now() && this.o.lease.held();
   }
 
   /** A dead node's streams are free now: take them over at once rather than at the next round. */
@@ -196,8 +208,9 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       }
     });
     await this.sub.subscribe(this.bell).catch((err) => this.o.log.warn({ err }, 'webhook doorbell not subscribed yet'));
-    // Often enough that a missed doorbell costs at most ~2 s.
-    const every = Math.min(2000, Math.max(100, Math.floor(this.o.lease.leaseMs / 3)));
+    // Renews the delivery leases (three times per lease), and takes over a dead owner's streams within
+    // a third of a lease of its lease running out; a missed doorbell costs as much at most.
+    const every = Math.max(100, Math.floor(this.deliveryLeaseMs / 3));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
     await this.tick();
@@ -214,7 +227,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       const p = this.redis.pipeline() as unknown as Scripted;
       const now = Date.now();
       for (const q of this.queues) {
-        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now);
+        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now, this.deliveryLeaseMs);
         p.xlen(this.streamKey(q));
       }
       const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
@@ -223,7 +236,8 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
         const [lenErr, len] = res[2 * i + 1] ?? [new Error('no reply')];
         if (!lenErr) this.lengths.set(q, Number(len));
         if (claimErr) return;
-        if (Number(claimed) === 1) this.owned.add(q);
+        // Stop delivering a little before the lease can run out in Redis (measured from before the claim).
+        if (Number(claimed) === 1) this.owned.set(q, now + Math.floor(this.deliveryLeaseMs * 0.8));
         else this.owned.delete(q);
         if (this.owns(q) && Number(len) > 0) this.wake(q);
       });
@@ -239,7 +253,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     await Promise.race([this.flushing ?? Promise.resolve(), new Promise((r) => setTimeout(r, 2000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    const held = [...this.owned];
+    const held = [...this.owned.keys()];
     this.owned.clear();
     if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
     if (this.redis.status === 'ready' && held.length) {
