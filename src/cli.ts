@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point: parse the command line, read configuration once, start one node, stop gracefully on
-// SIGTERM/SIGINT. Exit codes: 0 after --help/--version or a clean stop, 2 for a usage or
+// SIGTERM, SIGINT or SIGHUP. Exit codes: 0 after --help/--version or a clean stop, 2 for a usage or
 // configuration error, 1 when the node cannot start (e.g. its port is taken).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -94,8 +94,8 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  // SIGHUP too: a closed terminal or a supervisor's reload must not kill the node without a drain.
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => shutdown(signal));
 }
 
 void main();

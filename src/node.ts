@@ -23,7 +23,7 @@ import { WebhookDelivery } from './webhooks/delivery.js';
 export interface RunningNode {
   port: number;
   nodeId: string;
-  /** Graceful stop: refuse new sockets, close existing ones with 4200, clean shared state, release the port. */
+  /** Graceful stop: release the port (no new handshakes reach this node), close existing sockets with 4200, clean shared state. */
   stop(): Promise<void>;
 }
 
@@ -81,12 +81,15 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // New handshakes first go elsewhere: with the listening socket closed the kernel refuses them
+      // (or, with a shared port, hands them to the other processes) and /ready fails, so the clients
+      // told 4200 below reconnect to another node instead of knocking here again.
       draining = true;
+      uWS.us_listen_socket_close(listenSocket);
       log.info('draining');
       sessions.drain();
-      // Let the close frames go out before the port is released.
+      // Let the close frames go out before the shared state goes.
       await new Promise((r) => setTimeout(r, 100));
-      uWS.us_listen_socket_close(listenSocket);
       metricsPort?.close();
       // Leave the cluster now rather than at lease expiry; what that makes due goes to the channels.
       await engine.leave();
