@@ -119,7 +119,7 @@ test('GET /apps/<id>/usage: signed (401 without), a read for the rate limit, thi
       started_at: undefined,
       connections: 2,
       messages_in: m.get('ripple_messages_in_total{app="p1"}'),
-      bytes_in: m.get('ripple_bytes_in_total{app="p1"}'),
+      bytes_in: m.get('ripple_received_bytes_total{app="p1"}'),
       messages_out: 1,
       bytes_out: bytesOf(a, 'e'),
     },

@@ -19,6 +19,7 @@ import { attachHttpTransport } from './transport/http-transport.js';
 import { attachWebSockets } from './transport/websocket.js';
 import { uWS, uwsIsNative, uwsLoadReport, uwsSource } from './uws.js';
 import { WebhookDelivery } from './webhooks/delivery.js';
+import type { PrimaryLink } from './workers/worker.js';
 
 export interface RunningNode {
   port: number;
@@ -31,7 +32,12 @@ export class StartError extends Error {
   override name = 'StartError';
 }
 
-export async function startNode(config: Readonly<Config>, log: Logger): Promise<RunningNode> {
+export interface NodeOptions {
+  /** This node is one of several processes a primary started (config.workers > 1). */
+  primary?: PrimaryLink;
+}
+
+export async function startNode(config: Readonly<Config>, log: Logger, opts: NodeOptions = {}): Promise<RunningNode> {
   requireNativeUws(config, log);
   const startedAt = Date.now();
   const nodeId = config.nodeId ?? randomUUID();
@@ -44,6 +50,8 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const channels = new Channels({ registry, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
   const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
   metrics.collectFrom({ sessions, webhooks, backbone });
+  // One process of several: a scrape here answers every process's figures, added up by the primary.
+  if (opts.primary) metrics.scrapeThrough(opts.primary.shareMetrics(metrics.registry));
 
   await engine.start({ frames: hub, commands: sessions, clusterState: channels });
   await webhooks.start();
@@ -75,7 +83,8 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   capacity.openFiles?.calibrate();
   const openFiles = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: capacity.openFiles!.reserve };
   log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles }, 'listening');
-  const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
+  // With several processes the primary serves the metrics port, for all of them.
+  const metricsPort = metricsOnMainPort || opts.primary ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
 
   let stopping: Promise<void> | undefined;

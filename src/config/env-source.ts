@@ -70,4 +70,5 @@ export function readCommandLine(cli: CliArgs, g: Gathered): void {
   if (cli.port !== undefined) g.server.set('port', coerce('--port', 'int', cli.port), '--port', RANK.cli);
   if (cli.host !== undefined) g.server.set('host', cli.host, '--host', RANK.cli);
   if (cli.debug) g.server.set('logLevel', 'debug', '--debug', RANK.cli);
+  if (cli.workers !== undefined) g.server.set('workers', coerce('--workers', 'int', cli.workers), '--workers', RANK.cli);
 }

@@ -103,3 +103,11 @@ test('WEBHOOK_CLAIM_IDLE_MS, the old name of a lease length, is read as NODE_LEA
   const fromFile = loadConfig(['--config', file({ apps: [{ id: '1', key: 'k', secret: 's' }], webhooks: { claimIdleMs: 4000 } })], {});
   assert.equal(fromFile.nodeLeaseMs, 4000);
 });
+
+test('WORKERS (or --workers) above 1 needs cluster mode and a shared port', () => {
+  assert.equal(loadConfig([], {}).workers, 1);
+  assert.equal(loadConfig(['--workers', '4'], { REDIS_URL: 'redis://127.0.0.1:6379' }).workers, 4);
+  assert.throws(() => loadConfig([], { WORKERS: '2' }), (e: Error) => e instanceof ConfigError && /^WORKERS: several node processes need cluster mode/.test(e.message));
+  assert.throws(() => loadConfig(['--workers=2'], { REDIS_URL: 'redis://x', REUSE_PORT: 'false' }), /REUSE_PORT: off, but --workers starts 2 processes/);
+  assert.throws(() => loadConfig([], { WORKERS: '0' }), /WORKERS: /);
+});

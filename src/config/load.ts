@@ -141,6 +141,15 @@ function validate(raw: Record<string, unknown>, path: string | undefined, g: Gat
     }
   }
   const clustered = !!(cfg.redisUrl || cfg.redisOptions);
+  if (cfg.workers > 1 && !clustered) {
+    throw new ConfigError(
+      `${origins.get('workers')}: several node processes need cluster mode (REDIS_URL, or SOKETI_ADAPTER_DRIVER=redis) ` +
+        'to serve the same channels; on their own each would serve part of the clients, with separate state',
+    );
+  }
+  if (cfg.workers > 1 && cfg.reusePort === false) {
+    throw new ConfigError(`${origins.get('reusePort')}: off, but ${origins.get('workers')} starts ${cfg.workers} processes on the port, which they must share`);
+  }
   if (cfg.reusePort && !clustered) {
     throw new ConfigError(
       `${origins.get('reusePort')}: sharing the port needs cluster mode (REDIS_URL, or SOKETI_ADAPTER_DRIVER=redis); ` +

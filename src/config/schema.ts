@@ -106,6 +106,13 @@ export const ConfigSchema = z
      */
     reusePort: z.boolean().optional(),
     /**
+     * Node processes on this machine, one per core: a primary process starts this many nodes sharing
+     * the port (SO_REUSEPORT), restarts one that dies, and answers /metrics with all of their figures
+     * (on the metrics port, or through any of them on the main port). 1: this process is the node.
+     * More than one needs cluster mode (the nodes share their state through Redis).
+     */
+    workers: z.number().int().min(1).max(256).default(1),
+    /**
      * Serve GET /metrics on this separate port instead of the main one (Soketi's metrics server,
      * SOKETI_METRICS_SERVER_PORT). Unset: the main port serves it.
      */
