@@ -83,7 +83,7 @@ test('messages and bytes in and out are counted per app: two apps on one node, e
 
   const m = await scrape(n);
   assert.deepEqual(
-    ['p1', 'p2'].map((app) => ['messages_in', 'bytes_in', 'messages_out', 'bytes_out'].map((k) => m.get(`ripple_${k}_total{app="${app}"}`))),
+    ['p1', 'p2'].map((app) => ['messages_in', 'received_bytes', 'messages_out', 'sent_bytes'].map((k) => m.get(`ripple_${k}_total{app="${app}"}`))),
     [
       [2, in1, 1, bytesOf(a, 'one')],
       [2, in2, 4, bytesOf(b, 'two') + bytesOf(c, 'two')],
