@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { buildApi } from './api/api.js';
 import { serveMetricsPort } from './api/metrics-port.js';
+import { serveRecoveryPlugin } from './api/recovery-plugin-files.js';
 import { RequestLog } from './api/request-log.js';
 import { Trigger } from './api/trigger.js';
 import { attachApi } from './api/uws-bridge.js';
@@ -76,13 +77,15 @@ export async function startNode(config: Readonly<Config>, log: Logger, opts: Nod
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
   const api = buildApi({ registry, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, pathPrefix: config.pathPrefix });
   await api.ready();
+  // Before the REST bridge's catch-all, like the HTTP fallback.
+  const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);
   attachApi(uws, api, trigger, config.maxRequestBytes, requests, config.pathPrefix);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
   capacity.openFiles?.calibrate();
   const openFiles = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: capacity.openFiles!.reserve };
-  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles }, 'listening');
+  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: registry.all().length, openFiles, recoveryPlugin }, 'listening');
   // With several processes the primary serves the metrics port, for all of them.
   const metricsPort = metricsOnMainPort || opts.primary ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
