@@ -194,7 +194,9 @@ export class NodeLease {
       }
       await this.removeExpired(now);
     } catch (err) {
-      this.o.log.warn({ err }, 'node lease renewal failed');
+      // A renewal cut off by a Redis outage is the outage's news (redis/outage-log.ts), not a warning of its own.
+      if (this.o.redis.status === 'ready') this.o.log.warn({ err }, 'node lease renewal failed');
+      else this.o.log.debug({ err }, 'node lease renewal failed: Redis unreachable');
     } finally {
       this.ticking = false;
     }

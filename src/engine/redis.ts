@@ -12,6 +12,7 @@ import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
 import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
+import { RedisOutageLog } from '../redis/outage-log.js';
 import { MemoryWebhookQueue, type WebhookQueue } from '../webhooks/queue.js';
 import { RedisWebhookQueue, webhookKeys } from '../webhooks/redis-queue.js';
 import { WebhookRoutes } from '../webhooks/routes.js';
@@ -28,12 +29,11 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   const hasWebhooks = config.apps.some((a) => a.webhooks.length > 0);
   const bell = hasWebhooks ? subscriberClient(target, `ripple-${nodeId}-webhooks`) : undefined;
   if (bell) clients.push(bell);
+  const outage = new RedisOutageLog(log);
   for (const [name, c] of [['commands', cmd], ['subscriber', sub], ['webhooks', bell]] as const) {
     if (!c) continue;
-    c.on('error', (err) => log.debug({ err, connection: name }, 'redis error'));
     c.on('reconnecting', () => metrics.redisReconnects.inc());
-    c.on('ready', () => log.info({ connection: name }, 'redis up'));
-    c.on('close', () => log.warn({ connection: name }, 'redis down'));
+    outage.watch(name, c);
   }
 
   const clusterLog = log.child({ module: 'cluster' });
@@ -82,6 +82,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
     isHealthy: () => backbone.isHealthy() && store.registered,
     leave: () => lease.leave(),
     async close() {
+      outage.stop();
       if (ping) clearInterval(ping);
       await backbone.close();
       for (const c of clients) c.disconnect();

@@ -125,11 +125,12 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       }
       if (written) {
         this.backlog.splice(0, written);
-        if (this.warnedDown) this.o.log.info('webhook events are reaching Redis again');
+        // At debug: the outage's own log (redis/outage-log.ts) says when Redis is away and back.
+        if (this.warnedDown) this.o.log.debug('webhook events are reaching Redis again');
         this.warnedDown = false;
       }
       if (written < batch.length) {
-        if (!this.warnedDown) this.o.log.warn({ waiting: this.backlog.length }, 'Redis unreachable: webhook events kept locally until it returns');
+        if (!this.warnedDown) this.o.log.debug({ waiting: this.backlog.length }, 'Redis unreachable: webhook events kept locally until it returns');
         this.warnedDown = true;
         if (this.closed) return;
         await new Promise((r) => setTimeout(r, 250));
