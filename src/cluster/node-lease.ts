@@ -143,6 +143,15 @@ export class NodeLease {
     if (this.o.redis.status === 'ready') await this.tick();
   }
 
+  /**
+   * True for a moment after this node's Redis connection came back: every node is reconnecting, and
+   * leases that ran out meanwhile (the webhook queues' delivery leases among them) say nothing about
+   * who is alive.
+   */
+  settling(now = Date.now()): boolean {
+    return now < this.backAt + this.o.reconnectGraceMs;
+  }
+
   /** True while this node's lease is known to be valid (it may act as the owner of shared work). */
   held(now = Date.now()): boolean {
     return !this.stopped && now < this.validUntil;

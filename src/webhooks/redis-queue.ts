@@ -28,14 +28,14 @@ export interface RedisWebhookQueueOptions {
 export const DELIVERY_LEASE_MS = 2000;
 
 const scripts = {
-  // ARGV: ownerKey P me now ms → 1 when this node owns the stream for the next ms (it did, or the
-  // owner's delivery lease ran out, or its node lease did). Only a node whose own node lease is in
-  // Redis may own one: after Redis lost its data, a node that has not registered again could otherwise
-  // take a stream that a registered node holds.
+  // ARGV: ownerKey P me now ms takeOver → 1 when this node owns the stream for the next ms (it did, or,
+  // with takeOver 1, the owner's delivery lease ran out, or its node lease did). Only a node whose own
+  // node lease is in Redis may own one: after Redis lost its data, a node that has not registered
+  // again could otherwise take a stream that a registered node holds.
   webhookClaim: `${leaseLua}
 if not leaseValid(ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 local o = redis.call('GET', ARGV[1])
-if o and o ~= ARGV[3] and leaseValid(ARGV[2], o, ARGV[4]) then return 0 end
+if o ~= ARGV[3] and (ARGV[6] ~= '1' or (o and leaseValid(ARGV[2], o, ARGV[4]))) then return 0 end
 redis.call('SET', ARGV[1], ARGV[3], 'PX', ARGV[5])
 return 1`,
   // ARGV: ownerKey me → gives the stream up if this node owns it
@@ -63,6 +63,12 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private readonly owned = new Map<string, number>();
   /** the delivery lease: the node lease's length if that is shorter */
   private readonly deliveryLeaseMs: number;
+  /**
+   * Queues this node owned when its Redis connection dropped. Every delivery lease runs out during an
+   * outage; right after it only these are taken again, by their owner, whose acknowledgements of
+   * batches already delivered may still be on their way (another node would send them again).
+   */
+  private readonly ownedBeforeOutage = new Set<string>();
   private readonly lengths = new Map<string, number>();
   /** Events not yet written to Redis (it was unreachable, or the write is in flight). */
   private backlog: { queue: string; data: string }[] = [];
@@ -81,7 +87,10 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     this.deliveryLeaseMs = Math.min(DELIVERY_LEASE_MS, o.lease.leaseMs);
     // Ownership is confirmed again after a reconnect: meanwhile another node may have claimed a stream
     // (Redis may have lost the owner keys), and two owners would deliver the same events twice.
-    o.redis.on('close', () => this.owned.clear());
+    o.redis.on('close', () => {
+      for (const q of this.owned.keys()) this.ownedBeforeOutage.add(q);
+      this.owned.clear();
+    });
     this.sub = o.subscriber;
     ({ streamPrefix: this.streamPrefix, bell: this.bell } = webhookKeys(o.prefix));
   }
@@ -227,8 +236,11 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     try {
       const p = this.redis.pipeline() as unknown as Scripted;
       const now = Date.now();
+      const settling = this.o.lease.settling(now);
+      if (!settling) this.ownedBeforeOutage.clear();
       for (const q of this.queues) {
-        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now, this.deliveryLeaseMs);
+        const takeOver = !settling || this.ownedBeforeOutage.has(q) ? 1 : 0;
+        p.webhookClaim(this.ownerKey(q), this.o.prefix, this.o.lease.nodeId, now, this.deliveryLeaseMs, takeOver);
         p.xlen(this.streamKey(q));
       }
       const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
