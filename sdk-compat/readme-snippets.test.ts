@@ -41,7 +41,7 @@ test('the README\'s curl block, run as written: the event reaches a subscriber, 
   assert.deepEqual(trigger, {});
   const got = await client.nextEvent('my-event', 'my-channel');
   assert.deepEqual(JSON.parse(got.data as string), { hello: 'world' });
-  assert.equal(channel.occupied, true);
+  assert.equal(channel.occupied, true, r.stdout);
   assert.deepEqual(channels, { channels: { 'my-channel': {} } });
   await client.close();
 });
