@@ -19,9 +19,9 @@ const raws: RawClient[] = [];
 before(async () => {
   redis = await startRedis();
   [single, nodeA, nodeB] = await Promise.all([
-    startNode({ env: { CACHE_TTL: String(TTL) } }),
-    startNode({ env: { CACHE_TTL: '60', REDIS_URL: redis.url, NODE_ID: 'cc-a' } }),
-    startNode({ env: { CACHE_TTL: '60', REDIS_URL: redis.url, NODE_ID: 'cc-b' } }),
+    startNode({ env: { CACHE_TTL: String(TTL), APP_ENABLE_CLIENT_MESSAGES: 'true' } }),
+    startNode({ env: { CACHE_TTL: '60', REDIS_URL: redis.url, NODE_ID: 'cc-a', APP_ENABLE_CLIENT_MESSAGES: 'true' } }),
+    startNode({ env: { CACHE_TTL: '60', REDIS_URL: redis.url, NODE_ID: 'cc-b', APP_ENABLE_CLIENT_MESSAGES: 'true' } }),
   ]);
 });
 

@@ -173,10 +173,25 @@ test('a metrics port that is taken stops the start with exit code 1, never a nod
     const metricsPort = (taken.address() as AddressInfo).port;
     const r = await runCli([], { PORT: String(await freePort()), HOST: '127.0.0.1', METRICS_PORT: String(metricsPort), ...appEnv });
     assert.equal(r.code, 1, r.stderr);
-    assert.equal(r.stderr, `ripple: cannot listen on 127.0.0.1:${metricsPort} for metrics\n`);
+    assert.equal(r.stderr, `ripple: cannot listen on 127.0.0.1:${metricsPort} for metrics: the port is in use, or the address is not available on this machine\n`);
   } finally {
     await new Promise<void>((resolve) => taken.close(() => resolve()));
   }
+});
+
+test('a second node on the metrics port of a running one fails to start like one on its main port; scrapes keep reaching the first', async () => {
+  const metricsPort = await freePort();
+  const port = await freePort();
+  const env = { HOST: '127.0.0.1', METRICS_PORT: String(metricsPort), ...appEnv };
+  const first = await start([], { ...env, PORT: String(port) }, port);
+  const second = await runCli([], { ...env, PORT: String(await freePort()) });
+  assert.equal(second.code, 1, second.stderr);
+  assert.match(second.stderr, new RegExp(`^ripple: cannot listen on 127\\.0\\.0\\.1:${metricsPort} for metrics`));
+  const pid = async () => /^process_start_time_seconds (\d+)/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1];
+  const firstStart = await pid();
+  for (let i = 0; i < 5; i++) assert.equal(await pid(), firstStart, 'every scrape reaches the first node');
+  assert.equal(first.hasExited(), false);
+  await first.stop();
 });
 
 test('cluster-mode nodes share a port (REUSE_PORT=1, also the default there); a single-node server cannot join them', async () => {

@@ -16,7 +16,7 @@ const clients: { close(): unknown }[] = [];
 
 async function node(id: string, env: Record<string, string> = {}): Promise<NodeHandle> {
   // subscription_count is part of the cluster-wide answers checked here (reported only when enabled).
-  const n = await startNode({ env: { REDIS_URL: redis.url, NODE_ID: id, NODE_LEASE_MS: '2000', APP_ENABLE_SUBSCRIPTION_COUNT: '1', ...env } });
+  const n = await startNode({ env: { REDIS_URL: redis.url, NODE_ID: id, NODE_LEASE_MS: '2000', APP_ENABLE_SUBSCRIPTION_COUNT: '1', APP_ENABLE_CLIENT_MESSAGES: 'true', ...env } });
   started.push(n);
   return n;
 }

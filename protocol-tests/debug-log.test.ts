@@ -128,14 +128,17 @@ test('every refused handshake is logged with its code and reason and counted in 
   }
   assert.equal((await logged(n.p, 'connection refused', { reason: 'origin' })).origin, 'https://evil.example');
 
-  // Draining: once the node closed its sockets with 4200 it refuses new ones with 4200 until its port closes.
+  // Draining: the port is closed before the sockets hear 4200, so a new connection is refused by the
+  // kernel and never becomes a handshake here (4200 "draining" is left for an upgrade already accepted
+  // when the port closed).
   const stopped = n.p.stop();
   assert.equal((await held.closed).code, 4200);
-  const drained = await refusedWith(n.port, 'h3-key', 'protocol=7', 'https://ok.example');
-  assert.equal(drained.close.code, 4200);
+  const late = new WebSocket(`ws://127.0.0.1:${n.port}/app/h3-key?protocol=7`, { origin: 'https://ok.example' });
+  sockets.push({ ws: late });
+  const err = await new Promise<NodeJS.ErrnoException>((resolve) => late.once('error', resolve));
+  assert.equal(err.code, 'ECONNREFUSED');
   await stopped;
-  const line = logLines(n.p.stdout()).find((l) => l.msg === 'connection refused' && l.reason === 'draining');
-  assert.deepEqual({ app: line?.app, code: line?.code }, { app: 'h3', code: 4200 });
+  assert.equal(logLines(n.p.stdout()).filter((l) => l.msg === 'connection refused' && l.reason === 'draining').length, 0);
 });
 
 test('a connection refused for want of file descriptors is logged and counted as open_files (4100)', { skip: process.platform !== 'linux' && 'ulimit' }, async () => {

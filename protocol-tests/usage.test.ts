@@ -83,7 +83,7 @@ test('messages and bytes in and out are counted per app: two apps on one node, e
 
   const m = await scrape(n);
   assert.deepEqual(
-    ['p1', 'p2'].map((app) => ['messages_in', 'bytes_in', 'messages_out', 'bytes_out'].map((k) => m.get(`ripple_${k}_total{app="${app}"}`))),
+    ['p1', 'p2'].map((app) => ['messages_in', 'received_bytes', 'messages_out', 'sent_bytes'].map((k) => m.get(`ripple_${k}_total{app="${app}"}`))),
     [
       [2, in1, 1, bytesOf(a, 'one')],
       [2, in2, 4, bytesOf(b, 'two') + bytesOf(c, 'two')],
@@ -119,7 +119,7 @@ test('GET /apps/<id>/usage: signed (401 without), a read for the rate limit, thi
       started_at: undefined,
       connections: 2,
       messages_in: m.get('ripple_messages_in_total{app="p1"}'),
-      bytes_in: m.get('ripple_bytes_in_total{app="p1"}'),
+      bytes_in: m.get('ripple_received_bytes_total{app="p1"}'),
       messages_out: 1,
       bytes_out: bytesOf(a, 'e'),
     },

@@ -18,9 +18,9 @@ const clients = new Clients();
 before(async () => {
   redis = await startRedis();
   [single, nodeA, nodeB] = await Promise.all([
-    startNode({ env: { CACHE_TTL: '600' } }),
-    startNode({ env: { CACHE_TTL: '600', REDIS_URL: redis.url, NODE_ID: 'cache-a' } }),
-    startNode({ env: { CACHE_TTL: '600', REDIS_URL: redis.url, NODE_ID: 'cache-b' } }),
+    startNode({ env: { CACHE_TTL: '600', APP_ENABLE_CLIENT_MESSAGES: 'true' } }),
+    startNode({ env: { CACHE_TTL: '600', REDIS_URL: redis.url, NODE_ID: 'cache-a', APP_ENABLE_CLIENT_MESSAGES: 'true' } }),
+    startNode({ env: { CACHE_TTL: '600', REDIS_URL: redis.url, NODE_ID: 'cache-b', APP_ENABLE_CLIENT_MESSAGES: 'true' } }),
   ]);
 });
 

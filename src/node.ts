@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { buildApi } from './api/api.js';
 import { serveMetricsPort } from './api/metrics-port.js';
+import { serveRecoveryPlugin } from './api/recovery-plugin-files.js';
 import { RequestLog } from './api/request-log.js';
 import { Trigger } from './api/trigger.js';
 import { attachApi } from './transport/rest-bridge.js';
@@ -22,11 +23,12 @@ import { attachWebSockets } from './transport/websocket.js';
 import { uWS, uwsIsNative, uwsLoadReport, uwsSource } from './uws.js';
 import { WebhookDelivery } from './webhooks/delivery.js';
 import { WebhookRoutes } from './webhooks/routes.js';
+import type { PrimaryLink } from './workers/worker.js';
 
 export interface RunningNode {
   port: number;
   nodeId: string;
-  /** Graceful stop: refuse new sockets, close existing ones with 4200, clean shared state, release the port. */
+  /** Graceful stop: release the port (no new handshakes reach this node), close existing sockets with 4200, clean shared state. */
   stop(): Promise<void>;
 }
 
@@ -38,6 +40,8 @@ export class StartError extends Error {
 export interface NodeParts {
   /** Where apps come from (default: the config's app list, frozen). */
   apps?: AppStore;
+  /** This node is one of several processes a primary started (config.workers > 1). */
+  primary?: PrimaryLink;
 }
 
 export async function startNode(config: Readonly<Config>, log: Logger, parts: NodeParts = {}): Promise<RunningNode> {
@@ -53,12 +57,19 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const channels = new Channels({ apps, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
   // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
   const fileLimit = openFileLimit();
-  const openFiles = fileLimit && new OpenFiles(fileLimit.soft);
+  const openConnections = () => {
+    let n = 0;
+    for (const count of sessions.localConnections().values()) n += count;
+    return n;
+  };
+  const openFiles = fileLimit && new OpenFiles(fileLimit.soft, openConnections);
   const capacity = openFiles ? () => openFiles.admit() : undefined;
   const sessions = new Sessions({ apps, hub, channels, webhooks, census: engine.census, capacity, metrics, settings: config, log: log.child({ module: 'sessions' }) });
   const commands = new CommandRouter(log.child({ module: 'commands' }));
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
   metrics.collectFrom({ sessions, webhooks, backbone });
+  // One process of several: a scrape here answers every process's figures, added up by the primary.
+  if (parts.primary) metrics.scrapeThrough(parts.primary.shareMetrics(metrics.registry));
 
   await engine.start({ frames: hub, commands, clusterState: channels });
   await webhooks.start();
@@ -73,26 +84,33 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
-  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady });
+  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, pathPrefix: config.pathPrefix });
   await api.ready();
-  attachApi(uws, api, trigger, config.maxRequestBytes, requests);
+  // Before the REST bridge's catch-all, like the HTTP fallback.
+  const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);
+  attachApi(uws, api, trigger, config.maxRequestBytes, requests, config.pathPrefix);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
+  openFiles?.calibrate();
   const fileReport = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: openFiles!.reserve };
-  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport }, 'listening');
-  const metricsPort = metricsOnMainPort ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, log);
+  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport, recoveryPlugin }, 'listening');
+  // With several processes the primary serves the metrics port, for all of them.
+  const metricsPort = metricsOnMainPort || parts.primary ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
+      // New handshakes first go elsewhere: with the listening socket closed the kernel refuses them
+      // (or, with a shared port, hands them to the other processes) and /ready fails, so the clients
+      // told 4200 below reconnect to another node instead of knocking here again.
       draining = true;
+      uWS.us_listen_socket_close(listenSocket);
       log.info('draining');
       sessions.drain();
-      // Let the close frames go out before the port is released.
+      // Let the close frames go out before the shared state goes.
       await new Promise((r) => setTimeout(r, 100));
-      uWS.us_listen_socket_close(listenSocket);
       metricsPort?.close();
       // Leave the cluster now rather than at lease expiry; what that makes due goes to the channels.
       await engine.leave();

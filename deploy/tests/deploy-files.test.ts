@@ -3,9 +3,10 @@
 // and the Dockerfile's runtime stage is reproduced without Docker (its files, production dependencies
 // only) and started, with its own HEALTHCHECK command run against it.
 import { test, before, after } from 'node:test';
+import semver from 'semver';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { ConfigSchema } from '../../src/config/schema.js';
@@ -353,7 +354,17 @@ test('Dockerfile: multi-stage on a supported Node and a Debian whose glibc loads
   assert.equal(pkg.scripts.start, 'node dist/src/cli.js');
 });
 
-test('Dockerfile reproduced without Docker: its build stage compiles, its runtime files with production deps only serve, the HEALTHCHECK passes, SIGTERM exits 0', async () => {
+/** Bytes of the files under `dir` (symlinks not followed). */
+function duBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    n += e.isDirectory() ? duBytes(p) : lstatSync(p).size;
+  }
+  return n;
+}
+
+test('Dockerfile reproduced without Docker: its build stage compiles, its runtime files with production deps and one uWS binary serve as Soketi users run it (SOKETI_PORT, a path prefix), the HEALTHCHECK passes, SIGTERM exits 0', async (t) => {
   const stages = dockerStages();
   const ignored = dockerIgnore(readFileSync(`${dockerfilePath}.dockerignore`, 'utf8'));
   const root = mkdtempSync(join(tmpdir(), 'ripple-image-'));
@@ -381,9 +392,11 @@ test('Dockerfile reproduced without Docker: its build stage compiles, its runtim
           for (const src of cp.sources) {
             const from = at(fromDir, src);
             if (basename(src) === 'node_modules' && !existsSync(from)) throw new Error(`stage ${cp.from} has no ${src}`);
-            mkdirSync(dirname(dest), { recursive: true });
-            cpSync(from, dest, { recursive: true, verbatimSymlinks: true });
-            assert.ok(existsSync(dest), `COPY --from=${cp.from} ${src} ${cp.dest}`);
+            // as Docker: into the folder when the destination ends with / or there are several sources
+            const target = cp.sources.length > 1 || cp.dest.endsWith('/') ? join(dest, basename(src)) : dest;
+            mkdirSync(dirname(target), { recursive: true });
+            cpSync(from, target, { recursive: true, verbatimSymlinks: true });
+            assert.ok(existsSync(target), `COPY --from=${cp.from} ${src} ${cp.dest}`);
           }
         }
       } else if (i.cmd === 'RUN') {
@@ -396,6 +409,9 @@ test('Dockerfile reproduced without Docker: its build stage compiles, its runtim
           } else if (step === 'npm run build') {
             const r = spawnSync('npm', ['run', 'build'], { cwd: dir, encoding: 'utf8' });
             assert.equal(r.status, 0, `npm run build in the build stage:\n${r.stdout}\n${r.stderr}`);
+          } else if (/^node scripts\/[\w-]+\.mjs$/.test(step)) {
+            const r = spawnSync(process.execPath, [step.slice('node '.length)], { cwd: dir, encoding: 'utf8' });
+            assert.equal(r.status, 0, `${step} in stage ${s.name}:\n${r.stdout}\n${r.stderr}`);
           } else if (!/^npm cache clean\b/.test(step)) {
             assert.fail(`unknown RUN step to reproduce: ${step}`);
           }
@@ -408,13 +424,20 @@ test('Dockerfile reproduced without Docker: its build stage compiles, its runtim
   const dir = stageDirs.get(runtime.name ?? 'final')!;
   assert.ok(existsSync(join(dir, 'node_modules', 'fastify')), 'production deps present');
   assert.ok(!existsSync(join(dir, 'node_modules', 'typescript')) && !existsSync(join(dir, 'node_modules', 'tsx')), 'no dev deps');
+  // One uWS binary: the one this Node loads.
+  const binaries = filesUnder(join(dir, 'node_modules'), ['.node']).filter((f) => /\/uws_[^/]*\.node$/.test(f));
+  assert.equal(binaries.length, 1, `one uWS binary: ${binaries.join(', ')}`);
+  assert.match(binaries[0], new RegExp(`uws_${process.platform}_${process.arch}_${process.versions.modules}\\.node$`));
+  t.diagnostic(`the image's /app: ${(duBytes(dir) / 1024 / 1024).toFixed(1)} MB (node_modules ${(duBytes(join(dir, 'node_modules')) / 1024 / 1024).toFixed(1)} MB)`);
   // Nothing above the runtime dir may lend it modules.
   for (let d = dirname(dir); d !== dirname(d); d = dirname(d)) assert.ok(!existsSync(join(d, 'node_modules')), `${d}/node_modules would leak in`);
 
   const port = await freePort();
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir };
   for (const i of instr(runtime, 'ENV')) Object.assign(env, dockerEnv(i.args));
-  Object.assign(env, { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+  // As a Soketi user runs the image: nothing in it overrides SOKETI_PORT/SOKETI_HOST, and the
+  // HEALTHCHECK finds the port (and the path prefix) they set.
+  Object.assign(env, { SOKETI_PORT: String(port), SOKETI_HOST: '127.0.0.1', SOKETI_PATH_PREFIX: '/ws', LOG_LEVEL: 'warn' });
   const healthcheck = (): Promise<number> => {
     const [bin, ...args] = JSON.parse(/CMD\s+(\[.*\])\s*$/.exec(instr(runtime, 'HEALTHCHECK')[0].args)![1]) as string[];
     return new Promise((res) => {
@@ -439,11 +462,27 @@ test('Dockerfile reproduced without Docker: its build stage compiles, its runtim
       },
       { timeoutMs: 20_000, intervalMs: 200, what: () => `HEALTHCHECK never passed:\n${out}` },
     );
-    for (const p of ['/ready', '/metrics']) assert.equal((await fetch(`http://127.0.0.1:${port}${p}`)).status, 200, p);
+    for (const p of ['/ready', '/metrics']) assert.equal((await fetch(`http://127.0.0.1:${port}/ws${p}`)).status, 200, p);
+    const plugin = `/ws/ripple-recovery/${(JSON.parse(readFileSync(join(repoRoot, 'recovery-plugin', 'package.json'), 'utf8')) as { version: string }).version}/ripple-recovery.min.js`;
+    assert.equal((await fetch(`http://127.0.0.1:${port}${plugin}`)).status, 200, 'the image serves the recovery plugin');
     child.kill('SIGTERM');
     assert.equal(await exited, 0, `SIGTERM drains and exits 0:\n${out}`);
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
   }
   writeFileSync(join(root, 'node-output.txt'), out);
+});
+
+test("every locked package's engines admit every Node that package.json's engines admit: a clean install prints no EBADENGINE on a supported Node", () => {
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { engines: { node: string } };
+  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string; engines?: unknown }> };
+  const ours = pkg.engines.node;
+  const narrower: string[] = [];
+  for (const [path, p] of Object.entries(lock.packages)) {
+    const theirs = p.engines && typeof p.engines === 'object' && !Array.isArray(p.engines) ? (p.engines as { node?: string }).node : undefined;
+    if (path && theirs && !semver.subset(ours, theirs)) narrower.push(`${path.replace(/^.*node_modules\//, '')}@${p.version} wants node ${theirs}`);
+  }
+  assert.deepEqual(narrower, [], `package.json engines "${ours}"`);
+  // The README's supported lines are the engines' lines.
+  for (const line of ['20', '22', '24']) assert.ok(semver.intersects(ours, `${line}.x`), `Node ${line} is supported`);
 });

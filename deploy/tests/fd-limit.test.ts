@@ -1,6 +1,7 @@
 // A node at its open-file limit (ulimit -n) stays healthy: it says its limit at start, refuses new
 // WebSockets with 4100 "over capacity" (pusher-js backs off and retries) while its reserve is reached,
-// counts the refusals, stays idle-cheap meanwhile, and lets clients in again once some leave.
+// counts the refusals, stays idle-cheap meanwhile, and lets clients in again once some leave. A burst
+// of connections near the limit is let in up to capacity, only the excess refused.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -19,10 +20,11 @@ after(() => {
 });
 
 /** A node started through `sh -c "ulimit -n 64; exec node ..."`, so the node itself runs under the limit. */
-async function startLimitedNode(): Promise<{ port: number; pid: number; output: () => string }> {
+async function startLimitedNode(limit = LIMIT): Promise<{ port: number; pid: number; output: () => string }> {
   const port = await freePort();
   const cli = join(repoRoot, 'src', 'cli.ts');
-  child = spawn('sh', ['-c', `ulimit -n ${LIMIT}; exec "${process.execPath}" --import tsx "${cli}"`], {
+  child?.kill('SIGKILL');
+  child = spawn('sh', ['-c', `ulimit -n ${limit}; exec "${process.execPath}" --import tsx "${cli}"`], {
     cwd: repoRoot,
     env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,4 +109,36 @@ test(`under ulimit -n ${LIMIT}: refused with 4100 at the reserve, under 5 % CPU 
   let admitted = 0;
   for (let i = 0; i < 3; i++) if ((await attempt(node.port)).kind === 'open') admitted++;
   assert.equal(admitted, 3, 'connections get in again once descriptors are free');
+});
+
+test('under ulimit -n 300: 265 simultaneous connects are let in up to capacity (as many as fit one at a time), only the excess refused with 4100', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const node = await startLimitedNode(300);
+
+  // Capacity, one at a time: connect until the first refusal.
+  const one: WebSocket[] = [];
+  let last: Outcome = { kind: 'hung' };
+  for (let i = 0; i < 300; i++) {
+    last = await attempt(node.port);
+    if (last.kind !== 'open') break;
+    one.push(last.ws);
+  }
+  assert.equal(last.kind, 'refused', `one at a time ends in a refusal (${last.kind})`);
+  const capacity = one.length;
+  assert.ok(capacity > 200 && capacity < 265, `${capacity} fit one at a time`);
+  await Promise.all(one.map((ws) => new Promise((r) => (ws.once('close', r), ws.close()))));
+  await sleep(1500); // the node's count of open descriptors settles (closed sockets, refused ones)
+
+  // The same number and a few more at once.
+  const burst = await Promise.all(Array.from({ length: 265 }, () => attempt(node.port)));
+  const opened = burst.filter((o) => o.kind === 'open').length;
+  const refused = burst.filter((o): o is Extract<Outcome, { kind: 'refused' }> => o.kind === 'refused');
+  assert.equal(burst.filter((o) => o.kind === 'hung').length, 0, 'every connect is answered');
+  assert.ok(opened >= capacity - 3, `${opened} of 265 let in at once; ${capacity} fit one at a time`);
+  assert.ok(opened <= capacity + 3, `${opened} let in at once stays within the capacity (${capacity})`);
+  for (const r of refused) assert.equal(r.code, 4100, `refused with 4100: ${r.first}`);
+  assert.equal(opened + refused.length, 265);
+  t.diagnostic(`one at a time: ${capacity}; at once: ${opened} let in, ${refused.length} refused`);
+
+  // And the node still answers: the reserve was kept.
+  assert.equal((await fetch(`http://127.0.0.1:${node.port}/health`)).status, 200);
 });

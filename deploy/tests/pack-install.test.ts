@@ -37,13 +37,13 @@ function npm(args: string[], cwd: string, timeoutMs: number) {
 let tarball = '';
 const prefix = join(work, 'prefix');
 
-test('npm pack builds (prepack) and ships dist/src without tests, sources, maps or other folders', (t) => {
+test('npm pack builds (prepack) and ships dist/src without tests, sources, maps or other folders, and the recovery plugin the node serves', (t) => {
   const dest = join(work, 'pack');
   mkdirSync(dest);
   const r = npm(['pack', '--pack-destination', dest, '--json'], repoRoot, 180_000);
   assert.equal(r.status, 0, r.out);
   t.diagnostic(`npm pack (with prepack build) took ${(r.ms / 1000).toFixed(1)} s`);
-  assert.match(r.stderr, /tsc -p tsconfig\.json/, 'prepack ran the build');
+  assert.match(r.stderr, /node scripts\/build-server\.mjs/, 'prepack ran the build');
   const [info] = JSON.parse(r.stdout.slice(r.stdout.indexOf('['))) as { filename: string; files: { path: string }[] }[];
   tarball = join(dest, info.filename);
   assert.ok(existsSync(tarball));
@@ -51,10 +51,13 @@ test('npm pack builds (prepack) and ships dist/src without tests, sources, maps 
   for (const need of ['package.json', 'README.md', pkg.bin.ripple, 'dist/src/node.js', 'dist/src/uws.js']) {
     assert.ok(files.includes(need), `the tarball has ${need}`);
   }
+  // The plugin's browser and ESM builds (with their source maps), which the node serves.
+  const plugin = (f: string) => f === 'recovery-plugin/package.json' || /^recovery-plugin\/dist\/(browser\/ripple-recovery(\.min)?\.js(\.map)?|esm\/index\.js(\.map)?)$/.test(f);
+  for (const need of ['recovery-plugin/dist/browser/ripple-recovery.min.js', 'recovery-plugin/dist/esm/index.js']) assert.ok(files.includes(need), `the tarball has ${need}`);
   const stray = files.filter(
-    (f) => !(f === 'package.json' || f === 'README.md' || /^LICENSE/.test(f) || f.startsWith('dist/src/')) || /\.test\.js$|\.map$|\.ts$/.test(f),
+    (f) => !plugin(f) && (!(f === 'package.json' || f === 'README.md' || /^LICENSE/.test(f) || f.startsWith('dist/src/')) || /\.test\.js$|\.map$|\.ts$|\.build\.json$/.test(f)),
   );
-  assert.deepEqual(stray, [], 'nothing but dist/src, package.json and README');
+  assert.deepEqual(stray, [], 'nothing but dist/src, the plugin build, package.json, README and LICENSE');
   assert.deepEqual(files.filter((f) => f.startsWith('dist/src/testing/')), [], 'test support is not shipped');
   // Every compiled source module is in it (a stale or missing file would break the installed bin).
   const srcModules = (dir: string): string[] =>
@@ -120,6 +123,8 @@ test('the installed `ripple`, started from an empty folder, serves /health and a
     }
     assert.match(out, new RegExp(`ripple listening on 127\\.0\\.0\\.1:${port}  app_id=${app.id} key=${app.key}`));
     assert.deepEqual(readdirSync(empty), [], 'the server wrote nothing into its working folder');
+    const pluginVersion = (JSON.parse(readFileSync(join(repoRoot, 'recovery-plugin', 'package.json'), 'utf8')) as { version: string }).version;
+    assert.equal((await fetch(`http://127.0.0.1:${port}/ripple-recovery/${pluginVersion}/ripple-recovery.min.js`)).status, 200, 'the installed node serves the recovery plugin');
 
     client = await RawClient.connect(port, app.key);
     assert.match(client.socketId, /^\d+\.\d+$/);

@@ -179,7 +179,13 @@ test('metrics count connections, messages, REST statuses and expose event-loop l
   assert.equal(await metric(n.url, 'ripple_rest_requests_total{app="prod",status="200"}'), 1);
   assert.equal(await metric(n.url, 'ripple_rest_requests_total{app="prod",status="401"}'), 1);
   const text = await (await fetch(`${n.url}/metrics`)).text();
-  assert.match(text, /ripple_nodejs_eventloop_lag_seconds/);
+  // prom-client's defaults under their conventional names, for stock dashboards
+  assert.match(text, /^nodejs_eventloop_lag_seconds /m);
+  assert.match(text, /^process_cpu_seconds_total /m);
+  assert.match(text, /^process_resident_memory_bytes /m);
+  assert.doesNotMatch(text, /^ripple_(process|nodejs)_/m);
+  assert.match(text, /^ripple_received_bytes_total\{app="prod"\} \d+/m);
+  assert.match(text, /^ripple_sent_bytes_total\{app="prod"\} \d+/m);
   assert.match(text, /ripple_webhook_queue_depth/);
   await c.close();
 });

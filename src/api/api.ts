@@ -49,6 +49,8 @@ export interface ApiDeps {
   maxRequestBytes: number;
   /** false while the node drains or cannot serve (for /ready) */
   isReady: () => boolean;
+  /** every route is under this ('' or `/ws`: config pathPrefix) */
+  pathPrefix: string;
 }
 
 // A character outside ASCII percent-encodes to up to 9 bytes per UTF-16 unit (%E2%82%AC), and the
@@ -96,14 +98,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     deps.requests.answered(req.method, req.url.split('?', 1)[0], reply.statusCode, reply.elapsedTime, req.failure);
   });
 
-  fastify.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });
-  fastify.register(async (signed) => {
-    signedRequests(signed, deps.apps);
-    await signed.register(eventRoutes, { trigger: deps.trigger });
-    await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
-    await signed.register(userRoutes, { backbone: deps.backbone });
-    await signed.register(webhookRoutes, { deadLetters: deps.deadLetters, log: deps.log });
-    await signed.register(usageRoutes, { ...deps.usage, store: deps.store, rates: deps.rates });
-  });
+  fastify.register(
+    async (routes) => {
+      await routes.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });
+      await routes.register(async (signed) => {
+        signedRequests(signed, deps.apps);
+        await signed.register(eventRoutes, { trigger: deps.trigger });
+        await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
+        await signed.register(userRoutes, { backbone: deps.backbone });
+        await signed.register(webhookRoutes, { deadLetters: deps.deadLetters, log: deps.log });
+        await signed.register(usageRoutes, { ...deps.usage, store: deps.store, rates: deps.rates });
+      });
+    },
+    { prefix: deps.pathPrefix },
+  );
   return fastify;
 }

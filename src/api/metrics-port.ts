@@ -5,19 +5,22 @@ import type { Logger } from 'pino';
 import type { Metrics } from '../metrics/metrics.js';
 import { uWS } from '../uws.js';
 
+type ListenWithOptions = { listen(host: string, port: number, options: number, cb: (s: us_listen_socket | false) => void): unknown };
+
 export interface MetricsPort {
   port: number;
   close(): void;
 }
 
-export function serveMetricsPort(metrics: Metrics, host: string, port: number, log: Logger): Promise<MetricsPort> {
+/** `pathPrefix`: the paths are under it, as on the main port (and as Soketi's metrics server does). */
+export function serveMetricsPort(metrics: Metrics, host: string, port: number, pathPrefix: string, log: Logger): Promise<MetricsPort> {
   const app = uWS.App();
-  app.get('/metrics', (res) => {
+  app.get(`${pathPrefix}/metrics`, (res) => {
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    metrics.registry.metrics().then(
+    metrics.scrape().then(
       (text) => {
-        if (!aborted) res.cork(() => res.writeHeader('content-type', metrics.registry.contentType).end(text));
+        if (!aborted) res.cork(() => res.writeHeader('content-type', metrics.contentType).end(text));
       },
       (err) => {
         log.error({ err }, 'metrics scrape failed');
@@ -25,11 +28,13 @@ export function serveMetricsPort(metrics: Metrics, host: string, port: number, l
       },
     );
   });
-  app.get('/health', (res) => void res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
+  app.get(`${pathPrefix}/health`, (res) => void res.writeHeader('content-type', 'application/json').end('{"ok":true}'));
   app.any('/*', (res) => void res.writeStatus('404 Not Found').end());
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (s: us_listen_socket | false) => {
-      if (!s) return reject(new Error(`cannot listen on ${host}:${port} for metrics`));
+    // Exclusively (LIBUS_LISTEN_EXCLUSIVE_PORT): uWS shares ports by default, and a second process on
+    // a taken metrics port would start and answer every other scrape with its own figures.
+    (app as unknown as ListenWithOptions).listen(host, port, 1, (s) => {
+      if (!s) return reject(new Error(`cannot listen on ${host}:${port} for metrics: the port is in use, or the address is not available on this machine`));
       resolve({ port: uWS.us_socket_local_port(s), close: () => uWS.us_listen_socket_close(s) });
     });
   });

@@ -66,7 +66,8 @@ export class RedisOutbox {
     o.redis.on('ready', () => {
       if (this.wasReady) this.backAt = Date.now();
       this.wasReady = true;
-      if (this.length) this.o.log.info({ waiting: this.length }, 'Redis is back: cross-node events go out after the resubscribe grace');
+      // At debug: the outage's own log (redis/outage-log.ts) tells the operator that Redis is back.
+      if (this.length) this.o.log.debug({ waiting: this.length }, 'Redis is back: cross-node events go out after the resubscribe grace');
     });
   }
 
@@ -126,7 +127,7 @@ export class RedisOutbox {
           await this.write(batch.map((w) => w.entry));
         } catch (err) {
           this.failing = true;
-          if (!warned) this.o.log.warn({ err, waiting: this.length }, 'cross-node events not written to Redis: kept in order, retrying');
+          if (!warned) this.o.log.debug({ err, waiting: this.length }, 'cross-node events not written to Redis: kept in order, retrying');
           warned = true;
           await sleep(RETRY_MS);
           continue;

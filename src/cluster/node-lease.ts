@@ -151,6 +151,15 @@ export class NodeLease {
     if (this.o.redis.status === 'ready') await this.tick();
   }
 
+  /**
+   * True for a moment after this node's Redis connection came back: every node is reconnecting, and
+   * leases that ran out meanwhile (the webhook queues' delivery leases among them) say nothing about
+   * who is alive.
+   */
+  settling(now = Date.now()): boolean {
+    return now < this.backAt + this.o.reconnectGraceMs;
+  }
+
   /** True while this node's lease is known to be valid (it may act as the owner of shared work). */
   held(now = Date.now()): boolean {
     return !this.stopped && now < this.validUntil;
@@ -202,7 +211,9 @@ export class NodeLease {
       }
       await this.removeExpired(now);
     } catch (err) {
-      this.o.log.warn({ err }, 'node lease renewal failed');
+      // A renewal cut off by a Redis outage is the outage's news (redis/outage-log.ts), not a warning of its own.
+      if (this.o.redis.status === 'ready') this.o.log.warn({ err }, 'node lease renewal failed');
+      else this.o.log.debug({ err }, 'node lease renewal failed: Redis unreachable');
     } finally {
       this.ticking = false;
     }

@@ -13,7 +13,8 @@ test('--config FILE, --config=FILE and -c FILE; --port, --host, --debug', () => 
   assert.equal(parseCliArgs(['--config', 'a.json']).configFile, 'a.json');
   assert.equal(parseCliArgs(['start', '--config=b.json']).configFile, 'b.json');
   assert.equal(parseCliArgs(['-c', 'c.json']).configFile, 'c.json');
-  assert.deepEqual(parseCliArgs(['--port=7001', '--host', '::1', '--debug']), { command: 'start', configFile: undefined, port: '7001', host: '::1', debug: true });
+  assert.deepEqual(parseCliArgs(['--port=7001', '--host', '::1', '--debug']), { command: 'start', configFile: undefined, port: '7001', host: '::1', debug: true, workers: undefined });
+  assert.equal(parseCliArgs(['--workers', '4']).workers, '4');
 });
 
 test('anything unknown is a usage error, never a silent start', () => {

@@ -15,6 +15,8 @@ export interface CliArgs {
   host?: string;
   /** --debug: log level debug */
   debug?: boolean;
+  /** --workers N (text; validated with the rest of the configuration) */
+  workers?: string;
 }
 
 export const usage = `Usage: ripple [start] [options]
@@ -32,6 +34,8 @@ Options:
       --host ADDRESS    listen address (overrides HOST and the file; default 0.0.0.0,
                         or 127.0.0.1 while the built-in development app is in use)
       --debug           log at level debug (same as LOG_LEVEL=debug)
+      --workers N       run N node processes sharing the port, one per core, with one
+                        /metrics for all of them (same as WORKERS; needs REDIS_URL)
   -h, --help            print this help and exit
   -v, --version         print the version and exit
 
@@ -44,6 +48,7 @@ const options = {
   port: { type: 'string', short: 'p' },
   host: { type: 'string' },
   debug: { type: 'boolean' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -67,9 +72,9 @@ export function parseCliArgs(argv: readonly string[]): CliArgs {
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   const sub = positionals[0];
   if (sub !== undefined && sub !== 'start' && sub !== 'help') throw new UsageError(`unknown command "${sub}"`);
-  for (const name of ['config', 'port', 'host'] as const) {
+  for (const name of ['config', 'port', 'host', 'workers'] as const) {
     if (values[name] === '') throw new UsageError(`--${name} needs a value`);
   }
   const command = values.help || sub === 'help' ? 'help' : values.version ? 'version' : 'start';
-  return { command, configFile: values.config, port: values.port, host: values.host, debug: values.debug };
+  return { command, configFile: values.config, port: values.port, host: values.host, debug: values.debug, workers: values.workers };
 }

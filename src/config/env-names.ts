@@ -23,6 +23,8 @@ export const SERVER_ENV: Readonly<Record<string, { path: string; kind: Kind }>> 
   HTTP_SESSION_GRACE_MS: { path: 'httpSessionGraceMs', kind: 'int' },
   HTTP_HEARTBEAT_MS: { path: 'httpHeartbeatMs', kind: 'int' },
   REUSE_PORT: { path: 'reusePort', kind: 'bool' },
+  WORKERS: { path: 'workers', kind: 'int' },
+  PATH_PREFIX: { path: 'pathPrefix', kind: 'string' },
   METRICS_PORT: { path: 'metricsPort', kind: 'int' },
   METRICS_HOST: { path: 'metricsHost', kind: 'string' },
   TLS_CERT_FILE: { path: 'tls.certFile', kind: 'string' },

@@ -11,15 +11,33 @@ function file(content: unknown): string {
   return p;
 }
 
-test('with no configuration the development app uses Soketi default credentials and allows client events', () => {
-  const c = loadConfig([], {});
+test("with no configuration the development app has Soketi's default credentials, and client events off as in Soketi", () => {
+  const { config: c, notices } = loadConfigWithNotes([], {});
   assert.equal(c.port, 6001);
   assert.equal(c.apps.length, 1);
   assert.deepEqual([c.apps[0].id, c.apps[0].key, c.apps[0].secret], ['app-id', 'app-key', 'app-secret']);
-  assert.equal(c.apps[0].enableClientMessages, true);
+  assert.equal(c.apps[0].enableClientMessages, false);
+  assert.ok(notices.some((n) => n.startsWith('client events (client-*) are off for every app')), notices.join('\n'));
   assert.equal(c.apps[0].maxEventPayloadInKb, 10);
   assert.equal(c.apps[0].maxPresenceMembersPerChannel, 100);
   assert.equal(c.redisUrl, undefined);
+});
+
+test('an app from SOKETI_DEFAULT_APP_* or APP_* has client events off unless it says so; the start names the apps that allow them', () => {
+  for (const env of [
+    { SOKETI_DEFAULT_APP_ID: 'sk', SOKETI_DEFAULT_APP_KEY: 'k', SOKETI_DEFAULT_APP_SECRET: 's' },
+    { APP_ID: 'r', APP_KEY: 'k', APP_SECRET: 's' },
+  ]) {
+    assert.equal(loadConfig([], env).apps[0].enableClientMessages, false, Object.keys(env)[0]);
+  }
+  const on = loadConfigWithNotes([], { APP_ID: 'r', APP_KEY: 'k', APP_SECRET: 's', SOKETI_DEFAULT_APP_ENABLE_CLIENT_MESSAGES: 'true' });
+  assert.equal(on.config.apps[0].enableClientMessages, true);
+  assert.ok(on.notices.includes('client events (client-*) are allowed for every app: r'), on.notices.join('\n'));
+  const mixed = loadConfigWithNotes(['--config', file({ apps: [{ id: 'chat', key: 'k1', secret: 's', enableClientMessages: true }, { id: 'news', key: 'k2', secret: 's' }] })], {});
+  assert.ok(
+    mixed.notices.some((n) => n.startsWith('client events (client-*) are allowed for chat; off for the other 1 app(s)')),
+    mixed.notices.join('\n'),
+  );
 });
 
 test('environment variables override the development app and server settings', () => {
@@ -84,4 +102,12 @@ test('WEBHOOK_CLAIM_IDLE_MS, the old name of a lease length, is read as NODE_LEA
   assert.ok(both.warnings.some((w) => w.startsWith('WEBHOOK_CLAIM_IDLE_MS: ignored')), both.warnings.join('\n'));
   const fromFile = loadConfig(['--config', file({ apps: [{ id: '1', key: 'k', secret: 's' }], webhooks: { claimIdleMs: 4000 } })], {});
   assert.equal(fromFile.nodeLeaseMs, 4000);
+});
+
+test('WORKERS (or --workers) above 1 needs cluster mode and a shared port', () => {
+  assert.equal(loadConfig([], {}).workers, 1);
+  assert.equal(loadConfig(['--workers', '4'], { REDIS_URL: 'redis://127.0.0.1:6379' }).workers, 4);
+  assert.throws(() => loadConfig([], { WORKERS: '2' }), (e: Error) => e instanceof ConfigError && /^WORKERS: several node processes need cluster mode/.test(e.message));
+  assert.throws(() => loadConfig(['--workers=2'], { REDIS_URL: 'redis://x', REUSE_PORT: 'false' }), /REUSE_PORT: off, but --workers starts 2 processes/);
+  assert.throws(() => loadConfig([], { WORKERS: '0' }), /WORKERS: /);
 });

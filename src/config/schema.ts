@@ -113,6 +113,13 @@ export const ConfigSchema = z
      */
     reusePort: z.boolean().optional(),
     /**
+     * Node processes on this machine, one per core: a primary process starts this many nodes sharing
+     * the port (SO_REUSEPORT), restarts one that dies, and answers /metrics with all of their figures
+     * (on the metrics port, or through any of them on the main port). 1: this process is the node.
+     * More than one needs cluster mode (the nodes share their state through Redis).
+     */
+    workers: z.number().int().min(1).max(256).default(1),
+    /**
      * Serve GET /metrics on this separate port instead of the main one (Soketi's metrics server,
      * SOKETI_METRICS_SERVER_PORT). Unset: the main port serves it.
      */
@@ -194,6 +201,17 @@ export const ConfigSchema = z
       .prefault({}),
     /** Largest REST request body accepted (bytes). */
     maxRequestBytes: positive(1024 * 1024),
+    /**
+     * Serve everything under this path (Soketi's pathPrefix): WebSockets at `<prefix>/app/<key>`, the
+     * HTTP fallback at `<prefix>/pusher/...`, the REST API at `<prefix>/apps/...`, and the operator
+     * paths. Written with or without the leading or a trailing slash; empty: the root.
+     */
+    pathPrefix: z
+      .string()
+      .default('')
+      .transform((p) => p.trim().replace(/^\/*/, '/').replace(/\/+$/, ''))
+      // Letters, digits and -._~ only: the prefix becomes part of uWS route patterns, where : and * mean something.
+      .refine((p) => p === '' || /^(\/[A-Za-z0-9._~-]+)+$/.test(p), 'must be a URL path such as /ws (segments of letters, digits and -._~)'),
     apps: z.array(AppSchema).min(1),
   })
   .strict();

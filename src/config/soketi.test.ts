@@ -167,7 +167,6 @@ test('Soketi settings without an equivalent are reported by their own name, once
       SOKETI_QUEUE_DRIVER: 'redis',
       SOKETI_CLUSTER_PORT: '11002', // Soketi's default: nothing to report
       SOKETI_CLUSTER_HOST: '127.0.0.1',
-      SOKETI_PATH_PREFIX: '/ws',
       SOKETI_MODE: 'worker',
       SOKETI_RATE_LIMITER_DRIVER: 'redis',
       SOKETI_APP_MANAGER_CACHE_ENABLED: 'true',
@@ -180,7 +179,6 @@ test('Soketi settings without an equivalent are reported by their own name, once
     'SOKETI_APP_MANAGER_CACHE_ENABLED',
     'SOKETI_CLUSTER_HOST',
     'SOKETI_MODE',
-    'SOKETI_PATH_PREFIX',
     'SOKETI_QUEUE_DRIVER',
     'SOKETI_RATE_LIMITER_DRIVER',
     'cors.origin',
@@ -249,14 +247,69 @@ test('errors name the key as the user wrote it', () => {
   rejects({ REUSE_PORT: '1' }, {}, /^REUSE_PORT: sharing the port needs cluster mode/);
 });
 
-test('with apps in the file, the default-app variables are ignored and named', () => {
-  const { config, warnings } = load({ SOKETI_DEFAULT_APP_SECRET: 'env-secret', APP_MAX_CONNECTIONS: '3' }, { 'appManager.array.apps': [{ id: 'a', key: 'b', secret: 'c' }] });
-  assert.equal(config.apps[0].secret, 'c');
-  assert.equal(config.apps[0].maxConnections, -1);
+test("with apps in the file, SOKETI_DEFAULT_APP_* rewrite the file's first app as in Soketi; ripple's APP_* are ignored and named", () => {
+  const soketiFile = { 'appManager.array.apps': [{ id: 'a', key: 'b', secret: 'c', enableClientMessages: true }, { id: 'a2', key: 'b2', secret: 'c2' }] };
+  const { config, warnings, notices } = load(
+    { SOKETI_DEFAULT_APP_KEY: 'env-key', SOKETI_DEFAULT_APP_SECRET: 'env-secret', SOKETI_DEFAULT_APP_MAX_CONNS: '7', APP_MAX_CONNECTIONS: '3', APP_ID: 'x' },
+    soketiFile,
+  );
+  assert.deepEqual([config.apps[0].id, config.apps[0].key, config.apps[0].secret, config.apps[0].maxConnections], ['a', 'env-key', 'env-secret', 7]);
+  assert.equal(config.apps[0].enableClientMessages, true, 'the fields the variables do not name stay as the file has them');
+  assert.deepEqual([config.apps[1].key, config.apps[1].secret, config.apps[1].maxConnections], ['b2', 'c2', -1], 'the other apps are untouched');
   assert.deepEqual(warnings.sort(), [
+    'APP_ID: ignored; the apps come from the config file (appManager.array.apps)',
     'APP_MAX_CONNECTIONS: ignored; the apps come from the config file (appManager.array.apps)',
-    'SOKETI_DEFAULT_APP_SECRET: ignored; the apps come from the config file (appManager.array.apps)',
   ]);
+  assert.ok(notices.includes('SOKETI_DEFAULT_APP_KEY, SOKETI_DEFAULT_APP_SECRET, SOKETI_DEFAULT_APP_MAX_CONNS: set on the first app of appManager.array.apps, as Soketi does'), notices.join('\n'));
+  // ripple's own list too, and over a file's own patch of that app
+  const ripple = load({ SOKETI_DEFAULT_APP_KEY: 'env-key' }, { apps: [{ id: 'r', key: 'rk', secret: 'rs' }], 'appManager.array.apps.0.key': 'patched' }).config;
+  assert.deepEqual([ripple.apps[0].id, ripple.apps[0].key], ['r', 'env-key']);
+  rejects({ SOKETI_DEFAULT_APP_KEY: 'k' }, { apps: [] }, /^SOKETI_DEFAULT_APP_KEY: there is no app 0 in apps/);
+});
+
+test('SOKETI_PATH_PREFIX (or PATH_PREFIX, or the file\'s pathPrefix) is read as a path, with or without its slashes', () => {
+  assert.equal(load({}).config.pathPrefix, '');
+  assert.equal(load({ SOKETI_PATH_PREFIX: '/ws' }).config.pathPrefix, '/ws');
+  assert.equal(load({ SOKETI_PATH_PREFIX: 'ws/' }).config.pathPrefix, '/ws');
+  assert.equal(load({ SOKETI_PATH_PREFIX: '/ws', PATH_PREFIX: '/realtime/v1/' }).config.pathPrefix, '/realtime/v1');
+  assert.equal(load({}, { pathPrefix: '/socket' }).config.pathPrefix, '/socket');
+  assert.equal(load({ SOKETI_PATH_PREFIX: '/' }).config.pathPrefix, '');
+  rejects({ PATH_PREFIX: '/a b' }, {}, /PATH_PREFIX: must be a URL path/);
+  rejects({ SOKETI_PATH_PREFIX: '/ws?x=1' }, {}, /SOKETI_PATH_PREFIX: must be a URL path/);
+});
+
+test('a .env file in the working directory gives its SOKETI_* lines, under the environment, as Soketi reads it with dotenv', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ripple-dotenv-'));
+  writeFileSync(
+    join(dir, '.env'),
+    [
+      '# a Laravel project\'s .env, with Soketi\'s settings in it',
+      'APP_NAME=Laravel',
+      'APP_KEY=base64:notForRipple=',
+      'export SOKETI_PORT=7111',
+      'SOKETI_DEFAULT_APP_ID="from-dotenv"',
+      "SOKETI_DEFAULT_APP_KEY='dotenv-key' # a comment",
+      'SOKETI_DEFAULT_APP_SECRET=dotenv-secret',
+      'SOKETI_DEBUG=true',
+      '',
+    ].join('\n'),
+  );
+  const fromFile = loadConfigWithNotes([], {}, { dotEnvDir: dir });
+  assert.equal(fromFile.config.port, 7111);
+  assert.deepEqual([fromFile.config.apps[0].id, fromFile.config.apps[0].key, fromFile.config.apps[0].secret], ['from-dotenv', 'dotenv-key', 'dotenv-secret']);
+  assert.equal(fromFile.config.logLevel, 'debug');
+  assert.ok(fromFile.notices.some((n) => n.startsWith(`${join(dir, '.env')}: read SOKETI_PORT, SOKETI_DEFAULT_APP_ID`)), fromFile.notices.join('\n'));
+  // the environment wins, even when it sets a variable to nothing; other names in the file are not read
+  const env = loadConfigWithNotes([], { SOKETI_PORT: '7222', SOKETI_DEBUG: '' }, { dotEnvDir: dir });
+  assert.equal(env.config.port, 7222);
+  assert.equal(env.config.logLevel, 'info');
+  assert.notEqual(env.config.apps[0].key, 'base64:notForRipple=');
+  // no .env, or no directory given: nothing read
+  assert.equal(loadConfigWithNotes([], {}, { dotEnvDir: mkdtempSync(join(tmpdir(), 'ripple-nodotenv-')) }).config.port, 6001);
+  assert.equal(loadConfigWithNotes([], {}).config.port, 6001);
+  // a typo in the file is reported like one in the environment
+  writeFileSync(join(dir, '.env'), 'SOKETI_PROT=1\n');
+  assert.ok(loadConfigWithNotes([], {}, { dotEnvDir: dir }).warnings.some((w) => w.startsWith('SOKETI_PROT is not a setting ripple reads; did you mean SOKETI_PORT?')));
 });
 
 test('the development app listens on loopback unless a host is given; a public host with it is a warning', () => {

@@ -98,6 +98,7 @@ const SPECS: Record<string, Spec> = {
   'ssl.passphrase': { kind: 'string', apply: ifSet(to('tls.passphrase')) },
   'ssl.caPath': { kind: 'string', unsupported: { def: '', instead: 'ripple loads no separate CA file; put the chain in the certificate file' } },
   'instance.process_id': { kind: 'string', apply: to('nodeId') },
+  pathPrefix: { kind: 'string', apply: to('pathPrefix') },
   // resolved together below
   'metrics.enabled': { kind: 'bool' },
   'metrics.port': { kind: 'int' },
@@ -123,7 +124,6 @@ const SPECS: Record<string, Spec> = {
   'metrics.driver': { kind: 'string', unsupported: { def: 'prometheus', instead: 'ripple serves Prometheus metrics only' } },
   'metrics.prometheus.prefix': no('soketi_', 'ripple names its metrics ripple_* (not configurable)'),
   mode: { kind: 'string', unsupported: { def: 'full', instead: 'ripple always runs in full mode (WebSocket, HTTP API and webhook sending in one process)' } },
-  pathPrefix: { kind: 'string', unsupported: { def: '', instead: 'ripple serves at the root path (/app/<key>, /apps/<id>/...); strip the prefix in a reverse proxy' } },
   'adapter.redis.requestsTimeout': no(5000, 'ripple reads cluster state from Redis directly, with no requests between nodes'),
   'adapter.redis.redisPubOptions': no({}, REDIS_OPTIONS),
   'adapter.redis.redisSubOptions': no({}, REDIS_OPTIONS),

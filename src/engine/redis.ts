@@ -15,6 +15,7 @@ import { RedisPresenceStore } from '../presence/redis.js';
 import type { TransitionRouter } from '../presence/store.js';
 import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { RedisKeys } from '../redis/keys.js';
+import { RedisOutageLog } from '../redis/outage-log.js';
 import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
 import type { Engine, EngineHandlers } from './engine.js';
 
@@ -28,11 +29,10 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   const sub = subscriberClient(target, `ripple-${nodeId}-sub`);
   const bell = subscriberClient(target, `ripple-${nodeId}-webhooks`);
   const clients = [cmd, sub, bell];
+  const outage = new RedisOutageLog(log);
   for (const [name, c] of [['commands', cmd], ['subscriber', sub], ['webhooks', bell]] as const) {
-    c.on('error', (err) => log.debug({ err, connection: name }, 'redis error'));
     c.on('reconnecting', () => metrics.redisReconnects.inc());
-    c.on('ready', () => log.info({ connection: name }, 'redis up'));
-    c.on('close', () => log.warn({ connection: name }, 'redis down'));
+    outage.watch(name, c);
   }
 
   const clusterLog = log.child({ module: 'cluster' });
@@ -75,6 +75,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
     isHealthy: () => backbone.isHealthy() && store.registered,
     leave: () => lease.leave(),
     async close() {
+      outage.stop();
       if (ping) clearInterval(ping);
       await backbone.close();
       for (const c of clients) c.disconnect();

@@ -40,31 +40,72 @@ function reserveFor(limit: number): number {
   return Math.min(1024, Math.max(8, Math.floor(limit / 16)));
 }
 
-/** A count this old is reused while far from the limit (connections in between are added to it). */
+/** A count this old is reused (connections let in since are added to it). */
 const SAMPLE_MS = 100;
+/** Descriptors held by something other than connections: the least seen over this long (see below). */
+const BASELINE_WINDOW_MS = 1000;
 
+/**
+ * Lets a connection in while the connections open, plus the descriptors held by everything else
+ * (listening sockets, Redis, logs, webhook and REST sockets: the baseline), stay below the limit less
+ * the reserve.
+ *
+ * A connection burst must not count against itself: by the time the first upgrade of a burst is
+ * decided, the kernel has handed uWS every socket of it, so the descriptor count already holds them
+ * all. Each of those sockets holds its descriptor whether it is let in or refused, so letting it in
+ * takes nothing more; what must stay free is the room for the next accept once the burst has been
+ * answered. So the count that matters is the connections (exact, from the sessions) plus the
+ * baseline, which is measured as descriptors minus connections at each sample and taken as the least
+ * seen over the last second (and the last sample before it): a burst's pending sockets inflate the
+ * samples taken during the burst, never a calm one, while a baseline that really grew (many REST
+ * clients, say) is seen within a second.
+ */
 export class OpenFiles {
-  private sampled = 0;
-  private sampledAt = 0;
-  /** connections let in since the last count */
+  private sampledAt = -Infinity;
+  /** connections open at the last sample */
+  private connectionsAtSample = 0;
+  /** connections let in since the last sample (they may not be open yet: a quota check awaits) */
   private since = 0;
+  /** descriptors not held by connections, at each recent sample (oldest first) */
+  private baselines: { at: number; fds: number }[] = [];
 
   constructor(
     readonly limit: number,
+    /** Connections open on this node now. */
+    private readonly connections: () => number,
     readonly reserve = reserveFor(limit),
-  ) {}
+  ) {
+    this.calibrate();
+  }
+
+  /** Counts now, as the calm count a first burst is measured against: call once the port listens. */
+  calibrate(now = Date.now()): void {
+    this.baselines = [];
+    this.sample(now);
+  }
 
   /** Whether one more connection leaves the reserve free; counted as taken when true. */
   admit(now = Date.now()): boolean {
-    const ceiling = this.limit - this.reserve;
-    // Near the ceiling every connection counts again; far from it a recent count is enough.
-    if (now - this.sampledAt >= SAMPLE_MS || this.sampled + this.since >= ceiling - this.reserve) {
-      this.sampled = openFileCount();
-      this.sampledAt = now;
-      this.since = 0;
-    }
-    if (this.sampled + this.since >= ceiling) return false;
+    if (now - this.sampledAt >= SAMPLE_MS) this.sample(now);
+    const open = Math.max(this.connections(), this.connectionsAtSample + this.since);
+    if (open + this.baseline() >= this.limit - this.reserve) return false;
     this.since++;
     return true;
+  }
+
+  private sample(now: number): void {
+    const open = this.connections();
+    this.sampledAt = now;
+    this.connectionsAtSample = open;
+    this.since = 0;
+    this.baselines.push({ at: now, fds: Math.max(0, openFileCount() - open) });
+    // keep the window, and the newest sample before it (the last calm one after a quiet spell)
+    while (this.baselines.length > 1 && this.baselines[1].at <= now - BASELINE_WINDOW_MS) this.baselines.shift();
+  }
+
+  private baseline(): number {
+    let least = Infinity;
+    for (const b of this.baselines) least = Math.min(least, b.fds);
+    return least;
   }
 }

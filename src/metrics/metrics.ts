@@ -2,7 +2,9 @@
 // that its callers keep (a session, a hub channel) instead of looking it up per message; prom-client
 // reads them at scrape time through collect(), so a metric never costs a label lookup per message.
 // Every label value is bounded: app ids come from the configuration, reasons and statuses from
-// fixed sets.
+// fixed sets. Names follow Prometheus's conventions: the unit before `_total` (`_bytes_total`), and
+// prom-client's default process and Node.js metrics under their usual names (`process_*`,
+// `nodejs_*`), so stock dashboards find them.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** One app's traffic on this node since it started. */
@@ -66,9 +68,10 @@ export class Metrics implements TrafficCounters {
   readonly redisRoundTrip: Histogram;
   private readonly trafficByApp = new Map<string, AppTraffic>();
   private sources = none;
+  private scraper = (): Promise<string> => this.registry.metrics();
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'ripple_', eventLoopMonitoringPrecision: 20 });
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
     const self = this;
     const registers = [this.registry];
     new Gauge({
@@ -114,9 +117,9 @@ export class Metrics implements TrafficCounters {
       });
     const traffic = () => this.trafficByApp;
     perApp('ripple_messages_in_total', 'Frames received from clients', traffic, (t) => t.messagesIn);
-    perApp('ripple_bytes_in_total', 'Bytes received from clients', traffic, (t) => t.bytesIn);
+    perApp('ripple_received_bytes_total', 'Bytes received from clients', traffic, (t) => t.bytesIn);
     perApp('ripple_messages_out_total', 'Frames sent to clients (channel deliveries)', traffic, (t) => t.messagesOut);
-    perApp('ripple_bytes_out_total', 'UTF-8 bytes sent to clients (channel deliveries)', traffic, (t) => t.bytesOut);
+    perApp('ripple_sent_bytes_total', 'UTF-8 bytes sent to clients (channel deliveries)', traffic, (t) => t.bytesOut);
     new Counter({
       name: 'ripple_backbone_messages_received_total',
       help: 'Frames received from other nodes through Redis',
@@ -191,5 +194,19 @@ export class Metrics implements TrafficCounters {
   /** Where the scrape-time figures come from; set once the node's parts exist. */
   collectFrom(sources: MetricSources): void {
     this.sources = sources;
+  }
+
+  /** The Prometheus text a scrape answers: this process's registry, or what `scrapeThrough` set. */
+  scrape(): Promise<string> {
+    return this.scraper();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** Scrapes answer with another text (one process per core: every process's figures, from the primary). */
+  scrapeThrough(scraper: () => Promise<string>): void {
+    this.scraper = scraper;
   }
 }

@@ -4,6 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import PusherServer from 'pusher';
 import { repoRoot } from './harness.js';
 import { sleep } from './eventually.js';
@@ -35,9 +36,12 @@ export interface CliProcess {
   stop(timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnCli(args: string[], env: Record<string, string>): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts'), ...args], {
-    cwd: repoRoot,
+/** `cwd`: the working directory (where a .env file is read); the repository root unless given. */
+export function spawnCli(args: string[], env: Record<string, string>, cwd = repoRoot): CliProcess {
+  // tsx by its file URL: the working directory may be anywhere
+  const tsx = pathToFileURL(join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+  const child = spawn(process.execPath, ['--import', tsx, join(repoRoot, 'src', 'cli.ts'), ...args], {
+    cwd,
     env: cleanEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -81,13 +85,13 @@ export async function runCli(args: string[], env: Record<string, string> = {}, t
   return { code, signal, stdout: p.stdout(), stderr: p.stderr() };
 }
 
-/** Starts the CLI and waits until /health answers on 127.0.0.1:port. */
-export async function startCli(args: string[], env: Record<string, string>, port: number): Promise<CliProcess> {
-  const p = spawnCli(args, env);
+/** Starts the CLI and waits until /health (under `pathPrefix`) answers on 127.0.0.1:port. */
+export async function startCli(args: string[], env: Record<string, string>, port: number, opts: { cwd?: string; pathPrefix?: string } = {}): Promise<CliProcess> {
+  const p = spawnCli(args, env, opts.cwd);
   const deadline = Date.now() + 20_000;
   for (;;) {
     if (p.hasExited()) throw new Error(`node exited early (${JSON.stringify(await p.exited)}):\n${p.stdout()}${p.stderr()}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}${opts.pathPrefix ?? ''}/health`).then((r) => r.status === 200, () => false);
     if (ok) return p;
     if (Date.now() > deadline) {
       await p.stop(1000);

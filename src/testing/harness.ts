@@ -52,6 +52,8 @@ export interface NodeOptions {
   expectExit?: boolean;
   /** The node serves TLS: poll /health over https (certificate not verified). */
   https?: boolean;
+  /** Where the node answers its health check (under PATH_PREFIX, say); /health unless given. */
+  healthPath?: string;
 }
 
 export interface NodeHandle {
@@ -127,7 +129,7 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
         // A node that exited will not answer: fail now rather than at the deadline.
         if (hasExited) throw new Error(`node on port ${port} exited before /health answered`);
         if (opts.https) return httpsHealthy(port);
-        return fetch(`${url}/health`).then(
+        return fetch(`${url}${opts.healthPath ?? '/health'}`).then(
           (res) => res.status === 200,
           () => false,
         );

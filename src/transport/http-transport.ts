@@ -23,6 +23,8 @@ export interface HttpTransportSettings {
   maxBackpressureBytes: number;
   /** largest xhr_send body, the same limit as a WebSocket frame's */
   maxFrameBytes: number;
+  /** every path is under this ('' or `/ws`: config pathPrefix) */
+  pathPrefix: string;
 }
 
 /** pusher-js's `<server>` (0-999) and `<session>` (8 base-32 characters) path segments, with room to spare. */
@@ -38,7 +40,7 @@ interface SessionPath {
 /** Serves the HTTP transports on the uWS app; returns their fanout for the hub. Register before any catch-all route. */
 export function attachHttpTransport(uws: TemplatedApp, sessions: Sessions, settings: HttpTransportSettings, log: Logger): HttpFanout {
   const transport = new HttpTransport(sessions, settings, log);
-  const base = `${HTTP_PATH_PREFIX}/app/:key/:server/:session/`;
+  const base = `${settings.pathPrefix}${HTTP_PATH_PREFIX}/app/:key/:server/:session/`;
   const routes: [string, (res: HttpResponse, req: HttpRequest) => void][] = [
     [HttpRequestKind.streaming, (res, req) => transport.receive(res, req, true)],
     [HttpRequestKind.polling, (res, req) => transport.receive(res, req, false)],

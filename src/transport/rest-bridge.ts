@@ -25,7 +25,8 @@ function reply(res: HttpResponse, status: number, headers: Record<string, unknow
   });
 }
 
-export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number, requests: RequestLog): void {
+/** `pathPrefix`: the API's paths are under it (Fastify's routes are registered under it too, see api.ts). */
+export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number, requests: RequestLog, pathPrefix: string): void {
   uws.any('/*', (res, req) => {
     const started = requests.started();
     const method = req.getCaseSensitiveMethod().toUpperCase();
@@ -40,7 +41,8 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
       if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
     };
 
-    const fast = method === 'POST' ? TRIGGER_RE.exec(path) : null;
+    // The signature covers the path as sent, prefix included (as Soketi checks it): only the match drops it.
+    const fast = method === 'POST' && path.startsWith(pathPrefix) ? TRIGGER_RE.exec(path.slice(pathPrefix.length)) : null;
     let fastAppId: string | undefined;
     if (fast) {
       try {

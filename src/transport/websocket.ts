@@ -133,6 +133,8 @@ export interface WebSocketSettings {
   maxBackpressureBytes: number;
   /** seconds a client has to answer a ping; a close behind a backlog waits as long for it to drain */
   pongTimeout: number;
+  /** every path is under this ('' or `/ws`: config pathPrefix) */
+  pathPrefix: string;
 }
 
 /** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
@@ -148,7 +150,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     upgrade: (res, req, context) => {
       // An exception escaping a uWS handler aborts the process: contain it here.
       try {
-        upgrade(res, req, context, sessions);
+        upgrade(res, req, context, sessions, settings.pathPrefix);
       } catch (err) {
         log.warn({ err }, 'upgrade failed');
         try {
@@ -181,8 +183,9 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
  * through uWS's cork-then-upgrade path, which in uWS 20.30 can read the finished HTTP response's
  * state from the new WebSocket's memory and shut the socket down right after the 101.)
  */
-function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, sessions: Sessions): void {
-  const m = /^\/app\/([^/]+)\/?$/.exec(req.getUrl());
+function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, sessions: Sessions, pathPrefix: string): void {
+  const url = req.getUrl();
+  const m = url.startsWith(pathPrefix) ? /^\/app\/([^/]+)\/?$/.exec(url.slice(pathPrefix.length)) : null;
   if (!m) {
     res.writeStatus('404 Not Found').end('Not found');
     return;

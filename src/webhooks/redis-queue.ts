@@ -1,7 +1,10 @@
 // Cluster mode: pending webhook events live in Redis, one stream per (app, endpoint). One node owns a
-// stream at a time and delivers it while its node lease is valid; events leave the stream only once
-// delivered or dead-lettered. When the owner dies, its node lease runs out and another node takes the
-// stream over and delivers what is left (at least once, in order).
+// stream at a time and delivers it; events leave the stream only once delivered or dead-lettered.
+// Ownership is a delivery lease of its own, shorter than the node lease (which must be long enough
+// that a node is never taken for dead in a GC pause, and removing a node's presence share is costly):
+// the owner renews it every third of its length, and when the owner dies another node takes the
+// stream over as soon as it runs out, and delivers what is left (at least once, in order). A node
+// whose node lease is gone (it left, or was taken for dead) loses its streams at once.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { leaseLua, type NodeLease, type NodeWatcher } from '../cluster/node-lease.js';
@@ -19,20 +22,26 @@ export interface RedisWebhookQueueOptions {
   log: Logger;
 }
 
+/**
+ * How long a stream's delivery lease lasts (never longer than the node lease): the longest its webhooks
+ * wait when the node delivering them dies.
+ */
+export const DELIVERY_LEASE_MS = 2000;
+
 // The presence scripts write to the same streams (RedisKeys.webhookStream) and ring the same doorbell:
 // they queue the webhooks of the transitions they make in the same atomic step ({t, ev} JSON in field d).
 const scripts = {
-  // KEYS: owner nodes. ARGV: me now → 1 when this node owns the stream (it did, or the owner's lease ran
-  // out). Only a node whose own lease is in Redis may own one: after Redis lost its data, a node that
-  // has not registered again could otherwise take a stream that a registered node holds.
+  // KEYS: owner nodes. ARGV: me now ms takeOver → 1 when this node owns the stream for the next ms (it
+  // did, or, with takeOver 1, the owner's delivery lease ran out, or its node lease did). Only a node
+  // whose own node lease is in Redis may own one: after Redis lost its data, a node that has not
+  // registered again could otherwise take a stream that a registered node holds.
   webhookClaim: {
     keys: 2,
     lua: `${leaseLua}
 if not leaseValid(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
 local o = redis.call('GET', KEYS[1])
-if o == ARGV[1] then return 1 end
-if o and leaseValid(KEYS[2], o, ARGV[2]) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1])
+if o ~= ARGV[1] and (ARGV[4] ~= '1' or (o and leaseValid(KEYS[2], o, ARGV[2]))) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1`,
   },
   // KEYS: owner. ARGV: me → gives the stream up if this node owns it
@@ -50,8 +59,16 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   private queues: ReadonlySet<string> = new Set();
   /** queues taken out of the set that this node may still own in Redis: released at the next round */
   private readonly releasing = new Set<string>();
-  /** queues this node owned at the last claim round */
-  private readonly owned = new Set<string>();
+  /** queues this node owned at the last claim round → local time until which it may deliver them */
+  private readonly owned = new Map<string, number>();
+  /** the delivery lease: the node lease's length if that is shorter */
+  private readonly deliveryLeaseMs: number;
+  /**
+   * Queues this node owned when its Redis connection dropped. Every delivery lease runs out during an
+   * outage; right after it only these are taken again, by their owner, whose acknowledgements of
+   * batches already delivered may still be on their way (another node would send them again).
+   */
+  private readonly ownedBeforeOutage = new Set<string>();
   private readonly lengths = new Map<string, number>();
   /** Events not yet written to Redis (it was unreachable, or the write is in flight). */
   private backlog: { queue: string; data: string }[] = [];
@@ -70,9 +87,13 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
 
   constructor(private readonly o: RedisWebhookQueueOptions) {
     this.redis = defineScripts(o.redis, scripts);
+    this.deliveryLeaseMs = Math.min(DELIVERY_LEASE_MS, o.lease.leaseMs);
     // Ownership is confirmed again after a reconnect: meanwhile another node may have claimed a stream
     // (Redis may have lost the owner keys), and two owners would deliver the same events twice.
-    o.redis.on('close', () => this.owned.clear());
+    o.redis.on('close', () => {
+      for (const q of this.owned.keys()) this.ownedBeforeOutage.add(q);
+      this.owned.clear();
+    });
     this.sub = o.subscriber;
     this.bell = o.keys.webhookBell;
   }
@@ -106,11 +127,12 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       }
       if (written) {
         this.backlog.splice(0, written);
-        if (this.warnedDown) this.o.log.info('webhook events are reaching Redis again');
+        // At debug: the outage's own log (redis/outage-log.ts) says when Redis is away and back.
+        if (this.warnedDown) this.o.log.debug('webhook events are reaching Redis again');
         this.warnedDown = false;
       }
       if (written < batch.length) {
-        if (!this.warnedDown) this.o.log.warn({ waiting: this.backlog.length }, 'Redis unreachable: webhook events kept locally until it returns');
+        if (!this.warnedDown) this.o.log.debug({ waiting: this.backlog.length }, 'Redis unreachable: webhook events kept locally until it returns');
         this.warnedDown = true;
         if (this.closed) return;
         await new Promise((r) => setTimeout(r, 250));
@@ -142,7 +164,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
   }
 
   owns(queue: string): boolean {
-    return !this.closed && this.owned.has(queue) && this.o.lease.held();
+    return !this.closed && (this.owned.get(queue) ?? 0) > Date.now() && this.o.lease.held();
   }
 
   /** A dead node's streams are free now: take them over at once rather than at the next round. */
@@ -189,8 +211,9 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       }
     });
     await this.sub.subscribe(this.bell).catch((err) => this.o.log.warn({ err }, 'webhook doorbell not subscribed yet'));
-    // Often enough that a missed doorbell costs at most ~2 s.
-    const every = Math.min(2000, Math.max(100, Math.floor(this.o.lease.leaseMs / 3)));
+    // Renews the delivery leases (three times per lease), and takes over a dead owner's streams within
+    // a third of a lease of its lease running out; a missed doorbell costs as much at most.
+    const every = Math.max(100, Math.floor(this.deliveryLeaseMs / 3));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
     await this.tick();
@@ -244,11 +267,14 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     const k = this.o.keys;
     const me = this.o.lease.nodeId;
     const now = Date.now();
+    const settling = this.o.lease.settling(now);
+    if (!settling) this.ownedBeforeOutage.clear();
     const p = this.redis.pipeline() as unknown as Scripted;
     for (const q of release) p.webhookRelease(k.webhookOwner(q), me);
     if (release.length) p.publish(this.bell, release.join('\n'));
     for (const q of queues) {
-      p.webhookClaim(k.webhookOwner(q), k.nodes, me, now);
+      const takeOver = !settling || this.ownedBeforeOutage.has(q) ? 1 : 0;
+      p.webhookClaim(k.webhookOwner(q), k.nodes, me, now, this.deliveryLeaseMs, takeOver);
       p.xlen(k.webhookStream(q));
     }
     const res = (await (p as unknown as ReturnType<Redis['pipeline']>).exec()) ?? [];
@@ -263,7 +289,8 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
       const [lenErr, len] = res[claims + 2 * i + 1] ?? [new Error('no reply')];
       if (!lenErr) this.lengths.set(q, Number(len));
       if (claimErr) return;
-      if (Number(claimed) === 1) this.owned.add(q);
+      // Stop delivering a little before the lease can run out in Redis (measured from before the claim).
+      if (Number(claimed) === 1) this.owned.set(q, now + Math.floor(this.deliveryLeaseMs * 0.8));
       else this.owned.delete(q);
       if (this.owns(q) && Number(len) > 0) this.wake(q);
     });
@@ -274,7 +301,7 @@ export class RedisWebhookQueue implements WebhookQueue, NodeWatcher {
     await Promise.race([this.flushing ?? Promise.resolve(), new Promise((r) => setTimeout(r, 2000))]);
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    const held = [...new Set([...this.owned, ...this.releasing])];
+    const held = [...new Set([...this.owned.keys(), ...this.releasing])];
     this.owned.clear();
     if (this.backlog.length) this.o.log.error({ lost: this.backlog.length }, 'webhook events never reached Redis before shutdown');
     if (this.redis.status === 'ready' && held.length) {

@@ -18,7 +18,7 @@ export async function healthRoutes(fastify: FastifyInstance, deps: HealthDeps): 
   const metrics = deps.metrics;
   if (!metrics) return;
   fastify.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    reply.header('content-type', metrics.contentType);
+    return metrics.scrape();
   });
 }
