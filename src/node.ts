@@ -45,7 +45,7 @@ export async function startNode(config: Readonly<Config>, log: Logger): Promise<
   const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings: config, log: log.child({ module: 'sessions' }) });
   metrics.collectFrom({ sessions, webhooks, backbone });
 
-  await engine.start({ frames: hub, commands: sessions, clusterState: channels });
+  await engine.start({ frames: hub, commands: sessions, clusterState: channels, feed: channels });
   await webhooks.start();
 
   const uws = createApp(config);

@@ -9,7 +9,8 @@
 // messages. Redis delivers one publisher's messages in order, so a receiver drops any message whose
 // seq is not above the last it saw from that instance: the second copy of a batch that was written
 // again after a lost reply. A recorded event's payload is r<epoch>:<serial> \n frame; those come back
-// to their origin too (it delivers them only then).
+// to their origin too, which delivers them to its opted-in subscriptions only then (its others got
+// them when they were published).
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -18,6 +19,7 @@ import { historyKey } from '../history/redis.js';
 import { recordEvent } from '../history/redis-lua.js';
 import { defineScripts } from '../redis/clients.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
+import { RedisFeed } from './redis-feed.js';
 import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
@@ -36,7 +38,7 @@ const REMEMBERED_SENDERS = 1024;
 const RECORDED = 114; // 'r'
 
 export class RedisBackbone implements Backbone {
-  private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
+  private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} }, feed: { feedBroken() {}, feedResumed() {} } };
   /** Redis channel → app/channel this node has interest in */
   private interests = new Map<string, { appId: string; channel: string; subscribed: Promise<void> }>();
   private readonly commandChannel: string;
@@ -45,6 +47,7 @@ export class RedisBackbone implements Backbone {
   /** sender instance → the last sequence number delivered from it */
   private readonly lastSeq = new Map<string, number>();
   private readonly outbox: RedisOutbox;
+  private readonly feed: RedisFeed;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
@@ -53,6 +56,7 @@ export class RedisBackbone implements Backbone {
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
     defineScripts(o.pub, { historyRecord: recordEvent });
     this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
+    this.feed = new RedisFeed(o.sub, () => this.handlers.feed, o.log);
   }
 
   get buffered(): { events: number; bytes: number } {
@@ -100,7 +104,9 @@ export class RedisBackbone implements Backbone {
       position = payload.slice(1, nl);
       payload = payload.slice(nl + 1);
     }
-    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position);
+    // This node's own recorded event reached its plain subscribers when it was published (publishRecorded).
+    const own = recorded && space > 0 && message.slice(space + 1, a) === this.instance;
+    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position, undefined, own ? 'positioned' : 'all');
   }
 
   /**
@@ -125,10 +131,13 @@ export class RedisBackbone implements Backbone {
   }
 
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
-    // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
+    // Numbered, kept and published in one script; every node (this one too) delivers it with its
+    // position on receipt. Subscriptions without recovery get it now, as an unrecorded event.
+    const bytes = Buffer.byteLength(frame);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes, 'plain');
     const except = exceptSocketId ?? '';
     const args = [historyKey(this.o.prefix, appId, channel), newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.redisChannel(appId, channel), this.head(except)];
-    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, Buffer.byteLength(frame));
+    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, bytes);
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
@@ -145,8 +154,12 @@ export class RedisBackbone implements Backbone {
     this.interests.set(rc, { appId, channel, subscribed });
   }
 
-  interestReady(appId: string, channel: string): Promise<void> {
-    return this.interests.get(this.redisChannel(appId, channel))?.subscribed ?? Promise.resolve();
+  interestReady(appId: string, channel: string): Promise<number> {
+    return this.feed.ready(this.interests.get(this.redisChannel(appId, channel))?.subscribed);
+  }
+
+  caughtUp(stretch: number): Promise<boolean> {
+    return this.feed.caughtUp(stretch);
   }
 
   removeInterest(appId: string, channel: string): void {
@@ -168,6 +181,7 @@ export class RedisBackbone implements Backbone {
 
   async close(): Promise<void> {
     await this.outbox.close(2000);
+    this.feed.close();
     this.o.sub.disconnect();
   }
 }

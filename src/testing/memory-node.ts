@@ -48,7 +48,7 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
   const channels = new Channels({ registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log });
   const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
   const sessions = new Sessions({ registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
-  await engine.start({ frames: hub, commands: sessions, clusterState: channels });
+  await engine.start({ frames: hub, commands: sessions, clusterState: channels, feed: channels });
 
   /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
   async function connect(key = 'k1', protocol = '7', origin = ''): Promise<{ conn: MemoryConnection; s?: Session; send: (f: object) => void }> {
