@@ -1,10 +1,12 @@
 // A loopback TCP proxy between one node and its redis-server, for the faults of the network between
 // them. It tells the node's subscriber connection (ioredis names it `ripple-<node id>-sub` first thing
 // on connect) from its other connections, so a test can slow down what Redis sends to that one only,
-// or cut connections and hold their reconnects until it restores them; Redis keeps its data.
+// or cut some or all of its connections and hold their reconnects until it restores them; Redis keeps
+// its data.
 import { connect, createServer, type Socket } from 'node:net';
 
-export type RedisLink = 'subscriber' | 'all';
+/** The node's subscriber connection, its others (commands), or all of them. */
+export type RedisLink = 'subscriber' | 'commands' | 'all';
 
 export interface RedisProxy {
   /** redis://127.0.0.1:<port>, for the node's REDIS_URL */
@@ -30,6 +32,8 @@ interface Link {
   /** when the last delayed chunk is due, so chunks never overtake one another */
   dueAt: number;
 }
+
+const names = (which: RedisLink, l: Link) => which === 'all' || (which === 'subscriber') === l.subscriber;
 
 export async function startRedisProxy(redisPort: number): Promise<RedisProxy> {
   let delayMs = 0;
@@ -77,7 +81,7 @@ export async function startRedisProxy(redisPort: number): Promise<RedisProxy> {
       if (!name && seen.length < NAME_WINDOW) return;
       named = true;
       l.subscriber = !!name && name[1].endsWith('-sub');
-      if (holding === 'all' || (holding === 'subscriber' && l.subscriber)) held.add(l);
+      if (holding && names(holding, l)) held.add(l);
       else forward(l);
     });
   });
@@ -91,7 +95,7 @@ export async function startRedisProxy(redisPort: number): Promise<RedisProxy> {
     },
     cut(which) {
       holding = which;
-      for (const l of links) if (which === 'all' || l.subscriber) drop(l);
+      for (const l of links) if (names(which, l)) drop(l);
     },
     restore() {
       holding = undefined;
