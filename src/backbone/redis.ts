@@ -105,7 +105,7 @@ export class RedisBackbone implements Backbone {
       payload = payload.slice(nl + 1);
     }
     // This node's own recorded event reached its plain subscribers when it was published (publishRecorded).
-    const own = recorded && space > 0 && message.slice(space + 1, a) === this.instance;
+    const own = recorded && a === space + 1 + this.instance.length && message.startsWith(this.instance, space + 1);
     this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position, undefined, own ? 'positioned' : 'all');
   }
 
