@@ -21,7 +21,7 @@ interface Outcome {
 }
 
 /** Why the plugin itself reports continuity lost: the channel was subscribed before withRecovery() saw it. */
-export const UNTRACKED = 'untracked';
+const UNTRACKED = 'untracked';
 
 export class RecoveryState {
   /** Channels subscribed through the plugin; the value is the last position seen (undefined: none yet). */
