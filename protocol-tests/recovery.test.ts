@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { sleep } from '../src/testing/eventually.js';
-import { RawClient, presenceAuth, signinAuth, type Frame } from '../src/testing/raw-client.js';
+import { RawClient, presenceAuth, privateAuth, signinAuth, type Frame } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
 
 const app = { id: 'rec', key: 'rec-key', secret: 'rec-secret' };
@@ -269,4 +269,38 @@ test('cluster: an event published right after subscription_succeeded reaches a s
   const missed = last.filter((channel) => eventsOf(c, channel).length !== 1);
   assert.deepEqual(missed, [], `outcome of the first: ${JSON.stringify(c.frames.find((f) => f.event === 'pusher_internal:ripple_recovery' && f.channel === missed[0]))}`);
   c.ws.terminate();
+});
+
+test('the names the server speaks are refused on every input: REST and batch answer 400 and publish nothing, a client frame gets pusher:error and is relayed to no one', async () => {
+  const c = await connect(single);
+  await subscribeRecovering(c, 'private-names', { auth: privateAuth(app.key, app.secret, c.socketId, 'private-names') });
+  const other = await connect(single);
+  await other.subscribe('private-names', privateAuth(app.key, app.secret, other.socketId, 'private-names'));
+  const outcomeData = JSON.stringify({ position: 'zz:1', recovered: false, reason: 'trimmed' });
+  for (const name of ['pusher_internal:ripple_recovery', 'pusher_internal:member_added', 'pusher_internal:subscription_succeeded', 'pusher:cache_miss']) {
+    const res = await rest(single.url, app, 'POST', `/apps/${app.id}/events`, { name, channel: 'private-names', data: outcomeData });
+    assert.equal(res.status, 400, `${name}: ${JSON.stringify(res.body)}`);
+    assert.match(String(res.body.error), name === 'pusher_internal:ripple_recovery' ? /ripple_recovery.*only the server sends/ : /'pusher' namespace is reserved/);
+  }
+  const batch = await rest(single.url, app, 'POST', `/apps/${app.id}/batch_events`, {
+    batch: [
+      { name: 'msg', channel: 'private-names', data: 'fine' },
+      { name: 'pusher_internal:ripple_recovery', channel: 'private-names', data: outcomeData },
+    ],
+  });
+  assert.equal(batch.status, 400);
+  assert.match(String(batch.body.error), /batch\[1\]/);
+  other.send({ event: 'pusher_internal:ripple_recovery', channel: 'private-names', data: outcomeData });
+  const error = await other.nextEvent('pusher:error');
+  assert.match(JSON.stringify(error.data), /pusher_internal:ripple_recovery/);
+  // A name that only looks like Pusher's is the app's own, as in every Pusher-compatible server but hosted Pusher (spec §9.3).
+  await trigger(single, 'private-names', 'pusher-notification', 'ok');
+  await until(c, 'private-names', 1, 'pusher-notification');
+  await sleep(200);
+  assert.deepEqual(
+    c.frames.filter((f) => f.channel === 'private-names' && f.event !== 'pusher_internal:subscription_succeeded').map((f) => f.event),
+    ['pusher_internal:ripple_recovery', 'pusher-notification'],
+    'the subscribe\'s own outcome, then the one event published',
+  );
+  assert.deepEqual(other.frames.filter((f) => f.channel === 'private-names' && f.event !== 'pusher_internal:subscription_succeeded').map((f) => f.event), ['pusher-notification']);
 });

@@ -3,13 +3,13 @@
 // recovery-plugin/scripts/build.mjs (run here, into recovery-plugin/dist): the script-tag build
 // (`RippleRecovery.withRecovery`) and the ESM build. Two nodes share a Redis and both publish; the
 // page's connection is cut and moved to the other node, its node is restarted, and the page is
-// reloaded with storage 'session'.
+// reloaded with storage 'session', also while a second tab of the site stays connected.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startNode, startRedis, repoRoot, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { launchChromium, servePages, type PageServer } from '../src/testing/browser.js';
 import { assertEachOnceInOrder, publishSteadily, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
@@ -33,11 +33,21 @@ const appScript = `
   window.connections = 0;
   window.start = (withRecovery) => {
     const q = new URLSearchParams(location.search);
-    const pusher = withRecovery(new Pusher(${JSON.stringify(app.key)}, {
-      cluster: 'mt1', wsHost: '127.0.0.1', wsPort: Number(q.get('ws')), forceTLS: false,
-      disableStats: true, enabledTransports: ['ws'],
-    }), q.get('storage') ? { storage: 'session' } : {});
-    pusher.connection.bind('connected', () => window.connections++);
+    const storage = q.get('storage');
+    let pusher;
+    try {
+      pusher = withRecovery(new Pusher(${JSON.stringify(app.key)}, {
+        cluster: 'mt1', wsHost: '127.0.0.1', wsPort: Number(q.get('ws')), forceTLS: false,
+        disableStats: true, enabledTransports: ['ws'],
+      }), storage === 'local' ? { storage: localStorage } : storage ? { storage: 'session' } : {});
+    } catch (err) {
+      window.wrapError = err.message;
+      return;
+    }
+    pusher.connection.bind('connected', () => {
+      window.connections++;
+      window.socketId = pusher.connection.socket_id;
+    });
     for (const name of q.get('channels').split(',')) {
       window.ticks[name] = [];
       window.lost[name] = [];
@@ -85,12 +95,14 @@ interface PageState {
   ticks: Record<string, Tick[]>;
   lost: Record<string, { reason: string }[]>;
   connections: number;
+  socketId?: string;
+  wrapError?: string;
 }
 
 const state = (tab: Page): Promise<PageState> =>
   tab.evaluate(() => {
     const w = window as unknown as PageState;
-    return { ticks: w.ticks, lost: w.lost, connections: w.connections };
+    return { ticks: w.ticks, lost: w.lost, connections: w.connections, socketId: w.socketId, wrapError: w.wrapError };
   });
 
 async function until(tab: Page, what: string, check: (s: PageState) => boolean, timeoutMs = 15_000): Promise<PageState> {
@@ -103,12 +115,13 @@ async function until(tab: Page, what: string, check: (s: PageState) => boolean, 
   }
 }
 
-async function openPage(path: string, proxy: CutProxy, channels: string[], storage = false): Promise<{ tab: Page; errors: string[] }> {
-  const ctx = await browser!.newContext();
+/** Opens the page in a new browser context, or as another tab of `context` (the same site's storage). */
+async function openPage(path: string, proxy: CutProxy, channels: string[], storage?: 'session' | 'local', context?: BrowserContext): Promise<{ tab: Page; errors: string[] }> {
+  const ctx = context ?? (await browser!.newContext());
   const tab = await ctx.newPage();
   const errors: string[] = [];
   tab.on('pageerror', (err) => errors.push(err.message));
-  await tab.goto(`http://127.0.0.1:${httpPort}${path}?ws=${proxy.port}&channels=${channels.join(',')}${storage ? '&storage=1' : ''}`);
+  await tab.goto(`http://127.0.0.1:${httpPort}${path}?ws=${proxy.port}&channels=${channels.join(',')}${storage ? `&storage=${storage}` : ''}`);
   return { tab, errors };
 }
 
@@ -170,7 +183,7 @@ test('Chromium, script-tag build: the node the page is on is SIGKILLed and resta
 
 test("Chromium, storage 'session': a page reload recovers what was published meanwhile; a gap longer than the window is ripple:continuity_lost", async () => {
   const proxy = await proxies.to(nodes[0]);
-  const { tab, errors } = await openPage('/script-tag.html', proxy, ['web-reload', 'small-web'], true);
+  const { tab, errors } = await openPage('/script-tag.html', proxy, ['web-reload', 'small-web'], 'session');
   try {
     await until(tab, 'connected', (s) => s.connections === 1);
     await new Promise((r) => setTimeout(r, 200));
@@ -192,5 +205,44 @@ test("Chromium, storage 'session': a page reload recovers what was published mea
     assert.deepEqual(errors, []);
   } finally {
     await tab.context().close();
+  }
+});
+
+test("Chromium, two tabs of the site: storage localStorage (shared by the tabs) is refused with a clear error; with 'session' a reloaded tab recovers exactly its own gap, and the exclusions of the other tab's socket stay the other tab's", async () => {
+  const context = await browser!.newContext();
+  try {
+    const refused = await openPage('/script-tag.html', await proxies.to(nodes[0]), ['web-shared'], 'local', context);
+    const s = await until(refused.tab, 'the wrap refused', (x) => x.wrapError !== undefined, 5000);
+    assert.match(s.wrapError!, /localStorage is shared by every tab/);
+    await refused.tab.close();
+
+    const proxy1 = await proxies.to(nodes[0]);
+    const proxy2 = await proxies.to(nodes[1]);
+    const one = await openPage('/script-tag.html', proxy1, ['web-tabs'], 'session', context);
+    const two = await openPage('/script-tag.html', proxy2, ['web-tabs'], 'session', context);
+    await until(one.tab, 'tab one connected', (x) => x.connections === 1);
+    const twoSocket = (await until(two.tab, 'tab two connected', (x) => x.connections === 1)).socketId!;
+    await new Promise((r) => setTimeout(r, 200));
+    const server = sdk(nodes[1].port, app);
+    await publishSteadily(server, 'p', 'web-tabs', 'tick', 3, 0);
+    await until(one.tab, 'tab one: 3 ticks', (x) => x.ticks['web-tabs'].length === 3);
+    await until(two.tab, 'tab two: 3 ticks', (x) => x.ticks['web-tabs'].length === 3);
+    proxy1.down(); // tab one's reloaded page waits for its connection until up()
+    await one.tab.reload();
+    await publishSteadily(server, 'p', 'web-tabs', 'tick', 2, 0, 3);
+    // Tab two's own action, published by the backend with toOthers(): not to tab two, but tab one missed it.
+    assert.equal((await server.trigger('web-tabs', 'tick', { publisher: 'p', seq: 5 } satisfies Tick, { socket_id: twoSocket })).status, 200);
+    await publishSteadily(server, 'p', 'web-tabs', 'tick', 1, 0, 6);
+    await until(two.tab, 'tab two: live ticks', (x) => x.ticks['web-tabs'].length === 6);
+    proxy1.up();
+    await until(one.tab, 'tab one recovered', (x) => x.ticks['web-tabs']?.length === 4);
+    await new Promise((r) => setTimeout(r, 300));
+    const [a, b] = await Promise.all([state(one.tab), state(two.tab)]);
+    assert.deepEqual(a.ticks['web-tabs'].map((t) => t.seq), [3, 4, 5, 6], 'the reloaded tab gets what was published during its reload, from its own position');
+    assert.deepEqual(b.ticks['web-tabs'].map((t) => t.seq), [0, 1, 2, 3, 4, 6], 'the other tab: live, without its own excluded event');
+    assert.deepEqual([a.lost['web-tabs'], b.lost['web-tabs']], [[], []]);
+    assert.deepEqual([...one.errors, ...two.errors], []);
+  } finally {
+    await context.close();
   }
 });

@@ -5,9 +5,11 @@
 // not be filled. Clients without the plugin, and channels without recovery, behave as before.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
 import { startNode, startRedis, freePort, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
+import { startRedisProxy } from '../src/testing/redis-proxy.js';
 import { withRecovery, CONTINUITY_LOST_EVENT, type ContinuityLost, type RecoveryOptions, type StorageLike } from '../recovery-plugin/src/index.js';
 import { assertEachOnceInOrder, publishSteadily, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
 
@@ -391,4 +393,89 @@ test('the user channel (#server-to-user-) recovers too: pusher.user.bind() sees 
       assert.deepEqual(lost, [{ reason: 'trimmed' }]);
     }
   }
+});
+
+test("three nodes: the client's node loses its Redis subscription (CLIENT KILL TYPE pubsub) while the others publish; the app sees every event once, in order, and no ripple:continuity_lost", async () => {
+  const proxy = await proxies.to(cluster[0]);
+  const c = connect(proxy);
+  const w = watch(c, 'kill-sub');
+  await subscribed(c, 'kill-sub');
+  const killer = new Redis(redis.port, '127.0.0.1');
+  try {
+    const fromB = publishSteadily(sdk(cluster[1].port, app), 'b', 'kill-sub', 'tick', 300, 3);
+    const fromC = publishSteadily(sdk(cluster[2].port, app), 'c', 'kill-sub', 'tick', 300, 3);
+    await untilTicks(w, 100);
+    assert.ok(Number(await killer.call('CLIENT', 'KILL', 'TYPE', 'pubsub')) >= 3, 'every node\'s subscriber connection killed');
+    await Promise.all([fromB, fromC]);
+  } finally {
+    killer.disconnect();
+  }
+  await untilTicks(w, 600);
+  await sleep(300);
+  assertEachOnceInOrder(w.ticks, { b: 300, c: 300 });
+  assert.deepEqual(w.lost, []);
+  assert.equal(c.socketIds.length, 1, 'the client stayed connected');
+});
+
+test('a recovering subscribe answered unavailable (the node cannot reach Redis): if the client drops again before any event, its next subscribe says ripple:continuity_lost again, never a silent gap', async () => {
+  const link = await startRedisProxy(redis.port);
+  const node = await startNode({ env: { REDIS_URL: link.url, NODE_ID: 'js-link' }, config: { apps } });
+  started.push(node);
+  try {
+    const proxy = await proxies.to(node);
+    const c = connect(proxy);
+    const w = watch(c, 'outage-twice');
+    await subscribed(c, 'outage-twice');
+    const elsewhere = sdk(cluster[0].port, app);
+    await publishSteadily(elsewhere, 'p', 'outage-twice', 'tick', 3, 0);
+    await untilTicks(w, 3);
+    link.cut('commands'); // the node reads no history; its subscription to the channel stays up
+    proxy.cut();
+    await reconnected(c, 2);
+    await eventually(() => w.lost.length === 1, { timeoutMs: 5000, what: () => `continuity_lost after unavailable: ${JSON.stringify(c.outcomes)}` });
+    assert.deepEqual(c.outcomes.at(-1), { channel: 'outage-twice', position: null, recovered: false, reason: 'unavailable' });
+    proxy.down(); // gone again before any live event
+    await publishSteadily(elsewhere, 'p', 'outage-twice', 'tick', 3, 0, 3);
+    link.restore();
+    await eventually(async () => (await fetch(`${node.url}/ready`)).status === 200, { timeoutMs: 10_000, what: 'the node reaches Redis again' });
+    proxy.up();
+    await reconnected(c, 3);
+    await eventually(() => w.lost.length === 2, { timeoutMs: 5000, what: () => `a second continuity_lost: ${JSON.stringify(w.lost)} ${JSON.stringify(c.outcomes)}` });
+    await publishSteadily(elsewhere, 'p', 'outage-twice', 'tick', 1, 0, 6);
+    await untilTicks(w, 4);
+    await sleep(200);
+    assert.deepEqual(w.ticks.map((t) => t.seq), [0, 1, 2, 6], 'nothing of either gap');
+    assert.deepEqual(w.lost, [{ reason: 'unavailable' }, { reason: 'unavailable' }]);
+    const events = w.all.map((e) => e.event);
+    assert.deepEqual(events.slice(events.lastIndexOf('pusher:subscription_succeeded')), ['pusher:subscription_succeeded', CONTINUITY_LOST_EVENT, 'tick'], 'told before live events');
+  } finally {
+    await node.kill();
+    await link.close();
+  }
+});
+
+test('withRecovery() on an instance that already has subscriptions: they are tracked from then on, so their first gap is ripple:continuity_lost (untracked) at worst, the next ones are recovered', async () => {
+  const proxy = await proxies.to(single);
+  const c = connect(proxy, { plugin: false });
+  const w = watch(c, 'late-wrap');
+  await subscribed(c, 'late-wrap');
+  const server = sdk(single.port, app);
+  await publishSteadily(server, 'p', 'late-wrap', 'tick', 2, 0);
+  await untilTicks(w, 2);
+  withRecovery(c.pusher);
+  proxy.down();
+  await publishSteadily(server, 'p', 'late-wrap', 'tick', 2, 0, 2);
+  proxy.up();
+  await reconnected(c, 2);
+  await eventually(() => w.lost.length === 1, { timeoutMs: 5000, what: () => `continuity_lost for the untracked gap: ${JSON.stringify(c.outcomes)}` });
+  assert.deepEqual(w.lost, [{ reason: 'untracked' }]);
+  proxy.down();
+  await publishSteadily(server, 'p', 'late-wrap', 'tick', 3, 0, 4);
+  proxy.up();
+  await reconnected(c, 3);
+  await untilTicks(w, 5);
+  await sleep(200);
+  assert.deepEqual(w.ticks.map((t) => t.seq), [0, 1, 4, 5, 6], 'the second gap recovered');
+  assert.deepEqual(w.lost, [{ reason: 'untracked' }]);
+  assert.deepEqual(c.outcomes.map((o) => o.recovered), [undefined, true]);
 });

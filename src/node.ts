@@ -71,7 +71,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   // One process of several: a scrape here answers every process's figures, added up by the primary.
   if (parts.primary) metrics.scrapeThrough(parts.primary.shareMetrics(metrics.registry));
 
-  await engine.start({ frames: hub, commands, clusterState: channels });
+  await engine.start({ frames: hub, commands, clusterState: channels, feed: channels });
   await webhooks.start();
 
   const uws = createApp(config);

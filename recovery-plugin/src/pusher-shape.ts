@@ -23,12 +23,14 @@ export interface PusherLike {
   key: string;
   connection: Dispatcher & {
     state: string;
-    socket_id: string;
+    /** Set once the first connection is established, and kept after it drops. */
+    socket_id: string | undefined;
     /** The current connection: its transport emits 'message' with each raw frame, before decoding. */
     connection: { transport: Dispatcher } | null;
   };
   send_event(event: string, data: any, channel?: string): boolean;
   unsubscribe(channel: string): void;
   channel(name: string): ChannelLike | undefined;
+  allChannels(): ChannelLike[];
   user: { serverToUserChannel: ChannelLike | null };
 }

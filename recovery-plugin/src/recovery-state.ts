@@ -1,6 +1,6 @@
 // What a client knows for recovery: the last position seen on each channel it subscribed through the
-// plugin, and its earlier socket ids. It reads the server's raw frames and tells the glue which ones
-// the app must not see (duplicates) and when continuity was lost.
+// plugin (or that it does not know where it is), and its earlier socket ids. It reads the server's raw
+// frames and tells the glue which ones the app must not see (duplicates) and when continuity was lost.
 import { MAX_EARLIER_SOCKET_IDS, OUTCOME_EVENT, POSITION_FIELD } from './protocol.js';
 import { alreadySeen, formatPosition, parsePosition, type Position } from './position.js';
 import type { RecoveryStore } from './storage.js';
@@ -20,9 +20,18 @@ interface Outcome {
   reason?: unknown;
 }
 
+/** Why the plugin itself reports continuity lost: the channel was subscribed before withRecovery() saw it. */
+const UNTRACKED = 'untracked';
+
 export class RecoveryState {
   /** Channels subscribed through the plugin; the value is the last position seen (undefined: none yet). */
   private readonly channels = new Map<string, Position | undefined>();
+  /**
+   * Channels that may have missed events without a position to recover them from: the server could
+   * not tell where the channel was (`unavailable`), or they were subscribed before the plugin saw them.
+   * The value is the reason their next outcome reports continuity lost, unless it says recovered.
+   */
+  private readonly unknown = new Map<string, string>();
   /** Socket ids of this client's earlier connections, the most recent first. */
   private earlier: string[];
   private current: string | undefined;
@@ -49,9 +58,20 @@ export class RecoveryState {
     return this.earlier.length ? { position: formatPosition(last), socket_ids: this.earlier } : { position: formatPosition(last) };
   }
 
+  /**
+   * A channel subscribed before withRecovery() wrapped the instance: events it missed before its first
+   * outcome cannot be known, so that outcome reports continuity lost.
+   */
+  untracked(channel: string): void {
+    this.channels.set(channel, undefined);
+    this.unknown.set(channel, UNTRACKED);
+    this.store.savePosition(channel, undefined);
+  }
+
   /** The app unsubscribed: a later subscribe to the channel starts afresh. */
   forget(channel: string): void {
     this.channels.delete(channel);
+    this.unknown.delete(channel);
     this.store.savePosition(channel, undefined);
   }
 
@@ -76,7 +96,10 @@ export class RecoveryState {
     return undefined;
   }
 
-  /** The outcome of a subscribe: where the client now is, and whether a gap went unfilled. */
+  /**
+   * An outcome (after a subscribe, or on an open subscription after the server's own feed broke):
+   * where the client now is, and whether a gap went unfilled.
+   */
   private settle(channel: string, data: unknown): FrameVerdict | undefined {
     let outcome: Outcome;
     try {
@@ -84,15 +107,24 @@ export class RecoveryState {
     } catch {
       return undefined;
     }
+    const reason = typeof outcome.reason === 'string' ? outcome.reason : 'unknown';
+    const wasUnknown = this.unknown.get(channel);
     // Also after recovered: false, the outcome's position is where live events continue from.
     this.advance(channel, parsePosition(outcome.position));
-    if (outcome.recovered !== false) return undefined;
-    const reason = typeof outcome.reason === 'string' ? outcome.reason : 'unknown';
-    return { channel, event: OUTCOME_EVENT, continuityLost: reason };
+    // No position because the history was unavailable: not where the gap just reported ends, so no
+    // position to resume from either, until an event brings one (docs/recovery.md).
+    if (outcome.position === null && reason === 'unavailable') this.unknown.set(channel, 'unavailable');
+    if (outcome.recovered === true) return undefined;
+    if (outcome.recovered === false) return { channel, event: OUTCOME_EVENT, continuityLost: reason };
+    // The outcome of a subscribe without a position, for a channel that may have missed events (a
+    // channel without recovery promises nothing: pusher-js's behaviour).
+    if (wasUnknown === undefined || reason === 'disabled') return undefined;
+    return { channel, event: OUTCOME_EVENT, continuityLost: wasUnknown };
   }
 
   private advance(channel: string, position: Position | undefined): void {
     this.channels.set(channel, position);
+    this.unknown.delete(channel);
     this.store.savePosition(channel, position);
   }
 }

@@ -1,5 +1,7 @@
 // Where positions and earlier socket ids outlive the page (option `storage`), so a reload within the
-// server's history window recovers too. Keys carry the app key and the channel name.
+// server's history window recovers too. Keys carry the app key and the channel name, not the page: a
+// storage holds one client's state, so it must belong to one tab (sessionStorage does: a reloaded tab
+// finds its own entries there, and no other tab's).
 import { formatPosition, parsePosition, type Position } from './position.js';
 
 /** The part of the Web Storage interface the plugin uses (sessionStorage, localStorage, or your own). */
@@ -23,6 +25,12 @@ export class RecoveryStore {
   }
 
   static open(option: StorageOption | undefined, appKey: string): RecoveryStore {
+    // Only a page has a localStorage worth comparing (recent Node versions warn when theirs is read).
+    if (typeof option === 'object' && 'window' in globalThis && option === browserStorage('localStorage')) {
+      throw new Error(
+        "withRecovery: storage must belong to one tab, and localStorage is shared by every tab of the site: a reloaded tab would resume from another tab's positions and skip what it missed. Use storage: 'session'",
+      );
+    }
     return new RecoveryStore(option === 'session' ? sessionStorageOrThrow() : option, appKey);
   }
 
@@ -76,13 +84,17 @@ export class RecoveryStore {
   }
 }
 
-function sessionStorageOrThrow(): StorageLike {
-  let storage: StorageLike | undefined;
+function browserStorage(name: 'sessionStorage' | 'localStorage'): StorageLike | undefined {
   try {
-    storage = (globalThis as { sessionStorage?: StorageLike }).sessionStorage;
+    return (globalThis as Record<string, unknown>)[name] as StorageLike | undefined;
   } catch {
     // reading window.sessionStorage throws where the page may not use it (sandboxed frames)
+    return undefined;
   }
+}
+
+function sessionStorageOrThrow(): StorageLike {
+  const storage = browserStorage('sessionStorage');
   if (!storage) throw new Error("withRecovery: storage 'session' needs window.sessionStorage, which this runtime does not have; pass a Storage-like object instead");
   return storage;
 }

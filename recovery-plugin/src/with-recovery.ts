@@ -23,11 +23,22 @@ export interface ContinuityLost {
 
 const recovering = new WeakSet<object>();
 
-/** Wraps an existing pusher-js instance (before or after it connected) and returns it. */
+/**
+ * Wraps an existing pusher-js instance (before or after it connected) and returns it. Channels it
+ * subscribed before are tracked from now on: their first resubscribe cannot know what they missed, so
+ * it reports `ripple:continuity_lost` (reason `untracked`).
+ */
 export function withRecovery<P extends PusherLike>(pusher: P, options: RecoveryOptions = {}): P {
   if (recovering.has(pusher)) throw new Error('withRecovery: this Pusher instance already has recovery');
   const state = new RecoveryState(RecoveryStore.open(options.storage, pusher.key));
   recovering.add(pusher);
+  // Once connected, the subscribes it sent went without the opt-in (a channel subscribed while it never
+  // connected subscribes through the wrapper below, at its first connection).
+  if (pusher.connection.socket_id !== undefined) {
+    for (const channel of pusher.allChannels()) state.untracked(channel.name);
+    const userChannel = pusher.user.serverToUserChannel;
+    if (userChannel) state.untracked(userChannel.name);
+  }
 
   const sendEvent = pusher.send_event;
   pusher.send_event = function (event: string, data: any, channel?: string) {
@@ -58,7 +69,7 @@ export function withRecovery<P extends PusherLike>(pusher: P, options: RecoveryO
     transport?.unbind_global(readRaw);
     transport = manager.connection?.transport;
     transport?.bind_global(readRaw);
-    state.connected(manager.socket_id);
+    if (manager.socket_id !== undefined) state.connected(manager.socket_id);
   };
 
   const emit = manager.emit;

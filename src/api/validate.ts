@@ -1,6 +1,7 @@
-// Hand checks of trigger bodies against the app's limits (spec §9.3, §11).
+// Hand checks of trigger bodies against the app's limits and the protocol's name rules (spec §9.3, §11).
 import type { App } from '../apps/app.js';
 import { isValidChannelName } from '../protocol/channels.js';
+import { reservedEventName } from '../protocol/event-names.js';
 import { HttpError } from './errors.js';
 
 export interface TriggerEvent {
@@ -23,6 +24,9 @@ export function parseTrigger(app: App, raw: unknown, where = 'body', single = fa
   const { name, data } = o;
   if (typeof name !== 'string' || name === '') throw new HttpError(400, `${where}: "name" is required`);
   if (name.length > app.maxEventNameLength) throw new HttpError(400, `${where}: event name is longer than ${app.maxEventNameLength} characters`);
+  // Hosted Pusher answers 400 too (spec §9.3).
+  const reserved = reservedEventName(name);
+  if (reserved) throw new HttpError(400, `${where}: ${reserved}`);
   if (typeof data !== 'string') throw new HttpError(400, `${where}: "data" is required and must be a string`);
   if (Buffer.byteLength(data) > app.maxEventPayloadBytes) {
     throw new HttpError(413, `${where}: event data is larger than ${app.maxEventPayloadInKb} KB`);

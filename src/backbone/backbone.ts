@@ -3,11 +3,30 @@
 // run the same code above it.
 import type { HistoryPolicy } from '../history/history.js';
 
+/**
+ * Which subscriptions of a channel a delivery is for. A recorded event (message recovery) reaches the
+ * subscriptions that did not opt in when it is published, as an unrecorded one would, and the opted-in
+ * ones with its position once it is numbered (docs/recovery.md).
+ */
+export type Audience = 'all' | 'plain' | 'positioned';
+
 /** Where frames that reach this node go: the hub, which writes them to the local subscribers. */
 export interface FrameDelivery {
   /** `position`: a recorded event's position (message recovery), for the subscriptions that opted in. */
   /** `bytes`: the frame's UTF-8 length, when the caller has it already */
-  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined, position?: string, bytes?: number): void;
+  deliver(appId: string, channel: string, frame: string, exceptSocketId: string | undefined, position?: string, bytes?: number, audience?: Audience): void;
+}
+
+/**
+ * Breaks in what other nodes publish reaching this node (Redis: its subscriber connection closed,
+ * and later subscribed again). Message recovery fills the opted-in subscriptions' gaps from the
+ * history (docs/recovery.md); the others' are counted and logged.
+ */
+export interface FeedHandler {
+  /** Frames published from now on may never reach this node, until feedResumed(). */
+  feedBroken(): void;
+  /** Every channel of interest is subscribed again: frames reach the node again, but not those published in between. */
+  feedResumed(): void;
 }
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */
@@ -20,6 +39,7 @@ export interface NodeCommandHandler {
 export interface BackboneHandlers {
   frames: FrameDelivery;
   commands: NodeCommandHandler;
+  feed: FeedHandler;
 }
 
 export interface Backbone {
@@ -49,8 +69,18 @@ export interface Backbone {
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void;
   /** This node now has at least one local subscriber of app/channel (interest-based routing). */
   addInterest(appId: string, channel: string): void;
-  /** Resolves once frames published to app/channel reach this node (after addInterest). */
-  interestReady(appId: string, channel: string): Promise<void>;
+  /**
+   * Resolves once frames published to app/channel reach this node (after addInterest, and not while
+   * the feed is broken), with the number of the feed's current unbroken stretch.
+   */
+  interestReady(appId: string, channel: string): Promise<number>;
+  /**
+   * Resolves once every frame published before this call (to any channel of interest) has been handed
+   * to `frames`: true when the feed did not break since `stretch` (from interestReady) began. A history
+   * read between the two then holds nothing that is still on its way, and misses nothing that never
+   * comes (a frame numbered after the read arrives live).
+   */
+  caughtUp(stretch: number): Promise<boolean>;
   /** This node no longer has local subscribers of app/channel. */
   removeInterest(appId: string, channel: string): void;
   /** Sends a command to every node, this one included. */

@@ -2,7 +2,7 @@ import { formatPosition, type HistoryPolicy } from '../history/history.js';
 import type { MemoryHistory } from '../history/memory.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
 
-const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
+const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} }, feed: { feedBroken() {}, feedResumed() {} } };
 
 /** Single-node backbone: publishing is local delivery. */
 export class MemoryBackbone implements Backbone {
@@ -32,7 +32,15 @@ export class MemoryBackbone implements Backbone {
 
   addInterest(): void {}
 
-  async interestReady(): Promise<void> {}
+  /** One process: delivery is synchronous and the feed never breaks. */
+  async interestReady(): Promise<number> {
+    return 0;
+  }
+
+  async caughtUp(): Promise<boolean> {
+    return true;
+  }
+
   removeInterest(): void {}
 
   broadcastCommand(cmd: NodeCommand): void {

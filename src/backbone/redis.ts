@@ -12,7 +12,8 @@
 // again after a lost reply. The order across channels is not relied on (connections to several Redis
 // shards would each keep only their own). Nodes of earlier versions send the same format (or no
 // sequence at all, delivered as is). A recorded event's payload is r<epoch>:<serial> \n frame; those
-// come back to their origin too (it delivers them only then).
+// come back to their origin too, which delivers them to its opted-in subscriptions only then (its
+// others got them when they were published).
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -21,6 +22,7 @@ import { recordEvent } from '../history/redis-lua.js';
 import { defineScripts } from '../redis/clients.js';
 import type { RedisKeys } from '../redis/keys.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
+import { RedisFeed } from './redis-feed.js';
 import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
@@ -43,7 +45,7 @@ const REMEMBERED_STREAMS = 32_768;
 const RECORDED = 114; // 'r'
 
 export class RedisBackbone implements Backbone {
-  private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} } };
+  private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} }, feed: { feedBroken() {}, feedResumed() {} } };
   /** Redis channel → app/channel this node has interest in */
   private interests = new Map<string, { appId: string; channel: string; subscribed: Promise<void> }>();
   private readonly commandChannel: string;
@@ -52,6 +54,7 @@ export class RedisBackbone implements Backbone {
   /** "<sender instance>\n<Redis channel>" → the last sequence number delivered from it there, least recently heard first */
   private readonly lastSeq = new Map<string, number>();
   private readonly outbox: RedisOutbox;
+  private readonly feed: RedisFeed;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
@@ -60,6 +63,7 @@ export class RedisBackbone implements Backbone {
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
     defineScripts(o.pub, { historyRecord: recordEvent });
     this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
+    this.feed = new RedisFeed(o.sub, () => this.handlers.feed, o.log);
   }
 
   get buffered(): { events: number; bytes: number } {
@@ -103,7 +107,9 @@ export class RedisBackbone implements Backbone {
       position = payload.slice(1, nl);
       payload = payload.slice(nl + 1);
     }
-    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position);
+    // This node's own recorded event reached its plain subscribers when it was published (publishRecorded).
+    const own = recorded && a === space + 1 + this.instance.length && message.startsWith(this.instance, space + 1);
+    this.handlers.frames.deliver(target.appId, target.channel, payload, except || undefined, position, undefined, own ? 'positioned' : 'all');
   }
 
   /**
@@ -133,13 +139,16 @@ export class RedisBackbone implements Backbone {
   }
 
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
-    // Numbered, kept and published in one script; every node (this one too) delivers it on receipt.
+    // Numbered, kept and published in one script; every node (this one too) delivers it with its
+    // position on receipt. Subscriptions without recovery get it now, as an unrecorded event.
+    const bytes = Buffer.byteLength(frame);
+    this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes, 'plain');
     const except = exceptSocketId ?? '';
     const k = this.o.keys.history(appId, channel);
     const seq = ++this.seq;
     const head = this.head(except, seq);
     const args = [k.epoch, k.serial, k.events, k.senders, newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.o.keys.channel(appId, channel), head, this.instance, seq];
-    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, Buffer.byteLength(frame));
+    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, bytes);
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
@@ -156,8 +165,12 @@ export class RedisBackbone implements Backbone {
     this.interests.set(rc, { appId, channel, subscribed });
   }
 
-  interestReady(appId: string, channel: string): Promise<void> {
-    return this.interests.get(this.o.keys.channel(appId, channel))?.subscribed ?? Promise.resolve();
+  interestReady(appId: string, channel: string): Promise<number> {
+    return this.feed.ready(this.interests.get(this.o.keys.channel(appId, channel))?.subscribed);
+  }
+
+  caughtUp(stretch: number): Promise<boolean> {
+    return this.feed.caughtUp(stretch);
   }
 
   removeInterest(appId: string, channel: string): void {
@@ -179,6 +192,7 @@ export class RedisBackbone implements Backbone {
 
   async close(): Promise<void> {
     await this.outbox.close(2000);
+    this.feed.close();
     this.o.sub.disconnect();
   }
 }

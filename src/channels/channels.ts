@@ -3,13 +3,14 @@
 // interest (first/last local connection), the cluster-wide count, channel_occupied/channel_vacated,
 // presence member_added/member_removed, subscription_count, and the cache channel's replay or
 // cache_miss. Subscribe, unsubscribe, sign-in, connection close (terminate and drain close
-// connections) and a dead node's cleanup all come through here.
+// connections) and a dead node's cleanup all come through here, and so do the breaks in the node's
+// feed of other nodes' frames (the opted-in subscriptions' gaps are filled from the history).
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
-import type { Backbone } from '../backbone/backbone.js';
+import type { Backbone, FeedHandler } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
-import { policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
+import { parsePosition, policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore } from '../presence/store.js';
@@ -18,8 +19,9 @@ import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
 import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
-import { HOLD_MARGIN, recover } from './recovery.js';
+import { HOLD_MARGIN, recover, type RecoveryDeps } from './recovery.js';
 import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
+import { SharedReads } from './shared-reads.js';
 import { SubscriptionCounts } from './subscription-count.js';
 
 export interface ChannelsDeps {
@@ -31,17 +33,19 @@ export interface ChannelsDeps {
   history: ChannelHistory;
   webhooks: WebhookSink;
   log: Logger;
-  /** refused subscriptions are counted by reason */
-  metrics: Pick<Metrics, 'subscriptionsRefused'>;
+  /** refused subscriptions are counted by reason; channels a break in the feed may have cost events */
+  metrics: Pick<Metrics, 'subscriptionsRefused' | 'unrecoveredChannels'>;
 }
 
 type Transition = 'occupied' | 'vacated' | undefined;
 
-export class Channels implements ClusterStateHandler {
+export class Channels implements ClusterStateHandler, FeedHandler {
   private readonly counts: SubscriptionCounts;
+  private readonly recovery: RecoveryDeps;
 
   constructor(private readonly d: ChannelsDeps) {
     this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
+    this.recovery = { hub: d.hub, backbone: d.backbone, reads: new SharedReads(d.history), positioned: new Map(), log: d.log };
   }
 
   /**
@@ -225,6 +229,44 @@ export class Channels implements ClusterStateHandler {
     }
   }
 
+  /**
+   * The node's feed broke: what other nodes publish until it is back never arrives, their recorded
+   * events included. Every positioned subscription is held again and, once the feed is back, gets what
+   * it missed from the history, or an outcome saying it cannot (docs/recovery.md).
+   */
+  feedBroken(): void {
+    const positioned = [...this.recovery.positioned];
+    this.recovery.positioned.clear();
+    for (const [sub, { s, channel, current }] of positioned) {
+      const app = s.app;
+      const policy = policyOf(app, channel);
+      if (!policy || !sub.positioned || !current()) continue;
+      const at = this.d.hub.position(app.id, channel);
+      // Positioned without a position, and no event sent to it since: where it is, nobody knows.
+      const unknown = sub.unknownSince !== undefined && sub.unknownSince.position === at;
+      sub.positioned = false;
+      sub.unknownSince = undefined;
+      sub.hold = this.d.hub.rehold(s.conn, app.id, channel, policy.size + HOLD_MARGIN);
+      void recover(this.recovery, s, channel, sub, { position: unknown ? undefined : parsePosition(at), socketIds: [s.socketId] }, policy, current, 'refill');
+    }
+    if (positioned.length) this.d.log.info({ subscriptions: positioned.length }, 'the node stopped receiving other nodes\' events: opted-in subscriptions held until the history fills their gap');
+  }
+
+  /**
+   * The feed is back. Subscriptions without recovery may have missed what other nodes published in
+   * between, and nothing can tell them: each such channel is counted and the break is logged once.
+   */
+  feedResumed(): void {
+    let count = 0;
+    const sample: string[] = [];
+    for (const [appId, channels] of this.d.hub.plainChannels()) {
+      this.d.metrics.unrecoveredChannels.inc({ app: appId }, channels.length);
+      count += channels.length;
+      for (const channel of channels) if (sample.length < 10) sample.push(`${appId}/${channel}`);
+    }
+    if (count) this.d.log.warn({ channels: count, sample }, 'the node receives other nodes\' events again: those published meanwhile did not reach its subscriptions without message recovery');
+  }
+
   close(): void {
     this.counts.close();
   }
@@ -250,6 +292,7 @@ export class Channels implements ClusterStateHandler {
       sub.hold = undefined;
     } else {
       last = this.d.hub.leave(s.conn, s.app.id, channel, sub.positioned);
+      this.recovery.positioned.delete(sub);
     }
     if (last) this.d.backbone.removeInterest(s.app.id, channel);
   }
@@ -267,7 +310,7 @@ export class Channels implements ClusterStateHandler {
     current: () => boolean,
   ): void {
     if (recovery && policy) {
-      void recover(this.d, s, channel, sub, recovery, policy, current).then((recovered) => {
+      void recover(this.recovery, s, channel, sub, recovery, policy, current).then((recovered) => {
         if (!recovered && isCacheChannel(channel) && current()) this.replayCache(s, channel);
       });
       return;

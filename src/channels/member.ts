@@ -12,6 +12,11 @@ export interface Subscription {
   positioned?: boolean;
   /** Its recovery replay is being written: live frames are held meanwhile. */
   hold?: Hold;
+  /**
+   * Positioned without a position (the history could not be read): the channel's position in the hub
+   * then. The client's position is unknown until the channel's moves on.
+   */
+  unknownSince?: { position: string | undefined };
 }
 
 /** A subscribe that opted in to message recovery (docs/recovery.md). */

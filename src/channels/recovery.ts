@@ -1,14 +1,17 @@
 // Message recovery for one subscription (docs/recovery.md): after subscription_succeeded, the missed
 // events (all of them or none), then the outcome frame, then the live frames held meanwhile without
 // those the replay already held. The subscription is held in the hub from its start, so nothing
-// published while the history is read is lost or sent out of order.
+// published while the history is read is lost or sent out of order. The same runs again for an open
+// subscription when the node's feed of other nodes' frames broke (a refill): the client then hears
+// only of a gap that could not be filled.
 import type { Logger } from 'pino';
 import type { Backbone } from '../backbone/backbone.js';
-import { formatPosition, parsePosition, verdict, type ChannelHistory, type HistoryPolicy, type Position } from '../history/history.js';
+import { formatPosition, parsePosition, verdict, type HistoryPage, type HistoryPolicy, type Position } from '../history/history.js';
 import type { Hold, Hub } from '../hub/hub.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
+import type { SharedReads } from './shared-reads.js';
 
 /** Events one recovering subscribe replays at most; a longer gap is `too_many` (the REST history pages). */
 export const MAX_REPLAY = 1000;
@@ -16,12 +19,31 @@ export const MAX_REPLAY = 1000;
 /** Live frames held per subscription while its replay is written, on top of the replay's size. */
 export const HOLD_MARGIN = 1000;
 
+/**
+ * A refill reads the history again when it fails (Redis' command connection may come back a moment
+ * after the subscriber connection), this many times, this far apart, before it reports `unavailable`.
+ */
+const REFILL_READS = 8;
+const REFILL_RETRY_MS = 250;
+
+/** An opted-in subscription in its channel's positioned topic, as the feed's breaks find it. */
+export interface PositionedSubscription {
+  s: ChannelMember;
+  channel: string;
+  current: () => boolean;
+}
+
 export interface RecoveryDeps {
   hub: Hub;
   backbone: Backbone;
-  history: ChannelHistory;
+  reads: SharedReads;
+  /** every positioned subscription of the node (refilled after a break in the feed) */
+  positioned: Map<Subscription, PositionedSubscription>;
   log: Logger;
 }
+
+/** A subscribe (its outcome always follows subscription_succeeded), or an open subscription refilled after a break in the feed. */
+export type RecoveryKind = 'subscribe' | 'refill';
 
 /**
  * Writes the replay and the outcome; resolves true when the gap was recovered. `current` tells whether
@@ -35,20 +57,38 @@ export async function recover(
   request: RecoveryRequest,
   policy: HistoryPolicy,
   current: () => boolean,
+  kind: RecoveryKind = 'subscribe',
 ): Promise<boolean> {
   const app = s.app;
+  const since = d.reads.mark();
+  const from = request.position;
   let outcome: frames.RecoveryOutcome;
-  let upTo: { epoch: string; serial: number } | undefined;
+  let upTo: Position | undefined;
   try {
-    // Frames of the channel must reach this node before the history is read, or some could fall between.
-    await d.backbone.interestReady(app.id, channel);
-    const from = request.position;
-    const page = await d.history.read(app.id, channel, from?.serial ?? 0, from ? MAX_REPLAY : 0, policy);
+    let page: HistoryPage;
+    for (let attempt = 1; ; attempt++) {
+      // Frames of the channel must reach this node before the history is read, or some could fall between.
+      const stretch = await d.backbone.interestReady(app.id, channel);
+      try {
+        page = await d.reads.read(since, stretch, app.id, channel, from?.serial ?? 0, from ? MAX_REPLAY : 0, policy);
+      } catch (err) {
+        if (kind !== 'refill' || attempt >= REFILL_READS || !current()) throw err;
+        await new Promise((r) => setTimeout(r, REFILL_RETRY_MS));
+        continue;
+      }
+      // ...and every frame the read counted must be in the hold before it ends, or one could come again after the replay.
+      if (await d.backbone.caughtUp(stretch)) break;
+      if (!current()) return false;
+      // The feed broke meanwhile: read again once it is back. That read counts every recorded event held
+      // so far, and a replay that fills nothing must not start before the break's hole.
+      sub.hold?.dropRecorded();
+    }
     if (!current()) return false;
     upTo = { epoch: page.epoch, serial: page.last };
     if (!from) {
       upTo = beforeHeld(sub.hold, upTo);
-      outcome = { position: formatPosition(upTo) };
+      // A refilled subscription without a position: where the client was is unknown, so is what it missed.
+      outcome = kind === 'refill' ? { position: formatPosition(upTo), recovered: false, reason: 'unavailable' } : { position: formatPosition(upTo) };
     } else {
       const v = verdict(page, from, MAX_REPLAY);
       if (v.recovered) {
@@ -67,11 +107,13 @@ export async function recover(
     }
   } catch (err) {
     if (!current()) return false;
-    d.log.warn({ err, app: app.id, channel }, 'history unavailable for a recovering subscribe');
-    outcome = request.position ? { position: null, recovered: false, reason: 'unavailable' } : { position: null, reason: 'unavailable' };
+    d.log.warn({ err, app: app.id, channel }, kind === 'refill' ? 'history unavailable to refill a subscription after a break in the feed' : 'history unavailable for a recovering subscribe');
+    // No position: where the channel is now is unknown (docs/recovery.md, `unavailable`).
+    outcome = from || kind === 'refill' ? { position: null, recovered: false, reason: 'unavailable' } : { position: null, reason: 'unavailable' };
   }
-  s.send(frames.recoveryOutcome(channel, outcome));
-  release(d, s, channel, sub, upTo);
+  // A refill that filled the gap is silent: the replayed events carry their positions.
+  if (kind === 'subscribe' || outcome.recovered !== true) s.send(frames.recoveryOutcome(channel, outcome));
+  release(d, s, channel, sub, upTo, current);
   return outcome.recovered === true;
 }
 
@@ -90,12 +132,15 @@ function beforeHeld(hold: Hold | undefined, upTo: Position): Position {
 }
 
 /** Ends the hold: the subscription joins its positioned topic and gets what was held, minus the replayed. */
-function release(d: RecoveryDeps, s: ChannelMember, channel: string, sub: Subscription, upTo: { epoch: string; serial: number } | undefined): void {
+function release(d: RecoveryDeps, s: ChannelMember, channel: string, sub: Subscription, upTo: Position | undefined, current: () => boolean): void {
   const hold = sub.hold;
   if (!hold) return;
   sub.hold = undefined;
-  d.hub.release(hold, s.app.id, channel);
+  const app = s.app;
+  d.hub.release(hold, app.id, channel, upTo && isNewer(upTo, d.hub.position(app.id, channel)) ? formatPosition(upTo) : undefined);
   sub.positioned = true;
+  sub.unknownSince = upTo ? undefined : { position: d.hub.position(app.id, channel) };
+  d.positioned.set(sub, { s, channel, current });
   if (hold.overflowed) {
     // More live frames than a hold keeps: the client reconnects at once and recovers from its position.
     s.conn.close(Codes.reconnectNow, 'Too many events while recovering, reconnect');
@@ -106,4 +151,13 @@ function release(d: RecoveryDeps, s: ChannelMember, channel: string, sub: Subscr
     if (p && upTo && p.epoch === upTo.epoch && p.serial <= upTo.serial) continue;
     s.send(f.frame);
   }
+}
+
+/**
+ * Whether a replay reached past what the hub last delivered on the channel. Another epoch counts as
+ * newer: the history the replay read began after the events the hub delivered.
+ */
+function isNewer(p: Position, than: string | undefined): boolean {
+  const q = parsePosition(than);
+  return !q || q.epoch !== p.epoch || p.serial > q.serial;
 }

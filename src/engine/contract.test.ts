@@ -43,6 +43,7 @@ class Heard {
   readonly handlers: BackboneHandlers & { clusterState: { stateChanged(events: ClusterEvent[]): void } } = {
     frames: { deliver: (appId, channel, frame, except) => void this.delivered.push({ appId, channel, frame, except }) },
     commands: { command: (c) => void this.commands.push(c) },
+    feed: { feedBroken: () => {}, feedResumed: () => {} },
     clusterState: { stateChanged: (events) => void this.changed.push(events) },
   };
 }

@@ -3,9 +3,11 @@
 // a broadcast is one publish per transport (style.md: build a frame once, send it many times).
 // Subscriptions that opted in to message recovery are in a second topic of the channel, which gets
 // recorded events with their position (built once per delivery, docs/recovery.md); while such a
-// subscription's replay is being written, its frames are held instead. Each channel's state keeps
-// its app's traffic counters, so a delivery counts per app without a lookup.
-import type { FrameDelivery } from '../backbone/backbone.js';
+// subscription's replay is being written, its frames are held instead. The hub remembers the last
+// position it delivered on each channel: every opted-in subscription in the positioned topic is there,
+// which is where a gap in the node's feed starts for them. Each channel's state keeps its app's
+// traffic counters, so a delivery counts per app without a lookup.
+import type { Audience, FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
 import type { Connection, Fanout } from './connection.js';
@@ -26,7 +28,7 @@ export interface HeldFrame {
 
 /** Frames for one subscription, kept while its recovery replay is being written. */
 export class Hold {
-  readonly frames: HeldFrame[] = [];
+  frames: HeldFrame[] = [];
   overflowed = false;
 
   constructor(
@@ -38,15 +40,24 @@ export class Hold {
     if (this.frames.length < this.max) this.frames.push({ frame, position });
     else this.overflowed = true;
   }
+
+  /** Forgets the recorded events held so far (a later history read counts them all); keeps the others. */
+  dropRecorded(): void {
+    this.frames = this.frames.filter((f) => f.position === undefined);
+  }
 }
 
 interface ChannelState {
+  appId: string;
+  channel: string;
   /** the channel's topic, and the topic of its opted-in subscriptions */
   topic: string;
   positionedTopic: string;
   plain: number;
   positioned: number;
   holds?: Set<Hold>;
+  /** the position the subscriptions in the positioned topic are at (see Hub.position) */
+  position?: string;
   traffic: AppTraffic;
 }
 
@@ -74,9 +85,10 @@ export class Hub implements FrameDelivery {
     this.connections.delete(socketId);
   }
 
-  private state(appId: string, topic: string): ChannelState {
+  private state(appId: string, channel: string): ChannelState {
+    const topic = topicOf(appId, channel);
     let st = this.channels.get(topic);
-    if (!st) this.channels.set(topic, (st = { topic, positionedTopic: topic + POSITIONED, plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
+    if (!st) this.channels.set(topic, (st = { appId, channel, topic, positionedTopic: topic + POSITIONED, plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
     return st;
   }
 
@@ -89,14 +101,13 @@ export class Hub implements FrameDelivery {
 
   /** Adds a connection to app/channel; true when it is the node's first connection there. */
   join(conn: Connection, appId: string, channel: string, positioned = false): boolean {
-    const topic = topicOf(appId, channel);
-    const st = this.state(appId, topic);
+    const st = this.state(appId, channel);
     const first = total(st) === 0;
     if (positioned) {
       conn.join(st.positionedTopic);
       st.positioned++;
     } else {
-      conn.join(topic);
+      conn.join(st.topic);
       st.plain++;
     }
     return first;
@@ -119,20 +130,58 @@ export class Hub implements FrameDelivery {
 
   /** Counts an opted-in subscription whose frames are held (at most `max`) until release(); true when first. */
   hold(conn: Connection, appId: string, channel: string, max: number): { hold: Hold; first: boolean } {
-    const st = this.state(appId, topicOf(appId, channel));
+    const st = this.state(appId, channel);
     const first = total(st) === 0;
     const hold = new Hold(conn, max);
     (st.holds ??= new Set()).add(hold);
     return { hold, first };
   }
 
-  /** Ends a hold: the subscription joins the positioned topic; the held frames are the caller's to send. */
-  release(hold: Hold, appId: string, channel: string): void {
+  /**
+   * Moves a connection of the positioned topic into a hold (the node's feed broke: its replay is to
+   * be written again); the channel keeps its position.
+   */
+  rehold(conn: Connection, appId: string, channel: string, max: number): Hold {
+    const st = this.state(appId, channel);
+    conn.leave(st.positionedTopic);
+    st.positioned = Math.max(0, st.positioned - 1);
+    const hold = new Hold(conn, max);
+    (st.holds ??= new Set()).add(hold);
+    return hold;
+  }
+
+  /**
+   * Ends a hold: the subscription joins the positioned topic; the held frames are the caller's to send.
+   * `position`, when given, is where the positioned topic is from now on (the replay went that far).
+   */
+  release(hold: Hold, appId: string, channel: string, position?: string): void {
     const st = this.channels.get(topicOf(appId, channel));
     if (!st?.holds?.delete(hold)) return;
     if (!st.holds.size) st.holds = undefined;
     hold.conn.join(st.positionedTopic);
     st.positioned++;
+    if (position !== undefined) st.position = position;
+  }
+
+  /**
+   * The position of the last recorded event the channel's opted-in subscriptions were sent (or a
+   * replay reached), undefined when none: with the replays' ordering barrier (Backbone.caughtUp) every
+   * subscription in the positioned topic is there.
+   */
+  position(appId: string, channel: string): string | undefined {
+    return this.channels.get(topicOf(appId, channel))?.position;
+  }
+
+  /** Channels with subscriptions that did not opt in to recovery, by app (what a break in the feed may cost them). */
+  plainChannels(): Map<string, string[]> {
+    const byApp = new Map<string, string[]>();
+    for (const st of this.channels.values()) {
+      if (st.plain === 0) continue;
+      let list = byApp.get(st.appId);
+      if (!list) byApp.set(st.appId, (list = []));
+      list.push(st.channel);
+    }
+    return byApp;
   }
 
   /** Drops a hold (the subscription ended first); true when the node has no connection there any more. */
@@ -145,20 +194,21 @@ export class Hub implements FrameDelivery {
   }
 
   /**
-   * Sends `frame` to every local connection in app/channel except `exceptSocketId`; `bytes` is the
-   * frame's UTF-8 length when the caller has it already.
+   * Sends `frame` to the local connections in app/channel that `audience` names, except
+   * `exceptSocketId`; `bytes` is the frame's UTF-8 length when the caller has it already.
    */
-  deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string, bytes?: number): void {
+  deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string, bytes?: number, audience: Audience = 'all'): void {
     const st = this.channels.get(topicOf(appId, channel));
     if (st === undefined) return;
     const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
     const frameBytes = bytes ?? Buffer.byteLength(frame);
-    if (st.plain > 0) {
+    if (position !== undefined) st.position = position;
+    if (st.plain > 0 && audience !== 'positioned') {
       st.traffic.messagesOut += st.plain;
       st.traffic.bytesOut += st.plain * frameBytes;
       for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(st.topic, frame, except);
     }
-    if (st.positioned > 0 || st.holds) {
+    if ((st.positioned > 0 || st.holds) && audience !== 'plain') {
       const positioned = position === undefined ? frame : withPosition(frame, position);
       if (st.positioned > 0) {
         st.traffic.messagesOut += st.positioned;

@@ -59,6 +59,8 @@ export class Metrics implements TrafficCounters {
   readonly connectionsRefused: Counter<'app' | 'reason'>;
   /** By `reason` (see SubscriptionRefusalReason). */
   readonly subscriptionsRefused: Counter<'app' | 'reason'>;
+  /** Channels with subscribers without message recovery when the node's feed of other nodes' events came back after a break. */
+  readonly unrecoveredChannels: Counter<'app'>;
   /**
    * REST requests answered, by app and then HTTP status, counted by the request log and read at
    * scrape time. An id in a request path that is no configured app counts under app="".
@@ -101,6 +103,12 @@ export class Metrics implements TrafficCounters {
       name: 'ripple_subscriptions_refused_total',
       help: 'Subscriptions refused with pusher:subscription_error, by app and reason',
       labelNames: ['app', 'reason'],
+      registers,
+    });
+    this.unrecoveredChannels = new Counter({
+      name: 'ripple_backbone_unrecovered_channels_total',
+      help: 'Channels with subscribers without message recovery on this node when its Redis subscription came back after a break: events other nodes published meanwhile did not reach them',
+      labelNames: ['app'],
       registers,
     });
     /** A counter per app whose values are numbers kept elsewhere, read at scrape time. */

@@ -52,7 +52,7 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
   const sessions = new Sessions({ apps: registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
   const commands = new CommandRouter(log);
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
-  await engine.start({ frames: hub, commands, clusterState: channels });
+  await engine.start({ frames: hub, commands, clusterState: channels, feed: channels });
 
   /** Opens a connection the way a transport does; `s` is undefined when the handshake refused it. */
   async function connect(key = 'k1', protocol = '7', origin = ''): Promise<{ conn: MemoryConnection; s?: Session; send: (f: object) => void }> {

@@ -1,0 +1,90 @@
+// Whether what other nodes publish reaches this node: the state of the Redis backbone's subscriber
+// connection. When it closes (a network blip, a failover, Redis closing it at its pub/sub output
+// buffer limit), everything published until it has subscribed again is lost to this node; ioredis
+// subscribes again by itself (autoResubscribe). This tells the node where such a break begins and
+// ends, numbers the unbroken stretches in between, and gives message recovery its ordering barrier.
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { FeedHandler } from './backbone.js';
+
+export class RedisFeed {
+  /** The current unbroken stretch; every break starts a new one. */
+  private stretch = 0;
+  /** Set while broken: resolves once every channel is subscribed again. */
+  private broken?: { done: Promise<void>; resolve: () => void };
+  /** A PING not sent yet, shared by the barriers asked for in the same turn. */
+  private pendingBarrier?: Promise<unknown>;
+  private closing = false;
+
+  constructor(
+    private readonly sub: Redis,
+    private readonly handler: () => FeedHandler,
+    private readonly log: Logger,
+  ) {
+    sub.on('close', () => this.broke());
+    sub.on('ready', () => this.reconnected());
+  }
+
+  private broke(): void {
+    // 'close' comes again for each failed reconnect attempt: one break until the feed is back.
+    if (this.broken || this.closing) return;
+    this.stretch++;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    this.broken = { done, resolve };
+    this.handler().feedBroken();
+  }
+
+  private reconnected(): void {
+    const broken = this.broken;
+    if (!broken) return;
+    const stretch = this.stretch;
+    // ioredis wrote its SUBSCRIBEs for every channel before emitting 'ready': a PING answered after
+    // them means all are in force, so what is published from then on arrives.
+    this.sub.ping().then(
+      () => {
+        if (this.stretch !== stretch || this.broken !== broken) return;
+        this.broken = undefined;
+        broken.resolve();
+        this.log.info('redis subscriber connection back: every channel subscribed again');
+        this.handler().feedResumed();
+      },
+      // Closed again before the answer: the next 'ready' tries again.
+      () => {},
+    );
+  }
+
+  /** See Backbone.interestReady: `subscribed` is the channel's SUBSCRIBE. */
+  async ready(subscribed: Promise<void> | undefined): Promise<number> {
+    await subscribed;
+    while (this.broken) await this.broken.done;
+    return this.stretch;
+  }
+
+  /** See Backbone.caughtUp. */
+  async caughtUp(stretch: number): Promise<boolean> {
+    if (this.broken || stretch !== this.stretch) return false;
+    try {
+      await this.barrier();
+    } catch {
+      return false;
+    }
+    return !this.broken && stretch === this.stretch;
+  }
+
+  /**
+   * Resolves once every message Redis sent this node before now has been received: Redis answers a
+   * PING on the subscriber connection after the messages it queued there before it.
+   */
+  private barrier(): Promise<unknown> {
+    return (this.pendingBarrier ??= Promise.resolve().then(() => {
+      this.pendingBarrier = undefined;
+      return this.sub.ping();
+    }));
+  }
+
+  /** The node is stopping: its own disconnect is no break. */
+  close(): void {
+    this.closing = true;
+  }
+}
