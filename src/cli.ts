@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { toolCommands } from './commands/index.js';
 import { parseCliArgs, usage, UsageError, type CliArgs } from './config/cli-args.js';
 import { loadConfigWithNotes, ConfigError, type LoadedConfig } from './config/load.js';
 import { createLogger } from './log.js';
@@ -28,15 +29,21 @@ function fail(message: string, code: number, hint = ''): never {
 }
 
 async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const tool = toolCommands[argv[0]];
+  if (tool) {
+    process.exitCode = await (await tool.load()).run(argv.slice(1), process.env);
+    return;
+  }
   let args: CliArgs;
   try {
-    args = parseCliArgs(process.argv.slice(2));
+    args = parseCliArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) fail(err.message, 2, "Run 'ripple --help' for usage.\n");
     throw err;
   }
   if (args.command === 'help') {
-    process.stdout.write(usage);
+    process.stdout.write(usage(Object.entries(toolCommands).map(([name, c]) => [name, c.summary])));
     return;
   }
   if (args.command === 'version') {

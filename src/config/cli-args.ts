@@ -19,14 +19,17 @@ export interface CliArgs {
   workers?: string;
 }
 
-export const usage = `Usage: ripple [start] [options]
+/** The help text; `tools` are the other commands (`commands/index.ts`) with their one-line summaries. */
+export function usage(tools: readonly (readonly [string, string])[] = []): string {
+  const other = tools.length ? '\n       ripple <command> [options]   (a command below; ripple <command> --help for its options)' : '';
+  return `Usage: ripple [start] [options]${other}
 
 Starts a Pusher-protocol server node (WebSocket and HTTP API on one port).
 
 Commands:
   start                 start a node (the default)
   help                  print this help
-
+${tools.map(([name, summary]) => `  ${name.padEnd(22)}${summary}\n`).join('')}
 Options:
   -c, --config FILE     JSON config file: ripple's own shape or a Soketi config file
                         (same as CONFIG_FILE)
@@ -42,6 +45,7 @@ Options:
 Settings are also read from the environment (PORT, HOST, REDIS_URL, APP_ID, APP_KEY,
 APP_SECRET, ...) and from Soketi's SOKETI_* variables; see README.md "Configuration".
 `;
+}
 
 const options = {
   config: { type: 'string', short: 'c' },

@@ -27,6 +27,7 @@ export const SERVER_ENV: Readonly<Record<string, { path: string; kind: Kind }>> 
   PATH_PREFIX: { path: 'pathPrefix', kind: 'string' },
   METRICS_PORT: { path: 'metricsPort', kind: 'int' },
   METRICS_HOST: { path: 'metricsHost', kind: 'string' },
+  OPERATOR_TOKEN: { path: 'operatorToken', kind: 'string' },
   TLS_CERT_FILE: { path: 'tls.certFile', kind: 'string' },
   TLS_KEY_FILE: { path: 'tls.keyFile', kind: 'string' },
   TLS_PASSPHRASE: { path: 'tls.passphrase', kind: 'string' },

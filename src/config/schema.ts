@@ -126,6 +126,11 @@ export const ConfigSchema = z
     metricsPort: z.number().int().min(0).max(65535).optional(),
     /** Listen address of the metrics port; unset: the same as `host`. */
     metricsHost: z.string().min(1).optional(),
+    /**
+     * The operator's credential (sent as `Authorization: Bearer <token>`) for what only an operator
+     * may do: managing apps and watching every app's debug log. Unset: those paths are off.
+     */
+    operatorToken: z.string().min(16, 'must be at least 16 characters').optional(),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     redisUrl: z.string().optional(),
     /** ioredis options (e.g. Sentinel: sentinels, name) merged over redisUrl. */

@@ -1,0 +1,9 @@
+// Commands other than starting a node: `ripple <command> [its options]`. Each is a module of its own,
+// loaded only when asked for, with its own options and help; it answers with the exit code.
+export interface ToolCommand {
+  /** One line for `ripple --help`. */
+  summary: string;
+  load(): Promise<{ run(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> }>;
+}
+
+export const toolCommands: Readonly<Record<string, ToolCommand>> = {};
