@@ -57,14 +57,10 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const channels = new Channels({ apps, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
   // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
   const fileLimit = openFileLimit();
-  const openConnections = () => {
-    let n = 0;
-    for (const count of sessions.localConnections().values()) n += count;
-    return n;
-  };
-  const openFiles = fileLimit && new OpenFiles(fileLimit.soft, openConnections);
-  const capacity = openFiles ? () => openFiles.admit() : undefined;
+  // Asked only once connections arrive, by which time openFiles exists.
+  const capacity = fileLimit ? (): boolean => openFiles!.admit() : undefined;
   const sessions = new Sessions({ apps, hub, channels, webhooks, census: engine.census, capacity, metrics, settings: config, log: log.child({ module: 'sessions' }) });
+  const openFiles = fileLimit && new OpenFiles(fileLimit.soft, (): number => sessions.connectionCount());
   const commands = new CommandRouter(log.child({ module: 'commands' }));
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
   metrics.collectFrom({ sessions, webhooks, backbone });

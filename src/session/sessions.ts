@@ -191,6 +191,11 @@ export class Sessions {
     for (const s of [...live]) if (!s.closed) s.fail(Codes.appDisabled, message);
   }
 
+  /** Live sessions on this node. */
+  connectionCount(): number {
+    return this.bySocketId.size;
+  }
+
   /** Live sessions per app on this node (metrics). */
   localConnections(): ReadonlyMap<string, number> {
     return this.perApp;
