@@ -2,7 +2,7 @@
 // body_md5 of the raw bytes, sorted query without auth_signature, constant-time compare. As a
 // Fastify plugin, the check is one hook of the scope that holds the signed routes.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { App } from '../apps/app.js';
+import { signedWithAcceptedSecret, type App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
 import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/signature.js';
 import { HttpError } from './errors.js';
@@ -66,8 +66,8 @@ function verifyFor(app: Found, req: SignedRequest, nowMs: number): Verified {
   if (body && body.length > 0) {
     if (!query.body_md5 || !safeEqual(query.body_md5, md5Hex(body))) throw new HttpError(401, 'body_md5 does not match the body');
   }
-  const expected = hmacSha256Hex(app.secret, restStringToSign(req.method, req.path, query));
-  if (!safeEqual(signature, expected)) throw new HttpError(401, 'Invalid signature');
+  const signed = restStringToSign(req.method, req.path, query);
+  if (!signedWithAcceptedSecret(app, (secret) => safeEqual(signature, hmacSha256Hex(secret, signed)), nowMs)) throw new HttpError(401, 'Invalid signature');
   if (!app.enabled) throw new HttpError(403, 'The app is disabled');
   return { app, query };
 }

@@ -38,6 +38,17 @@ export const SERVER_ENV: Readonly<Record<string, { path: string; kind: Kind }>> 
   BACKBONE_BUFFER_EVENTS: { path: 'backboneBuffer.events', kind: 'int' },
   BACKBONE_BUFFER_BYTES: { path: 'backboneBuffer.bytes', kind: 'int' },
   BACKBONE_BUFFER_MAX_AGE_MS: { path: 'backboneBuffer.maxAgeMs', kind: 'int' },
+  APP_STORE_DRIVER: { path: 'appStore.driver', kind: 'string' },
+  APP_STORE_HOST: { path: 'appStore.host', kind: 'string' },
+  APP_STORE_PORT: { path: 'appStore.port', kind: 'int' },
+  APP_STORE_USER: { path: 'appStore.user', kind: 'string' },
+  APP_STORE_PASSWORD: { path: 'appStore.password', kind: 'string' },
+  APP_STORE_DATABASE: { path: 'appStore.database', kind: 'string' },
+  APP_STORE_SSL: { path: 'appStore.ssl', kind: 'json' },
+  APP_STORE_POOL_SIZE: { path: 'appStore.poolSize', kind: 'int' },
+  APP_STORE_TABLE: { path: 'appStore.table', kind: 'string' },
+  APP_STORE_SECRETS_TABLE: { path: 'appStore.secretsTable', kind: 'string' },
+  APP_STORE_REFRESH_MS: { path: 'appStore.refreshMs', kind: 'int' },
 };
 
 export const CONFIG_FILE_ENV = 'CONFIG_FILE';

@@ -8,6 +8,7 @@ import { ConfigError } from './errors.js';
 import { APP_ENV, SERVER_ENV, appFieldKind } from './env-names.js';
 import { RANK, type Gathered } from './gathered.js';
 import { SOKETI_ENV, appFieldOf, soketiKind } from './soketi.js';
+import { SOCKUDO_ENV } from './peer-app-store.js';
 import { coerce } from './values.js';
 
 export type Env = Record<string, string | undefined>;
@@ -52,6 +53,14 @@ export function readSoketiEnv(env: Env, g: Gathered): void {
     } else {
       g.soketi.push({ path: p, value: coerce(label, soketiKind(p) ?? 'any', raw), label, rank: RANK.soketiEnv });
     }
+  }
+}
+
+/** Sockudo's names for its app manager and database (they carry no prefix of their own). */
+export function readSockudoEnv(env: Env, g: Gathered): void {
+  for (const [name, p] of Object.entries(SOCKUDO_ENV)) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') g.soketi.push({ path: p, value: coerce(name, soketiKind(p) ?? 'any', raw), label: name, rank: RANK.soketiEnv });
   }
 }
 

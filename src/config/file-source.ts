@@ -33,6 +33,8 @@ export function readConfigFile(path: string | undefined, g: Gathered): FileApps 
     // ripple's own keys; Soketi's `webhooks: {batching}` shares a name with ours
     if (RIPPLE_KEYS.has(k) && !(k === 'webhooks' && isObject(v) && 'batching' in v)) {
       if (k === 'apps') rippleApps = { list: v, label: 'apps' };
+      // field by field, so that a field the file leaves out can come from another source
+      else if (k === 'appStore' && isObject(v)) for (const [f, x] of Object.entries(v)) g.server.set(`appStore.${f}`, x, `appStore.${f}`, RANK.file);
       else g.server.set(k, coerce(k, schemaKind(ConfigSchema.shape, k), v), k, RANK.file);
       continue;
     }

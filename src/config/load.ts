@@ -5,15 +5,16 @@
 // the file's ripple keys; the file's Soketi keys; defaults. (So the environment wins over the file,
 // and ripple's own name wins where both spell the same setting.) Apps come from the file when it
 // lists any; otherwise the environment describes one app, the development app.
-import { ConfigSchema, type Config } from './schema.js';
+import { AppSchema, ConfigSchema, type Config } from './schema.js';
 import { ConfigError } from './errors.js';
 import { parseCliArgs, type CliArgs } from './cli-args.js';
 import { CONFIG_FILE_ENV, appFields, closest, misspelledEnv, rippleEnvNames } from './env-names.js';
 import { applySoketi, soketiEnvNames } from './soketi.js';
+import { SOCKUDO_ENV } from './peer-app-store.js';
 import { DEV_APP, assembleApps } from './app-list.js';
-import { readCommandLine, readRippleEnv, readSoketiEnv, withDotEnv, type Env } from './env-source.js';
-import { readConfigFile } from './file-source.js';
-import { RANK, gathered, type Gathered } from './gathered.js';
+import { readCommandLine, readRippleEnv, readSockudoEnv, readSoketiEnv, withDotEnv, type Env } from './env-source.js';
+import { readConfigFile, type FileApps } from './file-source.js';
+import { RANK, gathered, isObject, type Gathered } from './gathered.js';
 
 export { ConfigError } from './errors.js';
 
@@ -43,14 +44,16 @@ export function loadConfigWithNotes(argv: readonly string[] | CliArgs, processEn
   const path = cli.configFile ?? (env[CONFIG_FILE_ENV] || undefined);
   const fileApps = readConfigFile(path, g);
   readSoketiEnv(env, g);
+  readSockudoEnv(env, g);
   readRippleEnv(env, g);
   readCommandLine(cli, g);
   mapSoketiSettings(g);
-  const { apps, developmentSecret } = assembleApps(fileApps, g);
+  const fromDatabase = appsFromDatabase(fileApps, g);
+  const { apps, developmentSecret } = fromDatabase ? { apps: [], developmentSecret: false } : assembleApps(fileApps, g);
   if (developmentSecret) chooseDevelopmentHost((apps as Record<string, unknown>[])[0], g);
   const cfg = validate({ ...g.server.values, apps }, path, g);
-  g.notices.push(clientEventsNotice(cfg.apps));
-  g.warnings.unshift(...misspelledEnv(env, new Set([...rippleEnvNames, ...soketiEnvNames])));
+  if (!fromDatabase) g.notices.push(clientEventsNotice(cfg.apps));
+  g.warnings.unshift(...misspelledEnv(env, new Set([...rippleEnvNames, ...soketiEnvNames, ...Object.keys(SOCKUDO_ENV)])));
   return { config: deepFreeze(cfg), warnings: g.warnings, notices: g.notices, developmentSecret };
 }
 
@@ -61,6 +64,7 @@ function mapSoketiSettings(g: Gathered): void {
     set: (p, v, label, rank) => server.set(p, v, label, rank),
     appDefault: (f, v, label, rank) => g.appDefaults.set(f, v, label, rank),
     warn: (m) => warnings.push(m),
+    notice: (m) => g.notices.push(m),
   });
   if (!soketiRedis) return;
   const rippleRank = Math.max(server.rank('redisUrl') ?? -1, server.rank('redisOptions') ?? -1);
@@ -72,6 +76,23 @@ function mapSoketiSettings(g: Gathered): void {
   } else {
     warnings.push(`${soketiRedis.labels.join(', ')}: ignored; ${rippleLabels.join(', ')} sets the Redis connection`);
   }
+}
+
+/**
+ * With an app database (appStore.driver) the apps come from its table: the config's own app list and
+ * the development app's variables are not used (said so), and Soketi's server-wide app limits become
+ * the defaults of the table's empty columns. True when the apps come from a database.
+ */
+function appsFromDatabase(file: FileApps, g: Gathered): boolean {
+  const store = g.server.values.appStore;
+  if (!isObject(store) || store.driver === undefined) return false;
+  const from = `apps come from the ${String(store.driver)} table (${g.server.origins.get('appStore.driver') ?? g.server.origins.get('appStore')})`;
+  if (file.listed) g.warnings.push(`${file.listed.label}: ignored; ${from}`);
+  for (const label of new Set([...g.devApp.origins.values(), ...file.patches.map((p) => p.label)])) g.warnings.push(`${label}: ignored; ${from}`);
+  for (const [f, v] of Object.entries(g.appDefaults.values)) {
+    g.server.set(`appStore.defaults.${f}`, v, g.appDefaults.origins.get(f)!, g.appDefaults.rank(f) ?? RANK.soketiFile);
+  }
+  return true;
 }
 
 /** The development app's secret is public: loopback only unless a host is set, and a warning if that host is not loopback. */
@@ -122,6 +143,8 @@ function validate(raw: Record<string, unknown>, path: string | undefined, g: Gat
     throw new ConfigError(`invalid configuration${path ? ` in ${path}` : ''}:\n${lines.join('\n')}`);
   }
   const cfg = parsed.data;
+  if (!cfg.appStore && cfg.apps.length === 0) throw new ConfigError(`${labelFor(origins, ['apps'])}: at least one app is needed (or an app database: appStore)`);
+  if (cfg.appStore) checkAppDefaults(cfg.appStore.defaults, origins);
   if (cfg.webhooks.claimIdleMs !== undefined) {
     // The old name of a lease length; one node lease now does that job (and moves webhook queues).
     const old = origins.get('webhooks.claimIdleMs') ?? origins.get('webhooks') ?? 'webhooks.claimIdleMs';
@@ -157,6 +180,14 @@ function validate(raw: Record<string, unknown>, path: string | undefined, g: Gat
     );
   }
   return cfg;
+}
+
+/** The defaults of a table's empty columns must make valid apps: checked once here, not per row. */
+function checkAppDefaults(defaults: Record<string, unknown>, origins: ReadonlyMap<string, string>): void {
+  const parsed = AppSchema.safeParse({ id: 'x', key: 'x', secret: 'x', ...defaults });
+  if (parsed.success) return;
+  const lines = parsed.error.issues.map((i) => `  ${labelFor(origins, ['appStore', 'defaults', ...i.path.filter((p): p is string | number => typeof p !== 'symbol')])}: ${i.message}`);
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
 }
 
 /** The user's name for an internal path: the longest recorded prefix, then the rest as is. */

@@ -100,6 +100,49 @@ export const AppSchema = z
   })
   .strict();
 
+/** A table or column name: letters, digits, _ and $ (a table may name its schema: `realtime.apps`). */
+const sqlName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]*$/, 'must be a plain SQL name (letters, digits, _ and $)');
+const sqlTable = z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]*\.)?[A-Za-z_][A-Za-z0-9_$]*$/, 'must be a plain SQL table name, optionally schema.table');
+
+/** App fields a database column can hold (the rest, such as recovery, keep their defaults). */
+export const storedAppFields = [
+  'id', 'key', 'secret', 'enabled', 'enableClientMessages', 'enableUserAuthentication', 'maxConnections',
+  'maxBackendEventsPerSecond', 'maxClientEventsPerSecond', 'maxReadRequestsPerSecond', 'maxPresenceMembersPerChannel',
+  'maxPresenceMemberSizeInKb', 'maxChannelNameLength', 'maxEventChannelsAtOnce', 'maxEventNameLength',
+  'maxEventPayloadInKb', 'maxEventBatchSize', 'webhooks', 'allowedOrigins',
+] as const;
+export type StoredAppField = (typeof storedAppFields)[number];
+
+/**
+ * Apps read from a database table (Soketi's or Sockudo's layout, or one mapped with `columns`)
+ * instead of the config's list; see README.md, "Apps in a database".
+ */
+export const AppStoreSchema = z
+  .object({
+    driver: z.enum(['postgres', 'mysql']),
+    host: z.string().min(1).default('127.0.0.1'),
+    /** Unset: 5432 for postgres, 3306 for mysql. */
+    port: z.number().int().min(1).max(65535).optional(),
+    user: z.string().optional(),
+    password: z.string().optional(),
+    database: z.string().min(1),
+    /** TLS to the database: true, or the driver's TLS options (ca, cert, key, rejectUnauthorized, servername), passed through. */
+    ssl: z.union([z.boolean(), z.record(z.string(), z.unknown())]).optional(),
+    /** Connections the node keeps open to the database at most. */
+    poolSize: z.number().int().min(1).max(100).default(10),
+    table: sqlTable.default('apps'),
+    /** Column names by app field, where the table spells one differently from Soketi's and Sockudo's names. */
+    columns: z.partialRecord(z.enum(storedAppFields), sqlName).default({}),
+    /** Where a rotated secret's previous value waits out its overlap (created if missing). */
+    secretsTable: sqlTable.default('ripple_app_secrets'),
+    /** Milliseconds between two checks of the table for changes (one aggregate query). */
+    refreshMs: z.number().int().min(100).max(3_600_000).default(1000),
+    /** Values for every app's empty (NULL) columns; unset fields take the server's defaults. Checked against the app schema at start. */
+    defaults: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+export type AppStoreConfig = z.infer<typeof AppStoreSchema>;
+
 export const ConfigSchema = z
   .object({
     port: z.number().int().min(0).max(65535).default(6001),
@@ -217,7 +260,10 @@ export const ConfigSchema = z
       .transform((p) => p.trim().replace(/^\/*/, '/').replace(/\/+$/, ''))
       // Letters, digits and -._~ only: the prefix becomes part of uWS route patterns, where : and * mean something.
       .refine((p) => p === '' || /^(\/[A-Za-z0-9._~-]+)+$/.test(p), 'must be a URL path such as /ws (segments of letters, digits and -._~)'),
-    apps: z.array(AppSchema).min(1),
+    /** Apps from a database instead of `apps` (absent: the config's own list). */
+    appStore: AppStoreSchema.optional(),
+    /** The config's apps; at least one unless `appStore` names a database. */
+    apps: z.array(AppSchema).default([]),
   })
   .strict();
 

@@ -169,14 +169,14 @@ test('Soketi settings without an equivalent are reported by their own name, once
       SOKETI_CLUSTER_HOST: '127.0.0.1',
       SOKETI_MODE: 'worker',
       SOKETI_RATE_LIMITER_DRIVER: 'redis',
-      SOKETI_APP_MANAGER_CACHE_ENABLED: 'true',
+      SOKETI_APP_MANAGER_DYNAMODB_REGION: 'eu-west-1',
       APP_SECRET: 's',
     },
     { cors: { origin: ['https://a.example'] }, 'metrics.prometheus.prefix': 'x_', ssl: { caPath: '/ca.pem' } },
   );
   const names = warnings.map((w) => w.slice(0, w.indexOf(':')));
   assert.deepEqual(names.sort(), [
-    'SOKETI_APP_MANAGER_CACHE_ENABLED',
+    'SOKETI_APP_MANAGER_DYNAMODB_REGION',
     'SOKETI_CLUSTER_HOST',
     'SOKETI_MODE',
     'SOKETI_QUEUE_DRIVER',
@@ -191,7 +191,7 @@ test('Soketi settings without an equivalent are reported by their own name, once
 test('Soketi settings that pick something ripple cannot do stop the start, naming the setting', () => {
   rejects({ SOKETI_ADAPTER_DRIVER: 'nats' }, {}, /^SOKETI_ADAPTER_DRIVER: "nats" is not supported/);
   rejects({}, { adapter: { driver: 'cluster' } }, /^adapter.driver: "cluster" is not supported/);
-  rejects({ SOKETI_APP_MANAGER_DRIVER: 'mysql' }, {}, /^SOKETI_APP_MANAGER_DRIVER: "mysql" is not supported; ripple reads apps from its config file or the environment/);
+  rejects({ SOKETI_APP_MANAGER_DRIVER: 'dynamodb' }, {}, /^SOKETI_APP_MANAGER_DRIVER: "dynamodb" is not supported; ripple reads apps from its config file, the environment, or a MySQL\/MariaDB or PostgreSQL table/);
   rejects({ SOKETI_ADAPTER_DRIVER: 'redis', SOKETI_ADAPTER_REDIS_CLUSTER_MODE: 'true' }, {}, /^SOKETI_ADAPTER_REDIS_CLUSTER_MODE: Redis Cluster is not supported/);
 });
 

@@ -4,6 +4,7 @@
 // something ripple cannot do at all (a NATS adapter, apps from MySQL, Redis Cluster) stops the start.
 import { ConfigError } from './errors.js';
 import { appFields, upperSnake, type Kind } from './env-names.js';
+import { PEER_APP_STORE_PATHS, applyPeerAppStore } from './peer-app-store.js';
 
 /** One Soketi setting as the user wrote it: dotted Soketi path, value, and the name to report it by. */
 export interface SoketiEntry {
@@ -22,6 +23,7 @@ export interface SoketiSink {
   /** A default for every app's field, under the app's own value (Soketi's server-wide limits). */
   appDefault(field: string, value: unknown, label: string, rank: number): void;
   warn(message: string): void;
+  notice(message: string): void;
 }
 
 /** Soketi's Redis connection (`adapter.driver: "redis"` and `database.redis.*`), for load.ts to weigh against ripple's own. */
@@ -57,7 +59,7 @@ const ifSet =
 const no = (def: unknown, instead: string): Spec => ({ kind: 'any', unsupported: { def, instead } });
 
 const CLUSTER = 'ripple nodes find each other through Redis (adapter.driver "redis"), with no UDP discovery';
-const APPS_DB = 'ripple reads apps from its config file or the environment only';
+const DYNAMODB = 'ripple reads apps from its config, the environment, or a MySQL/MariaDB or PostgreSQL table';
 const QUEUE = 'ripple queues webhooks itself: in memory on a single node, in Redis streams in cluster mode';
 const RATE = 'ripple counts rate limits in memory on a single node, in Redis in cluster mode';
 const CACHE = 'ripple keeps cache channels in memory on a single node, in Redis in cluster mode';
@@ -115,12 +117,8 @@ const SPECS: Record<string, Spec> = {
   },
   ...Object.fromEntries(Object.entries(REDIS_CONNECTION).map(([k, kind]) => [`database.redis.${k}`, { kind }])),
   'database.redis.keyPrefix': { kind: 'string' },
-  'appManager.driver': {
-    kind: 'string',
-    apply: (v, e) => {
-      if (v !== 'array') throw new ConfigError(`${e.label}: "${String(v)}" is not supported; ${APPS_DB} (appManager.array.apps, apps, or APP_ID/APP_KEY/APP_SECRET)`);
-    },
-  },
+  // the app manager (and Sockudo's names for it): resolved together in peer-app-store.ts
+  ...Object.fromEntries(Object.entries(PEER_APP_STORE_PATHS).map(([p, kind]) => [p, { kind }])),
   'metrics.driver': { kind: 'string', unsupported: { def: 'prometheus', instead: 'ripple serves Prometheus metrics only' } },
   'metrics.prometheus.prefix': no('soketi_', 'ripple names its metrics ripple_* (not configurable)'),
   mode: { kind: 'string', unsupported: { def: 'full', instead: 'ripple always runs in full mode (WebSocket, HTTP API and webhook sending in one process)' } },
@@ -136,16 +134,9 @@ const SPECS: Record<string, Spec> = {
   'adapter.nats.token': no(null, NATS),
   'adapter.nats.timeout': no(10000, NATS),
   'adapter.nats.nodesNumber': no(null, NATS),
-  'appManager.cache.enabled': no(false, 'ripple holds its apps in memory, with no app cache'),
-  'appManager.cache.ttl': no(-1, 'ripple holds its apps in memory, with no app cache'),
-  'appManager.dynamodb.table': no('apps', APPS_DB),
-  'appManager.dynamodb.region': no('us-east-1', APPS_DB),
-  'appManager.dynamodb.endpoint': no(null, APPS_DB),
-  'appManager.mysql.table': no('apps', APPS_DB),
-  'appManager.mysql.version': no('8.0', APPS_DB),
-  'appManager.mysql.useMysql2': no(false, APPS_DB),
-  'appManager.postgres.table': no('apps', APPS_DB),
-  'appManager.postgres.version': no('13.3', APPS_DB),
+  'appManager.dynamodb.table': no('apps', DYNAMODB),
+  'appManager.dynamodb.region': no('us-east-1', DYNAMODB),
+  'appManager.dynamodb.endpoint': no(null, DYNAMODB),
   'cache.driver': no('memory', CACHE),
   'cache.redis.redisOptions': no({}, CACHE),
   'cache.redis.clusterMode': no(false, CACHE),
@@ -167,18 +158,7 @@ const SPECS: Record<string, Spec> = {
     ['Origin', 'Content-Type', 'X-Auth-Token', 'X-Requested-With', 'Accept', 'Authorization', 'X-CSRF-TOKEN', 'XSRF-TOKEN', 'X-Socket-Id'],
     CORS,
   ),
-  ...Object.fromEntries(
-    (
-      [
-        ['mysql', { host: '127.0.0.1', port: 3306, user: 'root', password: 'password', database: 'main' }],
-        ['postgres', { host: '127.0.0.1', port: 5432, user: 'postgres', password: 'password', database: 'main' }],
-      ] as const
-    ).flatMap(([db, defaults]) => Object.entries(defaults).map(([k, def]) => [`database.${db}.${k}`, no(def, APPS_DB)])),
-  ),
   'database.redis.clusterNodes': no([], 'Redis Cluster is not supported; ripple connects to one Redis server (or through Sentinel)'),
-  'databasePooling.enabled': no(false, APPS_DB),
-  'databasePooling.min': no(0, APPS_DB),
-  'databasePooling.max': no(7, APPS_DB),
   'httpApi.acceptTraffic.memoryThreshold': no(85, 'ripple has no /accept-traffic check; load balancers use /ready'),
   'queue.driver': no('sync', QUEUE),
   'queue.redis.concurrency': no(1, QUEUE),
@@ -421,6 +401,8 @@ export function applySoketi(entries: readonly SoketiEntry[], sink: SoketiSink): 
   } else if (duration) {
     sink.warn(`${duration.label}: ignored, as in Soketi, because webhooks.batching.enabled (SOKETI_WEBHOOKS_BATCHING) is not set`);
   }
+
+  applyPeerAppStore(get, sink);
 
   // Redis: `adapter.driver: "redis"` is cluster mode, connected with database.redis.*
   const driver = get('adapter.driver');

@@ -1,6 +1,7 @@
 // pusher:signin (spec §4.6): the signature over socket_id::user::user_data, then the session is the
 // user's: it receives #server-to-user-<id> events, terminate_connections reaches it, and its
 // watchlist (spec §4.8) follows the online state of other users cluster-wide.
+import { signedWithAcceptedSecret } from '../apps/app.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
@@ -14,7 +15,7 @@ const MAX_WATCHLIST = 100;
 export function signin(deps: SessionDeps, s: Session, data: Record<string, unknown>): boolean {
   const app = s.app;
   const userData = data.user_data;
-  if (typeof userData !== 'string' || !verifyToken(app.key, app.secret, data.auth, signinAuthString(s.socketId, userData))) {
+  if (typeof userData !== 'string' || !signedWithAcceptedSecret(app, (secret) => verifyToken(app.key, secret, data.auth, signinAuthString(s.socketId, userData)))) {
     s.fail(Codes.unauthorized, 'Connection not authorized.');
     return false;
   }

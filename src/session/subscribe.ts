@@ -1,7 +1,7 @@
 // pusher:subscribe and pusher:unsubscribe (spec §3, §4, §5): the checks each channel kind needs
 // (name, signature, channel_data), then the channel owner does the joining. Each refusal has a
 // reason, logged and counted (channels/refusal.ts).
-import type { App } from '../apps/app.js';
+import { signedWithAcceptedSecret, type App } from '../apps/app.js';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channels.js';
 import type { RecoveryRequest } from '../channels/member.js';
 import { refuseSubscription, type SubscriptionRefusal } from '../channels/refusal.js';
@@ -88,7 +88,8 @@ const badSignature: SubscriptionRefusal = { reason: 'auth', type: 'AuthError', e
 /** The subscription's signature (spec §4.2, §4.3); private channels sign channel_data too when a client sends it. */
 function authorized(s: Session, channel: string, data: Record<string, unknown>): boolean {
   const channelData = typeof data.channel_data === 'string' ? data.channel_data : undefined;
-  if (!verifyToken(s.app.key, s.app.secret, data.auth, channelAuthString(s.socketId, channel, channelData))) return false;
+  const signed = channelAuthString(s.socketId, channel, channelData);
+  if (!signedWithAcceptedSecret(s.app, (secret) => verifyToken(s.app.key, secret, data.auth, signed))) return false;
   // An authorized subscription counts as authenticated for the sign-in requirement (as Soketi).
   s.authenticated();
   return true;
