@@ -8,6 +8,7 @@ import { serveRecoveryPlugin } from './api/recovery-plugin-files.js';
 import { RequestLog } from './api/request-log.js';
 import { Trigger } from './api/trigger.js';
 import { attachApi } from './transport/rest-bridge.js';
+import { openDatabaseStore } from './apps/database-store.js';
 import { StaticAppStore } from './apps/static-store.js';
 import type { AppStore } from './apps/store.js';
 import { CommandRouter } from './backbone/command-router.js';
@@ -48,7 +49,9 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   requireNativeUws(config, log);
   const startedAt = Date.now();
   const nodeId = config.nodeId ?? randomUUID();
-  const apps = parts.apps ?? new StaticAppStore(config.apps);
+  // Apps from a database when the config names one (never failing for an unreachable one), else the config's.
+  const database = !parts.apps && config.appStore ? await openDatabaseStore(config.appStore, log.child({ module: 'apps' })) : undefined;
+  const apps = parts.apps ?? database?.store ?? new StaticAppStore(config.apps);
   const metrics = new Metrics();
   const engine = createEngine(config, nodeId, log, metrics, new WebhookRoutes(apps));
   const { backbone, store, cache, rates } = engine;
@@ -63,7 +66,8 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const openFiles = fileLimit && new OpenFiles(fileLimit.soft, (): number => sessions.connectionCount());
   const commands = new CommandRouter(log.child({ module: 'commands' }));
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
-  metrics.collectFrom({ sessions, webhooks, backbone });
+  commands.on('app-changed', (c) => void database?.reload(c.appId));
+  metrics.collectFrom({ sessions, webhooks, backbone, appStore: database?.store });
   // One process of several: a scrape here answers every process's figures, added up by the primary.
   if (parts.primary) metrics.scrapeThrough(parts.primary.shareMetrics(metrics.registry));
 
@@ -80,7 +84,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
-  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, pathPrefix: config.pathPrefix });
+  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, appStoreUp: database && (() => database.store.up), pathPrefix: config.pathPrefix });
   await api.ready();
   // Before the REST bridge's catch-all, like the HTTP fallback.
   const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);
@@ -115,6 +119,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
       const webhookDrainMs = engine.mode === 'memory' ? Math.floor(config.shutdownTimeoutMs / 2) : 0;
       await Promise.allSettled([webhooks.close(webhookDrainMs), api.close()]);
       await engine.close();
+      await database?.close();
       log.info('stopped');
     })());
 

@@ -49,6 +49,8 @@ export interface ApiDeps {
   maxRequestBytes: number;
   /** false while the node drains or cannot serve (for /ready) */
   isReady: () => boolean;
+  /** Whether the app database answers (for /ready; absent for apps from the config). */
+  appStoreUp?: () => boolean;
   /** every route is under this ('' or `/ws`: config pathPrefix) */
   pathPrefix: string;
 }
@@ -100,7 +102,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   fastify.register(
     async (routes) => {
-      await routes.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady });
+      await routes.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady, appStoreUp: deps.appStoreUp });
       await routes.register(async (signed) => {
         signedRequests(signed, deps.apps);
         await signed.register(eventRoutes, { trigger: deps.trigger });

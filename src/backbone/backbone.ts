@@ -30,7 +30,10 @@ export interface FeedHandler {
 }
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */
-export type NodeCommand = { type: 'terminate-user'; appId: string; userId: string };
+export type NodeCommand =
+  | { type: 'terminate-user'; appId: string; userId: string }
+  /** An app was written through the management API: every node reads it again from its database. */
+  | { type: 'app-changed'; appId: string };
 
 export interface NodeCommandHandler {
   command(cmd: NodeCommand): void;

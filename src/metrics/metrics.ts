@@ -43,6 +43,8 @@ export interface MetricSources {
   webhooks: { stats(): WebhookStats };
   /** `received`: frames that reached this node from other nodes; the outage buffer and its refusals. */
   backbone: { readonly received: number; readonly buffered: { readonly events: number; readonly bytes: number }; readonly refused: number };
+  /** Where apps come from: up while it answers (always, for apps from the config), and its lookups. */
+  appStore?: { readonly up: boolean; readonly sourceLookups: number; readonly failedLookups: number };
 }
 
 const none: MetricSources = {
@@ -184,6 +186,27 @@ export class Metrics implements TrafficCounters {
     perApp('ripple_webhook_deliveries_total', 'Webhook requests delivered (answered with a 2xx)', webhooks, (c) => c.delivered);
     perApp('ripple_webhook_retries_total', 'Webhook attempts that failed and were retried', webhooks, (c) => c.retries);
     perApp('ripple_webhook_failures_total', 'Webhook batches that failed for good (dead-lettered)', webhooks, (c) => c.failures);
+    new Gauge({
+      name: 'ripple_app_store_up',
+      help: 'Whether the app database answers (1; always, for apps from the config); while 0, apps already loaded keep working',
+      registers,
+      collect() {
+        this.set(self.sources.appStore?.up === false ? 0 : 1);
+      },
+    });
+    new Counter({
+      name: 'ripple_app_store_lookups_total',
+      help: 'App lookups sent to the app database (not answered from memory), by result',
+      labelNames: ['result'],
+      registers,
+      collect() {
+        this.reset();
+        const s = self.sources.appStore;
+        if (!s) return;
+        this.inc({ result: 'answered' }, s.sourceLookups - s.failedLookups);
+        this.inc({ result: 'failed' }, s.failedLookups);
+      },
+    });
     this.redisReconnects = new Counter({ name: 'ripple_redis_reconnects_total', help: 'Redis reconnections', registers });
     this.redisRoundTrip = new Histogram({
       name: 'ripple_redis_round_trip_seconds',
