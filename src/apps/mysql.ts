@@ -75,7 +75,8 @@ export const mysqlDialect: SqlDialect = {
       .map((p) => `\`${p}\``)
       .join('.'),
   param: () => '?',
-  asText: (expr) => `CAST(${expr} AS CHAR)`,
+  // Byte for byte: the two tables' character sets and collations may differ (Sockudo's ids are ascii).
+  sameId: (side, id) => `CAST(${side} AS BINARY) = CAST(${id} AS BINARY)`,
   async columns(client, table) {
     const [schema, name] = table.includes('.') ? table.split('.') : [null, table];
     const { rows } = await client.execute(

@@ -73,7 +73,7 @@ export const postgresDialect: SqlDialect = {
       .map((p) => `"${p}"`)
       .join('.'),
   param: (n) => `$${n}`,
-  asText: (expr) => `CAST(${expr} AS text)`,
+  sameId: (side, id) => `${side} = CAST(${id} AS text)`,
   async columns(client, table) {
     const { rows } = await client.execute(
       'SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, (NOT a.attnotnull OR a.atthasdef) AS optional ' +

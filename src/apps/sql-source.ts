@@ -33,8 +33,8 @@ export interface SqlDialect {
   quote(name: string): string;
   /** The n-th (1-based) parameter's placeholder. */
   param(n: number): string;
-  /** An expression as text (to join an integer id with the side table's text column). */
-  asText(expr: string): string;
+  /** A join condition: the side table's text column equals the app table's id (an integer id, or another collation). */
+  sameId(sideColumn: string, idColumn: string): string;
   /** The table's columns: name, type, whether an insert may leave it out. */
   columns(client: SqlClient, table: string): Promise<ColumnInfo[]>;
   /** One aggregate over every row of each table (missing tables read as empty). */
@@ -182,8 +182,8 @@ export class SqlAppSource implements AppSource, AppWriter {
     const filter = where === undefined ? '' : ` WHERE t.${this.q(where)} = ${this.dialect.param(1)}`;
     if (!this.secretsReady) return `SELECT t.* FROM ${t} t${filter}`;
     const s = this.q(this.tables.secretsTable);
-    const joined = this.dialect.asText(`t.${this.q(this.mapping.idColumn)}`);
-    return `SELECT t.*, s.previous_secret AS ${PREVIOUS}, s.valid_until AS ${UNTIL} FROM ${t} t LEFT JOIN ${s} s ON s.app_id = ${joined}${filter}`;
+    const on = this.dialect.sameId('s.app_id', `t.${this.q(this.mapping.idColumn)}`);
+    return `SELECT t.*, s.previous_secret AS ${PREVIOUS}, s.valid_until AS ${UNTIL} FROM ${t} t LEFT JOIN ${s} s ON ${on}${filter}`;
   }
 
   private async one(column: string, value: string): Promise<SourceRow | undefined> {

@@ -130,7 +130,8 @@ export function applyPeerAppStore(get: (path: string) => Entry | undefined, sink
   const { label, rank } = driverEntry;
   sink.set('appStore.driver', db, label, rank);
   const put = (field: string, paths: string[], fallback: unknown) => {
-    const e = paths.map(get).find((x) => x !== undefined && x.value !== null && x.value !== '');
+    // An empty password is a password (a file may give one); the environment has none (an empty variable is unset).
+    const e = paths.map(get).find((x) => x !== undefined && x.value !== null && (x.value !== '' || field === 'password'));
     // the peer's default ranks below any setting of ripple's own
     if (e) sink.set(`appStore.${field}`, e.value, e.label, e.rank);
     else sink.set(`appStore.${field}`, fallback, label, -1);
