@@ -10,7 +10,9 @@ import { Trigger } from './api/trigger.js';
 import { attachApi } from './transport/rest-bridge.js';
 import { openDatabaseStore } from './apps/database-store.js';
 import { StaticAppStore } from './apps/static-store.js';
+import { configOf } from './apps/app.js';
 import type { AppStore } from './apps/store.js';
+import type { ManagedApps } from './api/routes/manage-apps.js';
 import { CommandRouter } from './backbone/command-router.js';
 import { Channels } from './channels/channels.js';
 import type { Config } from './config/schema.js';
@@ -84,7 +86,27 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
-  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, appStoreUp: database && (() => database.store.up), pathPrefix: config.pathPrefix });
+  const managedApps: ManagedApps = database
+    ? {
+        list: () => database.source.all(),
+        get: (id) => database.source.byId(id),
+        writer: database.source,
+        defaults: config.appStore!.defaults,
+        async changed(appId) {
+          await database.reload(appId);
+          backbone.broadcastCommand({ type: 'app-changed', appId });
+        },
+      }
+    : {
+        list: async () => apps.all().map((app) => ({ ok: true, id: app.id, config: configOf(app), notes: [] })),
+        get: async (id) => {
+          const app = await apps.findById(id);
+          return app && { ok: true, id, config: configOf(app), notes: [] };
+        },
+        defaults: {},
+        changed: async () => undefined,
+      };
+  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, appStoreUp: database && (() => database.store.up), pathPrefix: config.pathPrefix, operatorToken: config.operatorToken, managedApps });
   await api.ready();
   // Before the REST bridge's catch-all, like the HTTP fallback.
   const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);

@@ -17,6 +17,7 @@ import type { RequestLog } from './request-log.js';
 import { channelRoutes } from './routes/channels.js';
 import { eventRoutes } from './routes/events.js';
 import { healthRoutes } from './routes/health.js';
+import { manageAppsRoutes, type ManagedApps } from './routes/manage-apps.js';
 import { usageRoutes, type UsageDeps } from './routes/usage.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes, type DeadLetters } from './routes/webhooks.js';
@@ -53,6 +54,10 @@ export interface ApiDeps {
   appStoreUp?: () => boolean;
   /** every route is under this ('' or `/ws`: config pathPrefix) */
   pathPrefix: string;
+  /** The operator's credential (config.operatorToken): without one, the operator's routes do not exist. */
+  operatorToken?: string;
+  /** What the management API changes (under `/ripple/apps`). */
+  managedApps: ManagedApps;
 }
 
 // A character outside ASCII percent-encodes to up to 9 bytes per UTF-16 unit (%E2%82%AC), and the
@@ -103,6 +108,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   fastify.register(
     async (routes) => {
       await routes.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady, appStoreUp: deps.appStoreUp });
+      if (deps.operatorToken) await routes.register(manageAppsRoutes, { token: deps.operatorToken, apps: deps.managedApps, log: deps.log.child({ module: 'manage-apps' }) });
       await routes.register(async (signed) => {
         signedRequests(signed, deps.apps);
         await signed.register(eventRoutes, { trigger: deps.trigger });

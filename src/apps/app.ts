@@ -37,3 +37,9 @@ export function signedWithAcceptedSecret(app: App, validWith: (secret: string) =
   const previous = app.previousSecret;
   return previous !== undefined && nowMs < previous.until && validWith(previous.secret);
 }
+
+/** An app's settings without what toApp derives from them. */
+export function configOf(app: App): AppConfig {
+  const { maxEventPayloadBytes: _bytes, maxPresenceMemberBytes: _memberBytes, encryptionMasterKey: _key, previousSecret: _previous, ...config } = app;
+  return config;
+}

@@ -2,7 +2,7 @@
 // as prepared statements, every row at once, the table's fingerprint, and the management API's writes.
 // A rotated secret's previous value waits out its overlap in a side table of ours (appStore.secretsTable,
 // created if missing), so the app table keeps only the columns its owners gave it.
-import type { AppConfig } from '../config/schema.js';
+import { storedAppFields, type AppConfig } from '../config/schema.js';
 import type { PreviousSecret } from './app.js';
 import { RowMapping, RowWriteError, type ColumnInfo, type Row } from './row-mapping.js';
 import { AppWriteError, type AppSource, type AppWriter, type SourceRow } from './source.js';
@@ -128,10 +128,10 @@ export class SqlAppSource implements AppSource, AppWriter {
     const columns = await this.columns();
     // What the caller gave, plus every column that must have a value (Soketi's layout has many).
     const fields: Partial<AppConfig> = { ...given };
-    for (const [field, value] of Object.entries(config) as [keyof AppConfig, unknown][]) {
+    for (const field of storedAppFields) {
       if (fields[field] !== undefined) continue;
-      const column = this.mapping.columnOf(field as never, (c) => columns.has(c));
-      if (column && !columns.get(column)!.optional) (fields as Record<string, unknown>)[field] = value;
+      const column = this.mapping.columnOf(field, (c) => columns.has(c));
+      if (column && !columns.get(column)!.optional) (fields as Record<string, unknown>)[field] = config[field];
     }
     const values = this.toColumns(fields, columns);
     const names = Object.keys(values);
