@@ -6,4 +6,6 @@ export interface ToolCommand {
   load(): Promise<{ run(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> }>;
 }
 
-export const toolCommands: Readonly<Record<string, ToolCommand>> = {};
+export const toolCommands: Readonly<Record<string, ToolCommand>> = {
+  apps: { summary: 'list, add, update, disable, delete apps and rotate secrets (through a running node)', load: () => import('./apps.js') },
+};

@@ -11,6 +11,7 @@ import { sleep } from './eventually.js';
 import { Pusher } from './pusher-js.js';
 import { rippleEnvNames } from '../config/env-names.js';
 import { soketiEnvNames } from '../config/soketi.js';
+import { SOCKUDO_ENV } from '../config/peer-app-store.js';
 
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -20,7 +21,7 @@ process.on('exit', () => {
 /** The runner's environment without any setting the server reads, plus `env`. */
 export function cleanEnv(env: Record<string, string> = {}): Record<string, string> {
   const out: Record<string, string> = {};
-  const ours = new Set([...rippleEnvNames, ...soketiEnvNames]);
+  const ours = new Set([...rippleEnvNames, ...soketiEnvNames, ...Object.keys(SOCKUDO_ENV)]);
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !ours.has(k) && !k.startsWith('SOKETI_')) out[k] = v;
   return { ...out, ...env };
 }
