@@ -258,6 +258,13 @@ function systemUser(name: string): { uid: number; gid: number } | undefined {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
+/** Where initdb and postgres are: on the PATH, else Debian's /usr/lib/postgresql/<version>/bin. */
+function postgresBin(name: string): string {
+  if (spawnSync('sh', ['-c', `command -v ${name}`]).status === 0) return name;
+  const versions = readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
+  return join('/usr/lib/postgresql', versions[0], 'bin', name);
+}
+
 /** initdb into a temporary directory, then `postgres` on a free port (trust, loopback only). */
 export async function startPostgresServer(): Promise<DatabaseServer> {
   const port = await freePort();
@@ -265,7 +272,7 @@ export async function startPostgresServer(): Promise<DatabaseServer> {
   const as = systemUser('postgres');
   if (as) chownSync(dir, as.uid, as.gid);
   const data = join(dir, 'data');
-  const init = spawnSync('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { encoding: 'utf8', ...as });
+  const init = spawnSync(postgresBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { encoding: 'utf8', ...as });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
   const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=50'];
   const ready = async () => {
@@ -281,7 +288,7 @@ export async function startPostgresServer(): Promise<DatabaseServer> {
       await c.end().catch(() => undefined);
     }
   };
-  return serverHandle('postgres', port, dir, () => spawn('postgres', args, { stdio: 'ignore', ...as }), ready);
+  return serverHandle('postgres', port, dir, () => spawn(postgresBin('postgres'), args, { stdio: 'ignore', ...as }), ready);
 }
 
 /** mariadb-install-db into a temporary directory, then `mariadbd` on a free port (loopback, no grant checks). */
