@@ -4,7 +4,7 @@
 // restart the database (killed by PID, the server and the processes it started).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chownSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -265,16 +265,30 @@ function postgresBin(name: string): string {
   return join('/usr/lib/postgresql', versions[0], 'bin', name);
 }
 
-/** initdb into a temporary directory, then `postgres` on a free port (trust, loopback only). */
-export async function startPostgresServer(): Promise<DatabaseServer> {
+/**
+ * initdb into a temporary directory, then `postgres` on a free port (trust, loopback only); with
+ * `tls`, TLS on with a fresh self-signed certificate for 127.0.0.1 (its PEM in `certificate`).
+ */
+export async function startPostgresServer(opts: { tls?: boolean } = {}): Promise<DatabaseServer & { certificate?: string }> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ripple-pg-'));
   const as = systemUser('postgres');
+  const tlsArgs: string[] = [];
+  let certificate: string | undefined;
+  if (opts.tls) {
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    // PostgreSQL reads the key only when its owner alone may
+    chmodSync(key, 0o600);
+    if (as) for (const f of [cert, key]) chownSync(f, as.uid, as.gid);
+    certificate = readFileSync(cert, 'utf8');
+    tlsArgs.push('-c', 'ssl=on', '-c', `ssl_cert_file=${cert}`, '-c', `ssl_key_file=${key}`);
+  }
   if (as) chownSync(dir, as.uid, as.gid);
   const data = join(dir, 'data');
   const init = spawnSync(postgresBin('initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8'], { encoding: 'utf8', ...as });
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
-  const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=50'];
+  const args = ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'max_connections=50', ...tlsArgs];
   const ready = async () => {
     const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', database: 'postgres' });
     c.on('error', () => undefined);
@@ -288,7 +302,7 @@ export async function startPostgresServer(): Promise<DatabaseServer> {
       await c.end().catch(() => undefined);
     }
   };
-  return serverHandle('postgres', port, dir, () => spawn(postgresBin('postgres'), args, { stdio: 'ignore', ...as }), ready);
+  return Object.assign(await serverHandle('postgres', port, dir, () => spawn(postgresBin('postgres'), args, { stdio: 'ignore', ...as }), ready), { certificate });
 }
 
 /** mariadb-install-db into a temporary directory, then `mariadbd` on a free port (loopback, no grant checks). */
