@@ -33,7 +33,8 @@ export async function openDatabaseStore(settings: AppStoreConfig, log: Logger): 
   const store = new CachedAppStore(source, log);
   const detector = new ChangeDetector(source, store, settings.refreshMs);
   await detector.start();
-  log.info({ source: source.description, refreshMs: settings.refreshMs, reachable: store.up, rotation: source.rotationUnavailable ?? 'on' }, 'apps come from a database');
+  const rotation = source.rotationUnavailable ?? (store.up ? 'on' : 'known once the database answers');
+  log.info({ source: source.description, refreshMs: settings.refreshMs, reachable: store.up, rotation }, 'apps come from a database');
   return {
     store,
     source,
