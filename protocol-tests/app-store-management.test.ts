@@ -186,16 +186,19 @@ test('the management routes are the operator\'s only, and refuse what the table 
   for (const out of [a.output(), b.output()]) assert.ok(!out.includes(created.body.secret), 'a secret in a log');
 });
 
-test('without an operator token the routes do not exist; with apps from the config, writes are refused', async () => {
+test('without an operator token the routes do not exist; with apps from the config, writes are refused; under PATH_PREFIX', async () => {
   const plain = await startNode({ env: { APP_ID: 'x', APP_KEY: 'y', APP_SECRET: 'secret-of-x' } });
   const fromConfig = await startNode({ env: { APP_ID: 'x', APP_KEY: 'y', APP_SECRET: 'secret-of-x-0123', OPERATOR_TOKEN: TOKEN } });
+  const prefixed = await startNode({ env: { APP_ID: 'x', APP_KEY: 'y', APP_SECRET: 'secret-of-x-0123', OPERATOR_TOKEN: TOKEN, PATH_PREFIX: '/ws' }, healthPath: '/ws/health' });
   try {
+    assert.equal((await api(prefixed, 'GET', '')).status, 404);
+    assert.equal((await fetch(`${prefixed.url}/ws/ripple/apps`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
     assert.equal((await api(plain, 'GET', '')).status, 404);
     const list = await api(fromConfig, 'GET', '');
     assert.equal(list.status, 200);
     assert.deepEqual(list.body.apps.map((x: { id: string; secret: string }) => [x.id, x.secret]), [['x', '…0123']]);
     assert.equal((await api(fromConfig, 'POST', '', { id: 'z' })).status, 409);
   } finally {
-    await Promise.all([plain.stop(), fromConfig.stop()]);
+    await Promise.all([plain.stop(), fromConfig.stop(), prefixed.stop()]);
   }
 });
