@@ -132,9 +132,9 @@ test('a Soketi file with a bad app field or an unsupported driver exits 2, namin
   let r = await runCli([`--config=${configFile({ 'appManager.array.apps': [{ id: 'a', key: 'b', secret: 'c', max_connections: 'lots' }] })}`]);
   assert.equal(r.code, 2);
   assert.equal(r.stderr, 'ripple: appManager.array.apps.0.max_connections: expected an integer, got "lots"\n');
-  r = await runCli([], { SOKETI_APP_MANAGER_DRIVER: 'mysql' });
+  r = await runCli([], { SOKETI_APP_MANAGER_DRIVER: 'dynamodb' });
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^ripple: SOKETI_APP_MANAGER_DRIVER: "mysql" is not supported; ripple reads apps from its config file or the environment/);
+  assert.match(r.stderr, /^ripple: SOKETI_APP_MANAGER_DRIVER: "dynamodb" is not supported; ripple reads apps from its config file, the environment, or a MySQL\/MariaDB or PostgreSQL table/);
 });
 
 test('SOKETI_ADAPTER_DRIVER=redis with SOKETI_DB_REDIS_*: cluster mode; an event triggered on one node reaches a client on the other', async () => {
