@@ -25,8 +25,12 @@ export interface FrameDelivery {
 export interface FeedHandler {
   /** Frames published from now on may never reach this node, until feedResumed(). */
   feedBroken(): void;
-  /** Every channel of interest is subscribed again: frames reach the node again, but not those published in between. */
-  feedResumed(): void;
+  /**
+   * Every channel of interest is subscribed again: frames reach the node again, but not those
+   * published in between. `redisWasDown`: this node's other Redis connection was lost during the
+   * break too, so Redis itself (or the way to it) was away, and the operator was told so already.
+   */
+  feedResumed(redisWasDown: boolean): void;
 }
 
 /** Node-wide commands that must reach every node, not only nodes with a channel subscribed. */

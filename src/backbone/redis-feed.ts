@@ -11,18 +11,23 @@ export class RedisFeed {
   /** The current unbroken stretch; every break starts a new one. */
   private stretch = 0;
   /** Set while broken: resolves once every channel is subscribed again. */
-  private broken?: { done: Promise<void>; resolve: () => void };
+  private broken?: { done: Promise<void>; resolve: () => void; redisWasDown: boolean };
   /** A PING not sent yet, shared by the barriers asked for in the same turn. */
   private pendingBarrier?: Promise<unknown>;
   private closing = false;
 
   constructor(
     private readonly sub: Redis,
+    /** The node's command connection: lost during a break too, it was Redis (or the way to it) that went away. */
+    private readonly pub: Redis,
     private readonly handler: () => FeedHandler,
     private readonly log: Logger,
   ) {
     sub.on('close', () => this.broke());
     sub.on('ready', () => this.reconnected());
+    pub.on('close', () => {
+      if (this.broken) this.broken.redisWasDown = true;
+    });
   }
 
   private broke(): void {
@@ -31,7 +36,7 @@ export class RedisFeed {
     this.stretch++;
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
-    this.broken = { done, resolve };
+    this.broken = { done, resolve, redisWasDown: this.pub.status !== 'ready' };
     this.handler().feedBroken();
   }
 
@@ -46,8 +51,9 @@ export class RedisFeed {
         if (this.stretch !== stretch || this.broken !== broken) return;
         this.broken = undefined;
         broken.resolve();
-        this.log.info('redis subscriber connection back: every channel subscribed again');
-        this.handler().feedResumed();
+        // At debug after an outage: the outage's own log says when Redis is back.
+        this.log[broken.redisWasDown ? 'debug' : 'info']('redis subscriber connection back: every channel subscribed again');
+        this.handler().feedResumed(broken.redisWasDown);
       },
       // Closed again before the answer: the next 'ready' tries again.
       () => {},

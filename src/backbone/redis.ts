@@ -63,7 +63,7 @@ export class RedisBackbone implements Backbone {
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
     defineScripts(o.pub, { historyRecord: recordEvent });
     this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
-    this.feed = new RedisFeed(o.sub, () => this.handlers.feed, o.log);
+    this.feed = new RedisFeed(o.sub, o.pub, () => this.handlers.feed, o.log);
   }
 
   get buffered(): { events: number; bytes: number } {

@@ -254,9 +254,11 @@ export class Channels implements ClusterStateHandler, FeedHandler {
 
   /**
    * The feed is back. Subscriptions without recovery may have missed what other nodes published in
-   * between, and nothing can tell them: each such channel is counted and the break is logged once.
+   * between, and nothing can tell them: each such channel is counted and the break is logged once, as
+   * a warning when only the feed broke. When Redis itself was away, the outage log has warned already,
+   * and other nodes kept what they published meanwhile for when it returned (backbone outbox).
    */
-  feedResumed(): void {
+  feedResumed(redisWasDown: boolean): void {
     let count = 0;
     const sample: string[] = [];
     for (const [appId, channels] of this.d.hub.plainChannels()) {
@@ -264,7 +266,9 @@ export class Channels implements ClusterStateHandler, FeedHandler {
       count += channels.length;
       for (const channel of channels) if (sample.length < 10) sample.push(`${appId}/${channel}`);
     }
-    if (count) this.d.log.warn({ channels: count, sample }, 'the node receives other nodes\' events again: those published meanwhile did not reach its subscriptions without message recovery');
+    if (!count) return;
+    if (redisWasDown) this.d.log.info({ channels: count, sample }, 'the node receives other nodes\' events again after the Redis outage: what reached Redis meanwhile did not reach its subscriptions without message recovery');
+    else this.d.log.warn({ channels: count, sample }, 'the node receives other nodes\' events again: those published meanwhile did not reach its subscriptions without message recovery');
   }
 
   close(): void {
