@@ -71,6 +71,10 @@ async function main(): Promise<void> {
   // The built-in development secret is printed so a new user can point an SDK at it at once; a
   // secret the operator chose is never printed or logged.
   const announce = (port: number, extra = '') => {
+    if (config.appStore) {
+      process.stdout.write(`ripple listening on ${config.host}:${port}${extra}  apps from the ${config.appStore.driver} table ${config.appStore.table}\n`);
+      return;
+    }
     if (config.apps.length !== 1) return;
     const app = config.apps[0];
     process.stdout.write(
