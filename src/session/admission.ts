@@ -78,7 +78,9 @@ export class Admission {
   }
 
   private storeFailed(req: HandshakeRequest, err: unknown): HandshakeRefusal {
-    this.d.log.warn({ err, key: req.key }, 'app lookup failed');
+    // At debug: a reconnect storm meets every lookup failing; the store logs its outage once, and each
+    // refusal is counted (reason app_lookup_failed).
+    this.d.log.debug({ err, key: req.key }, 'app lookup failed');
     return this.refused(req, lookupFailed);
   }
 
