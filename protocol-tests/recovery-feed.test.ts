@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
+import { subscribeRecovering, type RecoveryOutcome } from '../src/testing/recovery.js';
 import { RawClient, presenceAuth, type Frame } from '../src/testing/raw-client.js';
 import { startRedisProxy, type RedisProxy } from '../src/testing/redis-proxy.js';
 import { rest } from '../src/testing/sign-rest.js';
@@ -46,18 +47,6 @@ async function connect(n: NodeHandle): Promise<RawClient> {
   return c;
 }
 
-interface Outcome {
-  position: string | null;
-  recovered?: boolean;
-  reason?: string;
-  replayed?: number;
-}
-
-async function subscribeRecovering(c: RawClient, channel: string, position?: string): Promise<Outcome> {
-  c.send({ event: 'pusher:subscribe', data: { channel, auth: '', ripple_recovery: position ? { position } : {} } });
-  const f = await c.nextEvent('pusher_internal:ripple_recovery', channel);
-  return JSON.parse(f.data as string) as Outcome;
-}
 
 async function trigger(n: NodeHandle, channel: string, data: string, name = 'msg'): Promise<void> {
   const res = await rest(n.url, app, 'POST', `/apps/${app.id}/events`, { name, channel, data });
@@ -67,7 +56,7 @@ async function trigger(n: NodeHandle, channel: string, data: string, name = 'msg
 const positionOf = (f: Frame) => (f as Frame & { ripple_position?: string }).ripple_position;
 const serialOf = (p: string | null | undefined) => Number(String(p).split(':')[1]);
 const eventsOf = (c: RawClient, channel: string) => c.frames.filter((f) => f.channel === channel && f.event === 'msg');
-const outcomesOf = (c: RawClient, channel: string) => c.frames.filter((f) => f.channel === channel && f.event === 'pusher_internal:ripple_recovery').map((f) => JSON.parse(f.data as string) as Outcome);
+const outcomesOf = (c: RawClient, channel: string) => c.frames.filter((f) => f.channel === channel && f.event === 'pusher_internal:ripple_recovery').map((f) => JSON.parse(f.data as string) as RecoveryOutcome);
 
 async function until(c: RawClient, channel: string, count: number, ms = 10_000): Promise<Frame[]> {
   await eventually(() => eventsOf(c, channel).length >= count, { timeoutMs: ms, what: () => `${count} events on ${channel}, have ${eventsOf(c, channel).length}` });
@@ -167,7 +156,7 @@ test('a slow subscriber connection: the event a recovering subscribe replays las
       what: 'the event kept',
     });
     const c2 = await connect(proxied);
-    const outcome = await subscribeRecovering(c2, channel, positionOf(one));
+    const outcome = await subscribeRecovering(c2, channel, { position: positionOf(one) });
     assert.deepEqual([outcome.recovered, outcome.replayed], [true, 1]);
     await trigger(direct, channel, 'three');
     await until(c2, channel, 2);

@@ -6,6 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { sleep } from '../src/testing/eventually.js';
+import { subscribeRecovering, type RecoveryOutcome } from '../src/testing/recovery.js';
 import { RawClient, presenceAuth, privateAuth, signinAuth, type Frame } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
 
@@ -41,24 +42,6 @@ async function connect(n: NodeHandle, key = app.key): Promise<RawClient> {
   return c;
 }
 
-interface Outcome {
-  position: string | null;
-  recovered?: boolean;
-  reason?: string;
-  replayed?: number;
-}
-
-/** Subscribes with the recovery opt-in; resolves with the outcome frame's data. */
-async function subscribeRecovering(c: RawClient, channel: string, opts: { position?: string; socketIds?: string[]; auth?: string; channelData?: string } = {}): Promise<Outcome> {
-  const ripple_recovery: Record<string, unknown> = {};
-  if (opts.position !== undefined) ripple_recovery.position = opts.position;
-  if (opts.socketIds) ripple_recovery.socket_ids = opts.socketIds;
-  const data: Record<string, unknown> = { channel, auth: opts.auth ?? '', ripple_recovery };
-  if (opts.channelData) data.channel_data = opts.channelData;
-  c.send({ event: 'pusher:subscribe', data });
-  const f = await c.nextEvent('pusher_internal:ripple_recovery', channel);
-  return JSON.parse(f.data as string) as Outcome;
-}
 
 async function trigger(n: NodeHandle, channel: string, name: string, data: string, socketId?: string, creds = app) {
   const res = await rest(n.url, creds, 'POST', `/apps/${creds.id}/events`, { name, channel, data, ...(socketId ? { socket_id: socketId } : {}) });
