@@ -1,6 +1,7 @@
 // Builds what the server runs, and only that: src/ without its tests and test support, to dist/src
 // (the layout tsc would give, so `dist/src/cli.js` is the entry point either way), and the recovery
-// plugin's browser builds that the node serves (recovery-plugin/dist, by its own build script).
+// plugin's browser builds that the node serves (recovery-plugin/dist, by its own build script), and
+// the debug console's page (dist/console, by build-console.mjs).
 // esbuild strips the types file by file; type checking is `npm run typecheck`'s job, not the start's.
 // Each part is rebuilt only when one of its sources is newer than its last build, so a start with
 // nothing changed costs a directory walk.
@@ -9,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildConsolePage } from './build-console.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist');
@@ -26,7 +28,8 @@ function walk(dir, keep, found = []) {
 
 const serverSource = (path) => {
   const rel = relative(join(root, 'src'), path);
-  return rel.endsWith('.ts') && !rel.endsWith('.test.ts') && !rel.startsWith('testing/') && !rel.endsWith('.d.ts');
+  // console/page/ is the browser's (build-console.mjs bundles it)
+  return rel.endsWith('.ts') && !rel.endsWith('.test.ts') && !rel.startsWith('testing/') && !rel.startsWith('console/page/') && !rel.endsWith('.d.ts');
 };
 
 /** The server: rebuilt when a source is newer than the last build, or the set of sources changed. */
@@ -78,4 +81,5 @@ function buildRecoveryPlugin() {
 const t0 = Date.now();
 const server = await buildServer();
 const plugin = buildRecoveryPlugin();
-if (server || plugin) console.error(`built ${[server && 'the server', plugin && 'the recovery plugin'].filter(Boolean).join(' and ')} in ${Date.now() - t0} ms`);
+const page = await buildConsolePage();
+if (server || plugin || page) console.error(`built ${[server && 'the server', plugin && 'the recovery plugin', page && 'the console page'].filter(Boolean).join(', ')} in ${Date.now() - t0} ms`);

@@ -15,6 +15,11 @@ import type { AppStore } from './apps/store.js';
 import type { ManagedApps } from './api/routes/manage-apps.js';
 import { CommandRouter } from './backbone/command-router.js';
 import { Channels } from './channels/channels.js';
+import { ConsoleRelay, MemoryRelayTransport } from './console/relay.js';
+import { RedisRelayTransport } from './console/redis-relay.js';
+import { serveConsole } from './console/routes.js';
+import { ConsoleTap } from './console/tap.js';
+import { RedisKeys } from './redis/keys.js';
 import type { Config } from './config/schema.js';
 import { createEngine } from './engine/create.js';
 import { Hub } from './hub/hub.js';
@@ -57,18 +62,26 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const metrics = new Metrics();
   const engine = createEngine(config, nodeId, log, metrics, new WebhookRoutes(apps));
   const { backbone, store, cache, rates } = engine;
-  const webhooks = new WebhookDelivery(apps, engine.webhookQueue, config.webhooks, log.child({ module: 'webhooks' }));
+  // The debug console's tap (issue 21): off (one boolean) until a console watches an app.
+  const tap = new ConsoleTap(nodeId, () => apps.all());
+  const webhooks = new WebhookDelivery(apps, engine.webhookQueue, config.webhooks, log.child({ module: 'webhooks' }), tap);
   const hub = new Hub(metrics);
-  const channels = new Channels({ apps, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }) });
+  const channels = new Channels({ apps, hub, backbone, store, cache, history: engine.history, webhooks, metrics, log: log.child({ module: 'channels' }), tap });
   // Node raised the soft limit to the hard one at start already (limits/open-files.ts).
   const fileLimit = openFileLimit();
   // Asked only once connections arrive, by which time openFiles exists.
   const capacity = fileLimit ? (): boolean => openFiles!.admit() : undefined;
-  const sessions = new Sessions({ apps, hub, channels, webhooks, census: engine.census, capacity, metrics, settings: config, log: log.child({ module: 'sessions' }) });
+  const sessions = new Sessions({ apps, hub, channels, webhooks, census: engine.census, capacity, metrics, settings: config, log: log.child({ module: 'sessions' }), tap });
   const openFiles = fileLimit && new OpenFiles(fileLimit.soft, (): number => sessions.connectionCount());
   const commands = new CommandRouter(log.child({ module: 'commands' }));
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
   commands.on('app-changed', (c) => void database?.reload(c.appId));
+  // The console exists only with an operator token; its relay carries watched apps' events between nodes.
+  const relayTransport = engine.mode === 'redis'
+    ? new RedisRelayTransport({ url: config.redisUrl, options: config.redisOptions }, new RedisKeys(config.redisPrefix), `ripple-${nodeId}`, log.child({ module: 'console' }))
+    : new MemoryRelayTransport();
+  const relay = config.operatorToken ? new ConsoleRelay(tap, (cmd) => backbone.broadcastCommand(cmd), relayTransport, log.child({ module: 'console' })) : undefined;
+  if (relay) commands.on('console-watch', (c) => relay.command(c));
   metrics.collectFrom({ sessions, webhooks, backbone, appStore: database?.store });
   // One process of several: a scrape here answers every process's figures, added up by the primary.
   if (parts.primary) metrics.scrapeThrough(parts.primary.shareMetrics(metrics.registry));
@@ -82,7 +95,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   hub.addFanout(attachHttpTransport(uws, sessions, config, log.child({ module: 'http-transport' })));
   let draining = false;
   const requests = new RequestLog(apps, metrics, log.child({ module: 'rest' }));
-  const trigger = new Trigger({ apps, channels, store, cache, rates, requests, log });
+  const trigger = new Trigger({ apps, channels, store, cache, rates, requests, log, tap });
   const isReady = () => !draining && engine.isHealthy();
   const metricsOnMainPort = config.metricsPort === undefined;
   const usage = { nodeId, startedAt, clustered: engine.mode === 'redis', sessions, traffic: metrics, census: engine.census };
@@ -106,17 +119,18 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
         defaults: {},
         changed: async () => undefined,
       };
-  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, appStoreUp: database && (() => database.store.up), pathPrefix: config.pathPrefix, operatorToken: config.operatorToken, managedApps });
+  const api = buildApi({ apps, backbone, store, cache, history: engine.history, rates, trigger, deadLetters: webhooks, usage, requests, metrics, metricsOnMainPort, log, maxRequestBytes: config.maxRequestBytes, isReady, appStoreUp: database && (() => database.store.up), pathPrefix: config.pathPrefix, operatorToken: config.operatorToken, managedApps, tap });
   await api.ready();
   // Before the REST bridge's catch-all, like the HTTP fallback.
   const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);
+  const consolePage = relay && serveConsole(uws, { apps, relay, trigger, operatorToken: config.operatorToken!, pathPrefix: config.pathPrefix, maxRequestBytes: config.maxRequestBytes, log: log.child({ module: 'console' }) });
   attachApi(uws, api, trigger, config.maxRequestBytes, requests, config.pathPrefix);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
   const port = uWS.us_socket_local_port(listenSocket);
   openFiles?.calibrate();
   const fileReport = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: openFiles!.reserve };
-  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport, recoveryPlugin }, 'listening');
+  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport, recoveryPlugin, console: consolePage }, 'listening');
   // With several processes the primary serves the metrics port, for all of them.
   const metricsPort = metricsOnMainPort || parts.primary ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
@@ -137,6 +151,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
       // Leave the cluster now rather than at lease expiry; what that makes due goes to the channels.
       await engine.leave();
       channels.close();
+      await relay?.close();
       // Single-node mode keeps pending webhooks in memory: give them part of the deadline to go out.
       const webhookDrainMs = engine.mode === 'memory' ? Math.floor(config.shutdownTimeoutMs / 2) : 0;
       await Promise.allSettled([webhooks.close(webhookDrainMs), api.close()]);

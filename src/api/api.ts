@@ -22,6 +22,8 @@ import { usageRoutes, type UsageDeps } from './routes/usage.js';
 import { userRoutes } from './routes/users.js';
 import { webhookRoutes, type DeadLetters } from './routes/webhooks.js';
 import { signedRequests } from './signed-request.js';
+import { refusedRequest } from './trigger.js';
+import type { ConsoleTap } from '../console/tap.js';
 import type { Trigger } from './trigger.js';
 
 declare module 'fastify' {
@@ -58,6 +60,8 @@ export interface ApiDeps {
   operatorToken?: string;
   /** What the management API changes (under `/ripple/apps`). */
   managedApps: ManagedApps;
+  /** the debug console (issue 21): refused signed requests */
+  tap: ConsoleTap;
 }
 
 // A character outside ASCII percent-encodes to up to 9 bytes per UTF-16 unit (%E2%82%AC), and the
@@ -110,7 +114,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       await routes.register(healthRoutes, { metrics: deps.metricsOnMainPort ? deps.metrics : undefined, isReady: deps.isReady, appStoreUp: deps.appStoreUp });
       if (deps.operatorToken) await routes.register(manageAppsRoutes, { token: deps.operatorToken, apps: deps.managedApps, log: deps.log.child({ module: 'manage-apps' }) });
       await routes.register(async (signed) => {
-        signedRequests(signed, deps.apps);
+        signedRequests(signed, deps.apps, deps.tap, (req, status, error) => refusedRequest(deps.tap, deps.apps, req, status, error));
         await signed.register(eventRoutes, { trigger: deps.trigger });
         await signed.register(channelRoutes, { store: deps.store, cache: deps.cache, history: deps.history, rates: deps.rates });
         await signed.register(userRoutes, { backbone: deps.backbone });

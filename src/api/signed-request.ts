@@ -6,6 +6,7 @@ import { signedWithAcceptedSecret, type App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
 import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/signature.js';
 import { HttpError } from './errors.js';
+import type { ConsoleTap } from '../console/tap.js';
 
 export const MAX_TIMESTAMP_SKEW_S = 600;
 
@@ -77,17 +78,26 @@ export function appOf(req: FastifyRequest): App {
   return req.pusherApp!;
 }
 
-/** Registers the signature check as a hook of `scope`: every route registered in it is signed. */
-export function signedRequests(scope: FastifyInstance, apps: AppStore): void {
+/**
+ * Registers the signature check as a hook of `scope`: every route registered in it is signed.
+ * `refused`: told of each request the check refuses, while the debug console watches its app.
+ */
+export function signedRequests(scope: FastifyInstance, apps: AppStore, tap: ConsoleTap, refused: (req: SignedRequest, status: number, error: string) => Promise<void>): void {
   scope.addHook('preHandler', async (req) => {
-    const { app, query } = await verifySignedRequest(apps, {
+    const signed: SignedRequest = {
       appId: (req.params as { appId?: string }).appId ?? '',
       method: req.method,
       path: req.url.split('?', 1)[0],
       query: req.query as Record<string, unknown>,
       rawBody: req.rawBody,
-    });
-    req.pusherApp = app;
-    req.pusherQuery = query;
+    };
+    try {
+      const { app, query } = await verifySignedRequest(apps, signed);
+      req.pusherApp = app;
+      req.pusherQuery = query;
+    } catch (err) {
+      if (err instanceof HttpError && tap.on && tap.watches(signed.appId)) await refused(signed, err.status, err.message);
+      throw err;
+    }
   });
 }

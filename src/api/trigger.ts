@@ -8,13 +8,16 @@ import type { ChannelCache } from '../cache/channel-cache.js';
 import type { Channels } from '../channels/channels.js';
 import type { RateWindows } from '../limits/rate-windows.js';
 import type { PresenceStore } from '../presence/store.js';
+import { diagnoseRest } from '../console/doctor.js';
+import { cut } from '../console/events.js';
+import type { ConsoleTap } from '../console/tap.js';
 import { channelKind, isCacheChannel } from '../protocol/channels.js';
 import { encryptData, isEncryptedPayload } from '../protocol/encryption.js';
 import * as frames from '../protocol/frames.js';
 import { errorResponse, HttpError, parseBody } from './errors.js';
 import { spend, type SetHeader } from './rate-limit.js';
 import type { RequestLog } from './request-log.js';
-import { verifySignedRequest, type SignedRequest } from './signed-request.js';
+import { MAX_TIMESTAMP_SKEW_S, verifySignedRequest, type SignedRequest } from './signed-request.js';
 import { parseTrigger, type TriggerEvent } from './validate.js';
 
 export interface TriggerDeps {
@@ -27,6 +30,8 @@ export interface TriggerDeps {
   /** the fast path's requests are counted and logged here (Fastify's by its own hook) */
   requests: RequestLog;
   log: Logger;
+  /** the debug console (issue 21): each API message, and each refused request with the doctor's look */
+  tap: ConsoleTap;
 }
 
 export type ChannelAttrs = { user_count?: number; subscription_count?: number };
@@ -81,6 +86,7 @@ export class Trigger {
       const r = errorResponse(err as Error, this.d.log);
       ({ status, body } = r);
       failure = r.body.error;
+      if (this.d.tap.on && this.d.tap.watches(req.appId)) await refusedRequest(this.d.tap, this.d.apps, req, status, failure);
     }
     this.d.requests.done(req.appId, req.method, req.path, status, this.d.requests.since(started), failure);
     headers['content-type'] = 'application/json; charset=utf-8';
@@ -113,6 +119,10 @@ export class Trigger {
       });
     }
     for (const o of out) this.d.channels.publishEvent(app, o.channel, o.frame, o.socketId);
+    const tap = this.d.tap;
+    if (tap.on && tap.watches(app.id)) {
+      for (const ev of events) tap.emit({ type: 'api_message', appId: app.id, channels: ev.channels, event: ev.name, data: cut(ev.data), detail: { excludedSocketId: ev.socketId, batch: events.length > 1 || undefined } });
+    }
   }
 
   private async info(app: App, ev: TriggerEvent): Promise<Record<string, ChannelAttrs>> {
@@ -136,5 +146,21 @@ export class Trigger {
     if (presence && info.includes('user_count')) a.user_count = await this.d.store.userCount(app.id, channel);
     if (!presence && app.enableSubscriptionCount && info.includes('subscription_count')) a.subscription_count = await this.d.store.subscriptionCount(app.id, channel);
     return a;
+  }
+}
+
+/**
+ * A refused REST request, for the console: its status and error and, for a refused signature, the
+ * doctor's look (api/signed-request.ts's checks, step by step). Never throws.
+ */
+export async function refusedRequest(tap: ConsoleTap, apps: AppStore, req: SignedRequest, status: number, error: string | undefined): Promise<void> {
+  try {
+    const query: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.query)) query[k.toLowerCase()] = Array.isArray(v) ? String(v[v.length - 1]) : String(v);
+    const app = status === 401 || status === 403 || status === 404 ? await apps.findById(req.appId) : undefined;
+    const doctor = app !== undefined || status === 404 ? diagnoseRest(app, app?.enabled ?? false, tap.peers(), { method: req.method, path: req.path, query, rawBody: req.rawBody }, Date.now(), MAX_TIMESTAMP_SKEW_S) : undefined;
+    tap.emit({ type: 'api_refused', appId: req.appId, detail: { method: req.method, path: req.path, status, error }, doctor });
+  } catch {
+    // the console must never disturb what it watches
   }
 }

@@ -37,7 +37,9 @@ export interface FeedHandler {
 export type NodeCommand =
   | { type: 'terminate-user'; appId: string; userId: string }
   /** An app was written through the management API: every node reads it again from its database. */
-  | { type: 'app-changed'; appId: string };
+  | { type: 'app-changed'; appId: string }
+  /** A debug console watches the app: every node streams its events for `ttlMs` more (console/relay.ts). */
+  | { type: 'console-watch'; appId: string; ttlMs: number };
 
 export interface NodeCommandHandler {
   command(cmd: NodeCommand): void;

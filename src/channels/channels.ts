@@ -10,6 +10,7 @@ import type { App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
 import type { Backbone, FeedHandler } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
+import type { ConsoleTap } from '../console/tap.js';
 import { parsePosition, policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
 import type { Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics/metrics.js';
@@ -35,6 +36,8 @@ export interface ChannelsDeps {
   log: Logger;
   /** refused subscriptions are counted by reason; channels a break in the feed may have cost events */
   metrics: Pick<Metrics, 'subscriptionsRefused' | 'unrecoveredChannels'>;
+  /** the debug console (issue 21): subscriptions, transitions, cache misses, recovery replays */
+  tap: ConsoleTap;
 }
 
 type Transition = 'occupied' | 'vacated' | undefined;
@@ -45,7 +48,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
 
   constructor(private readonly d: ChannelsDeps) {
     this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
-    this.recovery = { hub: d.hub, backbone: d.backbone, reads: new SharedReads(d.history), positioned: new Map(), log: d.log };
+    this.recovery = { hub: d.hub, backbone: d.backbone, reads: new SharedReads(d.history), positioned: new Map(), log: d.log, tap: d.tap };
   }
 
   /**
@@ -71,6 +74,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     s.channels.set(channel, sub);
     const policy = this.joinTopic(s, channel, sub, recovery);
     s.send(frames.subscriptionSucceeded(channel));
+    if (this.d.tap.on && this.d.tap.watches(app.id)) this.d.tap.emit({ type: 'subscribed', appId: app.id, socketId: s.socketId, channel, userId: s.user?.id });
     this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
     this.d.store.addSubscription(app.id, channel).then(
       (count) => this.countChanged(app, channel, count, count === 1 ? 'occupied' : undefined),
@@ -110,6 +114,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
         if (join.count === 1) this.transition(app, { name: 'channel_occupied', channel });
         if (join.added) this.memberAdded(app, channel, member.userId, member.userInfo, s.socketId);
         s.send(frames.presenceSucceeded(channel, join.members));
+        if (this.d.tap.on && this.d.tap.watches(app.id)) this.d.tap.emit({ type: 'subscribed', appId: app.id, socketId: s.socketId, channel, userId: member.userId });
         // Events are replayed, not member changes: the member list above replaces them.
         this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
       },
@@ -132,6 +137,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
       sub.hold = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN).hold;
     }
     s.send(frames.subscriptionSucceeded(channel));
+    if (this.d.tap.on && this.d.tap.watches(s.app.id)) this.d.tap.emit({ type: 'subscribed', appId: s.app.id, socketId: s.socketId, channel, userId: s.user?.id });
     if (sub) this.afterSucceeded(s, channel, sub, recovery, policy, () => s.userChannel === sub);
   }
 
@@ -149,6 +155,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
     s.channels.delete(channel);
     this.leaveTopic(s, channel, sub);
+    if (this.d.tap.on && this.d.tap.watches(s.app.id)) this.d.tap.emit({ type: 'unsubscribed', appId: s.app.id, socketId: s.socketId, channel, userId: sub.userId });
     // Unrecorded (Redis unreachable): this node's record has it, and when Redis is back its share is
     // written again and the transitions it makes are announced then (presence/redis.ts).
     this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.debug({ err, app: s.app.id, channel }, 'leave not yet recorded cluster-wide'));
@@ -360,6 +367,10 @@ export class Channels implements ClusterStateHandler, FeedHandler {
    */
   private transition(app: App, event: WebhookEvent): void {
     if (!this.d.store.queuesTransitionWebhooks) this.d.webhooks.emit(app, event);
+    if (this.d.tap.on && this.d.tap.watches(app.id)) {
+      const e = event as { name: 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed'; channel: string; user_id?: string };
+      this.d.tap.emit({ type: e.name, appId: app.id, channel: e.channel, userId: e.user_id });
+    }
   }
 
   /** Right after subscription_succeeded: the cached event, or pusher:cache_miss and, once per window, its webhook (spec §7). */
@@ -370,6 +381,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
       .then(async (hit) => {
         if (hit) return s.send(frames.channelEvent(hit.ev.event, channel, hit.ev.data));
         s.send(frames.cacheMiss(channel));
+        if (this.d.tap.on && this.d.tap.watches(app.id)) this.d.tap.emit({ type: 'cache_miss', appId: app.id, socketId: s.socketId, channel });
         // Each subscriber hears of the miss; the app's server once per window (spec §7).
         if (await this.d.cache.firstMiss(app.id, channel)) this.d.webhooks.emit(app, { name: 'cache_miss', channel });
       })

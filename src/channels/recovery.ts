@@ -4,6 +4,7 @@
 // published while the history is read is lost or sent out of order. The same runs again for an open
 // subscription when the node's feed of other nodes' frames broke (a refill): the client then hears
 // only of a gap that could not be filled.
+import type { ConsoleTap } from '../console/tap.js';
 import type { Logger } from 'pino';
 import type { Backbone } from '../backbone/backbone.js';
 import { formatPosition, parsePosition, verdict, type HistoryPage, type HistoryPolicy, type Position } from '../history/history.js';
@@ -40,6 +41,7 @@ export interface RecoveryDeps {
   /** every positioned subscription of the node (refilled after a break in the feed) */
   positioned: Map<Subscription, PositionedSubscription>;
   log: Logger;
+  tap: ConsoleTap;
 }
 
 /** A subscribe (its outcome always follows subscription_succeeded), or an open subscription refilled after a break in the feed. */
@@ -113,6 +115,10 @@ export async function recover(
   }
   // A refill that filled the gap is silent: the replayed events carry their positions.
   if (kind === 'subscribe' || outcome.recovered !== true) s.send(frames.recoveryOutcome(channel, outcome));
+  if (d.tap.on && d.tap.watches(app.id)) {
+    const o = outcome as { position: string | null; recovered?: boolean; replayed?: number; reason?: string };
+    d.tap.emit({ type: 'recovery', appId: app.id, socketId: s.socketId, channel, detail: { kind, from: from ? formatPosition(from) : undefined, position: o.position, recovered: o.recovered, replayed: o.replayed, reason: o.reason } });
+  }
   release(d, s, channel, sub, upTo, current);
   return outcome.recovered === true;
 }

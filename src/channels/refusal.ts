@@ -3,6 +3,9 @@
 // ripple_subscriptions_refused_total by reason. The line names the channel, never the auth token or
 // the channel_data.
 import type { Logger } from 'pino';
+import { subscriptionFix } from '../console/doctor.js';
+import type { Diagnosis } from '../console/events.js';
+import type { ConsoleTap } from '../console/tap.js';
 import type { Metrics } from '../metrics/metrics.js';
 import * as frames from '../protocol/frames.js';
 import type { ChannelMember } from './member.js';
@@ -31,16 +34,28 @@ export interface SubscriptionRefusal {
 export interface RefusalDeps {
   log: Logger;
   metrics: Pick<Metrics, 'subscriptionsRefused'>;
+  tap: ConsoleTap;
 }
 
 /** A name over the length limit can be as long as a frame: the log keeps its start. */
 const LOGGED_NAME_CHARS = 256;
 
-export function refuseSubscription(d: RefusalDeps, s: ChannelMember, channel: string, r: SubscriptionRefusal): void {
+/** `doctor`: what the connection doctor can say beyond the reason (a bad signature's signed string), asked only while the app is watched. */
+export function refuseSubscription(d: RefusalDeps, s: ChannelMember, channel: string, r: SubscriptionRefusal, doctor?: () => Diagnosis): void {
   d.metrics.subscriptionsRefused.inc({ app: s.app.id, reason: r.reason });
   d.log.debug(
     { app: s.app.id, socketId: s.socketId, channel: channel.slice(0, LOGGED_NAME_CHARS), reason: r.reason, status: r.status, error: r.error },
     'subscription refused',
   );
   s.send(frames.subscriptionError(channel, r.type, r.error, r.status));
+  if (d.tap.on && d.tap.watches(s.app.id)) {
+    d.tap.emit({
+      type: 'subscription_refused',
+      appId: s.app.id,
+      socketId: s.socketId,
+      channel: channel.slice(0, LOGGED_NAME_CHARS),
+      detail: { reason: r.reason, status: r.status, error: r.error },
+      doctor: doctor?.() ?? { problem: r.error, fix: subscriptionFix(r.reason) },
+    });
+  }
 }

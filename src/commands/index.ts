@@ -8,4 +8,5 @@ export interface ToolCommand {
 
 export const toolCommands: Readonly<Record<string, ToolCommand>> = {
   apps: { summary: 'list, add, update, disable, delete apps and rotate secrets (through a running node)', load: () => import('./apps.js') },
+  tail: { summary: 'stream an app\'s debug log (connections, messages, webhooks, the connection doctor) from a running node', load: () => import('./tail.js') },
 };

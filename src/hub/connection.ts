@@ -17,6 +17,8 @@ export interface Connection {
   readonly remoteAddress: string;
   /** The Origin header of the opening request ('' when absent). */
   readonly origin: string;
+  /** What carries it, for the debug console: 'ws', 'xhr' (the HTTP fallback), 'memory'. */
+  readonly transport: string;
   readonly closed: boolean;
 }
 

@@ -65,6 +65,11 @@ export class RedisKeys {
     return `${this.prefix}:ch:${appId}:${channel}`;
   }
 
+  /** pub/sub channel: an app's debug-console events, from every node to the watching ones (console/redis-relay.ts) */
+  console(appId: string): string {
+    return `${this.prefix}:console:${appId}`;
+  }
+
   history(appId: string, channel: string): HistoryKeys {
     const base = `${this.prefix}:h:${appId}:${channel}`;
     return { epoch: `${base}:e`, serial: `${base}:n`, events: `${base}:s`, senders: `${base}:d` };

@@ -10,6 +10,8 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
+import { diagnoseHandshake } from '../console/doctor.js';
+import type { ConsoleTap } from '../console/tap.js';
 import type { ConnectionCensus } from '../limits/connection-census.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { checkHandshake, lookupFailed, overCapacity, overQuota, type HandshakeRefusal, type HandshakeRequest } from './handshake.js';
@@ -27,6 +29,8 @@ export interface AdmissionDeps {
   capacity?: CapacityCheck;
   metrics: Pick<Metrics, 'connectionsRefused'>;
   log: Logger;
+  /** the debug console (issue 21): each refusal with the doctor's explanation, while watched */
+  tap: ConsoleTap;
 }
 
 /**
@@ -92,6 +96,16 @@ export class Admission {
       { app: app?.id, key: app ? undefined : req.key, remoteAddress: req.remoteAddress, origin: req.origin || undefined, code: refusal.code, reason: refusal.reason },
       'connection refused',
     );
+    const tap = this.d.tap;
+    // A key no app has belongs to no app: only the operator's consoles see it (appId ''), with the keys that exist.
+    if (tap.on && tap.watches(app?.id ?? '')) {
+      tap.emit({
+        type: 'connection_refused',
+        appId: app?.id ?? '',
+        detail: { code: refusal.code, reason: refusal.reason, message: refusal.message, key: req.key, origin: req.origin || undefined, protocol: req.protocol || undefined, remoteAddress: req.remoteAddress },
+        doctor: diagnoseHandshake(refusal.reason, req, app?.allowedOrigins, app ? undefined : tap.peers().map((p) => p.key)),
+      });
+    }
     return refusal;
   }
 }

@@ -5,6 +5,7 @@ import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan, type ClientFrame } from '../protocol/parse.js';
 import type { Session } from './session.js';
+import { cut } from '../console/events.js';
 import type { SessionDeps } from './deps.js';
 
 function refuse(s: Session, message: string, channel?: string): void {
@@ -51,6 +52,10 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   // Redis down and the outage buffer full: refused whole (not even local delivery), the client may retry.
   if (!deps.channels.hasRoom([out])) return refuse(s, 'Other nodes cannot be reached right now and the event was not sent; try again shortly.', channel);
   deps.channels.publishEvent(app, channel, out, s.socketId);
+  if (deps.tap.on && deps.tap.watches(app.id)) {
+    const data = typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data ?? null);
+    deps.tap.emit({ type: 'client_event', appId: app.id, socketId: s.socketId, channel, event: frame.event, userId, data: cut(data) });
+  }
   deps.webhooks.emit(app, {
     name: 'client_event',
     channel,

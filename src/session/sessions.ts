@@ -46,8 +46,8 @@ export class Sessions {
   private readonly deps: SessionDeps;
 
   constructor(private readonly o: SessionsOptions) {
-    this.deps = { channels: o.channels, webhooks: o.webhooks, metrics: o.metrics, log: o.log };
-    this.admission = new Admission({ apps: o.apps, census: o.census, capacity: o.capacity, metrics: o.metrics, log: o.log });
+    this.deps = { channels: o.channels, webhooks: o.webhooks, metrics: o.metrics, log: o.log, tap: o.tap };
+    this.admission = new Admission({ apps: o.apps, census: o.census, capacity: o.capacity, metrics: o.metrics, log: o.log, tap: o.tap });
     o.apps.onChange((change) => this.appChanged(change));
     this.liveness = new Liveness(() => this.bySocketId.values(), o.settings, o.log);
     this.liveness.start();
@@ -85,6 +85,10 @@ export class Sessions {
     }
     s.send(frames.connectionEstablished(s.socketId, this.o.settings.activityTimeout));
     this.o.log.debug({ app: app.id, socketId: s.socketId, remoteAddress: conn.remoteAddress, origin: conn.origin || undefined }, 'connection opened');
+    const tap = this.o.tap;
+    if (tap.on && tap.watches(app.id)) {
+      tap.emit({ type: 'connection_opened', appId: app.id, socketId: s.socketId, detail: { transport: conn.transport, origin: conn.origin || undefined, remoteAddress: conn.remoteAddress } });
+    }
     return s;
   }
 
@@ -143,10 +147,15 @@ export class Sessions {
     }
   }
 
-  /** The session's connection closed with `code`. */
-  closed(s: Session, code: number, by: ClosedBy): void {
+  /** The session's connection closed with `code` (and `reason`, the close frame's, for the console). */
+  closed(s: Session, code: number, by: ClosedBy, reason?: ArrayBuffer | string): void {
     if (!this.bySocketId.delete(s.socketId)) return;
     this.o.log.debug({ app: s.app.id, socketId: s.socketId, remoteAddress: s.conn.remoteAddress, code, closedBy: by }, 'connection closed');
+    const tap = this.o.tap;
+    if (tap.on && tap.watches(s.app.id)) {
+      const why = typeof reason === 'string' || reason === undefined ? reason : Buffer.from(reason).toString('utf8');
+      tap.emit({ type: 'connection_closed', appId: s.app.id, socketId: s.socketId, userId: s.user?.id, detail: { code, reason: why || undefined, closedBy: by, transport: s.conn.transport, origin: s.conn.origin || undefined } });
+    }
     if (s.signinTimer) clearTimeout(s.signinTimer);
     this.o.metrics.disconnects.inc({ app: s.app.id, code: String(code) });
     this.perApp.set(s.app.id, (this.perApp.get(s.app.id) ?? 1) - 1);

@@ -11,6 +11,7 @@ import * as frames from '../protocol/frames.js';
 import { channelAuthString, verifyToken } from '../protocol/signature.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan } from '../protocol/parse.js';
 import type { PresenceMember } from '../presence/store.js';
+import { diagnoseChannelAuth } from '../console/doctor.js';
 import type { Session } from './session.js';
 import type { SessionDeps } from './deps.js';
 
@@ -53,7 +54,7 @@ export function subscribe(deps: SessionDeps, s: Session, data: Record<string, un
       return deps.channels.subscribe(s, channel, recovery);
     case 'private':
     case 'encrypted':
-      if (!authorized(s, channel, data)) return refuseSubscription(deps, s, channel, badSignature);
+      if (!authorized(s, channel, data)) return refuseSubscription(deps, s, channel, badSignature, authDoctor(deps, s, channel, data));
       return deps.channels.subscribe(s, channel, recovery);
     case 'presence':
       return subscribePresence(deps, s, channel, data, recovery);
@@ -85,6 +86,12 @@ export function unsubscribe(deps: SessionDeps, s: Session, data: Record<string, 
 
 const badSignature: SubscriptionRefusal = { reason: 'auth', type: 'AuthError', error: 'Invalid signature', status: 401 };
 
+/** The doctor's look at a bad subscription signature, made only if the console watches the app. */
+function authDoctor(deps: SessionDeps, s: Session, channel: string, data: Record<string, unknown>) {
+  const channelData = typeof data.channel_data === 'string' ? data.channel_data : undefined;
+  return () => diagnoseChannelAuth(s.app, deps.tap.peers(), s.socketId, channel, channelData, data.auth);
+}
+
 /** The subscription's signature (spec §4.2, §4.3); private channels sign channel_data too when a client sends it. */
 function authorized(s: Session, channel: string, data: Record<string, unknown>): boolean {
   const channelData = typeof data.channel_data === 'string' ? data.channel_data : undefined;
@@ -96,7 +103,7 @@ function authorized(s: Session, channel: string, data: Record<string, unknown>):
 }
 
 function subscribePresence(deps: SessionDeps, s: Session, channel: string, data: Record<string, unknown>, recovery?: RecoveryRequest): void {
-  if (!authorized(s, channel, data)) return refuseSubscription(deps, s, channel, badSignature);
+  if (!authorized(s, channel, data)) return refuseSubscription(deps, s, channel, badSignature, authDoctor(deps, s, channel, data));
   // pusher-js (>= 7.4) subscribes a signed-in connection without channel_data when the app's auth
   // endpoint signs only socket_id:channel; the member is then the signed-in user (spec §4.3).
   const member = data.channel_data === undefined && s.user ? presenceMember(s.app, s.user.id, s.user.userInfo) : parseChannelData(s.app, data.channel_data);

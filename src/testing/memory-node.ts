@@ -1,5 +1,6 @@
 // A whole node's session logic in this process, on the in-memory transport and the memory engine:
 // for unit tests of sessions and channels without sockets or server processes.
+import { ConsoleTap } from '../console/tap.js';
 import { pino } from 'pino';
 import type { App } from '../apps/app.js';
 import { StaticAppStore } from '../apps/static-store.js';
@@ -47,9 +48,10 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
   const fanout = new MemoryFanout();
   hub.addFanout(fanout);
   const history = opts.history ?? engine.history;
-  const channels = new Channels({ apps: registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log });
+  const tap = new ConsoleTap('memory', () => registry.all());
+  const channels = new Channels({ apps: registry, hub, backbone: engine.backbone, store: engine.store, cache: engine.cache, history, webhooks, metrics, log, tap });
   const settings = { activityTimeout: 120, pongTimeout: 30, maxBackpressureBytes: 1000 };
-  const sessions = new Sessions({ apps: registry, hub, channels, webhooks, census: engine.census, metrics, settings, log });
+  const sessions = new Sessions({ apps: registry, hub, channels, webhooks, census: engine.census, metrics, settings, log, tap });
   const commands = new CommandRouter(log);
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
   await engine.start({ frames: hub, commands, clusterState: channels, feed: channels });

@@ -75,6 +75,9 @@ export class HttpFanout implements Fanout {
 }
 
 export class HttpConnection implements Connection {
+  get transport(): string {
+    return 'xhr';
+  }
   closed = false;
   /** Set once the handshake (and quota) let the session open. */
   session?: Session;

@@ -17,6 +17,9 @@ export class MemoryFanout implements Fanout {
 }
 
 export class MemoryConnection implements Connection {
+  get transport(): string {
+    return 'memory';
+  }
   /** Every frame sent to the client, in order. */
   readonly sent: string[] = [];
   closed = false;

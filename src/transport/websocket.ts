@@ -35,6 +35,9 @@ interface WsData {
 const MAX_EARLY_FRAMES = 16;
 
 export class WsConnection implements Connection {
+  get transport(): string {
+    return 'ws';
+  }
   /** Closed for the session: it closed the connection, or the socket went away. */
   closed = false;
   /** uWS closed the socket: it throws on any further access. */
@@ -163,13 +166,13 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     open: (ws) => opened(ws, sessions, fanout, settings, log),
     message: (ws, message) => received(ws, message, sessions),
     drain: (ws) => ws.getUserData().conn?.drained(),
-    close: (ws, code) => {
+    close: (ws, code, message) => {
       const d = ws.getUserData();
       d.gone = true;
       // Closed for the session before uWS closed the socket: the server closed it.
       const by = d.conn?.closed ? 'server' : 'client';
       d.conn?.ended();
-      if (d.session) sessions.closed(d.session, code, by);
+      if (d.session) sessions.closed(d.session, code, by, message);
     },
   });
   return fanout;

@@ -4,6 +4,7 @@
 // passed; it then goes to the dead-letter list, from which an operator can replay it. Everything here is asynchronous I/O: the gateway only ever
 // calls emit(), which appends to a queue and returns. Every attempt is logged at debug level and
 // counted per app; a log line names the endpoint without its credentials or query.
+import type { ConsoleTap } from '../console/tap.js';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore } from '../apps/store.js';
@@ -82,6 +83,8 @@ export class WebhookDelivery implements WebhookSink {
     private readonly queue: WebhookQueue,
     private readonly settings: DeliverySettings,
     private readonly log: Logger,
+    /** the debug console (issue 21): each attempt */
+    private readonly tap: ConsoleTap,
   ) {
     for (const app of apps.all()) this.setEndpoints(app);
     // Endpoints follow the app store: an app's events go to its endpoints as they are now, signed with
@@ -229,6 +232,14 @@ export class WebhookDelivery implements WebhookSink {
         { app: ep.app.id, url: ep.shownUrl, attempt, events: sent.length, ...(res.ok ? { status: res.status } : { error: res.error }), ms: Math.round(performance.now() - started) },
         'webhook attempt',
       );
+      if (this.tap.on && this.tap.watches(ep.app.id)) {
+        const dead = !res.ok && Date.now() - first >= this.settings.maxRetryMs;
+        this.tap.emit({
+          type: 'webhook',
+          appId: ep.app.id,
+          detail: { url: ep.shownUrl, attempt, events: sent.map((e) => (e as { name?: string }).name).join(','), status: res.ok ? res.status : undefined, error: res.ok ? undefined : res.error, ms: Math.round(performance.now() - started), deadLetter: dead || undefined },
+        });
+      }
       if (res.ok) {
         ep.counts.delivered++;
         pending = pending.slice(sent.length);

@@ -1,0 +1,249 @@
+// The debug console's page (issue 21): plain DOM, every value written with textContent (never as
+// HTML), talking only to the node that served it. An operator opens it with the operator token; an
+// app's owner with the app's id, key and secret, which sign a session request here in the browser
+// (Web Crypto) so that the secret never leaves the page.
+type Detail = Record<string, string | number | boolean | null | undefined>;
+interface ConsoleEvent {
+  type: string;
+  appId: string;
+  time: number;
+  node?: string;
+  socketId?: string;
+  channel?: string;
+  channels?: string[];
+  event?: string;
+  userId?: string;
+  data?: string;
+  detail?: Detail;
+  doctor?: { problem: string; fix: string; signed?: string; matches?: string };
+  count?: number;
+}
+
+const DATA_CHARS = 2048;
+/** Rows kept on the page; the oldest go first. */
+const MAX_ROWS = 2000;
+/** Events waiting to be shown (paused, or faster than the speed); beyond it they are counted as skipped. */
+const MAX_WAITING = 5000;
+
+const base = location.pathname.endsWith('/') ? location.pathname : `${location.pathname}/`;
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+let authorization = '';
+let types: string[] = [];
+let streamAbort: AbortController | undefined;
+let paused = false;
+let waiting: ConsoleEvent[] = [];
+let skippedHere = 0;
+
+function el(tag: string, cls: string, text?: string): HTMLElement {
+  const e = document.createElement(tag);
+  e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+async function api(path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${base}api/${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), authorization } });
+}
+
+async function hmacHex(secret: string, message: string): Promise<string> {
+  if (!crypto.subtle) throw new Error('This page needs Web Crypto (open it over HTTPS or on localhost), or use the operator token or `ripple tail`.');
+  const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  const sig = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(message));
+  return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The app owner's session: POST .../session signed as the REST API is (auth_key, auth_timestamp, auth_version). */
+async function appSession(appId: string, key: string, secret: string): Promise<string> {
+  const path = `${base}api/apps/${encodeURIComponent(appId)}/session`;
+  const query: Record<string, string> = { auth_key: key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+  const signed = Object.keys(query).sort().map((k) => `${k}=${query[k]}`).join('&');
+  const signature = await hmacHex(secret, `POST\n${path}\n${signed}`);
+  const qs = new URLSearchParams({ ...query, auth_signature: signature });
+  const res = await fetch(`${path}?${qs}`, { method: 'POST' });
+  const body = (await res.json()) as { token?: string; error?: string };
+  if (!res.ok || !body.token) throw new Error(body.error ?? `refused (${res.status})`);
+  return body.token;
+}
+
+async function open(credential: string, who: string): Promise<void> {
+  authorization = `Bearer ${credential}`;
+  const res = await api('apps');
+  const body = (await res.json()) as { operator?: boolean; apps?: { id: string }[]; types?: string[]; error?: string };
+  if (!res.ok) throw new Error(body.error ?? `refused (${res.status})`);
+  types = (body.types ?? []).filter((t) => t !== 'skipped');
+  const select = $<HTMLSelectElement>('app');
+  select.replaceChildren(...(body.apps ?? []).map((a) => Object.assign(document.createElement('option'), { value: a.id, textContent: a.id })));
+  const boxes = $<HTMLFieldSetElement>('types');
+  boxes.replaceChildren(boxes.querySelector('legend')!);
+  for (const t of types) {
+    const label = el('label', '');
+    const box = Object.assign(document.createElement('input'), { type: 'checkbox', checked: true, value: t });
+    box.dataset.type = t;
+    box.addEventListener('change', refilter);
+    label.append(box, document.createTextNode(` ${t}`));
+    boxes.append(label);
+  }
+  $('who').textContent = who;
+  $('login').hidden = true;
+  $('main').hidden = false;
+  select.onchange = () => void watch(select.value);
+  if (select.value) await watch(select.value);
+}
+
+function shownTypes(): Set<string> {
+  return new Set(Array.from(document.querySelectorAll<HTMLInputElement>('#types input:checked'), (b) => b.value));
+}
+
+/** Whether a row's event passes the type boxes and the search (channel, event, socket id, user id, text). */
+function passes(ev: ConsoleEvent, shown: Set<string>, search: string): boolean {
+  if (ev.type !== 'skipped' && !shown.has(ev.type)) return false;
+  if (!search) return true;
+  const hay = [ev.type, ev.channel, ...(ev.channels ?? []), ev.event, ev.socketId, ev.userId, ev.data, ev.node, JSON.stringify(ev.detail ?? {}), ev.doctor?.problem, ev.doctor?.fix]
+    .filter(Boolean)
+    .join('\n')
+    .toLowerCase();
+  return hay.includes(search);
+}
+
+const rows = new WeakMap<Element, ConsoleEvent>();
+
+function refilter(): void {
+  const shown = shownTypes();
+  const search = $<HTMLInputElement>('search').value.trim().toLowerCase();
+  for (const li of Array.from($('log').children)) {
+    const ev = rows.get(li);
+    if (ev) (li as HTMLElement).hidden = !passes(ev, shown, search);
+  }
+}
+
+function describe(ev: ConsoleEvent): string {
+  const d = ev.detail ?? {};
+  return Object.entries(d)
+    .filter(([, v]) => v !== undefined && v !== null && v !== '')
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(' ');
+}
+
+function render(ev: ConsoleEvent): void {
+  const li = el('li', `ev ${ev.type}${/refused/.test(ev.type) ? ' refused' : ''}`);
+  li.dataset.type = ev.type;
+  rows.set(li, ev);
+  if (ev.type === 'skipped') {
+    li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', `${ev.count ?? 0} skipped`), el('span', 'what', 'events left out: more than this stream shows per second'));
+  } else {
+    li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', ev.type));
+    if (ev.channel || ev.channels) li.append(el('span', 'channel', ev.channel ?? ev.channels!.join(', ')));
+    if (ev.event) li.append(el('span', 'event', ev.event));
+    if (ev.socketId) li.append(el('span', 'socket', `socket ${ev.socketId}`));
+    if (ev.userId) li.append(el('span', 'user', `user ${ev.userId}`));
+    const detail = describe(ev);
+    if (detail) li.append(el('span', 'detail', detail));
+    if (ev.node) li.append(el('span', 'node', `node ${ev.node.slice(0, 8)}`));
+    if (ev.data !== undefined) li.append(el('div', 'data', ev.data));
+    if (ev.doctor) {
+      const doc = el('div', 'doctor');
+      doc.append(el('div', 'problem', ev.doctor.problem), el('div', 'fix', `Fix: ${ev.doctor.fix}`));
+      if (ev.doctor.signed !== undefined) doc.append(el('div', 'signed', `Server signed: ${ev.doctor.signed}`));
+      if (ev.doctor.matches !== undefined) doc.append(el('div', 'matches', `Your signature matches: ${ev.doctor.matches}`));
+      li.append(doc);
+    }
+    if (ev.type === 'api_message' && ev.event && ev.channels && (ev.data ?? '').length <= DATA_CHARS) {
+      const replay = el('button', 'replay', 'Replay');
+      replay.addEventListener('click', () => void send({ name: ev.event!, channels: ev.channels!, data: ev.data ?? '' }));
+      li.append(replay);
+    }
+  }
+  li.hidden = !passes(ev, shownTypes(), $<HTMLInputElement>('search').value.trim().toLowerCase());
+  const log = $('log');
+  log.prepend(li);
+  while (log.childElementCount > MAX_ROWS) log.lastElementChild!.remove();
+}
+
+function arrive(ev: ConsoleEvent): void {
+  if (waiting.length >= MAX_WAITING) return void skippedHere++;
+  waiting.push(ev);
+}
+
+/** Shows what waits, at the chosen speed, unless paused; what the page had to leave out shows as one line. */
+function pump(): void {
+  if (paused) return;
+  const speed = Number($<HTMLSelectElement>('speed').value);
+  const n = speed === 0 ? waiting.length : Math.max(1, Math.round(speed / 10));
+  for (const ev of waiting.splice(0, n)) render(ev);
+  if (skippedHere > 0) {
+    render({ type: 'skipped', appId: '', time: Date.now(), count: skippedHere });
+    skippedHere = 0;
+  }
+  $('status').textContent = waiting.length ? `${waiting.length} waiting` : paused ? 'paused' : 'live';
+}
+
+async function watch(appId: string): Promise<void> {
+  streamAbort?.abort();
+  const abort = (streamAbort = new AbortController());
+  waiting = [];
+  $('status').textContent = 'connecting';
+  try {
+    const res = await api(`apps/${encodeURIComponent(appId)}/stream`, { signal: abort.signal });
+    if (!res.ok || !res.body) {
+      $('status').textContent = `refused (${res.status})`;
+      return;
+    }
+    $('status').textContent = 'live';
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+        if (data) arrive(JSON.parse(data) as ConsoleEvent);
+      }
+    }
+    if (!abort.signal.aborted) $('status').textContent = 'stream ended';
+  } catch (err) {
+    if (!abort.signal.aborted) $('status').textContent = `stream failed: ${(err as Error).message}`;
+  }
+}
+
+async function send(body: { name: string; channels: string[]; data: string }): Promise<void> {
+  const out = $('send-result');
+  const res = await api(`apps/${encodeURIComponent($<HTMLSelectElement>('app').value)}/events`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  out.textContent = res.ok ? 'sent' : `refused: ${((await res.json()) as { error?: string }).error ?? res.status}`;
+}
+
+function fail(err: unknown): void {
+  $('login-error').textContent = (err as Error).message;
+}
+
+$('operator-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $<HTMLInputElement>('operator-token');
+  void open(input.value, 'operator').catch(fail);
+});
+$('app-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const id = $<HTMLInputElement>('app-id').value;
+  const secretInput = $<HTMLInputElement>('app-secret');
+  const secret = secretInput.value;
+  secretInput.value = '';
+  void appSession(id, $<HTMLInputElement>('app-key').value, secret)
+    .then((token) => open(token, `app ${id}`))
+    .catch(fail);
+});
+$('search').addEventListener('input', refilter);
+$('pause').addEventListener('click', () => {
+  paused = !paused;
+  $('pause').textContent = paused ? 'Resume' : 'Pause';
+  $('status').textContent = paused ? 'paused' : 'live';
+});
+$('clear').addEventListener('click', () => $('log').replaceChildren());
+$('creator-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  void send({ name: $<HTMLInputElement>('send-event').value, channels: [$<HTMLInputElement>('send-channel').value], data: $<HTMLTextAreaElement>('send-data').value }).catch(fail);
+});
+setInterval(pump, 100);
