@@ -1,16 +1,21 @@
 // The relay's cluster transport: an app's console events on its Redis pub/sub channel
 // (RedisKeys.console). Its two connections are opened only when this node first publishes or listens,
-// so a cluster where nobody opens a console holds none. Publishing is fire and forget: a console event
-// lost while Redis is away is not worth holding anything up for.
+// so a cluster where nobody opens a console holds none. Publishing is fire and forget: while the
+// connection is not ready (just opened, or Redis away) a bounded number of events wait for it, and
+// beyond that they are dropped: a console event is not worth holding anything up for.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { commandClient, subscriberClient, type RedisTarget } from '../redis/clients.js';
 import type { RedisKeys } from '../redis/keys.js';
 import type { RelayTransport } from './relay.js';
 
+/** Events kept while the publishing connection is not ready. */
+const MAX_WAITING = 1000;
+
 export class RedisRelayTransport implements RelayTransport {
   private pub?: Redis;
   private sub?: Redis;
+  private waiting: [string, string][] = [];
   /** Redis channel → where its events go */
   private readonly byChannel = new Map<string, (json: string) => void>();
 
@@ -22,7 +27,18 @@ export class RedisRelayTransport implements RelayTransport {
   ) {}
 
   publish(appId: string, json: string): void {
-    this.pub ??= this.quiet(commandClient(this.target, `${this.name}-console`));
+    if (!this.pub) {
+      const pub = (this.pub = this.quiet(commandClient(this.target, `${this.name}-console`)));
+      pub.on('ready', () => {
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const [channel, message] of waiting) pub.publish(channel, message).catch(() => {});
+      });
+    }
+    if (this.pub.status !== 'ready') {
+      if (this.waiting.length < MAX_WAITING) this.waiting.push([this.keys.console(appId), json]);
+      return;
+    }
     this.pub.publish(this.keys.console(appId), json).catch(() => {});
   }
 
