@@ -130,7 +130,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   const port = uWS.us_socket_local_port(listenSocket);
   openFiles?.calibrate();
   const fileReport = fileLimit && { limit: fileLimit.soft, hard: fileLimit.hard, reserve: openFiles!.reserve };
-  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport, recoveryPlugin, console: consolePage }, 'listening');
+  log.info({ port, host: config.host, nodeId, mode: engine.mode, tls: !!config.tls, apps: apps.all().length, openFiles: fileReport, recoveryPlugin, console: consolePage?.path }, 'listening');
   // With several processes the primary serves the metrics port, for all of them.
   const metricsPort = metricsOnMainPort || parts.primary ? undefined : await serveMetricsPort(metrics, config.metricsHost ?? config.host, config.metricsPort!, config.pathPrefix, log);
   if (metricsPort) log.info({ port: metricsPort.port, host: config.metricsHost ?? config.host }, 'metrics listening');
@@ -151,6 +151,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
       // Leave the cluster now rather than at lease expiry; what that makes due goes to the channels.
       await engine.leave();
       channels.close();
+      consolePage?.close();
       await relay?.close();
       // Single-node mode keeps pending webhooks in memory: give them part of the deadline to go out.
       const webhookDrainMs = engine.mode === 'memory' ? Math.floor(config.shutdownTimeoutMs / 2) : 0;

@@ -70,9 +70,18 @@ function json(res: HttpResponse, status: number, body: unknown): void {
   });
 }
 
-/** Registers the console's routes; returns the page's path (undefined when the page is not built: logged). */
-export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): string {
+export interface ServedConsole {
+  /** the page's path */
+  path: string;
+  /** Ends every open stream (the node stops). */
+  close(): void;
+}
+
+/** Registers the console's routes (the page's missing build is logged: the API and `ripple tail` work without it). */
+export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedConsole {
   const base = `${d.pathPrefix}/ripple/console`;
+  /** open streams → how to end each */
+  const open = new Set<() => void>();
   const dir = pageDir();
   const files = new Map<string, { body: Buffer; type: string }>();
   for (const [name, type] of Object.entries(PAGE_FILES)) {
@@ -158,6 +167,12 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): string {
     const abort = () => {
       closed = true;
       for (const stop of stops) stop();
+      open.delete(end);
+    };
+    const end = () => {
+      if (closed) return;
+      abort();
+      res.cork(() => res.end());
     };
     authorized(res, req, async (access, aborted) => {
       if (!mayWatch(access, appId) || !(await d.apps.findById(appId))) {
@@ -172,6 +187,7 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): string {
       };
       const stream = new ConsoleStream(write, rate, { types, channel });
       stops.push(() => stream.close());
+      open.add(end);
       res.onWritable(() => {
         stream.writable();
         return true;
@@ -227,7 +243,12 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): string {
       failed: () => !aborted && json(res, 500, { error: 'Internal error' }),
     });
   });
-  return `${base}/`;
+  return {
+    path: `${base}/`,
+    close: () => {
+      for (const end of [...open]) end();
+    },
+  };
 }
 
 function decodeSafe(s: string): string {

@@ -30,7 +30,7 @@ export class ConsoleStream {
     private readonly rate: number,
     private readonly filter: StreamFilter,
   ) {
-    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer = setInterval(() => this.tick(), 1000).unref();
   }
 
   push(ev: ConsoleEvent, json: string): void {

@@ -31,9 +31,12 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 let authorization = '';
 let types: string[] = [];
 let streamAbort: AbortController | undefined;
+let streaming = false;
 let paused = false;
 let waiting: ConsoleEvent[] = [];
 let skippedHere = 0;
+/** Lines the speed control allows now (a fraction builds up between ticks). */
+let credit = 0;
 
 function el(tag: string, cls: string, text?: string): HTMLElement {
   const e = document.createElement(tag);
@@ -140,6 +143,11 @@ function render(ev: ConsoleEvent): void {
     const detail = describe(ev);
     if (detail) li.append(el('span', 'detail', detail));
     if (ev.node) li.append(el('span', 'node', `node ${ev.node.slice(0, 8)}`));
+    if (ev.type === 'api_message' && ev.event && ev.channels && (ev.data ?? '').length <= DATA_CHARS) {
+      const replay = el('button', 'replay', 'Replay');
+      replay.addEventListener('click', () => void send({ name: ev.event!, channels: ev.channels!, data: ev.data ?? '' }));
+      li.append(replay);
+    }
     if (ev.data !== undefined) li.append(el('div', 'data', ev.data));
     if (ev.doctor) {
       const doc = el('div', 'doctor');
@@ -147,11 +155,6 @@ function render(ev: ConsoleEvent): void {
       if (ev.doctor.signed !== undefined) doc.append(el('div', 'signed', `Server signed: ${ev.doctor.signed}`));
       if (ev.doctor.matches !== undefined) doc.append(el('div', 'matches', `Your signature matches: ${ev.doctor.matches}`));
       li.append(doc);
-    }
-    if (ev.type === 'api_message' && ev.event && ev.channels && (ev.data ?? '').length <= DATA_CHARS) {
-      const replay = el('button', 'replay', 'Replay');
-      replay.addEventListener('click', () => void send({ name: ev.event!, channels: ev.channels!, data: ev.data ?? '' }));
-      li.append(replay);
     }
   }
   li.hidden = !passes(ev, shownTypes(), $<HTMLInputElement>('search').value.trim().toLowerCase());
@@ -167,21 +170,25 @@ function arrive(ev: ConsoleEvent): void {
 
 /** Shows what waits, at the chosen speed, unless paused; what the page had to leave out shows as one line. */
 function pump(): void {
-  if (paused) return;
-  const speed = Number($<HTMLSelectElement>('speed').value);
-  const n = speed === 0 ? waiting.length : Math.max(1, Math.round(speed / 10));
-  for (const ev of waiting.splice(0, n)) render(ev);
-  if (skippedHere > 0) {
-    render({ type: 'skipped', appId: '', time: Date.now(), count: skippedHere });
-    skippedHere = 0;
+  if (!paused) {
+    const speed = Number($<HTMLSelectElement>('speed').value);
+    credit = speed === 0 ? waiting.length : Math.min(credit + speed / 10, speed);
+    const n = Math.floor(credit);
+    credit -= n;
+    for (const ev of waiting.splice(0, n)) render(ev);
+    if (skippedHere > 0) {
+      render({ type: 'skipped', appId: '', time: Date.now(), count: skippedHere });
+      skippedHere = 0;
+    }
   }
-  $('status').textContent = waiting.length ? `${waiting.length} waiting` : paused ? 'paused' : 'live';
+  if (streaming) $('status').textContent = `${paused ? 'paused' : 'live'}${waiting.length ? `, ${waiting.length} waiting` : ''}`;
 }
 
 async function watch(appId: string): Promise<void> {
   streamAbort?.abort();
   const abort = (streamAbort = new AbortController());
   waiting = [];
+  streaming = false;
   $('status').textContent = 'connecting';
   try {
     const res = await api(`apps/${encodeURIComponent(appId)}/stream`, { signal: abort.signal });
@@ -189,7 +196,7 @@ async function watch(appId: string): Promise<void> {
       $('status').textContent = `refused (${res.status})`;
       return;
     }
-    $('status').textContent = 'live';
+    streaming = true;
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
     for (;;) {
@@ -204,9 +211,15 @@ async function watch(appId: string): Promise<void> {
         if (data) arrive(JSON.parse(data) as ConsoleEvent);
       }
     }
-    if (!abort.signal.aborted) $('status').textContent = 'stream ended';
+    if (!abort.signal.aborted) {
+      streaming = false;
+      $('status').textContent = 'stream ended';
+    }
   } catch (err) {
-    if (!abort.signal.aborted) $('status').textContent = `stream failed: ${(err as Error).message}`;
+    if (!abort.signal.aborted) {
+      streaming = false;
+      $('status').textContent = `stream failed: ${(err as Error).message}`;
+    }
   }
 }
 
@@ -239,7 +252,6 @@ $('search').addEventListener('input', refilter);
 $('pause').addEventListener('click', () => {
   paused = !paused;
   $('pause').textContent = paused ? 'Resume' : 'Pause';
-  $('status').textContent = paused ? 'paused' : 'live';
 });
 $('clear').addEventListener('click', () => $('log').replaceChildren());
 $('creator-form').addEventListener('submit', (e) => {
