@@ -1,0 +1,53 @@
+// The connection doctor's diagnoses: each usual mistake is named from the client's signature alone.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { hmacSha256Hex } from '../protocol/signature.js';
+import { diagnoseChannelAuth, diagnoseHandshake, diagnoseRest } from './doctor.js';
+
+const app = { id: 'a1', key: 'k1', secret: 's1' };
+const other = { id: 'a2', key: 'k2', secret: 's2' };
+const peers = [app, other];
+const sid = '123.456';
+
+test('channel auth: another app\'s secret or key, socket id and channel swapped, channel_data left out, no auth', () => {
+  const signed = `${sid}:private-x`;
+  assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k1:${hmacSha256Hex('s2', signed)}`).matches!, /app a2's secret/);
+  assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k2:${hmacSha256Hex('s2', signed)}`).fix, /signs for app a2/);
+  assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k1:${hmacSha256Hex('s1', `private-x:${sid}`)}`).fix, /swapped/);
+  const cd = '{"user_id":"u"}';
+  const unsigned = diagnoseChannelAuth(app, peers, sid, 'presence-x', cd, `k1:${hmacSha256Hex('s1', `${sid}:presence-x`)}`);
+  assert.equal(unsigned.signed, `${sid}:presence-x:${cd}`);
+  assert.match(unsigned.fix, /channel_data the client sent was not signed/);
+  assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, undefined).problem, /no auth/);
+  const plain = diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, 'k1:00');
+  assert.equal(plain.matches, undefined);
+  assert.doesNotMatch(JSON.stringify(plain), /"s1"|"s2"/);
+});
+
+test('REST: another app\'s key or secret, the clock, a changed body, the proxy\'s prefix, a disabled app, a good signature', () => {
+  const now = 1_700_000_000_000;
+  const ts = String(now / 1000);
+  const body = Buffer.from('{"a":1}');
+  const md5 = createHash('md5').update(body).digest('hex');
+  const req = (secret: string, path = '/apps/a1/events', extra: Record<string, string> = {}, signedPath = path) => {
+    const query: Record<string, string> = { auth_key: 'k1', auth_timestamp: ts, auth_version: '1.0', body_md5: md5, ...extra };
+    const qs = Object.keys(query).sort().map((k) => `${k}=${query[k]}`).join('&');
+    return { method: 'POST', path, rawBody: body, query: { ...query, auth_signature: hmacSha256Hex(secret, `POST\n${signedPath}\n${qs}`) } };
+  };
+  assert.match(diagnoseRest(app, true, peers, req('s2'), now, 600)!.matches!, /app a2's secret/);
+  assert.match(diagnoseRest(app, true, peers, { ...req('s1'), query: { ...req('s1').query, auth_key: 'k2' } }, now, 600)!.fix, /app a2's key/);
+  assert.match(diagnoseRest(app, true, peers, req('s1'), now + 1_000_000, 600)!.problem, /1000 s behind/);
+  assert.match(diagnoseRest(app, true, peers, { ...req('s1'), rawBody: Buffer.from('{"a":2}') }, now, 600)!.problem, /body was changed/);
+  const prefixed = diagnoseRest(app, true, peers, req('s1', '/ws/apps/a1/events', {}, '/apps/a1/events'), now, 600)!;
+  assert.match(prefixed.fix, /without "\/ws"/);
+  assert.match(diagnoseRest(app, false, peers, req('s1'), now, 600)!.problem, /disabled/);
+  assert.equal(diagnoseRest(app, true, peers, req('s1'), now, 600), undefined);
+  assert.match(diagnoseRest(undefined, false, peers, req('s1'), now, 600)!.fix, /app's id/);
+});
+
+test('handshake: the operator is told the keys that exist; an origin gets its exact fix', () => {
+  assert.match(diagnoseHandshake('unknown_app', { key: 'x', origin: '', protocol: '7' }, [], ['k1', 'k2']).fix, /Keys this server knows: k1, k2/);
+  assert.doesNotMatch(diagnoseHandshake('unknown_app', { key: 'x', origin: '', protocol: '7' }).fix, /Keys/);
+  assert.match(diagnoseHandshake('origin', { key: 'k1', origin: 'https://a.example', protocol: '7' }, ['https://b.example']).fix, /Add "https:\/\/a\.example"/);
+});
