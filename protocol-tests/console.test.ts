@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { ConsoleWatch, consoleSession, type SeenEvent } from '../src/testing/console-stream.js';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
-import { RawClient, privateAuth, hmacHex } from '../src/testing/raw-client.js';
+import { RawClient, presenceAuth, privateAuth, hmacHex } from '../src/testing/raw-client.js';
+import { subscribeRecovering } from '../src/testing/recovery.js';
 import { rest } from '../src/testing/sign-rest.js';
 import { WebhookReceiver } from '../src/testing/webhook-receiver.js';
 
@@ -37,7 +38,7 @@ after(async () => {
 function config() {
   return {
     apps: [
-      { ...a1, enableClientMessages: true, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] },
+      { ...a1, enableClientMessages: true, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }], recovery: { channels: [{ prefix: 'ch-', historySize: 0 }] } },
       a2,
       { ...a3, allowedOrigins: ['https://good.example'] },
     ],
@@ -201,6 +202,38 @@ test('a refused origin and a bad protocol version show the doctor\'s fix; the st
   await c.subscribe('wanted');
   await only.waitFor((e) => e.type === 'subscribed' && e.channel === 'wanted', 'the filtered stream');
   assert.deepEqual(only.events.filter((e) => e.type !== 'skipped').map((e) => [e.type, e.channel]), [['subscribed', 'wanted']]);
+});
+
+test('presence members, a cache miss, a recovery replay, and a refused channels query with the doctor', async () => {
+  const n = await node();
+  const w = await watch(n, a1.id);
+  await w.waitFor((e) => e.type === 'watching', 'this node streams the app');
+  const c = await client(n);
+  const cd = JSON.stringify({ user_id: 'u1', user_info: { name: '<b>Ann</b>' } });
+  assert.equal((await c.subscribe('presence-room', presenceAuth(a1.key, a1.secret, c.socketId, 'presence-room', cd), cd)).event, 'pusher_internal:subscription_succeeded');
+  await w.waitFor((e) => e.type === 'member_added' && e.channel === 'presence-room' && e.userId === 'u1', 'member_added');
+  await w.waitFor((e) => e.type === 'subscribed' && e.channel === 'presence-room' && e.userId === 'u1', 'the presence subscription');
+  await c.subscribe('cache-news');
+  await w.waitFor((e) => e.type === 'cache_miss' && e.channel === 'cache-news' && e.socketId === c.socketId, 'the cache miss');
+
+  // A recovering subscribe that replays two missed events.
+  const first = await subscribeRecovering(c, 'feed');
+  assert.equal((await rest(n.url, a1, 'POST', `/apps/${a1.id}/events`, { name: 'ev', channels: ['feed'], data: '{}' })).status, 200);
+  assert.equal((await rest(n.url, a1, 'POST', `/apps/${a1.id}/events`, { name: 'ev', channels: ['feed'], data: '{}' })).status, 200);
+  const c2 = await client(n);
+  const again = await subscribeRecovering(c2, 'feed', { position: first.position! });
+  assert.equal(again.replayed, 2);
+  const replay = await w.waitFor((e) => e.type === 'recovery' && e.socketId === c2.socketId, 'the recovery replay');
+  assert.deepEqual([replay.detail?.recovered, replay.detail?.replayed, replay.detail?.from], [true, 2, first.position]);
+
+  // A signed query (answered by Fastify) signed with another app's secret.
+  const bad = await rest(n.url, { ...a1, secret: a2.secret }, 'GET', `/apps/${a1.id}/channels`);
+  assert.equal(bad.status, 401);
+  const doc = await w.waitFor((e) => e.type === 'api_refused' && e.detail?.method === 'GET', 'the refused query');
+  assert.match(doc.doctor!.matches!, /app a2's secret/);
+
+  c.ws.close();
+  await w.waitFor((e) => e.type === 'member_removed' && e.userId === 'u1', 'member_removed');
 });
 
 test('a stream over its rate leaves events out and says how many', async () => {

@@ -30,7 +30,7 @@ export interface HttpSessionSettings {
 /** What an HTTP connection tells the transport that holds it. */
 export interface HttpConnectionOwner {
   /** The session closed: the session logic cleans it up (spec §5.2 leaves, webhooks). */
-  closed(conn: HttpConnection, code: number, by: ClosedBy): void;
+  closed(conn: HttpConnection, code: number, by: ClosedBy, reason: string): void;
   /** Nothing more to deliver or wait for: the connection leaves the transport's table. */
   forget(conn: HttpConnection): void;
   /** The session's queue reached its limit: it is closed as a slow consumer. */
@@ -139,7 +139,7 @@ export class HttpConnection implements Connection {
     // requests still learns the code (pusher-js acts on it, spec §1.7).
     if (!this.receiver) this.startGrace();
     this.schedulePump();
-    if (this.session) this.owner.closed(this, code, by);
+    if (this.session) this.owner.closed(this, code, by, reason);
   }
 
   join(topic: string): void {

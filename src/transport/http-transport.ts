@@ -68,7 +68,7 @@ class HttpTransport {
     private readonly log: Logger,
   ) {
     this.owner = {
-      closed: (conn, code, by) => sessions.closed(conn.session!, code, by),
+      closed: (conn, code, by, reason) => sessions.closed(conn.session!, code, by, reason),
       forget: (conn) => {
         if (this.table.get(conn.id) === conn) this.table.delete(conn.id);
       },
