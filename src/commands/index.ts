@@ -8,5 +8,6 @@ export interface ToolCommand {
 
 export const toolCommands: Readonly<Record<string, ToolCommand>> = {
   apps: { summary: 'list, add, update, disable, delete apps and rotate secrets (through a running node)', load: () => import('./apps.js') },
+  doctor: { summary: 'check a deployment from outside as pusher-js and a backend reach it (WebSocket, fallback, TLS, REST), with fixes', load: () => import('./doctor.js') },
   tail: { summary: 'stream an app\'s debug log (connections, messages, webhooks, the connection doctor) from a running node', load: () => import('./tail.js') },
 };

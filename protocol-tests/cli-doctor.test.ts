@@ -1,0 +1,58 @@
+// `ripple doctor <url>` as a process against running nodes: a healthy deployment passes every check;
+// a wrong key, a refused origin, a wrong path prefix, a wrong secret and nothing listening each fail
+// with the fix; usage errors exit 2.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnCli } from '../src/testing/cli-process.js';
+import { freePort, startNode, type NodeHandle } from '../src/testing/harness.js';
+
+const a1 = { id: 'a1', key: 'k1', secret: 's1' };
+const a2 = { id: 'a2', key: 'k2', secret: 's2', allowedOrigins: ['https://good.example'] };
+let plain: NodeHandle;
+let prefixed: NodeHandle;
+
+before(async () => {
+  plain = await startNode({ config: { apps: [a1, a2] } });
+  prefixed = await startNode({ config: { apps: [a1] }, env: { PATH_PREFIX: '/ws' }, healthPath: '/ws/health' });
+});
+after(async () => {
+  await Promise.all([plain?.stop(), prefixed?.stop()]);
+});
+
+async function doctor(args: string[]) {
+  const p = spawnCli(['doctor', ...args], {});
+  const { code } = await p.exited;
+  return { code, out: p.stdout(), err: p.stderr() };
+}
+
+test('a healthy deployment passes every check', async () => {
+  const r = await doctor([plain.url, '--key', a1.key, '--app-id', a1.id, '--secret', a1.secret]);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /ok {4}WebSocket ws:\/\/127\.0\.0\.1:\d+\/app\/k1: connected/);
+  assert.match(r.out, /ok {4}HTTP fallback .*: a session opens/);
+  assert.match(r.out, /ok {4}REST GET .*\/apps\/a1\/channels: signed call accepted/);
+  const withPrefix = await doctor([`${prefixed.url}/ws`, '--key', a1.key, '--app-id', a1.id, '--secret', a1.secret]);
+  assert.equal(withPrefix.code, 0, withPrefix.out);
+});
+
+test('each usual mistake fails with its fix', async () => {
+  const wrongKey = await doctor([plain.url, '--key', 'nope']);
+  assert.equal(wrongKey.code, 1);
+  assert.match(wrongKey.out, /FAIL {2}WebSocket[^\n]*\n {6}fix: the key "nope" is unknown/);
+  const origin = await doctor([plain.url, '--key', a2.key, '--origin', 'https://evil.example']);
+  assert.match(origin.out, /the origin https:\/\/evil\.example is not allowed/);
+  const noPrefix = await doctor([prefixed.url, '--key', a1.key, '--app-id', a1.id, '--secret', a1.secret]);
+  assert.equal(noPrefix.code, 1);
+  assert.match(noPrefix.out, /check the path prefix/);
+  const wrongSecret = await doctor([plain.url, '--key', a1.key, '--app-id', a1.id, '--secret', a2.secret]);
+  assert.match(wrongSecret.out, /FAIL {2}REST[^\n]*\n {6}fix: the secret is not app a1's/);
+  const nobody = await doctor([`http://127.0.0.1:${await freePort()}`, '--key', a1.key]);
+  assert.equal(nobody.code, 1);
+  assert.match(nobody.out, /nothing listens on 127\.0\.0\.1:\d+/);
+});
+
+test('usage errors exit 2', async () => {
+  assert.equal((await doctor([])).code, 2);
+  assert.equal((await doctor([plain.url])).code, 2);
+  assert.equal((await doctor(['not a url', '--key', 'k'])).code, 2);
+});

@@ -1,0 +1,277 @@
+// `ripple doctor <url>`: probes a deployment from outside the way pusher-js and a backend would (the
+// WebSocket upgrade through whatever proxies sit in front, the HTTP fallback, TLS, a signed REST
+// call) and prints what works and what does not, with the fix (issue 21). It speaks the WebSocket
+// handshake itself over node:net/node:tls, so it needs nothing but Node to run on any machine.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { parseArgs } from 'node:util';
+
+const HELP = `Usage: ripple doctor URL --key KEY [--app-id ID --secret SECRET] [options]
+
+Checks a ripple (or any Pusher-protocol) deployment from outside, as pusher-js and your backend
+reach it, and prints what works and what does not, with the fix:
+  - TLS (for https:// and wss:// URLs)
+  - the WebSocket upgrade to /app/KEY (through proxies: the Upgrade headers must be passed on)
+  - the app key, the page origin (--origin) and the protocol
+  - pusher-js's HTTP fallback (/pusher/app/KEY/.../xhr)
+  - a signed REST call (GET /apps/ID/channels), and the clock difference to the server
+
+URL is what pusher-js connects to, with the path prefix if any: https://ws.example.com or
+http://127.0.0.1:6001/ws.
+
+Options:
+  --key KEY         the app key (as given to pusher-js)
+  --app-id ID       the app id, with --secret: also check a signed REST call
+  --secret SECRET   the app secret (only used here to sign; never sent)
+  --origin ORIGIN   the Origin a browser page would send (default: none)
+  --timeout MS      each probe's limit (default 5000)
+  -h, --help        print this help
+
+Exit code: 0 when every check passed, 1 when one failed, 2 for a usage error.
+`;
+
+class Usage extends Error {}
+
+interface Options {
+  url: URL;
+  key: string;
+  appId?: string;
+  secret?: string;
+  origin?: string;
+  timeoutMs: number;
+}
+
+type Outcome = { ok: true; what: string } | { ok: false; what: string; fix: string };
+
+export async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let o: Options;
+  try {
+    o = parse(argv, env);
+  } catch (err) {
+    if (!(err instanceof Usage)) throw err;
+    if (err.message === 'help') {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    process.stderr.write(`ripple doctor: ${err.message}\nRun 'ripple doctor --help' for usage.\n`);
+    return 2;
+  }
+  const outcomes: Outcome[] = [];
+  const report = (r: Outcome) => {
+    outcomes.push(r);
+    process.stdout.write(r.ok ? `ok    ${r.what}\n` : `FAIL  ${r.what}\n      fix: ${r.fix}\n`);
+  };
+  process.stdout.write(`checking ${o.url.href}\n`);
+  report(await websocket(o));
+  report(await httpFallback(o));
+  if (o.appId && o.secret) report(await signedRest(o));
+  else process.stdout.write('skip  signed REST call (give --app-id and --secret to check it)\n');
+  const failed = outcomes.filter((r) => !r.ok).length;
+  process.stdout.write(failed ? `${failed} check(s) failed\n` : 'every check passed\n');
+  return failed ? 1 : 0;
+}
+
+const secure = (url: URL) => url.protocol === 'https:' || url.protocol === 'wss:';
+const base = (url: URL) => url.pathname.replace(/\/+$/, '');
+
+function socketTo(o: Options): Promise<Socket> {
+  const port = Number(o.url.port) || (secure(o.url) ? 443 : 80);
+  return new Promise((resolve, reject) => {
+    const s = secure(o.url) ? tlsConnect({ host: o.url.hostname, port, servername: o.url.hostname }) : netConnect({ host: o.url.hostname, port });
+    s.setTimeout(o.timeoutMs, () => s.destroy(new Error(`no answer within ${o.timeoutMs} ms`)));
+    s.once(secure(o.url) ? 'secureConnect' : 'connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+/** Why a connection failed, for a person. */
+function connectFix(err: Error & { code?: string }, o: Options): string {
+  if (err.code === 'ECONNREFUSED') return `nothing listens on ${o.url.host}: start ripple, or check the port (PORT, default 6001) and the proxy`;
+  if (err.code === 'ENOTFOUND') return `the name ${o.url.hostname} does not resolve: check DNS`;
+  if (/certificate|self.signed|CERT/i.test(`${err.code} ${err.message}`)) return `the TLS certificate is not trusted (${err.message}): use a certificate for ${o.url.hostname} from a public CA, with its chain`;
+  return err.message;
+}
+
+/** The upgrade pusher-js makes, then the first frame: connection_established or the refusal. */
+async function websocket(o: Options): Promise<Outcome> {
+  const path = `${base(o.url)}/app/${encodeURIComponent(o.key)}?protocol=7&client=js&version=8.4.0&flash=false`;
+  const what = `WebSocket ${secure(o.url) ? 'wss' : 'ws'}://${o.url.host}${path.split('?')[0]}`;
+  let s: Socket;
+  try {
+    s = await socketTo(o);
+  } catch (err) {
+    return { ok: false, what, fix: connectFix(err as Error, o) };
+  }
+  const wsKey = randomBytes(16).toString('base64');
+  s.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${o.url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${wsKey}\r\nSec-WebSocket-Version: 13\r\n` +
+      `${o.origin ? `Origin: ${o.origin}\r\n` : ''}\r\n`,
+  );
+  try {
+    const { head, rest } = await readHead(s, o.timeoutMs);
+    const status = /^HTTP\/1\.\d (\d{3})/.exec(head)?.[1];
+    if (status !== '101') {
+      s.destroy();
+      const fix =
+        status === '404' ? `no WebSocket endpoint at ${o.url.pathname.replace(/\/$/, '') || '/'}app/...: check the path prefix (PATH_PREFIX on the node, wsPath in pusher-js)`
+        : status === '400' || status === '426' || status === '200' ? 'the upgrade did not reach ripple as one: the proxy must pass Upgrade and Connection headers on (nginx: proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade")'
+        : `the server answered ${head.split('\r\n')[0]}`;
+      return { ok: false, what, fix };
+    }
+    const accept = createHash('sha1').update(`${wsKey}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    if (!head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) return { ok: false, what, fix: 'the upgrade answer is not a valid WebSocket handshake: something between rewrites it' };
+    const frame = await readFrame(s, rest, o.timeoutMs);
+    s.destroy();
+    if (frame.close) return { ok: false, what, fix: `closed with ${frame.close.code} ${frame.close.reason}` };
+    const msg = JSON.parse(frame.text) as { event: string; data?: string };
+    if (msg.event === 'pusher:connection_established') return { ok: true, what: `${what}: connected (${JSON.parse(msg.data!).socket_id})` };
+    const err = (typeof msg.data === 'string' ? JSON.parse(msg.data) : msg.data) as { code?: number; message?: string };
+    const fix =
+      err.code === 4001 ? `the key "${o.key}" is unknown to the server: use the app's key (not its id or secret)`
+      : err.code === 4009 ? `the origin ${o.origin ?? '(none)'} is not allowed: add it to the app's allowedOrigins (exactly scheme://host[:port])`
+      : err.code === 4003 ? 'the app is disabled: enable it'
+      : `${err.code} ${err.message}`;
+    return { ok: false, what, fix };
+  } catch (err) {
+    s.destroy();
+    return { ok: false, what, fix: (err as Error).message };
+  }
+}
+
+/** pusher-js's HTTP fallback: a polling request opens a session ("o"). */
+async function httpFallback(o: Options): Promise<Outcome> {
+  const http = `${secure(o.url) ? 'https' : 'http'}://${o.url.host}${base(o.url)}`;
+  const path = `/pusher/app/${encodeURIComponent(o.key)}/${Math.floor(Math.random() * 1000)}/${randomBytes(6).toString('hex')}/xhr`;
+  const what = `HTTP fallback ${http}${path.replace(/\/[^/]+\/[^/]+\/xhr$/, '/…/xhr')}`;
+  try {
+    const res = await fetch(`${http}${path}?protocol=7&client=js&version=8.4.0`, { method: 'POST', signal: AbortSignal.timeout(o.timeoutMs), headers: o.origin ? { origin: o.origin } : {} });
+    const body = await res.text();
+    if (res.ok && body.startsWith('o')) return { ok: true, what: `${what}: a session opens` };
+    return { ok: false, what, fix: res.status === 404 ? 'the fallback path is not routed to ripple: route <prefix>/pusher/ to it as well as <prefix>/app/' : `answered ${res.status} ${body.slice(0, 80)}` };
+  } catch (err) {
+    return { ok: false, what, fix: connectFix(((err as Error).cause ?? err) as Error, o) };
+  }
+}
+
+/** GET /apps/<id>/channels signed as the pusher SDKs sign; the server's Date tells the clock difference. */
+async function signedRest(o: Options): Promise<Outcome> {
+  const http = `${secure(o.url) ? 'https' : 'http'}://${o.url.host}`;
+  const path = `${base(o.url)}/apps/${encodeURIComponent(o.appId!)}/channels`;
+  const q: Record<string, string> = { auth_key: o.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+  const qs = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
+  const signature = createHmac('sha256', o.secret!).update(`GET\n${path}\n${qs}`).digest('hex');
+  const what = `REST GET ${http}${path}`;
+  try {
+    const res = await fetch(`${http}${path}?${qs}&auth_signature=${signature}`, { signal: AbortSignal.timeout(o.timeoutMs) });
+    const skew = res.headers.get('date') ? Math.round((Date.now() - Date.parse(res.headers.get('date')!)) / 1000) : 0;
+    const body = await res.text();
+    if (res.ok) return { ok: true, what: `${what}: signed call accepted${Math.abs(skew) > 60 ? ` (this clock is ${skew} s off the server's)` : ''}` };
+    const error = (() => {
+      try {
+        return (JSON.parse(body) as { error?: string }).error ?? body;
+      } catch {
+        return body.slice(0, 80);
+      }
+    })();
+    const fix =
+      res.status === 404 && /does not exist/.test(error) ? `no app has the id "${o.appId}": use the app's id`
+      : res.status === 404 ? 'the REST API is not routed to ripple at this path: route <prefix>/apps/ to it'
+      : /Timestamp expired/.test(error) ? `the clocks differ by ${skew} s: set this machine's (or the server's) clock with NTP`
+      : /Unknown auth_key/.test(error) ? `the key "${o.key}" is not app ${o.appId}'s key`
+      : /Invalid signature/.test(error) ? `the secret is not app ${o.appId}'s, or a proxy changes the path (ripple checks the path it receives, prefix included)`
+      : `${res.status} ${error}`;
+    return { ok: false, what, fix };
+  } catch (err) {
+    return { ok: false, what, fix: connectFix(((err as Error).cause ?? err) as Error, o) };
+  }
+}
+
+function readHead(s: Socket, timeoutMs: number): Promise<{ head: string; rest: Buffer }> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const t = setTimeout(() => done(new Error(`no answer to the upgrade within ${timeoutMs} ms`)), timeoutMs);
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0) done(undefined, { head: buf.subarray(0, end).toString('latin1'), rest: buf.subarray(end + 4) });
+    };
+    const onEnd = () => done(new Error(`the connection closed during the upgrade${buf.length ? `: ${buf.toString('latin1').split('\r\n')[0]}` : ''}`));
+    const done = (err?: Error, v?: { head: string; rest: Buffer }) => {
+      clearTimeout(t);
+      s.off('data', onData).off('end', onEnd).off('error', done);
+      if (err) reject(err);
+      else resolve(v!);
+    };
+    s.on('data', onData).on('end', onEnd).on('error', done);
+  });
+}
+
+/** The server's first WebSocket frame (servers do not mask): text, or a close with its code. */
+function readFrame(s: Socket, initial: Buffer, timeoutMs: number): Promise<{ text: string; close?: { code: number; reason: string } }> {
+  return new Promise((resolve, reject) => {
+    let buf = initial;
+    const t = setTimeout(() => finish(new Error(`no Pusher frame within ${timeoutMs} ms after the upgrade`)), timeoutMs);
+    const attempt = () => {
+      if (buf.length < 2) return;
+      const opcode = buf[0] & 0x0f;
+      let len = buf[1] & 0x7f;
+      let at = 2;
+      if (len === 126) {
+        if (buf.length < 4) return;
+        len = buf.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return;
+        len = Number(buf.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (buf.length < at + len) return;
+      const payload = buf.subarray(at, at + len);
+      if (opcode === 8) return finish(undefined, { text: '', close: { code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005, reason: payload.subarray(2).toString('utf8') } });
+      finish(undefined, { text: payload.toString('utf8') });
+    };
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      attempt();
+    };
+    const finish = (err?: Error, v?: { text: string; close?: { code: number; reason: string } }) => {
+      clearTimeout(t);
+      s.off('data', onData);
+      if (err) reject(err);
+      else resolve(v!);
+    };
+    s.on('data', onData);
+    attempt();
+  });
+}
+
+function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Options {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    options: {
+      key: { type: 'string' },
+      'app-id': { type: 'string' },
+      secret: { type: 'string' },
+      origin: { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) throw new Usage('help');
+  if (positionals.length !== 1) throw new Usage(positionals.length ? `unexpected argument ${positionals[1]}` : 'the URL to check is needed');
+  let url: URL;
+  try {
+    url = new URL(positionals[0]);
+  } catch {
+    throw new Usage(`not a URL: ${positionals[0]}`);
+  }
+  if (!['http:', 'https:', 'ws:', 'wss:'].includes(url.protocol)) throw new Usage('the URL must be http(s):// or ws(s)://');
+  const key = values.key ?? env.APP_KEY;
+  if (!key) throw new Usage('--key is needed (the app key pusher-js is given)');
+  if (!!values['app-id'] !== !!(values.secret ?? env.APP_SECRET) && values['app-id']) throw new Usage('--app-id needs --secret');
+  if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) throw new Usage('--timeout takes milliseconds');
+  return { url, key, appId: values['app-id'], secret: values.secret ?? env.APP_SECRET, origin: values.origin, timeoutMs: Number(values.timeout ?? 5000) };
+}
