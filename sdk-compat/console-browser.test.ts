@@ -241,5 +241,12 @@ test('two nodes sharing Redis: the page on one node shows a pusher-js client, a 
   await sdk(nb).trigger('private-b', 'via-b', {});
   assert.match(await row(tab, 'api_message', 'via-b'), /node nodeB456/);
   await row(tab, 'webhook', /status=200/);
+
+  // The overview: both nodes' connections and messages charted with their total, and the occupied channels.
+  await tab.click('#overview summary');
+  await tab.waitForFunction(() => Array.from(document.querySelectorAll('#legend li'), (l) => l.textContent).join('|') === 'node nodeA123|node nodeB456|total', undefined, { timeout: 20_000 });
+  await tab.waitForFunction(() => Number((document.getElementById('chart-connections') as HTMLCanvasElement).dataset.points) >= 3, undefined, { timeout: 20_000 });
+  await tab.waitForFunction(() => /private-b\s*1\s*0/.test(document.getElementById('channels')!.textContent!), undefined, { timeout: 20_000 });
+  await tab.locator('#overview').screenshot({ path: join(repoRoot, 'docs', 'console-overview.png') });
   assert.deepEqual(errors, []);
 });

@@ -15,6 +15,7 @@ import type { AppStore } from './apps/store.js';
 import type { ManagedApps } from './api/routes/manage-apps.js';
 import { CommandRouter } from './backbone/command-router.js';
 import { Channels } from './channels/channels.js';
+import { TrafficHistory } from './console/overview.js';
 import { ConsoleRelay, MemoryRelayTransport } from './console/relay.js';
 import { RedisRelayTransport } from './console/redis-relay.js';
 import { serveConsole } from './console/routes.js';
@@ -82,6 +83,9 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
     : new MemoryRelayTransport();
   const relay = config.operatorToken ? new ConsoleRelay(tap, (cmd) => backbone.broadcastCommand(cmd), relayTransport, log.child({ module: 'console' })) : undefined;
   if (relay) commands.on('console-watch', (c) => relay.command(c));
+  // The overview's charts: every 5 s, this node's connections and messages per second per app.
+  const trafficHistory = relay && new TrafficHistory({ connections: () => sessions.localConnections(), traffic: (id) => metrics.traffic(id) }, tap);
+  trafficHistory?.start();
   metrics.collectFrom({ sessions, webhooks, backbone, appStore: database?.store });
   // One process of several: a scrape here answers every process's figures, added up by the primary.
   if (parts.primary) metrics.scrapeThrough(parts.primary.shareMetrics(metrics.registry));
@@ -123,7 +127,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   await api.ready();
   // Before the REST bridge's catch-all, like the HTTP fallback.
   const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);
-  const consolePage = relay && serveConsole(uws, { apps, relay, trigger, operatorToken: config.operatorToken!, pathPrefix: config.pathPrefix, maxRequestBytes: config.maxRequestBytes, log: log.child({ module: 'console' }) });
+  const consolePage = relay && serveConsole(uws, { apps, relay, trigger, store, operatorToken: config.operatorToken!, pathPrefix: config.pathPrefix, maxRequestBytes: config.maxRequestBytes, log: log.child({ module: 'console' }) });
   attachApi(uws, api, trigger, config.maxRequestBytes, requests, config.pathPrefix);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');
@@ -152,6 +156,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
       await engine.leave();
       channels.close();
       consolePage?.close();
+      trafficHistory?.close();
       await relay?.close();
       // Single-node mode keeps pending webhooks in memory: give them part of the deadline to go out.
       const webhookDrainMs = engine.mode === 'memory' ? Math.floor(config.shutdownTimeoutMs / 2) : 0;

@@ -17,7 +17,7 @@ Options:
   --type T[,T...]   only these types (connection_opened, connection_closed, connection_refused,
                     subscribed, subscription_refused, unsubscribed, channel_occupied,
                     channel_vacated, member_added, member_removed, api_message, api_refused,
-                    client_event, cache_miss, webhook, recovery, watching)
+                    client_event, cache_miss, webhook, recovery, watching, stats)
   --rate N          at most N events a second (default 100; the rest are counted as skipped)
   --url URL         the node (default: RIPPLE_URL, else http://127.0.0.1:$PORT$PATH_PREFIX, PORT 6001)
   --token TOKEN     the operator token (default: OPERATOR_TOKEN)
@@ -78,7 +78,11 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Prom
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-        if (data) process.stdout.write(o.json ? `${data}\n` : line(JSON.parse(data) as Shown));
+        if (!data) continue;
+        const ev = JSON.parse(data) as Shown;
+        // The overview's samples are for charts: shown only when asked for.
+        if (ev.type === 'stats' && !o.query.get('type')?.split(',').includes('stats')) continue;
+        process.stdout.write(o.json ? `${data}\n` : line(ev));
       }
     }
     process.stderr.write('ripple tail: the node closed the stream\n');

@@ -18,6 +18,8 @@ export type ConsoleEventType =
   | 'cache_miss'
   | 'webhook'
   | 'recovery'
+  /** a node's connections and messages per second (the overview's charts), not shown in the log */
+  | 'stats'
   /** a node started streaming this app's events (it heard a console's watch) */
   | 'watching'
   /** not an event of the app: this many were left out of the stream because it went over its rate */
@@ -41,6 +43,7 @@ export const CONSOLE_EVENT_TYPES: readonly ConsoleEventType[] = [
   'webhook',
   'recovery',
   'watching',
+  'stats',
   'skipped',
 ];
 
@@ -70,6 +73,8 @@ export interface ConsoleEventInput {
   /** what else is worth a column: code, reason, origin, status, attempt... */
   detail?: Record<string, string | number | boolean | null | undefined>;
   doctor?: Diagnosis;
+  /** `stats`: this node's samples, oldest first */
+  stats?: { t: number; connections: number; inPerSecond: number; outPerSecond: number }[];
 }
 
 export interface ConsoleEvent extends ConsoleEventInput {

@@ -14,6 +14,7 @@ import type { AppStore } from '../apps/store.js';
 import { HttpError } from '../api/errors.js';
 import { verifySignedRequest } from '../api/signed-request.js';
 import type { Trigger } from '../api/trigger.js';
+import type { PresenceStore } from '../presence/store.js';
 import { readBody } from '../transport/request-body.js';
 import { accessOf, mayWatch, sessionToken, type Access } from './access.js';
 import { CONSOLE_EVENT_TYPES, type ConsoleEventType } from './events.js';
@@ -24,6 +25,8 @@ export interface ConsoleRoutesDeps {
   apps: AppStore;
   relay: ConsoleRelay;
   trigger: Trigger;
+  /** the occupied channels, for the overview */
+  store: PresenceStore;
   operatorToken: string;
   pathPrefix: string;
   maxRequestBytes: number;
@@ -134,6 +137,18 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
       json(res, 200, { operator: access.operator, apps: apps.map((a) => ({ id: a.id, key: a.key, enabled: a.enabled })), types: CONSOLE_EVENT_TYPES });
     }),
   );
+
+  // The overview's table: the app's occupied channels with their counts, cluster-wide.
+  uws.get(`${base}/api/apps/:appId/channels`, (res, req) => {
+    const appId = decodeSafe(req.getParameter(0) ?? '');
+    authorized(res, req, async (access, aborted) => {
+      if (!mayWatch(access, appId)) return void (aborted() || json(res, 403, { error: `This credential does not open app ${appId}` }));
+      const channels = await d.store.channels(appId);
+      const list = [...channels].map(([name, c]) => ({ name, subscriptions: c.subscriptionCount, users: c.userCount }));
+      list.sort((a, b) => b.subscriptions - a.subscriptions || a.name.localeCompare(b.name));
+      if (!aborted()) json(res, 200, { total: list.length, channels: list.slice(0, MAX_LISTED_CHANNELS) });
+    });
+  });
 
   // An app owner's session: the request is signed as the REST API's are (spec §9.2).
   uws.post(`${base}/api/apps/:appId/session`, (res, req) => {
@@ -250,6 +265,9 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
     },
   };
 }
+
+/** The overview lists the busiest channels; the total says how many there are. */
+const MAX_LISTED_CHANNELS = 500;
 
 function decodeSafe(s: string): string {
   try {

@@ -45,6 +45,12 @@ export class ConsoleTap {
     return until !== undefined && until > Date.now();
   }
 
+  /** The apps watched now (the overview samples them even without connections here). */
+  watchedApps(): string[] {
+    const now = Date.now();
+    return [...this.watched].filter(([appId, until]) => appId !== '' && until > now).map(([appId]) => appId);
+  }
+
   emit(ev: ConsoleEventInput): void {
     try {
       this.sink?.publish({ ...ev, time: Date.now(), node: this.nodeId });

@@ -17,6 +17,13 @@ interface ConsoleEvent {
   detail?: Detail;
   doctor?: { problem: string; fix: string; signed?: string; matches?: string };
   count?: number;
+  stats?: Sample[];
+}
+interface Sample {
+  t: number;
+  connections: number;
+  inPerSecond: number;
+  outPerSecond: number;
 }
 
 const DATA_CHARS = 2048;
@@ -74,7 +81,7 @@ async function open(credential: string, who: string): Promise<void> {
   const res = await api('apps');
   const body = (await res.json()) as { operator?: boolean; apps?: { id: string }[]; types?: string[]; error?: string };
   if (!res.ok) throw new Error(body.error ?? `refused (${res.status})`);
-  types = (body.types ?? []).filter((t) => t !== 'skipped');
+  types = (body.types ?? []).filter((t) => t !== 'skipped' && t !== 'stats');
   const select = $<HTMLSelectElement>('app');
   select.replaceChildren(...(body.apps ?? []).map((a) => Object.assign(document.createElement('option'), { value: a.id, textContent: a.id })));
   const boxes = $<HTMLFieldSetElement>('types');
@@ -164,6 +171,7 @@ function render(ev: ConsoleEvent): void {
 }
 
 function arrive(ev: ConsoleEvent): void {
+  if (ev.type === 'stats') return addStats(ev);
   if (waiting.length >= MAX_WAITING) return void skippedHere++;
   waiting.push(ev);
 }
@@ -184,8 +192,97 @@ function pump(): void {
   if (streaming) $('status').textContent = `${paused ? 'paused' : 'live'}${waiting.length ? `, ${waiting.length} waiting` : ''}`;
 }
 
+// --- overview: per-node samples (stats events) charted with their total; the occupied channels ---
+const WINDOW_MS = 15 * 60 * 1000;
+const COLOURS = ['#0969da', '#bf3989', '#1a7f37', '#9a6700', '#8250df', '#cf222e'];
+/** node → time → sample */
+let series = new Map<string, Map<number, Sample>>();
+
+function addStats(ev: ConsoleEvent): void {
+  const node = ev.node ?? '?';
+  let s = series.get(node);
+  if (!s) series.set(node, (s = new Map()));
+  for (const sample of ev.stats ?? []) s.set(sample.t, sample);
+  const oldest = Date.now() - WINDOW_MS;
+  for (const t of s.keys()) if (t < oldest) s.delete(t);
+  drawCharts();
+}
+
+function drawCharts(): void {
+  const nodes = [...series.keys()].sort();
+  const legend = $('legend');
+  // (through CSSOM: the page's CSP allows no style attributes)
+  const total = el('li', '', 'total');
+  total.style.setProperty('--c', '#1b1f23');
+  legend.replaceChildren(
+    ...nodes.map((n, i) => {
+      const li = el('li', '', `node ${n.slice(0, 8)}`);
+      li.style.setProperty('--c', COLOURS[i % COLOURS.length]);
+      return li;
+    }),
+    total,
+  );
+  draw($<HTMLCanvasElement>('chart-connections'), nodes, (s) => s.connections);
+  draw($<HTMLCanvasElement>('chart-messages'), nodes, (s) => s.inPerSecond + s.outPerSecond);
+}
+
+/** One line per node and one for their total (samples of the same 5 s, summed), over the last 15 minutes. */
+function draw(canvas: HTMLCanvasElement, nodes: string[], value: (s: Sample) => number): void {
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return;
+  const now = Date.now();
+  const lines: { colour: string; points: [number, number][] }[] = nodes.map((n, i) => ({
+    colour: COLOURS[i % COLOURS.length],
+    points: [...series.get(n)!.values()].sort((a, b) => a.t - b.t).map((s) => [s.t, value(s)] as [number, number]),
+  }));
+  const total = new Map<number, number>();
+  for (const l of lines) for (const [t, v] of l.points) total.set(Math.round(t / 5000), (total.get(Math.round(t / 5000)) ?? 0) + v);
+  lines.push({ colour: '#1b1f23', points: [...total].sort((a, b) => a[0] - b[0]).map(([k, v]) => [k * 5000, v]) });
+  const max = Math.max(1, ...lines.flatMap((l) => l.points.map((p) => p[1])));
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  ctx.fillStyle = '#57606a';
+  ctx.font = '11px sans-serif';
+  ctx.fillText(String(Math.round(max * 10) / 10), 4, 12);
+  let drawn = 0;
+  for (const l of lines) {
+    ctx.strokeStyle = l.colour;
+    ctx.fillStyle = l.colour;
+    ctx.beginPath();
+    l.points.forEach(([t, v], i) => {
+      const x = width - ((now - t) / WINDOW_MS) * width;
+      const y = height - 4 - (v / max) * (height - 20);
+      if (i === 0) ctx.moveTo(x, y);
+      else ctx.lineTo(x, y);
+      ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+      drawn++;
+    });
+    ctx.stroke();
+  }
+  canvas.dataset.points = String(drawn);
+}
+
+async function refreshChannels(): Promise<void> {
+  const details = $<HTMLDetailsElement>('overview');
+  const app = $<HTMLSelectElement>('app').value;
+  if (!details.open || !app) return;
+  const res = await api(`apps/${encodeURIComponent(app)}/channels`);
+  if (!res.ok) return;
+  const body = (await res.json()) as { total: number; channels: { name: string; subscriptions: number; users: number }[] };
+  const tbody = $('channels').querySelector('tbody')!;
+  tbody.replaceChildren(
+    ...body.channels.map((c) => {
+      const tr = document.createElement('tr');
+      tr.append(el('td', 'name', c.name), el('td', 'subscriptions', String(c.subscriptions)), el('td', 'users', String(c.users)));
+      return tr;
+    }),
+  );
+  $('channels-total').textContent = body.total > body.channels.length ? `${body.total} occupied channels, the busiest ${body.channels.length} shown` : `${body.total} occupied channels`;
+}
+
 async function watch(appId: string): Promise<void> {
   streamAbort?.abort();
+  series = new Map();
   const abort = (streamAbort = new AbortController());
   waiting = [];
   streaming = false;
@@ -259,3 +356,5 @@ $('creator-form').addEventListener('submit', (e) => {
   void send({ name: $<HTMLInputElement>('send-event').value, channels: [$<HTMLInputElement>('send-channel').value], data: $<HTMLTextAreaElement>('send-data').value }).catch(fail);
 });
 setInterval(pump, 100);
+setInterval(() => void refreshChannels().catch(() => {}), 5000);
+$('overview').addEventListener('toggle', () => void refreshChannels().catch(() => {}));
