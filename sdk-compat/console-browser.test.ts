@@ -250,3 +250,36 @@ test('two nodes sharing Redis: the page on one node shows a pusher-js client, a 
   await tab.locator('#overview').screenshot({ path: join(repoRoot, 'docs', 'console-overview.png') });
   assert.deepEqual(errors, []);
 });
+
+test('webhook dead letters: a failing endpoint\'s attempts in the log, the dead letter inspected and replayed from the page', async () => {
+  const failing = await WebhookReceiver.start();
+  failing.status = 500;
+  try {
+    const config = { apps: [{ ...a1, webhooks: [{ url: `${failing.url}?token=do-not-show`, event_types: ['channel_occupied'] }] }], webhooks: { maxRetryMs: 1000 } };
+    const n = await startNode({ config, env: { OPERATOR_TOKEN: OPERATOR } });
+    nodes.push(n);
+    const { tab, errors } = await openConsole(n);
+    await row(tab, 'watching');
+    const p = client(n);
+    await connected(p);
+    await subscribed(p, 'hooked');
+    await row(tab, 'webhook', /attempt=1 .*error=HTTP 500/);
+    await row(tab, 'webhook', /deadLetter=true/);
+    await tab.click('#webhooks summary');
+    await tab.waitForFunction(() => document.querySelectorAll('#dead li').length === 1, undefined, { timeout: 10_000 });
+    const letter = await tab.locator('#dead li').textContent();
+    assert.match(letter!, /channel_occupied hooked/);
+    assert.match(letter!, new RegExp(`${failing.url.replace(/[.]/g, '\\.')}\\s`));
+    assert.doesNotMatch(letter!, /do-not-show/, 'the URL\'s query is not shown');
+    await tab.locator('#dead li summary').click();
+    assert.match(await tab.locator('#dead li pre').textContent() ?? '', /"name": "channel_occupied"/);
+    failing.status = 200;
+    await tab.click('#dead-replay');
+    await tab.waitForFunction(() => /1 event\(s\) back on their queue/.test(document.getElementById('dead-result')!.textContent!), undefined, { timeout: 10_000 });
+    await row(tab, 'webhook', /status=200/);
+    await eventually(() => failing.named('channel_occupied', 'hooked').length === 1, { timeoutMs: 10_000, what: 'the replayed webhook delivered' });
+    assert.deepEqual(errors, []);
+  } finally {
+    await failing.stop();
+  }
+});

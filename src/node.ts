@@ -127,7 +127,7 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   await api.ready();
   // Before the REST bridge's catch-all, like the HTTP fallback.
   const recoveryPlugin = serveRecoveryPlugin(uws, config.pathPrefix, log);
-  const consolePage = relay && serveConsole(uws, { apps, relay, trigger, store, operatorToken: config.operatorToken!, pathPrefix: config.pathPrefix, maxRequestBytes: config.maxRequestBytes, log: log.child({ module: 'console' }) });
+  const consolePage = relay && serveConsole(uws, { apps, relay, trigger, store, deadLetters: webhooks, operatorToken: config.operatorToken!, pathPrefix: config.pathPrefix, maxRequestBytes: config.maxRequestBytes, log: log.child({ module: 'console' }) });
   attachApi(uws, api, trigger, config.maxRequestBytes, requests, config.pathPrefix);
 
   const listenSocket = await listen(uws, config.host, config.port, config.reusePort ?? engine.mode === 'redis');

@@ -14,6 +14,7 @@ import type { AppStore } from '../apps/store.js';
 import { HttpError } from '../api/errors.js';
 import { verifySignedRequest } from '../api/signed-request.js';
 import type { Trigger } from '../api/trigger.js';
+import type { DeadLetters } from '../api/routes/webhooks.js';
 import type { PresenceStore } from '../presence/store.js';
 import { readBody } from '../transport/request-body.js';
 import { accessOf, mayWatch, sessionToken, type Access } from './access.js';
@@ -27,6 +28,8 @@ export interface ConsoleRoutesDeps {
   trigger: Trigger;
   /** the occupied channels, for the overview */
   store: PresenceStore;
+  /** the webhook dead letters, to inspect and replay */
+  deadLetters: DeadLetters;
   operatorToken: string;
   pathPrefix: string;
   maxRequestBytes: number;
@@ -150,6 +153,24 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
     });
   });
 
+  // The webhook dead letters: inspected (the URL without user, password or query) and replayed.
+  uws.get(`${base}/api/apps/:appId/dead-letters`, (res, req) => {
+    const appId = decodeSafe(req.getParameter(0) ?? '');
+    authorized(res, req, async (access, aborted) => {
+      if (!mayWatch(access, appId)) return void (aborted() || json(res, 403, { error: `This credential does not open app ${appId}` }));
+      const letters = (await d.deadLetters.listDead(appId)) as { url?: string }[];
+      if (!aborted()) json(res, 200, { dead_letters: letters.slice(0, MAX_LISTED_DEAD_LETTERS).map((l) => ({ ...l, url: shownUrl(l.url) })), total: letters.length });
+    });
+  });
+  uws.post(`${base}/api/apps/:appId/dead-letters/replay`, (res, req) => {
+    const appId = decodeSafe(req.getParameter(0) ?? '');
+    authorized(res, req, async (access, aborted) => {
+      if (!mayWatch(access, appId)) return void (aborted() || json(res, 403, { error: `This credential does not open app ${appId}` }));
+      const replayed = await d.deadLetters.replayDead(appId);
+      if (!aborted()) json(res, 200, { replayed_events: replayed });
+    });
+  });
+
   // An app owner's session: the request is signed as the REST API's are (spec §9.2).
   uws.post(`${base}/api/apps/:appId/session`, (res, req) => {
     const appId = decodeSafe(req.getParameter(0) ?? '');
@@ -268,6 +289,19 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
 
 /** The overview lists the busiest channels; the total says how many there are. */
 const MAX_LISTED_CHANNELS = 500;
+
+/** Dead letters shown at once (the newest first); the total says how many there are. */
+const MAX_LISTED_DEAD_LETTERS = 100;
+
+/** A webhook URL without what may be a secret in it (user, password, query). */
+function shownUrl(url: string | undefined): string {
+  try {
+    const u = new URL(url ?? '');
+    return u.origin + u.pathname;
+  } catch {
+    return '(invalid URL)';
+  }
+}
 
 function decodeSafe(s: string): string {
   try {

@@ -280,6 +280,42 @@ async function refreshChannels(): Promise<void> {
   $('channels-total').textContent = body.total > body.channels.length ? `${body.total} occupied channels, the busiest ${body.channels.length} shown` : `${body.total} occupied channels`;
 }
 
+// --- webhook dead letters: inspect and replay ---
+interface DeadLetter {
+  url: string;
+  events: { name?: string; channel?: string }[];
+  attempts: number;
+  error: string;
+  failedAt: number;
+}
+
+async function refreshDead(): Promise<void> {
+  const app = $<HTMLSelectElement>('app').value;
+  const res = await api(`apps/${encodeURIComponent(app)}/dead-letters`);
+  const body = (await res.json()) as { dead_letters?: DeadLetter[]; total?: number; error?: string };
+  if (!res.ok) return void ($('dead-result').textContent = `refused: ${body.error ?? res.status}`);
+  $('dead-result').textContent = `${body.total ?? 0} dead letter(s)`;
+  $('dead').replaceChildren(
+    ...(body.dead_letters ?? []).map((d) => {
+      const li = el('li', 'dead-letter');
+      const names = d.events.map((e) => `${e.name ?? '?'} ${e.channel ?? ''}`.trim()).join(', ');
+      li.append(el('div', '', `${new Date(d.failedAt).toLocaleString()}  ${d.url}  ${d.attempts} attempts  ${d.error}`), el('div', '', names));
+      const inspect = el('details', '');
+      inspect.append(el('summary', '', 'Inspect'), el('pre', '', JSON.stringify(d.events, null, 2)));
+      li.append(inspect);
+      return li;
+    }),
+  );
+}
+
+async function replayDead(): Promise<void> {
+  const app = $<HTMLSelectElement>('app').value;
+  const res = await api(`apps/${encodeURIComponent(app)}/dead-letters/replay`, { method: 'POST' });
+  const body = (await res.json()) as { replayed_events?: number; error?: string };
+  $('dead-result').textContent = res.ok ? `${body.replayed_events} event(s) back on their queue` : `refused: ${body.error ?? res.status}`;
+  if (res.ok) $('dead').replaceChildren();
+}
+
 async function watch(appId: string): Promise<void> {
   streamAbort?.abort();
   series = new Map();
@@ -356,5 +392,9 @@ $('creator-form').addEventListener('submit', (e) => {
   void send({ name: $<HTMLInputElement>('send-event').value, channels: [$<HTMLInputElement>('send-channel').value], data: $<HTMLTextAreaElement>('send-data').value }).catch(fail);
 });
 setInterval(pump, 100);
+const deadFailed = (err: unknown) => void ($('dead-result').textContent = (err as Error).message);
+$('dead-refresh').addEventListener('click', () => void refreshDead().catch(deadFailed));
+$('dead-replay').addEventListener('click', () => void replayDead().catch(deadFailed));
+$('webhooks').addEventListener('toggle', () => void refreshDead().catch(deadFailed));
 setInterval(() => void refreshChannels().catch(() => {}), 5000);
 $('overview').addEventListener('toggle', () => void refreshChannels().catch(() => {}));
