@@ -3,9 +3,51 @@
 // buffer limit), everything published until it has subscribed again is lost to this node; ioredis
 // subscribes again by itself (autoResubscribe). This tells the node where such a break begins and
 // ends, numbers the unbroken stretches in between, and gives message recovery its ordering barrier.
+//
+// On Redis Cluster the subscriber is a set of sharded connections, one per primary (ioredis
+// `shardedSubscribers`), seen through shardFeed below: a shard's subscriber ending (its primary
+// failed or was removed) or Redis dropping this node's shard channels of a slot that moved (the
+// unsolicited SUNSUBSCRIBE of a slot migration) is a break of the whole feed, and it is back once
+// ioredis has read the new slot map and subscribed every channel again on the new owners.
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { FeedHandler } from './backbone.js';
+
+/** What the feed watches: 'close' when what was subscribed may be lost, 'ready' once it is subscribed again; a PING in line with the messages. */
+export interface FeedConnection {
+  on(event: 'close' | 'ready', listener: () => void): unknown;
+  ping(): Promise<unknown>;
+}
+
+/** ioredis 5.11's sharded subscriber group (private: the version is pinned, docs/redis-cluster.md). */
+interface ShardGroup {
+  shardedSubscribers: Map<string, { getInstance(): Redis | null }>;
+}
+
+/**
+ * A Redis Cluster subscriber (shardedSubscribers) as a FeedConnection. The PING goes down every
+ * shard's subscriber connection: once all have answered, every message sent to this node before is in.
+ */
+export function shardFeed(sub: Redis): FeedConnection {
+  const signals = new EventEmitter();
+  const broke = () => signals.emit('close');
+  sub.on('-node', broke);
+  sub.on('-subscriber', broke);
+  // A shard channel dropped by Redis (slot migration) reaches ioredis 5.x as a reply nobody asked for.
+  sub.on('nodeError', (err: Error) => {
+    if (/sunsubscribe/i.test(err?.message ?? '')) broke();
+  });
+  sub.on('subscribersReady', () => signals.emit('ready'));
+  return {
+    on: (event, listener) => signals.on(event, listener),
+    async ping() {
+      const group = (sub as unknown as { shardedSubscribers?: ShardGroup }).shardedSubscribers;
+      const conns = [...(group?.shardedSubscribers.values() ?? [])].map((s) => s.getInstance()).filter((r) => r && r.status === 'ready');
+      await Promise.all(conns.map((r) => r!.ping()));
+    },
+  };
+}
 
 export class RedisFeed {
   /** The current unbroken stretch; every break starts a new one. */
@@ -17,7 +59,7 @@ export class RedisFeed {
   private closing = false;
 
   constructor(
-    private readonly sub: Redis,
+    private readonly sub: FeedConnection,
     /** The node's command connection: lost during a break too, it was Redis (or the way to it) that went away. */
     private readonly pub: Redis,
     private readonly handler: () => FeedHandler,

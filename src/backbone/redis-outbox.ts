@@ -32,6 +32,14 @@ export interface RedisOutboxOptions {
    * it. So after its connection came back a node holds its outbox this long before writing again.
    */
   resubscribeGraceMs: number;
+  /**
+   * Redis Cluster: PUBLISH is SPUBLISH (sharded pub/sub), and a batch is not one MULTI (its entries
+   * are on different shards): each entry is sent on its own, all at once; the client sends those of
+   * one shard on its one connection in order, so each channel's stay in order. A batch is written
+   * again whole when any entry fails: receivers drop the copies (sequence numbers) and the history
+   * script its records (senders), as for a batch whose reply was lost.
+   */
+  cluster?: boolean;
   log: Logger;
 }
 
@@ -146,6 +154,11 @@ export class RedisOutbox {
   }
 
   private async write(entries: OutboxEntry[]): Promise<void> {
+    if (this.o.cluster) {
+      const r = this.o.redis as Scripted;
+      await Promise.all(entries.map((e) => (e.kind === 'publish' ? r.spublish(e.channel, e.message) : r[e.script](...e.args))));
+      return;
+    }
     if (entries.length === 1) {
       const e = entries[0];
       await (e.kind === 'publish' ? this.o.redis.publish(e.channel, e.message) : (this.o.redis as Scripted)[e.script](...e.args));
