@@ -65,7 +65,14 @@ export class RedisBackbone implements Backbone {
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
     this.sharded = isCluster(o.sub);
     defineScripts(o.pub, { historyRecord: recordEvent });
-    this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, cluster: this.sharded, log: o.log });
+    this.outbox = new RedisOutbox({
+      redis: o.pub,
+      limits: o.limits,
+      resubscribeGraceMs: o.resubscribeGraceMs,
+      cluster: this.sharded,
+      scripts: { historyRecord: { ...recordEvent, keys: 4 } },
+      log: o.log,
+    });
     this.feed = new RedisFeed(this.sharded ? shardFeed(o.sub) : o.sub, o.pub, () => this.handlers.feed, o.log);
   }
 
