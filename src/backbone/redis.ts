@@ -176,7 +176,12 @@ export class RedisBackbone implements Backbone {
   addInterest(appId: string, channel: string): void {
     const rc = this.o.keys.channel(appId, channel);
     // A failed subscribe is re-sent by autoResubscribe after a reconnect.
-    const subscribed = this.subscribe(rc).then(() => {}, () => {});
+    const subscribed = this.subscribe(rc).then(
+      () => {},
+      (err) => {
+        this.o.log.debug({ err, channel: rc }, 'subscribe failed');
+      },
+    );
     this.interests.set(rc, { appId, channel, subscribed });
   }
 

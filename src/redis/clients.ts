@@ -75,7 +75,9 @@ export function commandClient(target: RedisTarget, name: string): Redis {
 
 /** `sharded`: on Redis Cluster, subscribe with SSUBSCRIBE (the backbone); else classic SUBSCRIBE (the webhook doorbell). */
 export function subscriberClient(target: RedisTarget, name: string, sharded = false): Redis {
-  if (target.clusterNodes) return clusterClient(target, name, { shardedSubscribers: sharded }, { autoResubscribe: true });
+  // lazyConnect false: a subscriber connection to every primary from the start, so a channel's first
+  // SSUBSCRIBE does not wait for its shard's connection to open.
+  if (target.clusterNodes) return clusterClient(target, name, { shardedSubscribers: sharded }, { autoResubscribe: true, lazyConnect: false });
   const opts: RedisOptions = { ...(target.options as RedisOptions), connectionName: name, retryStrategy, autoResubscribe: true };
   return target.url ? new Redis(target.url, opts) : new Redis(opts);
 }

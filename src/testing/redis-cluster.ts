@@ -41,6 +41,11 @@ export interface RedisClusterHandle {
   waitHealthy(timeoutMs?: number): Promise<void>;
   /** Moves `count` slots from the primary on `fromPort` to the one on `toPort`, keys and all (redis-cli --cluster reshard). */
   reshard(fromPort: number, toPort: number, count: number): Promise<void>;
+  /**
+   * SIGKILLs every node and starts them again on the same ports with their cluster config (same
+   * nodes, roles and slots) and an empty dataset: a whole-cluster restart without persistence.
+   */
+  restart(downMs?: number): Promise<void>;
   /** redis-server's pid on `port` */
   pid(port: number): number;
   stop(): Promise<void>;
@@ -108,7 +113,7 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
     ports.push(p);
   }
   const children = new Map<number, ChildProcess>();
-  for (const p of ports) {
+  const launch = (p: number) => {
     const child = spawn(
       'redis-server',
       [
@@ -120,7 +125,8 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
     live.add(child);
     child.on('exit', () => live.delete(child));
     children.set(p, child);
-  }
+  };
+  for (const p of ports) launch(p);
   const cli = async (port: number, ...args: string[]) => (await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args])).stdout.trim();
   const alive = (p: number) => {
     const c = children.get(p)!;
@@ -175,6 +181,12 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
         '--cluster', 'reshard', `127.0.0.1:${fromPort}`, '--cluster-from', from.id, '--cluster-to', to.id, '--cluster-slots', String(count), '--cluster-yes',
         '--cluster-pipeline', '100',
       ]);
+    },
+    async restart(downMs = 0) {
+      for (const p of ports) await handle.kill(p);
+      if (downMs) await new Promise((r) => setTimeout(r, downMs));
+      for (const p of ports) launch(p);
+      await handle.waitHealthy();
     },
     pid: (port) => children.get(port)!.pid!,
     async stop() {
