@@ -49,9 +49,9 @@ export function shardFeed(sub: Redis): FeedConnection {
   let broken = false;
   let poll: NodeJS.Timeout | undefined;
   const broke = () => {
-    // Read the slot map now rather than at the next timed refresh: the new owners get the channels sooner.
-    (sub as unknown as { refreshSlotsCache(cb?: () => void): void }).refreshSlotsCache(() => {});
     if (!broken) {
+      // Read the slot map now rather than at the next timed refresh: the new owners get the channels sooner.
+      (sub as unknown as { refreshSlotsCache(cb?: () => void): void }).refreshSlotsCache(() => {});
       broken = true;
       poll = setInterval(tryBack, HEALTH_POLL_MS);
       poll.unref();

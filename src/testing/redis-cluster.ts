@@ -105,6 +105,7 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
   const primaries = o.primaries ?? 3;
   const replicas = o.replicas ?? 1;
   const dir = mkdtempSync(join(tmpdir(), 'ripple-redis-cluster-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const taken = new Set<number>();
   const ports: number[] = [];
   for (let i = 0; i < primaries * (1 + replicas); i++) {
@@ -190,8 +191,8 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
     },
     pid: (port) => children.get(port)!.pid!,
     async stop() {
+      // The cluster config stays (until this process exits): restart() after stop() starts the same cluster.
       for (const p of ports) await handle.kill(p);
-      rmSync(dir, { recursive: true, force: true });
     },
   };
   await handle.waitHealthy();
