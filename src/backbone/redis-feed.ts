@@ -3,9 +3,94 @@
 // buffer limit), everything published until it has subscribed again is lost to this node; ioredis
 // subscribes again by itself (autoResubscribe). This tells the node where such a break begins and
 // ends, numbers the unbroken stretches in between, and gives message recovery its ordering barrier.
+//
+// On Redis Cluster the subscriber is a set of sharded connections, one per primary (ioredis
+// `shardedSubscribers`), seen through shardFeed below: a shard's subscriber ending (its primary
+// failed or was removed) or Redis dropping this node's shard channels of a slot that moved (the
+// unsolicited SUNSUBSCRIBE of a slot migration) is a break of the whole feed, and it is back once
+// ioredis has read the new slot map and subscribed every channel again on the new owners.
+import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { FeedHandler } from './backbone.js';
+
+/** What the feed watches: 'close' when what was subscribed may be lost, 'ready' once it is subscribed again; a PING in line with the messages. */
+export interface FeedConnection {
+  on(event: 'close' | 'ready', listener: () => void): unknown;
+  ping(): Promise<unknown>;
+}
+
+/** ioredis 5.11's sharded subscriber group (private: the version is pinned, docs/redis-cluster.md). */
+interface ShardGroup {
+  shardedSubscribers: Map<string, { getInstance(): Redis | null }>;
+  /** slot → [primary's node key, replicas...], as the group last read it */
+  clusterSlots: string[][];
+  /** slot → the shard channels subscribed in it */
+  channels: Map<number, string[]>;
+}
+
+const HEALTH_POLL_MS = 250;
+
+/**
+ * A Redis Cluster subscriber (shardedSubscribers) as a FeedConnection.
+ *
+ * Broken: a shard's subscriber connection ended (its primary failed, or left the slot map) or Redis
+ * dropped its shard channels (slot migration). Back: only once every slot with a channel of this node
+ * is served, in the slot map, by a subscriber connection that is up; then every such channel is
+ * subscribed again on it (SSUBSCRIBE is idempotent) before 'ready', so the feed's PING comes back after
+ * all of them. ioredis announces a new subscriber set ('subscribersReady') also while a dead primary
+ * is still in the slot map; that alone is not taken for "back", and a timer looks again meanwhile.
+ * The PING goes down every shard's subscriber connection: once all have answered, every message sent
+ * to this node before is in.
+ */
+export function shardFeed(sub: Redis): FeedConnection {
+  const signals = new EventEmitter();
+  const group = () => (sub as unknown as { shardedSubscribers?: ShardGroup }).shardedSubscribers;
+  let broken = false;
+  let poll: NodeJS.Timeout | undefined;
+  const broke = () => {
+    if (!broken) {
+      // Read the slot map now rather than at the next timed refresh: the new owners get the channels sooner.
+      (sub as unknown as { refreshSlotsCache(cb?: () => void): void }).refreshSlotsCache(() => {});
+      broken = true;
+      poll = setInterval(tryBack, HEALTH_POLL_MS);
+      poll.unref();
+    }
+    signals.emit('close');
+  };
+  const tryBack = () => {
+    const g = group();
+    if (!broken || !g) return;
+    const bySubscriber = new Map<Redis, string[]>();
+    for (const [slot, channels] of g.channels) {
+      if (!channels.length) continue;
+      const owner = g.clusterSlots[slot]?.[0];
+      const conn = owner === undefined ? null : (g.shardedSubscribers.get(owner)?.getInstance() ?? null);
+      if (!conn || conn.status !== 'ready') return;
+      bySubscriber.set(conn, [...(bySubscriber.get(conn) ?? []), ...channels]);
+    }
+    broken = false;
+    clearInterval(poll);
+    for (const [conn, channels] of bySubscriber) conn.ssubscribe(...channels).catch(() => {});
+    signals.emit('ready');
+  };
+  // A subscriber connection of the group ended (the pool's own connections end too: not a break).
+  sub.on('-node', (redis: Redis) => {
+    if ([...(group()?.shardedSubscribers.values() ?? [])].some((s) => s.getInstance() === redis)) broke();
+  });
+  // A shard channel dropped by Redis (slot migration) reaches ioredis 5.x as a reply nobody asked for.
+  sub.on('nodeError', (err: Error) => {
+    if (/sunsubscribe/i.test(err?.message ?? '')) broke();
+  });
+  sub.on('subscribersReady', tryBack);
+  return {
+    on: (event, listener) => signals.on(event, listener),
+    async ping() {
+      const conns = [...(group()?.shardedSubscribers.values() ?? [])].map((s) => s.getInstance()).filter((r) => r && r.status === 'ready');
+      await Promise.all(conns.map((r) => r!.ping()));
+    },
+  };
+}
 
 export class RedisFeed {
   /** The current unbroken stretch; every break starts a new one. */
@@ -17,7 +102,7 @@ export class RedisFeed {
   private closing = false;
 
   constructor(
-    private readonly sub: Redis,
+    private readonly sub: FeedConnection,
     /** The node's command connection: lost during a break too, it was Redis (or the way to it) that went away. */
     private readonly pub: Redis,
     private readonly handler: () => FeedHandler,

@@ -4,9 +4,10 @@
 // count, bytes and age, and go out in the same order when it returns. A batch that fails stays at
 // the head and is written again: a batch Redis did take but whose reply was lost arrives twice, which
 // the receivers drop by the sequence number the backbone puts in every message.
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Scripted } from '../redis/clients.js';
+import type { LuaScript, Scripted } from '../redis/clients.js';
 
 /**
  * One Redis operation, written in queue order: a PUBLISH, or a script defined on the connection (the
@@ -32,6 +33,22 @@ export interface RedisOutboxOptions {
    * it. So after its connection came back a node holds its outbox this long before writing again.
    */
   resubscribeGraceMs: number;
+  /**
+   * Redis Cluster: PUBLISH is SPUBLISH (sharded pub/sub), and a batch is not one MULTI (its entries
+   * are on different shards): each entry is sent on its own, all at once; the client sends those of
+   * one shard on its one connection in order, so each channel's stay in order. A batch is written
+   * again whole when any entry fails: receivers drop the copies (sequence numbers) and the history
+   * script its records (senders), as for a batch whose reply was lost.
+   */
+  cluster?: boolean;
+  /**
+   * Redis Cluster: the scripts the entries name, sent as EVALSHA in line with the rest. (ioredis's own
+   * script commands send EVAL again after a NOSCRIPT, behind entries sent after them: on a primary
+   * that does not have the script yet, a new one after a failover, a channel's events would arrive out
+   * of order and the receivers drop the late ones.) On NOSCRIPT the scripts are loaded on every
+   * primary and the batch is written again.
+   */
+  scripts?: Record<string, LuaScript & { keys: number }>;
   log: Logger;
 }
 
@@ -145,7 +162,37 @@ export class RedisOutbox {
     }
   }
 
+  private shas = new Map<string, string>();
+
+  private sha(script: string): { sha: string; keys: number } {
+    const s = this.o.scripts?.[script];
+    if (!s) throw new Error(`outbox: unknown script ${script}`);
+    let sha = this.shas.get(script);
+    if (!sha) this.shas.set(script, (sha = createHash('sha1').update(s.lua).digest('hex')));
+    return { sha, keys: s.keys };
+  }
+
+  /** Redis Cluster: every entry at once, each on its own (see RedisOutboxOptions.cluster). */
+  private async writeSharded(entries: OutboxEntry[]): Promise<void> {
+    const r = this.o.redis;
+    const results = await Promise.allSettled(
+      entries.map((e) => {
+        if (e.kind === 'publish') return r.spublish(e.channel, e.message);
+        const { sha, keys } = this.sha(e.script);
+        return r.evalsha(sha, keys, ...e.args);
+      }),
+    );
+    const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+    if (!failed) return;
+    if (/NOSCRIPT/.test(String(failed.reason?.message))) {
+      const primaries = (r as unknown as { nodes(role: 'master'): Redis[] }).nodes('master');
+      await Promise.all(primaries.flatMap((n) => Object.values(this.o.scripts ?? {}).map((s) => n.script('LOAD', s.lua))));
+    }
+    throw failed.reason;
+  }
+
   private async write(entries: OutboxEntry[]): Promise<void> {
+    if (this.o.cluster) return this.writeSharded(entries);
     if (entries.length === 1) {
       const e = entries[0];
       await (e.kind === 'publish' ? this.o.redis.publish(e.channel, e.message) : (this.o.redis as Scripted)[e.script](...e.args));

@@ -19,10 +19,10 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.js';
 import { recordEvent } from '../history/redis-lua.js';
-import { defineScripts } from '../redis/clients.js';
+import { defineScripts, isCluster } from '../redis/clients.js';
 import type { RedisKeys } from '../redis/keys.js';
 import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
-import { RedisFeed } from './redis-feed.js';
+import { RedisFeed, shardFeed } from './redis-feed.js';
 import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
@@ -55,15 +55,29 @@ export class RedisBackbone implements Backbone {
   private readonly lastSeq = new Map<string, number>();
   private readonly outbox: RedisOutbox;
   private readonly feed: RedisFeed;
+  /** Redis Cluster: sharded pub/sub (SSUBSCRIBE, SPUBLISH, 'smessage'); see redis/keys.ts for the channel names. */
+  private readonly sharded: boolean;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
     this.commandChannel = o.keys.commands;
     this.instance = `${o.nodeId}/${randomBytes(4).toString('hex')}`;
+    this.sharded = isCluster(o.sub);
     defineScripts(o.pub, { historyRecord: recordEvent });
-    this.outbox = new RedisOutbox({ redis: o.pub, limits: o.limits, resubscribeGraceMs: o.resubscribeGraceMs, log: o.log });
-    this.feed = new RedisFeed(o.sub, o.pub, () => this.handlers.feed, o.log);
+    this.outbox = new RedisOutbox({
+      redis: o.pub,
+      limits: o.limits,
+      resubscribeGraceMs: o.resubscribeGraceMs,
+      cluster: this.sharded,
+      scripts: { historyRecord: { ...recordEvent, keys: 4 } },
+      log: o.log,
+    });
+    this.feed = new RedisFeed(this.sharded ? shardFeed(o.sub) : o.sub, o.pub, () => this.handlers.feed, o.log);
+  }
+
+  private subscribe(redisChannel: string): Promise<unknown> {
+    return this.sharded ? this.o.sub.ssubscribe(redisChannel) : this.o.sub.subscribe(redisChannel);
   }
 
   get buffered(): { events: number; bytes: number } {
@@ -76,8 +90,8 @@ export class RedisBackbone implements Backbone {
 
   async start(handlers: BackboneHandlers): Promise<void> {
     this.handlers = handlers;
-    this.o.sub.on('message', (redisChannel: string, message: string) => this.receive(redisChannel, message));
-    await this.o.sub.subscribe(this.commandChannel).catch((err) => this.o.log.warn({ err }, 'command channel subscribe deferred'));
+    this.o.sub.on(this.sharded ? 'smessage' : 'message', (redisChannel: string, message: string) => this.receive(redisChannel, message));
+    await this.subscribe(this.commandChannel).catch((err) => this.o.log.warn({ err }, 'command channel subscribe deferred'));
   }
 
   private receive(redisChannel: string, message: string): void {
@@ -148,6 +162,7 @@ export class RedisBackbone implements Backbone {
     const seq = ++this.seq;
     const head = this.head(except, seq);
     const args = [k.epoch, k.serial, k.events, k.senders, newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.o.keys.channel(appId, channel), head, this.instance, seq];
+    if (this.sharded) args.push('SPUBLISH');
     this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, bytes);
   }
 
@@ -161,7 +176,12 @@ export class RedisBackbone implements Backbone {
   addInterest(appId: string, channel: string): void {
     const rc = this.o.keys.channel(appId, channel);
     // A failed subscribe is re-sent by autoResubscribe after a reconnect.
-    const subscribed = this.o.sub.subscribe(rc).then(() => {}, () => {});
+    const subscribed = this.subscribe(rc).then(
+      () => {},
+      (err) => {
+        this.o.log.debug({ err, channel: rc }, 'subscribe failed');
+      },
+    );
     this.interests.set(rc, { appId, channel, subscribed });
   }
 
@@ -176,7 +196,7 @@ export class RedisBackbone implements Backbone {
   removeInterest(appId: string, channel: string): void {
     const rc = this.o.keys.channel(appId, channel);
     this.interests.delete(rc);
-    this.o.sub.unsubscribe(rc).catch(() => {});
+    (this.sharded ? this.o.sub.sunsubscribe(rc) : this.o.sub.unsubscribe(rc)).catch(() => {});
   }
 
   broadcastCommand(cmd: NodeCommand): void {

@@ -12,6 +12,7 @@ export const SERVER_ENV: Readonly<Record<string, { path: string; kind: Kind }>> 
   LOG_LEVEL: { path: 'logLevel', kind: 'string' },
   REDIS_URL: { path: 'redisUrl', kind: 'string' },
   REDIS_PREFIX: { path: 'redisPrefix', kind: 'string' },
+  REDIS_CLUSTER_NODES: { path: 'redisClusterNodes', kind: 'list' },
   NODE_ID: { path: 'nodeId', kind: 'string' },
   NODE_LEASE_MS: { path: 'nodeLeaseMs', kind: 'int' },
   ACTIVITY_TIMEOUT: { path: 'activityTimeout', kind: 'int' },

@@ -67,12 +67,14 @@ function mapSoketiSettings(g: Gathered): void {
     notice: (m) => g.notices.push(m),
   });
   if (!soketiRedis) return;
-  const rippleRank = Math.max(server.rank('redisUrl') ?? -1, server.rank('redisOptions') ?? -1);
-  const rippleLabels = ['redisUrl', 'redisOptions'].filter((k) => server.has(k)).map((k) => server.origins.get(k)!);
+  const rippleRank = Math.max(server.rank('redisUrl') ?? -1, server.rank('redisOptions') ?? -1, server.rank('redisClusterNodes') ?? -1);
+  const rippleLabels = ['redisUrl', 'redisOptions', 'redisClusterNodes'].filter((k) => server.has(k)).map((k) => server.origins.get(k)!);
   if (soketiRedis.rank > rippleRank) {
     if (rippleLabels.length) warnings.push(`${rippleLabels.join(', ')}: ignored; ${soketiRedis.labels.join(', ')} set the Redis connection`);
     server.delete('redisUrl');
+    server.delete('redisClusterNodes');
     server.set('redisOptions', soketiRedis.options, soketiRedis.labels[0], RANK.cli + 1);
+    if (soketiRedis.clusterNodes) server.set('redisClusterNodes', soketiRedis.clusterNodes, soketiRedis.labels[0], RANK.cli + 1);
   } else {
     warnings.push(`${soketiRedis.labels.join(', ')}: ignored; ${rippleLabels.join(', ')} sets the Redis connection`);
   }
@@ -163,7 +165,7 @@ function validate(raw: Record<string, unknown>, path: string | undefined, g: Gat
       seen.add(k);
     }
   }
-  const clustered = !!(cfg.redisUrl || cfg.redisOptions);
+  const clustered = !!(cfg.redisUrl || cfg.redisOptions || cfg.redisClusterNodes);
   if (cfg.workers > 1 && !clustered) {
     throw new ConfigError(
       `${origins.get('workers')}: several node processes need cluster mode (REDIS_URL, or SOKETI_ADAPTER_DRIVER=redis) ` +

@@ -64,6 +64,9 @@ export const PEER_APP_STORE_PATHS: Readonly<Record<string, Kind | 'any'>> = {
 /** Sockudo's environment names (no prefix of their own) → its config paths. */
 export const SOCKUDO_ENV: Readonly<Record<string, string>> = {
   APP_MANAGER_DRIVER: 'app_manager.driver',
+  // Sockudo's Redis Cluster adapter (its other adapters' settings are Soketi's paths too)
+  ADAPTER_DRIVER: 'adapter.driver',
+  DATABASE_REDIS_CLUSTER_NODES: 'database.redis.clusterNodes',
   ...Object.fromEntries(
     (['mysql', 'postgres'] as const).flatMap((db) => {
       const up = db.toUpperCase();

@@ -178,6 +178,12 @@ export const ConfigSchema = z
     redisUrl: z.string().optional(),
     /** ioredis options (e.g. Sentinel: sentinels, name) merged over redisUrl. */
     redisOptions: z.record(z.string(), z.unknown()).optional(),
+    /**
+     * Redis Cluster: seed nodes ("host:port" or redis:// / rediss:// URLs); the rest of the cluster is
+     * found from them. Set, it is cluster mode on Redis Cluster (redisUrl is then not used);
+     * redisOptions (username, password, tls, ...) go to every cluster node. See docs/redis-cluster.md.
+     */
+    redisClusterNodes: z.array(z.string().min(1)).min(1).optional(),
     redisPrefix: z.string().default('ripple'),
     nodeId: z.string().min(1).optional(),
     /**

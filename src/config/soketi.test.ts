@@ -192,7 +192,30 @@ test('Soketi settings that pick something ripple cannot do stop the start, namin
   rejects({ SOKETI_ADAPTER_DRIVER: 'nats' }, {}, /^SOKETI_ADAPTER_DRIVER: "nats" is not supported/);
   rejects({}, { adapter: { driver: 'cluster' } }, /^adapter.driver: "cluster" is not supported/);
   rejects({ SOKETI_APP_MANAGER_DRIVER: 'dynamodb' }, {}, /^SOKETI_APP_MANAGER_DRIVER: "dynamodb" is not supported; ripple reads apps from its config file, the environment, or a MySQL\/MariaDB or PostgreSQL table/);
-  rejects({ SOKETI_ADAPTER_DRIVER: 'redis', SOKETI_ADAPTER_REDIS_CLUSTER_MODE: 'true' }, {}, /^SOKETI_ADAPTER_REDIS_CLUSTER_MODE: Redis Cluster is not supported/);
+  rejects({ SOKETI_ADAPTER_DRIVER: 'redis', SOKETI_ADAPTER_REDIS_CLUSTER_MODE: 'true' }, {}, /^SOKETI_ADAPTER_REDIS_CLUSTER_MODE: Redis Cluster needs its seed nodes/);
+  rejects({ ADAPTER_DRIVER: 'redis-cluster' }, {}, /^ADAPTER_DRIVER: Redis Cluster needs its seed nodes/);
+  rejects({ REDIS_CLUSTER_NODES: '[1]', APP_SECRET: 's' }, {}, /redisClusterNodes|REDIS_CLUSTER_NODES/);
+});
+
+test("Redis Cluster: ripple's REDIS_CLUSTER_NODES, Soketi's cluster mode and Sockudo's redis-cluster adapter; credentials go to every node", () => {
+  const own = load({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, 10.0.0.2:7000', APP_SECRET: 's' }).config;
+  assert.deepEqual(own.redisClusterNodes, ['10.0.0.1:7000', '10.0.0.2:7000']);
+  const soketi = load({
+    SOKETI_ADAPTER_DRIVER: 'redis',
+    SOKETI_ADAPTER_REDIS_CLUSTER_MODE: 'true',
+    SOKETI_DB_REDIS_CLUSTER_NODES: '[{"host":"10.0.0.1","port":7000},{"host":"10.0.0.2","port":7001}]',
+    SOKETI_DB_REDIS_USERNAME: 'u',
+    SOKETI_DB_REDIS_PASSWORD: 'p',
+    APP_SECRET: 's',
+  }).config;
+  assert.deepEqual(soketi.redisClusterNodes, ['10.0.0.1:7000', '10.0.0.2:7001']);
+  assert.deepEqual(soketi.redisOptions, { username: 'u', password: 'p' });
+  const sockudo = load({ ADAPTER_DRIVER: 'redis-cluster', DATABASE_REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000,10.0.0.2:7000', APP_SECRET: 's' }).config;
+  assert.deepEqual(sockudo.redisClusterNodes, ['redis://10.0.0.1:7000', '10.0.0.2:7000']);
+  // without cluster mode the seed list is reported, not used
+  const { config, warnings } = load({ SOKETI_ADAPTER_DRIVER: 'redis', SOKETI_DB_REDIS_CLUSTER_NODES: '10.0.0.1:7000', APP_SECRET: 's' });
+  assert.equal(config.redisClusterNodes, undefined);
+  assert.ok(warnings.some((w) => /^SOKETI_DB_REDIS_CLUSTER_NODES: ignored; Redis Cluster is used only with/.test(w)), warnings.join('\n'));
 });
 
 test("Soketi app fields: spellings, numbers and booleans written as strings, JSON webhooks, a host (ignored, said so), empty fields", () => {

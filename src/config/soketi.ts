@@ -28,8 +28,10 @@ export interface SoketiSink {
 
 /** Soketi's Redis connection (`adapter.driver: "redis"` and `database.redis.*`), for load.ts to weigh against ripple's own. */
 export interface SoketiRedis {
-  /** ioredis options */
+  /** ioredis options (on Redis Cluster: those of every node) */
   options: Record<string, unknown>;
+  /** Redis Cluster's seed nodes ("host:port"), when the peer's settings select Redis Cluster */
+  clusterNodes?: string[];
   /** The settings it came from (for messages). */
   labels: string[];
   rank: number;
@@ -109,12 +111,10 @@ const SPECS: Record<string, Spec> = {
   'webhooks.batching.duration': { kind: 'int' },
   'adapter.driver': { kind: 'string' },
   'adapter.redis.prefix': { kind: 'string' },
-  'adapter.redis.clusterMode': {
-    kind: 'bool',
-    apply: (v, e) => {
-      if (v === true) throw new ConfigError(`${e.label}: Redis Cluster is not supported; ripple needs one Redis server (or Sentinel: database.redis.sentinels)`);
-    },
-  },
+  // Redis Cluster (Soketi: adapter.redis.clusterMode with database.redis.clusterNodes; Sockudo:
+  // ADAPTER_DRIVER=redis-cluster with DATABASE_REDIS_CLUSTER_NODES): resolved with the connection below
+  'adapter.redis.clusterMode': { kind: 'bool' },
+  'database.redis.clusterNodes': { kind: 'list' },
   ...Object.fromEntries(Object.entries(REDIS_CONNECTION).map(([k, kind]) => [`database.redis.${k}`, { kind }])),
   'database.redis.keyPrefix': { kind: 'string' },
   // the app manager (and Sockudo's names for it): resolved together in peer-app-store.ts
@@ -158,7 +158,6 @@ const SPECS: Record<string, Spec> = {
     ['Origin', 'Content-Type', 'X-Auth-Token', 'X-Requested-With', 'Accept', 'Authorization', 'X-CSRF-TOKEN', 'XSRF-TOKEN', 'X-Socket-Id'],
     CORS,
   ),
-  'database.redis.clusterNodes': no([], 'Redis Cluster is not supported; ripple connects to one Redis server (or through Sentinel)'),
   'httpApi.acceptTraffic.memoryThreshold': no(85, 'ripple has no /accept-traffic check; load balancers use /ready'),
   'queue.driver': no('sync', QUEUE),
   'queue.redis.concurrency': no(1, QUEUE),
@@ -406,12 +405,16 @@ export function applySoketi(entries: readonly SoketiEntry[], sink: SoketiSink): 
 
   // Redis: `adapter.driver: "redis"` is cluster mode, connected with database.redis.*
   const driver = get('adapter.driver');
-  if (driver && driver.value !== 'local' && driver.value !== 'redis') {
+  if (driver && driver.value !== 'local' && driver.value !== 'redis' && driver.value !== 'redis-cluster') {
     throw new ConfigError(`${driver.label}: "${String(driver.value)}" is not supported; ${NATS} (adapter.driver "redis", or REDIS_URL)`);
   }
   const redisEntries = [...Object.keys(REDIS_CONNECTION), 'keyPrefix'].map((k) => get(`database.redis.${k}`)).filter((e) => e !== undefined);
   const adapterPrefix = get('adapter.redis.prefix');
-  if (driver?.value !== 'redis') {
+  const clusterMode = get('adapter.redis.clusterMode');
+  const clusterNodes = get('database.redis.clusterNodes');
+  const cluster = driver?.value === 'redis-cluster' || (driver?.value === 'redis' && clusterMode?.value === true);
+  if (driver?.value !== 'redis' && driver?.value !== 'redis-cluster') {
+    for (const e of [clusterMode, clusterNodes]) if (e && e.value !== false && !same(e.value, [])) redisEntries.push(e);
     for (const e of [...redisEntries, ...(adapterPrefix ? [adapterPrefix] : [])]) {
       sink.warn(`${e.label}: ignored; as in Soketi, Redis is used only with adapter.driver "redis" (SOKETI_ADAPTER_DRIVER=redis): this node runs on its own, in memory`);
     }
@@ -433,9 +436,38 @@ export function applySoketi(entries: readonly SoketiEntry[], sink: SoketiSink): 
   for (const e of [adapterPrefix, keyPrefix]) {
     if (e && typeof e.value === 'string' && e.value.replace(/:+$/, '') !== '') sink.set('redisPrefix', e.value.replace(/:+$/, ''), e.label, e.rank);
   }
+  let nodes: string[] | undefined;
+  if (cluster) {
+    nodes = seedNodes(clusterNodes);
+    if (!nodes.length) {
+      throw new ConfigError(`${(clusterMode?.value === true ? clusterMode : driver).label}: Redis Cluster needs its seed nodes (SOKETI_DB_REDIS_CLUSTER_NODES, DATABASE_REDIS_CLUSTER_NODES or REDIS_CLUSTER_NODES: "host:port,host:port")`);
+    }
+    // The seeds name the nodes; username, password (and TLS) go to every one of them.
+    delete options.host;
+    delete options.port;
+    delete options.db;
+    redisEntries.push(...[clusterMode, clusterNodes].filter((e) => e !== undefined));
+  } else if (clusterNodes && !same(clusterNodes.value, [])) {
+    sink.warn(`${clusterNodes.label}: ignored; Redis Cluster is used only with adapter.redis.clusterMode true (SOKETI_ADAPTER_REDIS_CLUSTER_MODE) or ADAPTER_DRIVER=redis-cluster`);
+  }
   return {
     options,
+    ...(nodes ? { clusterNodes: nodes } : {}),
     labels: [driver.label, ...redisEntries.map((e) => e.label)],
     rank: Math.max(driver.rank, ...redisEntries.map((e) => e.rank)),
   };
+}
+
+/** Seed nodes as Soketi ([{host, port}] JSON) or Sockudo ("host:port,redis://host:port") write them, as "host:port" or URLs. */
+function seedNodes(e: SoketiEntry | undefined): string[] {
+  if (!e) return [];
+  const list = Array.isArray(e.value) ? e.value : [e.value];
+  return list.map((n) => {
+    if (typeof n === 'string' && n.trim()) return n.trim();
+    if (n && typeof n === 'object' && typeof (n as { host?: unknown }).host === 'string') {
+      const { host, port } = n as { host: string; port?: unknown };
+      return `${host}:${port ?? 6379}`;
+    }
+    throw new ConfigError(`${e.label}: a seed node must be "host:port" or {"host": ..., "port": ...}, got ${JSON.stringify(n)}`);
+  });
 }

@@ -23,10 +23,10 @@ const HEALTH_PING_MS = 5000;
 
 /** `routes`: which webhook queues want each presence transition (they follow the app store). */
 export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logger, metrics: Metrics, routes: TransitionRouter): Engine {
-  const target = { url: config.redisUrl, options: config.redisOptions };
-  const keys = new RedisKeys(config.redisPrefix);
+  const target = { url: config.redisUrl, options: config.redisOptions, clusterNodes: config.redisClusterNodes };
+  const keys = new RedisKeys(config.redisPrefix, { cluster: !!config.redisClusterNodes });
   const cmd = commandClient(target, `ripple-${nodeId}`);
-  const sub = subscriberClient(target, `ripple-${nodeId}-sub`);
+  const sub = subscriberClient(target, `ripple-${nodeId}-sub`, true);
   const bell = subscriberClient(target, `ripple-${nodeId}-webhooks`);
   const clients = [cmd, sub, bell];
   const outage = new RedisOutageLog(log);

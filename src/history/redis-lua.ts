@@ -25,10 +25,11 @@ end
 `;
 
 /**
- * ARGV: epochCandidate size ttlMs keepMs frame except redisChannel messageHead sender seq →
+ * ARGV: epochCandidate size ttlMs keepMs frame except redisChannel messageHead sender seq [publish] →
  * "epoch:serial", or "" for a message this script already recorded (the outbox wrote it again after a
  * lost reply). Publishes messageHead .. "r" .. epoch:serial .. "\\n" .. frame on redisChannel (see
- * backbone/redis.ts). The duplicate rule is the backbone's: a sender's sequence numbers rise within
+ * backbone/redis.ts), with `publish`: PUBLISH, or SPUBLISH on Redis Cluster (redisChannel then shares
+ * the keys' hash slot, redis/keys.ts, so the script stays on one shard). The duplicate rule is the backbone's: a sender's sequence numbers rise within
  * each channel, and these keys are one channel's, so a message not above the last one recorded here
  * from its sender was recorded already.
  */
@@ -47,7 +48,7 @@ redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[2], '*', 'n', n, 'f', ARGV[5], 'x', A
 redis.call('XTRIM', KEYS[3], 'MINID', now - tonumber(ARGV[3]))
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 local pos = e .. ':' .. n
-redis.call('PUBLISH', ARGV[7], ARGV[8] .. 'r' .. pos .. '\\n' .. ARGV[5])
+redis.call(ARGV[11] or 'PUBLISH', ARGV[7], ARGV[8] .. 'r' .. pos .. '\\n' .. ARGV[5])
 return pos`,
 };
 

@@ -218,7 +218,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     const routes = await this.routesOf(this.o.nodeId, this.mine);
     // Taken and sent in one step: every change sent before is in it, every one sent after is not.
     const share = this.mine.copy();
-    const events = parseEvents(await this.run('rReplay', [this.nodeSubs, this.nodePres], routes.queues, [this.o.keys.prefix, this.o.nodeId, ...share.args(), ...routes.args]));
+    const events = parseEvents(await this.run('rReplay', [this.nodeSubs, this.nodePres], routes.queues, [this.o.keys.statePrefix, this.o.nodeId, ...share.args(), ...routes.args]));
     this.confirmed = share;
     this.gate?.open();
     this.gate = undefined;
@@ -227,7 +227,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
   }
 
   async restore(): Promise<void> {
-    await this.run('rRestore', [this.nodeSubs, this.nodePres], NO_QUEUES, [this.o.keys.prefix, this.o.nodeId, ...this.confirmed.args()]);
+    await this.run('rRestore', [this.nodeSubs, this.nodePres], NO_QUEUES, [this.o.keys.statePrefix, this.o.nodeId, ...this.confirmed.args()]);
     this.o.log.info({ subscriptions: this.confirmed.subs.size, presence: this.confirmed.presence.size }, 'cluster state restored after Redis lost it');
   }
 
@@ -235,7 +235,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     const routes = await this.routesOf(node);
     const k = this.o.keys;
     const keys = [k.nodes, k.nodeSubscriptions(node), k.nodePresence(node)];
-    const events = parseEvents(await this.run('rDropNode', keys, routes.queues, [k.prefix, node, ...routes.args], now));
+    const events = parseEvents(await this.run('rDropNode', keys, routes.queues, [k.statePrefix, node, ...routes.args], now));
     if (events.length) this.handler.stateChanged(events);
   }
 

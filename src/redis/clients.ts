@@ -1,11 +1,59 @@
 // ioredis connections for cluster mode. Commands fail fast while Redis is unreachable (no offline
 // queue), so a node keeps serving its local sockets instead of piling up work; the subscriber
 // connections resubscribe by themselves after a reconnect.
-import { Redis, type RedisOptions } from 'ioredis';
+//
+// On Redis Cluster (target.clusterNodes) each is an ioredis Cluster given the seed nodes, with
+// target.options (username, password, tls, ...) passed to every node it connects to. The subscriber
+// uses sharded pub/sub (SSUBSCRIBE, one connection per primary: `shardedSubscribers`), and every
+// client refreshes the slot map on a timer (`slotsRefreshInterval`: ioredis 5.x resubscribes a shard
+// channel that moved only at the next refresh; see docs/redis-cluster.md). The Cluster is handed out
+// typed as Redis: ripple calls only commands both have, and the few places that differ ask
+// `isCluster`.
+import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 export interface RedisTarget {
   url?: string;
   options?: Record<string, unknown>;
+  /** Redis Cluster's seed nodes ("host:port" or redis:// / rediss:// URLs) */
+  clusterNodes?: readonly string[];
+}
+
+/** How often (ms) a Cluster client reads the slot map again (a moved slot's shard channels come back then). */
+export const SLOTS_REFRESH_MS = 1000;
+
+export function isCluster(client: Redis): boolean {
+  return (client as unknown as { isCluster?: boolean }).isCluster === true;
+}
+
+/** A seed node as ioredis takes it; a URL's credentials and rediss:// go to every node's options. */
+export function seedNode(seed: string, into: RedisOptions): ClusterNode {
+  if (!/^rediss?:\/\//.test(seed)) {
+    const i = seed.lastIndexOf(':');
+    if (i <= 0) return { host: seed, port: 6379 };
+    const port = Number(seed.slice(i + 1));
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`Redis Cluster seed node "${seed}": the port must be a number`);
+    return { host: seed.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port };
+  }
+  const u = new URL(seed);
+  if (u.username && into.username === undefined) into.username = decodeURIComponent(u.username);
+  if (u.password && into.password === undefined) into.password = decodeURIComponent(u.password);
+  if (u.protocol === 'rediss:' && into.tls === undefined) into.tls = {};
+  return { host: u.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(u.port || 6379) };
+}
+
+function clusterClient(target: RedisTarget, name: string, extra: Partial<ClusterOptions>, redisExtra: Partial<RedisOptions>): Redis {
+  const redisOptions: RedisOptions = { ...(target.options as RedisOptions), connectionName: name, ...redisExtra };
+  const nodes = target.clusterNodes!.map((n) => seedNode(n, redisOptions));
+  const cluster = new Cluster(nodes, {
+    redisOptions,
+    clusterRetryStrategy: retryStrategy,
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 200,
+    scaleReads: 'master',
+    ...extra,
+  });
+  return cluster as unknown as Redis;
 }
 
 /** The longest a client waits between two reconnect attempts. */
@@ -13,6 +61,7 @@ export const RECONNECT_MAX_DELAY_MS = 1000;
 const retryStrategy = (times: number) => Math.min(50 * times, RECONNECT_MAX_DELAY_MS);
 
 export function commandClient(target: RedisTarget, name: string): Redis {
+  if (target.clusterNodes) return clusterClient(target, name, { enableOfflineQueue: false }, { maxRetriesPerRequest: 1 });
   const opts: RedisOptions = {
     ...(target.options as RedisOptions),
     connectionName: name,
@@ -24,7 +73,11 @@ export function commandClient(target: RedisTarget, name: string): Redis {
   return target.url ? new Redis(target.url, opts) : new Redis(opts);
 }
 
-export function subscriberClient(target: RedisTarget, name: string): Redis {
+/** `sharded`: on Redis Cluster, subscribe with SSUBSCRIBE (the backbone); else classic SUBSCRIBE (the webhook doorbell). */
+export function subscriberClient(target: RedisTarget, name: string, sharded = false): Redis {
+  // lazyConnect false: a subscriber connection to every primary from the start, so a channel's first
+  // SSUBSCRIBE does not wait for its shard's connection to open.
+  if (target.clusterNodes) return clusterClient(target, name, { shardedSubscribers: sharded }, { autoResubscribe: true, lazyConnect: false });
   const opts: RedisOptions = { ...(target.options as RedisOptions), connectionName: name, retryStrategy, autoResubscribe: true };
   return target.url ? new Redis(target.url, opts) : new Redis(opts);
 }

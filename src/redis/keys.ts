@@ -33,7 +33,32 @@ export interface PresenceKeys {
   infos: string;
 }
 
+/**
+ * On Redis Cluster (docs/redis-cluster.md) the names carry hash tags, so that what one script touches
+ * is in one slot:
+ *  - a channel's traffic and history (its pub/sub name, history epoch/serial/events/senders, cache
+ *    event and miss marker) share the tag {<app>:<channel>}: a channel's record-and-publish step is
+ *    one single-slot script and its SPUBLISH goes to the shard that holds its history, and channels
+ *    spread over every shard (one slot per channel, by CRC16);
+ *  - the cluster state that scripts update together across channels, apps and nodes (node leases,
+ *    shares, the app-wide subscription counts, presence members, connection census, webhook queues,
+ *    their doorbell and the node command channel) share the tag {<prefix>}: every one of those
+ *    scripts stays one atomic step, as on one Redis, at the cost of that state living on one shard.
+ *  - an app's REST budget counters are single keys, spread by their whole name.
+ * On one Redis (the default) every name is what earlier versions used, byte for byte.
+ */
+export interface KeyspaceOptions {
+  cluster?: boolean;
+}
+
 export class RedisKeys {
+  /** Redis Cluster names (hash tags); false: the names of one Redis. */
+  readonly cluster: boolean;
+  /**
+   * The prefix of the cluster state's keys (node shares, counts, presence, webhooks): the prefix on one
+   * Redis, "{prefix}" on Redis Cluster. The share scripts are given this (see derivedKeysLua).
+   */
+  readonly statePrefix: string;
   // cluster/node-lease.ts
   /** zset: node id → lease expiry (ms) */
   readonly nodes: string;
@@ -51,18 +76,29 @@ export class RedisKeys {
   /** pub/sub channel: names of webhook queues that have new events or lost their owner */
   readonly webhookBell: string;
 
-  constructor(readonly prefix: string) {
-    this.nodes = `${prefix}:nodes`;
-    this.dataset = `${prefix}:dataset`;
-    this.restored = `${prefix}:restored`;
-    this.commands = `${prefix}:cmd`;
-    this.connections = `${prefix}:conns`;
-    this.webhookBell = `${prefix}:wh:bell`;
+  constructor(
+    readonly prefix: string,
+    o: KeyspaceOptions = {},
+  ) {
+    this.cluster = !!o.cluster;
+    if (this.cluster && /[{}]/.test(prefix)) throw new Error(`redisPrefix "${prefix}": no { or } on Redis Cluster (the names' hash tags are ripple's)`);
+    const S = (this.statePrefix = this.cluster ? `{${prefix}}` : prefix);
+    this.nodes = `${S}:nodes`;
+    this.dataset = `${S}:dataset`;
+    this.restored = `${S}:restored`;
+    this.commands = `${S}:cmd`;
+    this.connections = `${S}:conns`;
+    this.webhookBell = `${S}:wh:bell`;
   }
 
-  /** pub/sub channel: a channel's frames between nodes (backbone/redis.ts) */
+  /** "<app>:<channel>", as a hash tag on Redis Cluster: every key of one channel's traffic is in one slot. */
+  private chan(appId: string, channel: string): string {
+    return this.cluster ? `{${appId}:${channel}}` : `${appId}:${channel}`;
+  }
+
+  /** pub/sub channel: a channel's frames between nodes (backbone/redis.ts); a shard channel on Redis Cluster */
   channel(appId: string, channel: string): string {
-    return `${this.prefix}:ch:${appId}:${channel}`;
+    return `${this.prefix}:ch:${this.chan(appId, channel)}`;
   }
 
   /** pub/sub channel: an app's debug-console events, from every node to the watching ones (console/redis-relay.ts) */
@@ -71,18 +107,18 @@ export class RedisKeys {
   }
 
   history(appId: string, channel: string): HistoryKeys {
-    const base = `${this.prefix}:h:${appId}:${channel}`;
+    const base = `${this.prefix}:h:${this.chan(appId, channel)}`;
     return { epoch: `${base}:e`, serial: `${base}:n`, events: `${base}:s`, senders: `${base}:d` };
   }
 
   /** string: a cache channel's last event (cache/redis.ts) */
   cache(appId: string, channel: string): string {
-    return `${this.prefix}:cache:${appId}:${channel}`;
+    return `${this.prefix}:cache:${this.chan(appId, channel)}`;
   }
 
   /** string: set by the first miss of a cache channel in its webhook window (cache/redis.ts) */
   cacheMiss(appId: string, channel: string): string {
-    return `${this.prefix}:cache-miss:${appId}:${channel}`;
+    return `${this.prefix}:cache-miss:${this.chan(appId, channel)}`;
   }
 
   /** string: an app's REST budget spent in one second (limits/rate-windows.ts) */
@@ -92,49 +128,49 @@ export class RedisKeys {
 
   /** hash: app → this node's connections (limits/connection-census.ts) */
   nodeConnections(node: string): string {
-    return `${this.prefix}:n:${node}:conns`;
+    return `${this.statePrefix}:n:${node}:conns`;
   }
 
   /** hash: "<app>\n<channel>" → this node's sockets in the channel (presence/redis-lua.ts) */
   nodeSubscriptions(node: string): string {
-    return `${this.prefix}:n:${node}:subs`;
+    return `${this.statePrefix}:n:${node}:subs`;
   }
 
   /** set: "<app>\n<channel>\n<socket>\n<user>", this node's presence sockets (presence/redis-lua.ts) */
   nodePresence(node: string): string {
-    return `${this.prefix}:n:${node}:pres`;
+    return `${this.statePrefix}:n:${node}:pres`;
   }
 
   /** hash: channel → its sockets cluster-wide (presence/redis-lua.ts) */
   appSubscriptions(appId: string): string {
-    return `${this.prefix}:subs:${appId}`;
+    return `${this.statePrefix}:subs:${appId}`;
   }
 
   presence(appId: string, channel: string): PresenceKeys {
-    const base = `${this.prefix}:p:${appId}:${channel}`;
+    const base = `${this.statePrefix}:p:${appId}:${channel}`;
     return { sockets: `${base}:s`, users: `${base}:u`, infos: `${base}:i` };
   }
 
   /** stream: one endpoint's pending webhook events, {t, ev} JSON in field d (webhooks/redis-queue.ts) */
   webhookStream(queue: string): string {
-    return `${this.prefix}:wh:q:${queue}`;
+    return `${this.statePrefix}:wh:q:${queue}`;
   }
 
   /** string: the node delivering a webhook queue (webhooks/redis-queue.ts) */
   webhookOwner(queue: string): string {
-    return `${this.prefix}:wh:owner:${queue}`;
+    return `${this.statePrefix}:wh:owner:${queue}`;
   }
 
   /** list: an app's dead-lettered webhook batches, newest first (webhooks/redis-queue.ts) */
   webhookDead(appId: string): string {
-    return `${this.prefix}:wh:dead:${appId}`;
+    return `${this.statePrefix}:wh:dead:${appId}`;
   }
 }
 
 /**
  * The Lua twins of appSubscriptions and presence, for the three scripts named in this file's header
  * that find channels in the data: `appSubscriptionsKey(P, app)` and `presenceKeys(P, app, channel)`
- * (fields sockets, users, infos), P being the prefix the script is given.
+ * (fields sockets, users, infos), P being the prefix the script is given (RedisKeys.statePrefix).
  */
 export const derivedKeysLua = `
 local function appSubscriptionsKey(P, app) return P .. ':subs:' .. app end

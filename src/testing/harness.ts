@@ -88,6 +88,10 @@ export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     ...opts.env,
   };
+  if (env.REDIS_URL?.startsWith(CLUSTER_URL)) {
+    env.REDIS_CLUSTER_NODES = env.REDIS_URL.slice(CLUSTER_URL.length);
+    delete env.REDIS_URL;
+  }
   const child = spawn(process.execPath, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let out = '';
@@ -166,8 +170,29 @@ export interface RedisHandle {
   restart(downMs?: number): Promise<void>;
 }
 
-/** Starts a private redis-server on a free port, with no persistence. */
+/** The url of a Redis Cluster handle (RIPPLE_TEST_REDIS=cluster): startNode turns it into REDIS_CLUSTER_NODES. */
+const CLUSTER_URL = 'redis-cluster://';
+
+/**
+ * Starts a private redis-server on a free port, with no persistence. With RIPPLE_TEST_REDIS=cluster
+ * (and no port asked for), a Redis Cluster of three primaries and three replicas instead
+ * (redis-cluster.ts), whose url startNode passes on as REDIS_CLUSTER_NODES: the cluster-mode suites
+ * run unchanged on Redis Cluster (docs/redis-cluster.md).
+ */
 export async function startRedis(port?: number): Promise<RedisHandle> {
+  if (port === undefined && process.env.RIPPLE_TEST_REDIS === 'cluster') {
+    const { startRedisCluster } = await import('./redis-cluster.js');
+    const c = await startRedisCluster();
+    return {
+      port: c.ports[0],
+      url: CLUSTER_URL + c.seeds.join(','),
+      get pid() {
+        return c.pid(c.ports[0]);
+      },
+      stop: () => c.stop(),
+      restart: (downMs) => c.restart(downMs),
+    };
+  }
   const p = port ?? (await freePort());
   let child: ChildProcess;
   const launch = async () => {
