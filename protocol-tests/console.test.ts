@@ -41,6 +41,7 @@ function config() {
       { ...a1, enableClientMessages: true, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }], recovery: { channels: [{ prefix: 'ch-', historySize: 0 }] } },
       a2,
       { ...a3, allowedOrigins: ['https://good.example'] },
+      { id: 'a4', key: 'k4', secret: 's4', enabled: false },
     ],
   };
 }
@@ -96,7 +97,7 @@ test('access: the operator sees every app, an app\'s key and secret open that ap
   await assert.rejects(ConsoleWatch.open(n.url, a1.id, ''), /^Error: 401/);
   await assert.rejects(ConsoleWatch.open(n.url, a1.id, 'Bearer not-the-operator-token'), /^Error: 401/);
   const operatorApps = (await (await fetch(`${n.url}/ripple/console/api/apps`, { headers: { authorization: op } })).json()) as { apps: { id: string }[] };
-  assert.deepEqual(operatorApps.apps.map((a) => a.id), ['a1', 'a2', 'a3']);
+  assert.deepEqual(operatorApps.apps.map((a) => a.id), ['a1', 'a2', 'a3', 'a4']);
   assert.doesNotMatch(JSON.stringify(operatorApps), /"s1"|secret/, 'no secret is sent to the page');
 
   // An app owner signs the session request with the app's secret; the answer holds no secret.
@@ -110,6 +111,12 @@ test('access: the operator sees every app, an app\'s key and secret open that ap
   await assert.rejects(ConsoleWatch.open(n.url, a1.id, `Bearer ${own.token}`), /^Error: 403/);
   const send = await fetch(`${n.url}/ripple/console/api/apps/a1/events`, { method: 'POST', headers: { authorization: `Bearer ${own.token}` }, body: JSON.stringify({ name: 'x', channels: ['c'], data: '{}' }) });
   assert.equal(send.status, 403);
+  // The event creator sends for the operator, but not for a disabled app; and never without a credential.
+  const creator = (appId: string, authorization: string) =>
+    fetch(`${n.url}/ripple/console/api/apps/${appId}/events`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ name: 'x', channels: ['c'], data: '{}' }) });
+  assert.equal((await creator('a1', op)).status, 200);
+  assert.equal((await creator('a4', op)).status, 403);
+  assert.equal((await creator('a1', '')).status, 401);
   // Another app's secret, or a forged token, opens nothing.
   assert.equal((await consoleSession(n.url, a1, a2.secret)).status, 401);
   const forged = `rc1.${Buffer.from('a1').toString('base64url')}.${Math.floor(Date.now() / 1000) + 60}.${'0'.repeat(64)}`;
@@ -171,7 +178,7 @@ test('one node: connections, subscriptions, API messages, client events and webh
   clients.push(unknown);
   const refused = await w.waitFor((e) => e.type === 'connection_refused' && e.detail?.key === 'no-such-key', 'the unknown key');
   assert.equal(refused.appId, '');
-  assert.match(refused.doctor!.fix, /k1, k2, k3/);
+  assert.match(refused.doctor!.fix, /k1, k2, k3, k4/);
 
   c.ws.close(4000, 'done here');
   const closed = await w.waitFor((e) => e.type === 'connection_closed' && e.socketId === c.socketId, 'connection_closed');

@@ -258,6 +258,7 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
           if (!access || !mayWatch(access, appId)) return json(res, access ? 403 : 401, { error: 'This credential does not open this app' });
           const app = await d.apps.findById(appId);
           if (!app) return json(res, 404, { error: `App ${appId} does not exist` });
+          if (!app.enabled) return json(res, 403, { error: 'The app is disabled' });
           let parsed: unknown;
           try {
             parsed = JSON.parse(body.toString('utf8'));
