@@ -6,6 +6,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { ConsoleWatch, consoleSession, type SeenEvent } from '../src/testing/console-stream.js';
+import { eventually } from '../src/testing/eventually.js';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { RawClient, presenceAuth, privateAuth, hmacHex } from '../src/testing/raw-client.js';
 import { subscribeRecovering } from '../src/testing/recovery.js';
@@ -241,6 +242,23 @@ test('presence members, a cache miss, a recovery replay, and a refused channels 
 
   c.ws.close();
   await w.waitFor((e) => e.type === 'member_removed' && e.userId === 'u1', 'member_removed');
+});
+
+test('the overview lists the 500 busiest occupied channels and says how many there are', async () => {
+  const n = await node();
+  const c = await client(n);
+  for (let i = 0; i <= 500; i++) c.send({ event: 'pusher:subscribe', data: { channel: `many-${i}` } });
+  c.send({ event: 'pusher:subscribe', data: { channel: 'busy' } });
+  await c.nextEvent('pusher_internal:subscription_succeeded', 'busy');
+  (await client(n)).send({ event: 'pusher:subscribe', data: { channel: 'busy' } });
+  const list = async () => (await (await fetch(`${n.url}/ripple/console/api/apps/a1/channels`, { headers: { authorization: op } })).json()) as { total: number; channels: { name: string; subscriptions: number }[] };
+  let body = await list();
+  await eventually(async () => (body = await list()).channels[0]?.subscriptions === 2, { timeoutMs: 10_000, what: 'the busy channel counted twice' });
+  assert.equal(body.total, 502);
+  assert.equal(body.channels.length, 500);
+  assert.deepEqual(body.channels[0], { name: 'busy', subscriptions: 2, users: 0 });
+  const own = await consoleSession(n.url, a2);
+  assert.equal((await fetch(`${n.url}/ripple/console/api/apps/a1/channels`, { headers: { authorization: `Bearer ${own.token}` } })).status, 403);
 });
 
 test('a stream over its rate leaves events out and says how many', async () => {
