@@ -88,11 +88,11 @@ async function subscribed(p: PusherClient, name: string): Promise<void> {
 }
 
 /** The console page, opened with the operator token, watching `appId`. */
-async function openConsole(n: NodeHandle, appId = a1.id): Promise<{ tab: Page; errors: string[] }> {
+async function openConsole(n: NodeHandle, appId = a1.id, query = ''): Promise<{ tab: Page; errors: string[] }> {
   const tab = await (await browser!.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   const errors: string[] = [];
   tab.on('pageerror', (err) => errors.push(err.message));
-  await tab.goto(`${n.url}/ripple/console/`);
+  await tab.goto(`${n.url}/ripple/console/${query}`);
   await tab.fill('#operator-token', OPERATOR);
   await tab.click('#operator-form button');
   await tab.waitForSelector('#main:not([hidden])');
@@ -282,4 +282,18 @@ test('webhook dead letters: a failing endpoint\'s attempts in the log, the dead 
   } finally {
     await failing.stop();
   }
+});
+
+test('a stream over its rate shows an "N skipped" line on the page', async () => {
+  const n = await node();
+  const { tab, errors } = await openConsole(n, a1.id, '?rate=2');
+  await row(tab, 'watching');
+  await tab.uncheck('#types input[data-type="watching"]');
+  const batch = Array.from({ length: 10 }, (_, i) => ({ name: `burst-${i}`, channel: 'burst', data: '{}' }));
+  await sdk(n).triggerBatch(batch);
+  const line = await row(tab, 'skipped', /\d+ skipped/);
+  const shown = await tab.locator('#log li[data-type="api_message"]').count();
+  assert.equal(Number(/(\d+) skipped/.exec(line)![1]) + shown, 10, `${line}; ${shown} shown`);
+  assert.ok(shown <= 2);
+  assert.deepEqual(errors, []);
 });

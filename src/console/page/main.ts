@@ -324,7 +324,9 @@ async function watch(appId: string): Promise<void> {
   streaming = false;
   $('status').textContent = 'connecting';
   try {
-    const res = await api(`apps/${encodeURIComponent(appId)}/stream`, { signal: abort.signal });
+    // The stream's bound (events a second, the rest counted as skipped): the page's own ?rate=N, else the node's default.
+    const rate = new URLSearchParams(location.search).get('rate');
+    const res = await api(`apps/${encodeURIComponent(appId)}/stream${rate ? `?rate=${encodeURIComponent(rate)}` : ''}`, { signal: abort.signal });
     if (!res.ok || !res.body) {
       $('status').textContent = `refused (${res.status})`;
       return;
