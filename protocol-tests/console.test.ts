@@ -261,6 +261,23 @@ test('the overview lists the 500 busiest occupied channels and says how many the
   assert.equal((await fetch(`${n.url}/ripple/console/api/apps/a1/channels`, { headers: { authorization: `Bearer ${own.token}` } })).status, 403);
 });
 
+test('a node serves at most 100 console streams at once', async () => {
+  const n = await node();
+  const open: ConsoleWatch[] = [];
+  try {
+    for (let i = 0; i < 100; i++) open.push(await ConsoleWatch.open(n.url, a1.id, op));
+    await assert.rejects(ConsoleWatch.open(n.url, a1.id, op), /^Error: 503 .*100 console streams already/);
+    open.pop()!.close();
+    await eventually(async () => {
+      const w = await ConsoleWatch.open(n.url, a1.id, op).catch(() => undefined);
+      if (w) open.push(w);
+      return w !== undefined;
+    }, { timeoutMs: 10_000, what: 'a place once a stream closed' });
+  } finally {
+    for (const w of open) w.close();
+  }
+});
+
 test('a stream over its rate leaves events out and says how many', async () => {
   const n = await node();
   const w = await watch(n, a1.id, op, 'type=api_message&rate=3');

@@ -215,6 +215,8 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
         if (!aborted()) json(res, 403, { error: `This credential does not open app ${appId}` });
         return;
       }
+      if (aborted()) return;
+      if (open.size >= MAX_STREAMS) return json(res, 503, { error: `This node serves ${MAX_STREAMS} console streams already: close one, or watch through another node` });
       const write = (chunk: string) => {
         if (closed) return true;
         let ok = true;
@@ -287,6 +289,9 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
     },
   };
 }
+
+/** Open console streams a node serves at once (each holds a connection, a timer and a relay viewer). */
+export const MAX_STREAMS = 100;
 
 /** The overview lists the busiest channels; the total says how many there are. */
 const MAX_LISTED_CHANNELS = 500;
