@@ -296,7 +296,7 @@ export const MAX_STREAMS = 100;
 /** The overview lists the busiest channels; the total says how many there are. */
 const MAX_LISTED_CHANNELS = 500;
 
-/** Dead letters shown at once (the newest first); the total says how many there are. */
+/** Dead letters listed at once (the first the store answers; in Redis the newest); the total says how many there are. */
 const MAX_LISTED_DEAD_LETTERS = 100;
 
 /** A webhook URL without what may be a secret in it (user, password, query). */
