@@ -140,7 +140,8 @@ function render(ev: ConsoleEvent): void {
   li.dataset.type = ev.type;
   rows.set(li, ev);
   if (ev.type === 'skipped') {
-    li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', `${ev.count ?? 0} skipped`), el('span', 'what', 'events left out: more than this stream shows per second'));
+    const why = ev.node === 'page' ? `left out by this page: more than ${MAX_WAITING} waiting to be shown` : 'events left out: more than this stream shows per second';
+    li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', `${ev.count ?? 0} skipped`), el('span', 'what', why));
   } else {
     li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', ev.type));
     if (ev.channel || ev.channels) li.append(el('span', 'channel', ev.channel ?? ev.channels!.join(', ')));
@@ -185,7 +186,7 @@ function pump(): void {
     credit -= n;
     for (const ev of waiting.splice(0, n)) render(ev);
     if (skippedHere > 0) {
-      render({ type: 'skipped', appId: '', time: Date.now(), count: skippedHere });
+      render({ type: 'skipped', appId: '', node: 'page', time: Date.now(), count: skippedHere });
       skippedHere = 0;
     }
   }
