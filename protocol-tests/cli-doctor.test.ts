@@ -3,6 +3,10 @@
 // with the fix; usage errors exit 2.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnCli } from '../src/testing/cli-process.js';
 import { freePort, startNode, type NodeHandle } from '../src/testing/harness.js';
 
@@ -19,8 +23,8 @@ after(async () => {
   await Promise.all([plain?.stop(), prefixed?.stop()]);
 });
 
-async function doctor(args: string[]) {
-  const p = spawnCli(['doctor', ...args], {});
+async function doctor(args: string[], env: Record<string, string> = {}) {
+  const p = spawnCli(['doctor', ...args], env);
   const { code } = await p.exited;
   return { code, out: p.stdout(), err: p.stderr() };
 }
@@ -55,4 +59,21 @@ test('usage errors exit 2', async () => {
   assert.equal((await doctor([])).code, 2);
   assert.equal((await doctor([plain.url])).code, 2);
   assert.equal((await doctor(['not a url', '--key', 'k'])).code, 2);
+});
+
+test('TLS: an untrusted certificate fails with its fix; trusted, wss:// and https:// pass', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ripple-doctor-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const tls = await startNode({ https: true, config: { apps: [a1] }, env: { TLS_CERT_FILE: join(dir, 'cert.pem'), TLS_KEY_FILE: join(dir, 'key.pem') } });
+  try {
+    const url = `https://127.0.0.1:${tls.port}`;
+    const untrusted = await doctor([url, '--key', a1.key, '--app-id', a1.id, '--secret', a1.secret]);
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.out, /FAIL {2}WebSocket wss:[^\n]*\n {6}fix: the TLS certificate is not trusted/);
+    const trusted = await doctor([url, '--key', a1.key, '--app-id', a1.id, '--secret', a1.secret], { NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') });
+    assert.equal(trusted.code, 0, trusted.out);
+    assert.match(trusted.out, /ok {4}WebSocket wss:\/\/127\.0\.0\.1:\d+\/app\/k1: connected/);
+  } finally {
+    await tls.stop();
+  }
 });

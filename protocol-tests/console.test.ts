@@ -6,6 +6,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { ConsoleWatch, consoleSession, type SeenEvent } from '../src/testing/console-stream.js';
+import { eventually } from '../src/testing/eventually.js';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { RawClient, presenceAuth, privateAuth, hmacHex } from '../src/testing/raw-client.js';
 import { subscribeRecovering } from '../src/testing/recovery.js';
@@ -41,6 +42,7 @@ function config() {
       { ...a1, enableClientMessages: true, webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }], recovery: { channels: [{ prefix: 'ch-', historySize: 0 }] } },
       a2,
       { ...a3, allowedOrigins: ['https://good.example'] },
+      { id: 'a4', key: 'k4', secret: 's4', enabled: false },
     ],
   };
 }
@@ -96,7 +98,7 @@ test('access: the operator sees every app, an app\'s key and secret open that ap
   await assert.rejects(ConsoleWatch.open(n.url, a1.id, ''), /^Error: 401/);
   await assert.rejects(ConsoleWatch.open(n.url, a1.id, 'Bearer not-the-operator-token'), /^Error: 401/);
   const operatorApps = (await (await fetch(`${n.url}/ripple/console/api/apps`, { headers: { authorization: op } })).json()) as { apps: { id: string }[] };
-  assert.deepEqual(operatorApps.apps.map((a) => a.id), ['a1', 'a2', 'a3']);
+  assert.deepEqual(operatorApps.apps.map((a) => a.id), ['a1', 'a2', 'a3', 'a4']);
   assert.doesNotMatch(JSON.stringify(operatorApps), /"s1"|secret/, 'no secret is sent to the page');
 
   // An app owner signs the session request with the app's secret; the answer holds no secret.
@@ -110,6 +112,12 @@ test('access: the operator sees every app, an app\'s key and secret open that ap
   await assert.rejects(ConsoleWatch.open(n.url, a1.id, `Bearer ${own.token}`), /^Error: 403/);
   const send = await fetch(`${n.url}/ripple/console/api/apps/a1/events`, { method: 'POST', headers: { authorization: `Bearer ${own.token}` }, body: JSON.stringify({ name: 'x', channels: ['c'], data: '{}' }) });
   assert.equal(send.status, 403);
+  // The event creator sends for the operator, but not for a disabled app; and never without a credential.
+  const creator = (appId: string, authorization: string) =>
+    fetch(`${n.url}/ripple/console/api/apps/${appId}/events`, { method: 'POST', headers: { authorization }, body: JSON.stringify({ name: 'x', channels: ['c'], data: '{}' }) });
+  assert.equal((await creator('a1', op)).status, 200);
+  assert.equal((await creator('a4', op)).status, 403);
+  assert.equal((await creator('a1', '')).status, 401);
   // Another app's secret, or a forged token, opens nothing.
   assert.equal((await consoleSession(n.url, a1, a2.secret)).status, 401);
   const forged = `rc1.${Buffer.from('a1').toString('base64url')}.${Math.floor(Date.now() / 1000) + 60}.${'0'.repeat(64)}`;
@@ -171,7 +179,7 @@ test('one node: connections, subscriptions, API messages, client events and webh
   clients.push(unknown);
   const refused = await w.waitFor((e) => e.type === 'connection_refused' && e.detail?.key === 'no-such-key', 'the unknown key');
   assert.equal(refused.appId, '');
-  assert.match(refused.doctor!.fix, /k1, k2, k3/);
+  assert.match(refused.doctor!.fix, /k1, k2, k3, k4/);
 
   c.ws.close(4000, 'done here');
   const closed = await w.waitFor((e) => e.type === 'connection_closed' && e.socketId === c.socketId, 'connection_closed');
@@ -234,6 +242,40 @@ test('presence members, a cache miss, a recovery replay, and a refused channels 
 
   c.ws.close();
   await w.waitFor((e) => e.type === 'member_removed' && e.userId === 'u1', 'member_removed');
+});
+
+test('the overview lists the 500 busiest occupied channels and says how many there are', async () => {
+  const n = await node();
+  const c = await client(n);
+  for (let i = 0; i <= 500; i++) c.send({ event: 'pusher:subscribe', data: { channel: `many-${i}` } });
+  c.send({ event: 'pusher:subscribe', data: { channel: 'busy' } });
+  await c.nextEvent('pusher_internal:subscription_succeeded', 'busy');
+  (await client(n)).send({ event: 'pusher:subscribe', data: { channel: 'busy' } });
+  const list = async () => (await (await fetch(`${n.url}/ripple/console/api/apps/a1/channels`, { headers: { authorization: op } })).json()) as { total: number; channels: { name: string; subscriptions: number }[] };
+  let body = await list();
+  await eventually(async () => (body = await list()).channels[0]?.subscriptions === 2, { timeoutMs: 10_000, what: 'the busy channel counted twice' });
+  assert.equal(body.total, 502);
+  assert.equal(body.channels.length, 500);
+  assert.deepEqual(body.channels[0], { name: 'busy', subscriptions: 2, users: 0 });
+  const own = await consoleSession(n.url, a2);
+  assert.equal((await fetch(`${n.url}/ripple/console/api/apps/a1/channels`, { headers: { authorization: `Bearer ${own.token}` } })).status, 403);
+});
+
+test('a node serves at most 100 console streams at once', async () => {
+  const n = await node();
+  const open: ConsoleWatch[] = [];
+  try {
+    for (let i = 0; i < 100; i++) open.push(await ConsoleWatch.open(n.url, a1.id, op));
+    await assert.rejects(ConsoleWatch.open(n.url, a1.id, op), /^Error: 503 .*100 console streams already/);
+    open.pop()!.close();
+    await eventually(async () => {
+      const w = await ConsoleWatch.open(n.url, a1.id, op).catch(() => undefined);
+      if (w) open.push(w);
+      return w !== undefined;
+    }, { timeoutMs: 10_000, what: 'a place once a stream closed' });
+  } finally {
+    for (const w of open) w.close();
+  }
 });
 
 test('a stream over its rate leaves events out and says how many', async () => {

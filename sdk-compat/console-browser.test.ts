@@ -88,11 +88,11 @@ async function subscribed(p: PusherClient, name: string): Promise<void> {
 }
 
 /** The console page, opened with the operator token, watching `appId`. */
-async function openConsole(n: NodeHandle, appId = a1.id): Promise<{ tab: Page; errors: string[] }> {
+async function openConsole(n: NodeHandle, appId = a1.id, query = ''): Promise<{ tab: Page; errors: string[] }> {
   const tab = await (await browser!.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   const errors: string[] = [];
   tab.on('pageerror', (err) => errors.push(err.message));
-  await tab.goto(`${n.url}/ripple/console/`);
+  await tab.goto(`${n.url}/ripple/console/${query}`);
   await tab.fill('#operator-token', OPERATOR);
   await tab.click('#operator-form button');
   await tab.waitForSelector('#main:not([hidden])');
@@ -282,4 +282,54 @@ test('webhook dead letters: a failing endpoint\'s attempts in the log, the dead 
   } finally {
     await failing.stop();
   }
+});
+
+test('a stream over its rate shows an "N skipped" line on the page', async () => {
+  const n = await node();
+  const { tab, errors } = await openConsole(n, a1.id, '?rate=2');
+  await row(tab, 'watching');
+  await tab.uncheck('#types input[data-type="watching"]');
+  const batch = Array.from({ length: 10 }, (_, i) => ({ name: `burst-${i}`, channel: 'burst', data: '{}' }));
+  await sdk(n).triggerBatch(batch);
+  const line = await row(tab, 'skipped', /\d+ skipped/);
+  const shown = await tab.locator('#log li[data-type="api_message"]').count();
+  assert.equal(Number(/(\d+) skipped/.exec(line)![1]) + shown, 10, `${line}; ${shown} shown`);
+  assert.ok(shown <= 2);
+  assert.deepEqual(errors, []);
+});
+
+test('the page keeps at most 2000 rows: the oldest go first', async () => {
+  const n = await node();
+  const { tab, errors } = await openConsole(n, a1.id, '?rate=1000');
+  await row(tab, 'watching');
+  await tab.selectOption('#speed', '0');
+  const server = sdk(n);
+  let sent = 0;
+  // Until the oldest row (the node's `watching`) has made way for newer ones.
+  while ((await tab.locator('#log li[data-type="watching"]').count()) > 0) {
+    assert.ok(sent < 5000, 'the oldest row went within 5000 events');
+    await Promise.all(Array.from({ length: 10 }, () => server.triggerBatch(Array.from({ length: 10 }, () => ({ name: `e${sent++}`, channel: 'many', data: '{}' })))));
+  }
+  assert.equal(await tab.locator('#log li').count(), 2000);
+  assert.deepEqual(errors, []);
+});
+
+test('paused, the page holds at most 5000 events and shows how many it left out', async () => {
+  const n = await node();
+  const { tab, errors } = await openConsole(n, a1.id, '?rate=1000');
+  await row(tab, 'watching');
+  await tab.click('#pause');
+  const server = sdk(n);
+  let sent = 0;
+  const waiting = async () => Number(/(\d+) waiting/.exec((await tab.textContent('#status')) ?? '')?.[1] ?? 0);
+  while ((await waiting()) < 5000) {
+    assert.ok(sent < 20_000, 'the page held 5000 events within 20000 sent');
+    await Promise.all(Array.from({ length: 10 }, () => server.triggerBatch(Array.from({ length: 10 }, () => ({ name: `e${sent++}`, channel: 'many', data: '{}' })))));
+  }
+  await server.triggerBatch(Array.from({ length: 10 }, () => ({ name: `e${sent++}`, channel: 'many', data: '{}' })));
+  await tab.waitForFunction(() => /5000 waiting/.test(document.getElementById('status')!.textContent!), undefined, { timeout: 10_000 });
+  await tab.click('#pause');
+  const line = await row(tab, 'skipped', /left out by this page/);
+  assert.ok(Number(/(\d+) skipped/.exec(line)![1]) >= 1, line);
+  assert.deepEqual(errors, []);
 });

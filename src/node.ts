@@ -78,10 +78,11 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
   commands.on('terminate-user', (c) => sessions.terminateUser(c.appId, c.userId));
   commands.on('app-changed', (c) => void database?.reload(c.appId));
   // The console exists only with an operator token; its relay carries watched apps' events between nodes.
-  const relayTransport = engine.mode === 'redis'
-    ? new RedisRelayTransport({ url: config.redisUrl, options: config.redisOptions }, new RedisKeys(config.redisPrefix), `ripple-${nodeId}`, log.child({ module: 'console' }))
-    : new MemoryRelayTransport();
-  const relay = config.operatorToken ? new ConsoleRelay(tap, (cmd) => backbone.broadcastCommand(cmd), relayTransport, log.child({ module: 'console' })) : undefined;
+  const relayTransport = () =>
+    engine.mode === 'redis'
+      ? new RedisRelayTransport({ url: config.redisUrl, options: config.redisOptions }, new RedisKeys(config.redisPrefix), `ripple-${nodeId}`, log.child({ module: 'console' }))
+      : new MemoryRelayTransport();
+  const relay = config.operatorToken ? new ConsoleRelay(tap, (cmd) => backbone.broadcastCommand(cmd), relayTransport(), log.child({ module: 'console' })) : undefined;
   if (relay) commands.on('console-watch', (c) => relay.command(c));
   // The overview's charts: every 5 s, this node's connections and messages per second per app.
   const trafficHistory = relay && new TrafficHistory({ connections: () => sessions.localConnections(), traffic: (id) => metrics.traffic(id) }, tap);

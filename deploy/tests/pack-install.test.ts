@@ -37,7 +37,7 @@ function npm(args: string[], cwd: string, timeoutMs: number) {
 let tarball = '';
 const prefix = join(work, 'prefix');
 
-test('npm pack builds (prepack) and ships dist/src without tests, sources, maps or other folders, and the recovery plugin the node serves', (t) => {
+test('npm pack builds (prepack) and ships dist/src without tests, sources, maps or other folders, and the recovery plugin and console page the node serves', (t) => {
   const dest = join(work, 'pack');
   mkdirSync(dest);
   const r = npm(['pack', '--pack-destination', dest, '--json'], repoRoot, 180_000);
@@ -54,16 +54,19 @@ test('npm pack builds (prepack) and ships dist/src without tests, sources, maps 
   // The plugin's browser and ESM builds (with their source maps), which the node serves.
   const plugin = (f: string) => f === 'recovery-plugin/package.json' || /^recovery-plugin\/dist\/(browser\/ripple-recovery(\.min)?\.js(\.map)?|esm\/index\.js(\.map)?)$/.test(f);
   for (const need of ['recovery-plugin/dist/browser/ripple-recovery.min.js', 'recovery-plugin/dist/esm/index.js']) assert.ok(files.includes(need), `the tarball has ${need}`);
+  // The debug console's page (built by scripts/build-console.mjs).
+  const page = (f: string) => /^dist\/console\/(index\.html|console\.js|console\.css)$/.test(f);
+  for (const need of ['dist/console/index.html', 'dist/console/console.js', 'dist/console/console.css']) assert.ok(files.includes(need), `the tarball has ${need}`);
   const stray = files.filter(
-    (f) => !plugin(f) && (!(f === 'package.json' || f === 'README.md' || /^LICENSE/.test(f) || f.startsWith('dist/src/')) || /\.test\.js$|\.map$|\.ts$|\.build\.json$/.test(f)),
+    (f) => !plugin(f) && !page(f) && (!(f === 'package.json' || f === 'README.md' || /^LICENSE/.test(f) || f.startsWith('dist/src/')) || /\.test\.js$|\.map$|\.ts$|\.build\.json$/.test(f)),
   );
-  assert.deepEqual(stray, [], 'nothing but dist/src, the plugin build, package.json, README and LICENSE');
+  assert.deepEqual(stray, [], 'nothing but dist/src, the plugin build, the console page, package.json, README and LICENSE');
   assert.deepEqual(files.filter((f) => f.startsWith('dist/src/testing/')), [], 'test support is not shipped');
   // Every compiled source module is in it (a stale or missing file would break the installed bin).
   const srcModules = (dir: string): string[] =>
     readdirSync(join(repoRoot, dir), { withFileTypes: true }).flatMap((e) =>
       e.isDirectory()
-        ? e.name === 'testing' ? [] : srcModules(join(dir, e.name))
+        ? e.name === 'testing' || join(dir, e.name) === join('src', 'console', 'page') ? [] : srcModules(join(dir, e.name))
         : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
     );
   for (const m of srcModules('src')) assert.ok(files.includes(`dist/${m.replace(/\.ts$/, '.js')}`), `dist/${m} is shipped`);

@@ -96,7 +96,7 @@ export function signedRequests(scope: FastifyInstance, apps: AppStore, tap: Cons
       req.pusherApp = app;
       req.pusherQuery = query;
     } catch (err) {
-      if (err instanceof HttpError && tap.on && tap.watches(signed.appId)) await refused(signed, err.status, err.message);
+      if (err instanceof HttpError && tap.on && tap.watches(signed.appId)) void refused(signed, err.status, err.message);
       throw err;
     }
   });

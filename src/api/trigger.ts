@@ -86,7 +86,7 @@ export class Trigger {
       const r = errorResponse(err as Error, this.d.log);
       ({ status, body } = r);
       failure = r.body.error;
-      if (this.d.tap.on && this.d.tap.watches(req.appId)) await refusedRequest(this.d.tap, this.d.apps, req, status, failure);
+      if (this.d.tap.on && this.d.tap.watches(req.appId)) void refusedRequest(this.d.tap, this.d.apps, req, status, failure);
     }
     this.d.requests.done(req.appId, req.method, req.path, status, this.d.requests.since(started), failure);
     headers['content-type'] = 'application/json; charset=utf-8';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { hmacSha256Hex } from '../protocol/signature.js';
-import { diagnoseChannelAuth, diagnoseHandshake, diagnoseRest } from './doctor.js';
+import { diagnoseChannelAuth, diagnoseHandshake, diagnoseRest, LISTED_KEYS, TRIED_PEERS } from './doctor.js';
 
 const app = { id: 'a1', key: 'k1', secret: 's1' };
 const other = { id: 'a2', key: 'k2', secret: 's2' };
@@ -20,6 +20,9 @@ test('channel auth: another app\'s secret or key, socket id and channel swapped,
   assert.equal(unsigned.signed, `${sid}:presence-x:${cd}`);
   assert.match(unsigned.fix, /channel_data the client sent was not signed/);
   assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, undefined).problem, /no auth/);
+  // Only the first TRIED_PEERS other apps are tried.
+  const crowd = [app, ...Array.from({ length: TRIED_PEERS }, (_, i) => ({ id: `p${i}`, key: `pk${i}`, secret: `ps${i}` })), other];
+  assert.equal(diagnoseChannelAuth(app, crowd, sid, 'private-x', undefined, `k1:${hmacSha256Hex('s2', signed)}`).matches, undefined);
   const plain = diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, 'k1:00');
   assert.equal(plain.matches, undefined);
   assert.doesNotMatch(JSON.stringify(plain), /"s1"|"s2"/);
@@ -49,5 +52,9 @@ test('REST: another app\'s key or secret, the clock, a changed body, the proxy\'
 test('handshake: the operator is told the keys that exist; an origin gets its exact fix', () => {
   assert.match(diagnoseHandshake('unknown_app', { key: 'x', origin: '', protocol: '7' }, [], ['k1', 'k2']).fix, /Keys this server knows: k1, k2/);
   assert.doesNotMatch(diagnoseHandshake('unknown_app', { key: 'x', origin: '', protocol: '7' }).fix, /Keys/);
+  const many = Array.from({ length: LISTED_KEYS + 5 }, (_, i) => `key${i}`);
+  const listed = diagnoseHandshake('unknown_app', { key: 'x', origin: '', protocol: '7' }, [], many).fix;
+  assert.match(listed, new RegExp(`key${LISTED_KEYS - 1} and 5 more\\.$`));
+  assert.doesNotMatch(listed, new RegExp(`key${LISTED_KEYS}\\b`));
   assert.match(diagnoseHandshake('origin', { key: 'k1', origin: 'https://a.example', protocol: '7' }, ['https://b.example']).fix, /Add "https:\/\/a\.example"/);
 });

@@ -8,6 +8,17 @@ import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/
 import type { Diagnosis } from './events.js';
 import type { PeerApp } from './tap.js';
 
+/** The keys named to the operator for an unknown key (a database may hold thousands). */
+export const LISTED_KEYS = 20;
+/** Other apps whose secrets are tried against a bad signature: a bound on the work one refusal costs. */
+export const TRIED_PEERS = 1000;
+
+function keyList(keys: readonly string[]): string {
+  if (keys.length === 0) return '(none)';
+  const shown = keys.slice(0, LISTED_KEYS).join(', ');
+  return keys.length > LISTED_KEYS ? `${shown} and ${keys.length - LISTED_KEYS} more` : shown;
+}
+
 /** A refused handshake (session/handshake.ts's reasons). `keys`: the keys that exist, for the operator. */
 export function diagnoseHandshake(reason: string, req: { key: string; origin: string; protocol: string }, allowedOrigins: readonly string[] = [], keys?: readonly string[]): Diagnosis {
   switch (reason) {
@@ -16,7 +27,7 @@ export function diagnoseHandshake(reason: string, req: { key: string; origin: st
         problem: `No app has the key "${req.key}".`,
         fix:
           'Give pusher-js the app\'s key (not its id or secret) and point it at this server (wsHost, wsPort, forceTLS).' +
-          (keys ? ` Keys this server knows: ${keys.length > 0 ? keys.join(', ') : '(none)'}.` : ''),
+          (keys ? ` Keys this server knows: ${keyList(keys)}.` : ''),
       };
     case 'app_disabled':
       return { problem: 'The app is disabled.', fix: 'Enable it (ripple apps update <id> --enabled=true) or use another app\'s key.' };
@@ -57,7 +68,7 @@ export function diagnoseChannelAuth(app: PeerApp, peers: readonly PeerApp[], soc
     };
   }
   const is = (secret: string, text: string) => safeEqual(signature, hmacSha256Hex(secret, text));
-  const wrongSecret = peers.find((p) => p.id !== app.id && is(p.secret, signed));
+  const wrongSecret = peers.slice(0, TRIED_PEERS).find((p) => p.id !== app.id && is(p.secret, signed));
   if (wrongSecret) return { ...base, matches: `signed with app ${wrongSecret.id}'s secret`, fix: `Your auth endpoint uses app ${wrongSecret.id}'s secret: give it the secret of app ${app.id}.` };
   if (is(app.secret, `${channel}:${socketId}`)) return { ...base, matches: `${channel}:${socketId}`, fix: 'The socket id and the channel are swapped: sign "<socket_id>:<channel>".' };
   if (channelData !== undefined && is(app.secret, `${socketId}:${channel}`)) {
@@ -99,7 +110,7 @@ export function diagnoseRest(app: PeerApp | undefined, enabled: boolean, peers: 
   }
   const is = (secret: string, text: string) => safeEqual(signature, hmacSha256Hex(secret, text));
   if (is(app.secret, signed)) return enabled ? undefined : { problem: 'The app is disabled.', fix: 'Enable it (ripple apps update <id> --enabled=true).' };
-  const wrongSecret = peers.find((p) => p.id !== app.id && is(p.secret, signed));
+  const wrongSecret = peers.slice(0, TRIED_PEERS).find((p) => p.id !== app.id && is(p.secret, signed));
   if (wrongSecret) return { problem: 'The signature does not match.', signed, matches: `signed with app ${wrongSecret.id}'s secret`, fix: `The SDK uses app ${wrongSecret.id}'s secret: give it app ${app.id}'s.` };
   const apps = req.path.indexOf('/apps/');
   if (apps > 0) {

@@ -215,6 +215,8 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
         if (!aborted()) json(res, 403, { error: `This credential does not open app ${appId}` });
         return;
       }
+      if (aborted()) return;
+      if (open.size >= MAX_STREAMS) return json(res, 503, { error: `This node serves ${MAX_STREAMS} console streams already: close one, or watch through another node` });
       const write = (chunk: string) => {
         if (closed) return true;
         let ok = true;
@@ -258,6 +260,7 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
           if (!access || !mayWatch(access, appId)) return json(res, access ? 403 : 401, { error: 'This credential does not open this app' });
           const app = await d.apps.findById(appId);
           if (!app) return json(res, 404, { error: `App ${appId} does not exist` });
+          if (!app.enabled) return json(res, 403, { error: 'The app is disabled' });
           let parsed: unknown;
           try {
             parsed = JSON.parse(body.toString('utf8'));
@@ -287,10 +290,13 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
   };
 }
 
+/** Open console streams a node serves at once (each holds a connection, a timer and a relay viewer). */
+export const MAX_STREAMS = 100;
+
 /** The overview lists the busiest channels; the total says how many there are. */
 const MAX_LISTED_CHANNELS = 500;
 
-/** Dead letters shown at once (the newest first); the total says how many there are. */
+/** Dead letters listed at once (the first the store answers; in Redis the newest); the total says how many there are. */
 const MAX_LISTED_DEAD_LETTERS = 100;
 
 /** A webhook URL without what may be a secret in it (user, password, query). */

@@ -13,6 +13,8 @@ test('over the rate, or while the connection is full, events are counted and rep
   const s = new ConsoleStream((c) => (out.push(c), !full), 2, {});
   for (let i = 0; i < 5; i++) s.push(ev('subscribed'), JSON.stringify(ev('subscribed')));
   assert.equal(out.length, 2);
+  s.push(ev('stats'), '{"type":"stats"}');
+  assert.equal(out.length, 3, 'the overview\'s samples do not count against the rate');
   await eventually(() => out.some((c) => c.includes('"skipped"')), { timeoutMs: 5000, what: 'the skipped record' });
   assert.equal(JSON.parse(out.find((c) => c.includes('"skipped"'))!.slice(6)).count, 3);
   full = true;

@@ -36,11 +36,13 @@ export class ConsoleStream {
   push(ev: ConsoleEvent, json: string): void {
     if (this.filter.types && !this.filter.types.has(ev.type)) return;
     if (this.filter.channel !== undefined && ev.channel !== this.filter.channel && !ev.channels?.includes(this.filter.channel)) return;
-    if (this.blocked || this.sent >= this.rate) {
+    // The overview's samples (one per node every 5 s) are not the app's events: they do not count against the rate.
+    const counted = ev.type !== 'stats';
+    if (this.blocked || (counted && this.sent >= this.rate)) {
       this.skipped++;
       return;
     }
-    this.sent++;
+    if (counted) this.sent++;
     this.send(`data: ${json}\n\n`);
   }
 

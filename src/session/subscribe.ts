@@ -86,8 +86,9 @@ export function unsubscribe(deps: SessionDeps, s: Session, data: Record<string, 
 
 const badSignature: SubscriptionRefusal = { reason: 'auth', type: 'AuthError', error: 'Invalid signature', status: 401 };
 
-/** The doctor's look at a bad subscription signature, made only if the console watches the app. */
+/** The doctor's look at a bad subscription signature, only while the console watches the app (else nothing is built). */
 function authDoctor(deps: SessionDeps, s: Session, channel: string, data: Record<string, unknown>) {
+  if (!deps.tap.on || !deps.tap.watches(s.app.id)) return undefined;
   const channelData = typeof data.channel_data === 'string' ? data.channel_data : undefined;
   return () => diagnoseChannelAuth(s.app, deps.tap.peers(), s.socketId, channel, channelData, data.auth);
 }

@@ -140,7 +140,8 @@ function render(ev: ConsoleEvent): void {
   li.dataset.type = ev.type;
   rows.set(li, ev);
   if (ev.type === 'skipped') {
-    li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', `${ev.count ?? 0} skipped`), el('span', 'what', 'events left out: more than this stream shows per second'));
+    const why = ev.node === 'page' ? `left out by this page: more than ${MAX_WAITING} waiting to be shown` : 'events left out: more than this stream shows per second';
+    li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', `${ev.count ?? 0} skipped`), el('span', 'what', why));
   } else {
     li.append(el('span', 'time', new Date(ev.time).toLocaleTimeString()), el('span', 'type', ev.type));
     if (ev.channel || ev.channels) li.append(el('span', 'channel', ev.channel ?? ev.channels!.join(', ')));
@@ -185,7 +186,7 @@ function pump(): void {
     credit -= n;
     for (const ev of waiting.splice(0, n)) render(ev);
     if (skippedHere > 0) {
-      render({ type: 'skipped', appId: '', time: Date.now(), count: skippedHere });
+      render({ type: 'skipped', appId: '', node: 'page', time: Date.now(), count: skippedHere });
       skippedHere = 0;
     }
   }
@@ -324,7 +325,9 @@ async function watch(appId: string): Promise<void> {
   streaming = false;
   $('status').textContent = 'connecting';
   try {
-    const res = await api(`apps/${encodeURIComponent(appId)}/stream`, { signal: abort.signal });
+    // The stream's bound (events a second, the rest counted as skipped): the page's own ?rate=N, else the node's default.
+    const rate = new URLSearchParams(location.search).get('rate');
+    const res = await api(`apps/${encodeURIComponent(appId)}/stream${rate ? `?rate=${encodeURIComponent(rate)}` : ''}`, { signal: abort.signal });
     if (!res.ok || !res.body) {
       $('status').textContent = `refused (${res.status})`;
       return;
