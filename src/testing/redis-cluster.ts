@@ -52,8 +52,10 @@ export interface RedisClusterHandle {
 }
 
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 function isFree(port: number): Promise<boolean> {
@@ -105,7 +107,7 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
   const primaries = o.primaries ?? 3;
   const replicas = o.replicas ?? 1;
   const dir = mkdtempSync(join(tmpdir(), 'ripple-redis-cluster-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  dirs.add(dir);
   const taken = new Set<number>();
   const ports: number[] = [];
   for (let i = 0; i < primaries * (1 + replicas); i++) {
