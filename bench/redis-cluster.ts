@@ -11,7 +11,12 @@
 // delivered message, in total and on the busiest primary. The capacity projection rests on the
 // latter: a shard saturates at about 1 core / (its CPU per message it serves).
 //
+//   cluster3-p16   three primaries, SPUBLISH on 16 hash-tagged partitions (Centrifugo's way): a node
+//                  subscribes the partitions of its channels and receives all of their traffic
+// With `--interest third` each subscriber wants a third of the channels (interest routing matters).
+//
 //   node --import tsx bench/redis-cluster.ts [--rounds 3] [--channels 300] [--messages 60000] [--window 256]
+//        [--interest all|third] [--layouts single,cluster1-s,cluster3-s,cluster3-c,cluster3-p16]
 import { Cluster, Redis } from 'ioredis';
 import { startRedis } from '../src/testing/harness.js';
 import { startRedisCluster } from '../src/testing/redis-cluster.js';
@@ -27,8 +32,13 @@ const WINDOW = arg('window', 256);
 const SUBSCRIBERS = 3;
 const payload = 'x'.repeat(100);
 
-type Layout = 'single' | 'cluster1-s' | 'cluster3-s' | 'cluster3-c';
+type Layout = 'single' | 'cluster1-s' | 'cluster3-s' | 'cluster3-c' | 'cluster3-p16';
+/** `all`: every subscriber wants every channel; `third`: subscriber i wants the channels c with c % 3 = i. */
+const INTEREST = process.argv.includes('--interest') ? process.argv[process.argv.indexOf('--interest') + 1] : 'all';
+const PARTITIONS = 16;
 interface Result {
+  /** deliveries to a subscriber that does not want the message's channel (partitions) */
+  unwantedShare: number;
   /** the most messages one redis-server handled, over the messages published */
   busiestHandledShare: number;
   deliveriesPerSec: number;
@@ -76,7 +86,8 @@ async function cpuOf(ports: number[]): Promise<number[]> {
 }
 
 async function runOnce(layout: Layout): Promise<Result> {
-  const sharded = layout.endsWith('-s');
+  const partitioned = layout.endsWith('-p16');
+  const sharded = layout.endsWith('-s') || partitioned;
   let ports: number[];
   let stop: () => Promise<void>;
   let client: () => Redis;
@@ -92,19 +103,30 @@ async function runOnce(layout: Layout): Promise<Result> {
     const seeds = c.ports.map((port) => ({ host: '127.0.0.1', port }));
     client = () => new Cluster(seeds, { shardedSubscribers: sharded, redisOptions: { lazyConnect: false } }) as unknown as Redis;
   }
-  const channels = Array.from({ length: CHANNELS }, (_, i) => (sharded ? `ripple:ch:{app:chan-${i}}` : `ripple:ch:app:chan-${i}`));
+  // A channel's pub/sub name: its own (per channel), or one of PARTITIONS hash-tagged partitions.
+  const channels = Array.from({ length: CHANNELS }, (_, i) =>
+    partitioned ? `ripple:ch:{p${i % PARTITIONS}}` : sharded ? `ripple:ch:{app:chan-${i}}` : `ripple:ch:app:chan-${i}`,
+  );
+  const wants = (sub: number, c: number) => INTEREST === 'all' || c % SUBSCRIBERS === sub;
   const subs = Array.from({ length: SUBSCRIBERS }, client);
   const pub = client();
   let delivered = 0;
+  let unwanted = 0;
   // A Cluster client takes commands once it has read the slot map; its sharded subscribers a moment later.
   await Promise.all([...subs, pub].map((c) => (c.status === 'ready' ? undefined : new Promise((r) => c.once('ready', r)))));
   await new Promise((r) => setTimeout(r, 500));
-  for (const s of subs) {
-    s.on(sharded ? 'smessage' : 'message', () => delivered++);
-    for (const ch of channels) await withTimeout(sharded ? s.ssubscribe(ch) : s.subscribe(ch), `${layout}: subscribe ${ch}`);
+  const names: Set<string>[] = [];
+  for (const [i, s] of subs.entries()) {
+    s.on(sharded ? 'smessage' : 'message', (_: string, m: string) => {
+      delivered++;
+      if (!wants(i, Number(m.slice(0, m.indexOf('|'))))) unwanted++;
+    });
+    names.push(new Set(channels.filter((_, c) => wants(i, c))));
+    for (const ch of names[i]) await withTimeout(sharded ? s.ssubscribe(ch) : s.subscribe(ch), `${layout}: subscribe ${ch}`);
   }
   await pub.ping();
-  const expected = MESSAGES * SUBSCRIBERS;
+  let expected = 0;
+  for (let m = 0; m < MESSAGES; m++) for (const n of names) if (n.has(channels[m % CHANNELS])) expected++;
   const cpu0 = await cpuOf(ports);
   const t0 = process.hrtime.bigint();
   let sent = 0;
@@ -112,10 +134,12 @@ async function runOnce(layout: Layout): Promise<Result> {
   await new Promise<void>((resolve, reject) => {
     const pump = () => {
       while (inflight < WINDOW && sent < MESSAGES) {
-        const ch = channels[sent % CHANNELS];
+        const c = sent % CHANNELS;
+        const ch = channels[c];
+        const message = `${c}|${payload}`;
         sent++;
         inflight++;
-        (sharded ? pub.spublish(ch, payload) : pub.publish(ch, payload)).then(() => {
+        (sharded ? pub.spublish(ch, message) : pub.publish(ch, message)).then(() => {
           inflight--;
           pump();
         }, reject);
@@ -134,6 +158,7 @@ async function runOnce(layout: Layout): Promise<Result> {
   await stop();
   if (delivered < expected) throw new Error(`${layout}: ${delivered}/${expected} delivered`);
   return {
+    unwantedShare: unwanted / delivered,
     busiestHandledShare: Math.max(...handled) / MESSAGES,
     deliveriesPerSec: delivered / secs,
     cpuUsPerDelivery: used.reduce((a, b) => a + b, 0) / delivered,
@@ -149,7 +174,7 @@ function withTimeout<T>(p: Promise<T>, what: string, ms = 10_000): Promise<T> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
-  const layouts: Layout[] = ['single', 'cluster1-s', 'cluster3-s', 'cluster3-c'];
+  const layouts: Layout[] = (process.argv.includes('--layouts') ? process.argv[process.argv.indexOf('--layouts') + 1].split(',') : ['single', 'cluster1-s', 'cluster3-s', 'cluster3-c']) as Layout[];
   const results = new Map<Layout, Result[]>(layouts.map((l) => [l, []]));
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 ? [...layouts].reverse() : layouts;
@@ -161,13 +186,13 @@ async function main() {
       );
     }
   }
-  console.log(`channels ${CHANNELS}, messages ${MESSAGES} × ${SUBSCRIBERS} subscribers, window ${WINDOW}, rounds ${ROUNDS} (medians)`);
-  console.log('| layout | deliveries/s | Redis CPU µs / delivery (all) | busiest redis-server µs / delivery | messages the busiest redis-server handled |');
-  console.log('|---|---:|---:|---:|---:|');
+  console.log(`channels ${CHANNELS}, messages ${MESSAGES}, ${SUBSCRIBERS} subscribers wanting ${INTEREST === 'all' ? 'every channel' : 'a third of the channels each'}, window ${WINDOW}, rounds ${ROUNDS} (medians)`);
+  console.log('| layout | deliveries/s | Redis CPU µs / delivery (all) | busiest redis-server µs / delivery | messages the busiest redis-server handled | deliveries not wanted |');
+  console.log('|---|---:|---:|---:|---:|---:|');
   for (const l of layouts) {
     const rs = results.get(l)!;
     console.log(
-      `| ${l} | ${Math.round(median(rs.map((x) => x.deliveriesPerSec))).toLocaleString('en')} | ${median(rs.map((x) => x.cpuUsPerDelivery)).toFixed(2)} | ${median(rs.map((x) => x.busiestShareUsPerDelivery)).toFixed(2)} | ${(median(rs.map((x) => x.busiestHandledShare)) * 100).toFixed(0)} % |`,
+      `| ${l} | ${Math.round(median(rs.map((x) => x.deliveriesPerSec))).toLocaleString('en')} | ${median(rs.map((x) => x.cpuUsPerDelivery)).toFixed(2)} | ${median(rs.map((x) => x.busiestShareUsPerDelivery)).toFixed(2)} | ${(median(rs.map((x) => x.busiestHandledShare)) * 100).toFixed(0)} % | ${(median(rs.map((x) => x.unwantedShare)) * 100).toFixed(0)} % |`,
     );
   }
   process.exit(0);
