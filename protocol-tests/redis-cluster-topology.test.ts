@@ -10,7 +10,7 @@ import { startNode, type NodeHandle } from '../src/testing/harness.js';
 import { startRedisCluster, type RedisClusterHandle } from '../src/testing/redis-cluster.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { subscribeRecovering, type RecoveryOutcome } from '../src/testing/recovery.js';
-import { RawClient, type Frame } from '../src/testing/raw-client.js';
+import { RawClient, presenceAuth, type Frame } from '../src/testing/raw-client.js';
 import { rest } from '../src/testing/sign-rest.js';
 import { RedisKeys } from '../src/redis/keys.js';
 
@@ -25,7 +25,7 @@ const clients: RawClient[] = [];
 
 before(async () => {
   cluster = await startRedisCluster();
-  const env = (id: string) => ({ REDIS_CLUSTER_NODES: cluster.seeds.join(','), NODE_ID: id, NODE_LEASE_MS: '4000' });
+  const env = (id: string) => ({ REDIS_CLUSTER_NODES: cluster.seeds.join(','), NODE_ID: id, NODE_LEASE_MS: '10000' });
   [pub, sub] = await Promise.all([startNode({ env: env('topo-pub'), config: { apps } }), startNode({ env: env('topo-sub'), config: { apps } })]);
 });
 
@@ -161,4 +161,39 @@ test('a slot migration under traffic (redis-cli --cluster reshard): the channel 
     await cluster.reshard(primary, to, 50);
     await cluster.waitHealthy(30_000);
   });
+});
+
+test('the primary holding the cluster state SIGKILLed: presence, counts and leases carry on on its replica, no node is taken for dead', async () => {
+  await cluster.waitHealthy(30_000);
+  const member = (c: RawClient, user: string) => {
+    const data = JSON.stringify({ user_id: user });
+    return c.subscribe('presence-state', presenceAuth(app.key, app.secret, c.socketId, 'presence-state', data), data);
+  };
+  const ann = await connect(pub);
+  const bob = await connect(sub);
+  await member(ann, 'ann');
+  await member(bob, 'bob');
+  await ann.nextEvent('pusher_internal:member_added', 'presence-state');
+  const statePrimary = await cluster.primaryOf(await cluster.keySlot(keys.nodes));
+  await cluster.kill(statePrimary);
+  await cluster.waitHealthy(30_000);
+  await eventually(async () => (await fetch(`${pub.url}/ready`)).status === 200 && (await fetch(`${sub.url}/ready`)).status === 200, {
+    timeoutMs: 20_000,
+    what: 'both nodes ready on the new primary',
+  });
+  // A member joining after the failover is seen across nodes.
+  const carol = await connect(sub);
+  for (;;) {
+    const f = await member(carol, 'carol');
+    if (f.event === 'pusher_internal:subscription_succeeded') break;
+    await sleep(200);
+  }
+  assert.equal(JSON.parse((await ann.nextEvent('pusher_internal:member_added', 'presence-state', 10_000)).data as string).user_id, 'carol');
+  for (const n of [pub, sub]) {
+    const users = await rest(n.url, app, 'GET', `/apps/${app.id}/channels/presence-state/users`);
+    assert.deepEqual((users.body.users as { id: string }[]).map((u) => u.id).sort(), ['ann', 'bob', 'carol']);
+  }
+  // Neither node was dropped as dead meanwhile: nobody saw ann or bob leave.
+  await sleep(500);
+  for (const c of [ann, bob]) assert.ok(!c.frames.some((f) => f.event === 'pusher_internal:member_removed'), 'no member_removed');
 });

@@ -29,7 +29,8 @@ interface ShardGroup {
   channels: Map<number, string[]>;
 }
 
-const HEALTH_POLL_MS = 250;
+/** While broken: how often the slot map is read again and the subscribers looked at. */
+const HEALTH_POLL_MS = 100;
 
 /**
  * A Redis Cluster subscriber (shardedSubscribers) as a FeedConnection.
@@ -48,12 +49,18 @@ export function shardFeed(sub: Redis): FeedConnection {
   const group = () => (sub as unknown as { shardedSubscribers?: ShardGroup }).shardedSubscribers;
   let broken = false;
   let poll: NodeJS.Timeout | undefined;
+  // Read the slot map now rather than at the next timed refresh, and again while broken: the node
+  // asked may not know the new owner yet (it learns it from the cluster bus), and a map that did not
+  // change subscribes nothing again.
+  const refresh = () => (sub as unknown as { refreshSlotsCache(cb?: () => void): void }).refreshSlotsCache(() => {});
   const broke = () => {
     if (!broken) {
-      // Read the slot map now rather than at the next timed refresh: the new owners get the channels sooner.
-      (sub as unknown as { refreshSlotsCache(cb?: () => void): void }).refreshSlotsCache(() => {});
+      refresh();
       broken = true;
-      poll = setInterval(tryBack, HEALTH_POLL_MS);
+      poll = setInterval(() => {
+        refresh();
+        tryBack();
+      }, HEALTH_POLL_MS);
       poll.unref();
     }
     signals.emit('close');

@@ -43,6 +43,8 @@ export interface RedisBackboneOptions {
  */
 const REMEMBERED_STREAMS = 32_768;
 const RECORDED = 114; // 'r'
+/** Redis Cluster: how long before a refused SSUBSCRIBE is sent again. */
+const SUBSCRIBE_RETRY_MS = 250;
 
 export class RedisBackbone implements Backbone {
   private handlers: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} }, feed: { feedBroken() {}, feedResumed() {} } };
@@ -175,14 +177,20 @@ export class RedisBackbone implements Backbone {
 
   addInterest(appId: string, channel: string): void {
     const rc = this.o.keys.channel(appId, channel);
-    // A failed subscribe is re-sent by autoResubscribe after a reconnect.
-    const subscribed = this.subscribe(rc).then(
-      () => {},
-      (err) => {
-        this.o.log.debug({ err, channel: rc }, 'subscribe failed');
-      },
-    );
-    this.interests.set(rc, { appId, channel, subscribed });
+    // A failed subscribe is re-sent by autoResubscribe after a reconnect. On Redis Cluster one refused
+    // before it reached a shard (no subscriber for the slot yet) is not known to ioredis: sent again.
+    const attempt = (): Promise<void> =>
+      this.subscribe(rc).then(
+        () => {},
+        (err) => {
+          this.o.log.debug({ err, channel: rc }, 'subscribe failed');
+          if (!this.sharded || this.interests.get(rc) !== entry || this.closing) return;
+          return new Promise<void>((r) => setTimeout(r, SUBSCRIBE_RETRY_MS)).then(() => (this.interests.get(rc) === entry && !this.closing ? attempt() : undefined));
+        },
+      );
+    const entry = { appId, channel, subscribed: Promise.resolve() };
+    this.interests.set(rc, entry);
+    entry.subscribed = attempt();
   }
 
   interestReady(appId: string, channel: string): Promise<number> {
@@ -210,7 +218,10 @@ export class RedisBackbone implements Backbone {
     return this.outbox.flowing() && this.o.sub.status === 'ready';
   }
 
+  private closing = false;
+
   async close(): Promise<void> {
+    this.closing = true;
     await this.outbox.close(2000);
     this.feed.close();
     this.o.sub.disconnect();

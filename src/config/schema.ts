@@ -183,7 +183,10 @@ export const ConfigSchema = z
      * found from them. Set, it is cluster mode on Redis Cluster (redisUrl is then not used);
      * redisOptions (username, password, tls, ...) go to every cluster node. See docs/redis-cluster.md.
      */
-    redisClusterNodes: z.array(z.string().min(1)).min(1).optional(),
+    redisClusterNodes: z
+      .array(z.string().regex(/^(rediss?:\/\/\S+|(\[[0-9a-fA-F:]+\]|[^\s:[\]]+)(:\d{1,5})?)$/, 'must be host:port or a redis:// or rediss:// URL'))
+      .min(1)
+      .optional(),
     redisPrefix: z.string().default('ripple'),
     nodeId: z.string().min(1).optional(),
     /**

@@ -195,6 +195,7 @@ test('Soketi settings that pick something ripple cannot do stop the start, namin
   rejects({ SOKETI_ADAPTER_DRIVER: 'redis', SOKETI_ADAPTER_REDIS_CLUSTER_MODE: 'true' }, {}, /^SOKETI_ADAPTER_REDIS_CLUSTER_MODE: Redis Cluster needs its seed nodes/);
   rejects({ ADAPTER_DRIVER: 'redis-cluster' }, {}, /^ADAPTER_DRIVER: Redis Cluster needs its seed nodes/);
   rejects({ REDIS_CLUSTER_NODES: '[1]', APP_SECRET: 's' }, {}, /redisClusterNodes|REDIS_CLUSTER_NODES/);
+  rejects({ REDIS_CLUSTER_NODES: 'h1:7000, bad host:1', APP_SECRET: 's' }, {}, /REDIS_CLUSTER_NODES.*must be host:port or a redis:\/\/ or rediss:\/\/ URL/);
 });
 
 test("Redis Cluster: ripple's REDIS_CLUSTER_NODES, Soketi's cluster mode and Sockudo's redis-cluster adapter; credentials go to every node", () => {

@@ -52,8 +52,10 @@ export interface RedisClusterHandle {
 }
 
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
 function isFree(port: number): Promise<boolean> {
@@ -105,7 +107,7 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
   const primaries = o.primaries ?? 3;
   const replicas = o.replicas ?? 1;
   const dir = mkdtempSync(join(tmpdir(), 'ripple-redis-cluster-'));
-  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  dirs.add(dir);
   const taken = new Set<number>();
   const ports: number[] = [];
   for (let i = 0; i < primaries * (1 + replicas); i++) {
@@ -119,7 +121,7 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
       'redis-server',
       [
         '--port', String(p), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`),
-        '--cluster-node-timeout', String(o.nodeTimeoutMs ?? 1500), '--save', '', '--appendonly', 'no', '--dir', dir,
+        '--cluster-node-timeout', String(o.nodeTimeoutMs ?? 1500), '--cluster-announce-ip', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
       ],
       { stdio: 'ignore' },
     );
@@ -134,7 +136,13 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
     return c.exitCode === null && c.signalCode === null;
   };
   for (const p of ports) await eventually(async () => (await cli(p, 'PING')) === 'PONG', { timeoutMs: 10_000, intervalMs: 50, retryThrows: true, what: `redis cluster node ${p}` });
-  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+  if (ports.length >= 3) {
+    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes']);
+  } else {
+    // redis-cli creates clusters of three primaries or more: one primary takes every slot itself.
+    if (ports.length !== 1) throw new Error('a cluster of fewer than 3 nodes must be one primary');
+    await cli(ports[0], 'CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+  }
 
   const handle: RedisClusterHandle = {
     seeds: ports.map((p) => `127.0.0.1:${p}`),
