@@ -5,7 +5,7 @@
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
-import { ConsoleWatch, consoleSession, type SeenEvent } from '../src/testing/console-stream.js';
+import { ConsoleWatch, buildConsolePage, consoleSession, type SeenEvent } from '../src/testing/console-stream.js';
 import { eventually } from '../src/testing/eventually.js';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { RawClient, presenceAuth, privateAuth, hmacHex } from '../src/testing/raw-client.js';
@@ -26,6 +26,7 @@ let redis: RedisHandle | undefined;
 let receiver: WebhookReceiver;
 
 before(async () => {
+  buildConsolePage();
   receiver = await WebhookReceiver.start();
 });
 after(async () => {

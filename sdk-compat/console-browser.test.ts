@@ -7,12 +7,12 @@
 // another app's secret; payloads made to run script stay text. Saves docs/console.png.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import PusherServer from 'pusher';
 import WebSocket from 'ws';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../src/testing/browser.js';
+import { buildConsolePage } from '../src/testing/console-stream.js';
 import { eventually } from '../src/testing/eventually.js';
 import { repoRoot, startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
@@ -29,8 +29,7 @@ const nodes: NodeHandle[] = [];
 const clients: PusherClient[] = [];
 
 before(async () => {
-  const built = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'build-console.mjs')], { stdio: 'inherit' });
-  assert.equal(built.status, 0, 'the console page builds');
+  buildConsolePage();
   receiver = await WebhookReceiver.start();
   browser = await launchChromium();
 });

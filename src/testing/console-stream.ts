@@ -1,8 +1,16 @@
 // The debug console's stream (src/console/routes.ts) as a test reads it: Server-Sent Events over
 // fetch with the credential in a header, every event kept, and waits for the ones a test expects.
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { join } from 'node:path';
 import { eventually } from './eventually.js';
-import type { AppCredentials } from './harness.js';
+import { repoRoot, type AppCredentials } from './harness.js';
+
+/** Builds the console's page into dist/console (a node serves it from there), as `npm start` does. */
+export function buildConsolePage(): void {
+  const built = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'build-console.mjs')], { stdio: 'inherit' });
+  if (built.status !== 0) throw new Error('the console page did not build (scripts/build-console.mjs)');
+}
 
 export interface SeenEvent {
   type: string;
