@@ -80,7 +80,10 @@ export class RedisOutbox {
 
   constructor(private readonly o: RedisOutboxOptions) {
     this.wasReady = o.redis.status === 'ready';
+    // Redis Cluster: a primary that joins the slot map (a promoted replica) gets the scripts too.
+    if (o.cluster && o.scripts) o.redis.on('+node', () => void this.loadScripts().catch(() => {}));
     o.redis.on('ready', () => {
+      if (o.cluster && o.scripts) this.loadScripts().catch(() => {});
       if (this.wasReady) this.backAt = Date.now();
       this.wasReady = true;
       // At debug: the outage's own log (redis/outage-log.ts) tells the operator that Redis is back.
@@ -172,8 +175,17 @@ export class RedisOutbox {
     return { sha, keys: s.keys };
   }
 
+  /**
+   * Redis Cluster: the scripts on every primary, so the first event of a channel does not wait for a
+   * NOSCRIPT round (done when the client is ready, which also opens a connection to every primary).
+   */
+  private async loadScripts(): Promise<void> {
+    const primaries = (this.o.redis as unknown as { nodes(role: 'master'): Redis[] }).nodes('master');
+    await Promise.all(primaries.flatMap((n) => Object.values(this.o.scripts ?? {}).map((s) => n.script('LOAD', s.lua))));
+  }
+
   /** Redis Cluster: every entry at once, each on its own (see RedisOutboxOptions.cluster). */
-  private async writeSharded(entries: OutboxEntry[]): Promise<void> {
+  private async writeSharded(entries: OutboxEntry[], again = true): Promise<void> {
     const r = this.o.redis;
     const results = await Promise.allSettled(
       entries.map((e) => {
@@ -184,9 +196,10 @@ export class RedisOutbox {
     );
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
     if (!failed) return;
-    if (/NOSCRIPT/.test(String(failed.reason?.message))) {
-      const primaries = (r as unknown as { nodes(role: 'master'): Redis[] }).nodes('master');
-      await Promise.all(primaries.flatMap((n) => Object.values(this.o.scripts ?? {}).map((s) => n.script('LOAD', s.lua))));
+    if (again && /NOSCRIPT/.test(String(failed.reason?.message))) {
+      // A primary without the script (a replica just promoted): load it, write the batch again now.
+      await this.loadScripts();
+      return this.writeSharded(entries, false);
     }
     throw failed.reason;
   }

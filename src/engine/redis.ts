@@ -13,7 +13,7 @@ import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
 import type { TransitionRouter } from '../presence/store.js';
-import { commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
+import { CLUSTER_RESUBSCRIBE_EXTRA_MS, commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { RedisKeys } from '../redis/keys.js';
 import { RedisOutageLog } from '../redis/outage-log.js';
 import { RedisWebhookQueue } from '../webhooks/redis-queue.js';
@@ -39,7 +39,7 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   // Every live node's connections are back within the longest reconnect delay (and the reconnect itself)
   // of Redis coming back: the outbox waits that long for the others to resubscribe, and a node
   // restoring after Redis lost its data waits that long for the others to restore.
-  const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500;
+  const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500 + (config.redisClusterNodes ? CLUSTER_RESUBSCRIBE_EXTRA_MS : 0);
   const lease = new NodeLease({ redis: cmd, keys, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
   const backbone = new RedisBackbone({ pub: cmd, sub, keys, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
   const store = new RedisPresenceStore({ redis: cmd, keys, nodeId, log: clusterLog, lease, routes });

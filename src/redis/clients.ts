@@ -21,6 +21,14 @@ export interface RedisTarget {
 /** How often (ms) a Cluster client reads the slot map again (a moved slot's shard channels come back then). */
 export const SLOTS_REFRESH_MS = 1000;
 
+/**
+ * Redis Cluster: how much longer than one Redis a node's shard subscribers may take to be back after
+ * the cluster returns: ioredis 5.11 retries a failed subscriber connection with a backoff of up to
+ * 2 s plus a quarter of jitter (ClusterSubscriberGroup.MAX_BACKOFF_MS), then reads the slot map
+ * (at the latest a refresh interval later) and subscribes again; a second for connecting on a loaded host.
+ */
+export const CLUSTER_RESUBSCRIBE_EXTRA_MS = 2500 + SLOTS_REFRESH_MS + 1000;
+
 export function isCluster(client: Redis): boolean {
   return (client as unknown as { isCluster?: boolean }).isCluster === true;
 }
