@@ -51,6 +51,8 @@ const fanoutMetrics: Metric[] = [
   { key: 'max', label: 'fixed phase: latency max', get: (r) => F(r).fixed.maxMs, format: fmt.ms, better: 'lower' },
   { key: 'lost', label: 'fixed phase: lost deliveries', get: (r) => F(r).fixed.lost, format: (x) => fmt.n(x), better: 'lower' },
   { key: 'cpumsg', label: 'fixed phase: server CPU µs / delivered msg', get: (r) => F(r).fixed.serverCpuUsPerDelivered, format: (x) => fmt.n(x, 2), better: 'lower' },
+  { key: 'sysmsg', label: 'fixed phase: server syscalls / delivered msg (perf tracepoints; load-independent)', get: (r) => F(r).fixed.syscallsPerDelivered ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x, 3) : '-'), better: 'lower' },
+  { key: 'sendmsg', label: 'fixed phase: server sendto+writev calls / delivered msg', get: (r) => F(r).fixed.sendsPerDelivered ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x, 3) : '-'), better: 'lower' },
   { key: 'rediscpu', label: 'fixed phase: redis-server CPU µs / trigger (cross-node)', get: (r) => F(r).fixed.redisCpuUsPerTrigger ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x, 1) : '-'), better: 'lower' },
   { key: 'rampgen', label: 'generator CPU % at the last held ramp step', get: (r) => F(r).ramp?.steps.filter((s) => !s.fail).at(-1)?.genCpuPct ?? NaN, format: pct, better: 'lower' },
   { key: 'rampsrv', label: 'server CPU % at the last held ramp step', get: (r) => F(r).ramp?.steps.filter((s) => !s.fail).at(-1)?.serverCpuPct ?? NaN, format: pct, better: 'lower' },

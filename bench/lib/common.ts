@@ -16,6 +16,10 @@ export interface CommonOptions {
   save: boolean;
   /** ripple: directory for a --cpu-prof profile of the server */
   cpuProfDir?: string;
+  /** run the server under `valgrind --tool=callgrind` (counting only while a scenario measures); files go here */
+  callgrindDir?: string;
+  /** ripple: --workers N (one process per worker on one port; needs --redis) */
+  rippleWorkers: number;
 }
 
 export function commonOptions(args: Args): CommonOptions {
@@ -26,6 +30,8 @@ export function commonOptions(args: Args): CommonOptions {
     redis: flag(args, 'redis'),
     save: !flag(args, 'no-save'),
     cpuProfDir: typeof args['cpu-prof'] === 'string' ? (args['cpu-prof'] as string) : flag(args, 'cpu-prof') ? 'bench/results/profiles' : undefined,
+    rippleWorkers: num(args, 'ripple-workers', 1),
+    callgrindDir: typeof args['callgrind'] === 'string' ? (args['callgrind'] as string) : flag(args, 'callgrind') ? 'bench/results/callgrind' : undefined,
   };
 }
 

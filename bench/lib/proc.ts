@@ -1,7 +1,7 @@
 // Process helpers: CPU pinning with taskset, /proc readings (CPU ticks, VmRSS), child tracking so the
 // bench kills exactly the processes it started (by PID), and waiting for HTTP readiness.
 import { spawnSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 
@@ -64,8 +64,44 @@ export const CLK_TCK = (() => {
   return Number.isFinite(n) && n > 0 ? n : 100;
 })();
 
-/** utime+stime of a process (all its threads) in ms, from /proc/<pid>/stat. */
+/** A process and every process under it (ripple --workers forks one per worker), from /proc/<pid>/task/<tid>/children. */
+export function procTree(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const tid of tids) {
+      try {
+        for (const c of readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim()) out.push(Number(c));
+      } catch {
+        /* thread gone */
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * utime+stime of a process (all its threads) and of the processes under it, in ms, from /proc/<pid>/stat
+ * (a child that exits inside a measured window takes its share with it).
+ */
 export function procCpuMs(pid: number): number {
+  let ms = 0;
+  for (const p of procTree(pid)) {
+    try {
+      ms += oneProcCpuMs(p);
+    } catch (err) {
+      if (p === pid) throw err;
+    }
+  }
+  return ms;
+}
+
+function oneProcCpuMs(pid: number): number {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
   // fields after ")": state(3) ppid(4) ... utime(14) stime(15) → indexes 11, 12 in `rest`
@@ -73,8 +109,23 @@ export function procCpuMs(pid: number): number {
   return (ticks * 1000) / CLK_TCK;
 }
 
-/** VmRSS / VmHWM of a process in bytes, from /proc/<pid>/status. */
+/** VmRSS / VmHWM in bytes, from /proc/<pid>/status: of the process and the processes under it, summed. */
 export function procMem(pid: number): { rss: number; hwm: number } {
+  let rss = 0;
+  let hwm = 0;
+  for (const p of procTree(pid)) {
+    try {
+      const m = oneProcMem(p);
+      rss += m.rss;
+      hwm += m.hwm;
+    } catch (err) {
+      if (p === pid) throw err;
+    }
+  }
+  return { rss, hwm };
+}
+
+function oneProcMem(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string) => {
     const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(s);
@@ -215,4 +266,34 @@ export async function waitQuiet(maxWaitMs: number, thresholdPct = 15, quietMs = 
     if (busyPct < thresholdPct) return { quiet: true, busyPct, waitedMs };
     if (waitedMs >= maxWaitMs) return { quiet: false, busyPct, waitedMs };
   }
+}
+
+/**
+ * Counts the system calls of some processes (all their threads) from now until stop(), through the
+ * kernel's syscall tracepoints (`perf stat`, which works without hardware counters, e.g. in a VM).
+ * Syscalls per delivered message do not depend on the machine's other load the way CPU time does.
+ * null when perf cannot do it here.
+ */
+export function countSyscalls(pids: number[]): { stop(): Promise<{ all: number; sends: number } | null> } | null {
+  const probe = spawnSync('perf', ['stat', '-x,', '-e', 'raw_syscalls:sys_enter', 'true'], { encoding: 'utf8' });
+  if (probe.status !== 0 || /not supported|<not/.test(probe.stderr)) return null;
+  const child = spawn('perf', ['stat', '-x,', '-e', 'raw_syscalls:sys_enter', '-e', 'syscalls:sys_enter_sendto', '-e', 'syscalls:sys_enter_writev', '-p', pids.join(',')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  return {
+    async stop() {
+      await sleep(100);
+      child.kill('SIGINT');
+      await exited;
+      const count = (ev: string) => {
+        const line = err.split('\n').find((l) => l.includes(`,${ev},`) || l.endsWith(`,${ev}`) || l.split(',')[2] === ev);
+        const n = line ? Number(line.split(',')[0]) : NaN;
+        return Number.isFinite(n) ? n : NaN;
+      };
+      const all = count('raw_syscalls:sys_enter');
+      if (!Number.isFinite(all)) return null;
+      return { all, sends: (count('syscalls:sys_enter_sendto') || 0) + (count('syscalls:sys_enter_writev') || 0) };
+    },
+  };
 }

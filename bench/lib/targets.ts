@@ -7,7 +7,7 @@
 //   soketi – Soketi 1.6.1 from bench/soketi/node_modules (install with bench/soketi/install.sh)
 import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, symlinkSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { createConnection } from 'node:net';
@@ -53,6 +53,10 @@ export interface TargetOptions {
   redisPort?: number;
   /** ripple --cpu-prof: write a V8 CPU profile into this directory when the server exits */
   cpuProfDir?: string;
+  /** run the server under callgrind, instrumentation off until callgrindCollect(pid, true); output files here */
+  callgrindDir?: string;
+  /** ripple: WORKERS (its one-process-per-core mode), > 1 needs redis */
+  rippleWorkers?: number;
   /** extra env for the target process */
   env?: Record<string, string>;
   /** start node with --inspect on a loopback port so the bench can force a full GC (memory scenario) */
@@ -211,6 +215,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   let cwd = repoRoot;
   let health: string;
   let describe: string;
+  let describeExtra = '';
   if (isRipple(name)) {
     const rev = revOf(name, opts.rippleRev);
     const dir = rippleDir(rev);
@@ -227,11 +232,16 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
       ...(redisPort ? { REDIS_URL: `redis://127.0.0.1:${redisPort}`, REDIS_PREFIX: `ripple-bench-${process.pid}` } : {}),
     };
     if (!redisPort) delete env.REDIS_URL;
+    if ((opts.rippleWorkers ?? 1) > 1) {
+      if (!redisPort) throw new Error('--ripple-workers needs --redis (ripple shares its state between workers through Redis)');
+      env.WORKERS = String(opts.rippleWorkers);
+      describeExtra = ` with WORKERS=${opts.rippleWorkers}`;
+    }
     delete env.APP_ID;
     delete env.APP_KEY;
     delete env.APP_SECRET;
     health = `http://127.0.0.1:${port}/health`;
-    describe = rev === 'dist' ? `node dist/src/cli.js (built ${builtAt()})` : `node --import tsx src/cli.ts @ ${rippleCommit(rev)}`;
+    describe = (rev === 'dist' ? `node dist/src/cli.js (built ${builtAt()})` : `node --import tsx src/cli.ts @ ${rippleCommit(rev)}`) + describeExtra;
     if (withRecovery(name)) describe += ' with message recovery (historySize 100), subscribers opted in';
   } else if (name === 'bare') {
     cmd = process.execPath;
@@ -281,10 +291,17 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     inspectPort = await freePort();
     args = [`--inspect=127.0.0.1:${inspectPort}`, ...args];
   }
+  if (opts.callgrindDir) {
+    mkdirSync(opts.callgrindDir, { recursive: true });
+    const out = join(resolve(opts.callgrindDir), `callgrind.${name.replace(/[^\w.-]/g, '_')}.%p`);
+    args = ['--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${out}`, cmd, ...args];
+    cmd = 'valgrind';
+    Object.assign(env, VGDB_ENV);
+  }
   const [c, a] = pinnedCommand(opts.serverCpus, cmd, args);
   const proc = spawnTracked(c, a, { cwd, env });
   try {
-    await waitHttpOk(health, proc, 30_000, name);
+    await waitHttpOk(health, proc, opts.callgrindDir ? 900_000 : 30_000, name);
   } catch (err) {
     await proc.stop(1000);
     if (redis) await redis.proc.stop(1000);
@@ -303,7 +320,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     alive: () => !proc.hasExited(),
     collectGarbage: () => (inspectPort ? inspectorGc(inspectPort) : Promise.resolve(false)),
     async stop() {
-      await proc.stop(8000);
+      await proc.stop(opts.callgrindDir ? 120_000 : 8000);
       if (redis) await redis.proc.stop(2000);
     },
   };
@@ -354,4 +371,15 @@ function builtAt(): string {
 export function gitHead(): string {
   const r = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8' });
   return r.status === 0 ? r.stdout.trim() : '?';
+}
+
+/** vgdb (behind callgrind_control) names its pipes after USER/LOGNAME and HOST: the same on both sides. */
+const VGDB_ENV = { USER: 'ripple-bench', LOGNAME: 'ripple-bench', HOST: 'localhost' };
+
+/** callgrind: starts (true) or stops counting instructions in a server started with callgrindDir. */
+export function callgrindCollect(pid: number, on: boolean): void {
+  const r = spawnSync('callgrind_control', ['-i', on ? 'on' : 'off', String(pid)], { encoding: 'utf8', env: { ...process.env, ...VGDB_ENV } });
+  if (/error opening|syscall failed/.test(r.stderr)) throw new Error(`callgrind_control -i ${on ? 'on' : 'off'} ${pid}: ${r.stderr}`);
+  // callgrind_control exits 0 even when it finds no such run: its answer says "OK."
+  if (r.status !== 0 || !/OK\./.test(r.stdout)) throw new Error(`callgrind_control -i ${on ? 'on' : 'off'} ${pid}: ${r.stderr || r.stdout}`);
 }

@@ -15,7 +15,7 @@ import { LoadGen } from '../lib/loadgen.js';
 import { Histogram } from '../lib/hist.js';
 import { nowMs } from '../lib/clock.js';
 import { procCpuMs, procMem, sleep, machineCpu } from '../lib/proc.js';
-import { startTarget, benchApp, type TargetName, type Target } from '../lib/targets.js';
+import { startTarget, callgrindCollect, benchApp, type TargetName, type Target } from '../lib/targets.js';
 import { commonOptions, prepareGenerator, environment, saveResult, parseTarget, fmt, isMain, type CommonOptions } from '../lib/common.js';
 
 export type ExtraScenario = 'rest' | 'client-events' | 'presence';
@@ -82,7 +82,7 @@ export interface ExtraResult {
 }
 
 export async function runExtra(o: ExtraOptions): Promise<ExtraResult> {
-  const target: Target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, cpuProfDir: o.cpuProfDir });
+  const target: Target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, cpuProfDir: o.cpuProfDir, callgrindDir: o.callgrindDir, rippleWorkers: o.rippleWorkers });
   const pids = [target.pid, ...target.extraPids];
   const cpu = () => pids.reduce((a, p) => a + procCpuMs(p), 0);
   const url = `ws://127.0.0.1:${target.port}/app/${benchApp.key}?protocol=7&client=js&version=8.4.0&flash=false`;
@@ -116,6 +116,8 @@ export async function runExtra(o: ExtraOptions): Promise<ExtraResult> {
     let pubCpuMs = 0;
     let memberEventsPerSec = NaN;
     if (o.scenario === 'rest') {
+      // callgrind: instructions counted over every trigger (warm-up included)
+      if (o.callgrindDir) callgrindCollect(target.pid, true);
       const pub = await gen.publish(
         {
           baseUrl: `http://127.0.0.1:${target.port}`,
@@ -132,6 +134,7 @@ export async function runExtra(o: ExtraOptions): Promise<ExtraResult> {
         onMeasuring,
       );
       const drain = await gen.drain(pub.ok * conn.ok, 2000, 20_000);
+      if (o.callgrindDir) callgrindCollect(target.pid, false);
       lost = Math.max(0, pub.ok * conn.ok - drain.received);
       errors = pub.failed;
       if (pub.failed) notes.push(`${pub.failed} triggers failed: ${pub.errors.join('; ')}`);

@@ -14,8 +14,8 @@ import { parseArgs, num, str, flag } from '../lib/args.js';
 import { LoadGen } from '../lib/loadgen.js';
 import { Histogram } from '../lib/hist.js';
 import { nowMs } from '../lib/clock.js';
-import { procCpuMs, procMem, sleep, machineCpu, loadAvg } from '../lib/proc.js';
-import { startTarget, startRedis, benchApp, withRecovery, type TargetName, type Target, type Redis } from '../lib/targets.js';
+import { procCpuMs, procMem, procTree, countSyscalls, sleep, machineCpu, loadAvg } from '../lib/proc.js';
+import { startTarget, startRedis, callgrindCollect, benchApp, withRecovery, type TargetName, type Target, type Redis } from '../lib/targets.js';
 import { commonOptions, prepareGenerator, environment, saveResult, parseTarget, fmt, isMain, type CommonOptions } from '../lib/common.js';
 
 export interface FanoutOptions extends CommonOptions {
@@ -35,6 +35,7 @@ export interface FanoutOptions extends CommonOptions {
   p99Limit: number; // ms
   cross: boolean; // two nodes through redis: subscribers on A, triggers on B
   transport: 'ws' | 'xhr'; // how the subscribers connect
+  syscalls: boolean; // count the server's system calls (perf stat on syscall tracepoints) in the fixed phase
 }
 
 export function fanoutOptions(args: ReturnType<typeof parseArgs>, cross = false): FanoutOptions {
@@ -57,6 +58,7 @@ export function fanoutOptions(args: ReturnType<typeof parseArgs>, cross = false)
     p99Limit: num(args, 'p99-limit', 100),
     cross: cross || flag(args, 'cross'),
     transport: transportOf(str(args, 'transport', 'ws')),
+    syscalls: flag(args, 'syscalls'),
   };
 }
 
@@ -99,6 +101,9 @@ export interface Phase {
   closeCodes: Record<string, number>;
   serverCpuPct: number; // all server-side processes (nodes + redis), % of one core
   serverCpuUsPerDelivered: number;
+  /** the server's system calls (and sendto/writev among them) per delivery, warm-up included; NaN without perf */
+  syscallsPerDelivered: number;
+  sendsPerDelivered: number;
   /** cross-node: the redis-server's share, µs per trigger (NaN on one node) */
   redisCpuUsPerTrigger: number;
   genCpuPct: number;
@@ -135,7 +140,7 @@ interface Rig {
 }
 
 async function startRig(o: FanoutOptions): Promise<Rig> {
-  const base = { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, cpuProfDir: o.cpuProfDir };
+  const base = { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, cpuProfDir: o.cpuProfDir, callgrindDir: o.callgrindDir, rippleWorkers: o.rippleWorkers };
   if (!o.cross) {
     const t = await startTarget(o.target, { ...base, redis: o.redis });
     return { sub: t, pub: t, pids: [t.pid, ...t.extraPids], describe: t.describe, stop: () => t.stop() };
@@ -181,6 +186,10 @@ function cpuOf(pids: number[]): number {
 
 async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rate: number, durationS: number, warmupS: number, quietMs: number): Promise<Phase> {
   await gen.reset();
+  // callgrind: instructions counted over the whole phase (warm-up included), per delivery received
+  if (o.callgrindDir) for (const t of new Set([rig.sub, rig.pub])) callgrindCollect(t.pid, true);
+  // the server's system calls over the whole phase (warm-up included), per delivery received
+  const syscalls = o.syscalls ? countSyscalls(rig.pids.flatMap((p) => procTree(p))) : null;
   let serverCpu0 = cpuOf(rig.pids);
   let redisCpu0 = rig.redisPid ? cpuOf([rig.redisPid]) : 0;
   let t0 = nowMs();
@@ -207,6 +216,8 @@ async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rat
   );
   const expected = pub.ok * subs;
   const drain = await gen.drain(expected, quietMs, 20_000);
+  if (o.callgrindDir) for (const t of new Set([rig.sub, rig.pub])) callgrindCollect(t.pid, false);
+  const sys = syscalls ? await syscalls.stop() : null;
   const t1 = nowMs();
   const serverCpu1 = cpuOf(rig.pids);
   const redisCpuMs = rig.redisPid ? cpuOf([rig.redisPid]) - redisCpu0 : NaN;
@@ -255,6 +266,8 @@ async function phase(o: FanoutOptions, rig: Rig, gen: LoadGen, subs: number, rat
     closeCodes: d.closeCodes,
     serverCpuPct: (serverCpuMs / windowMs) * 100,
     serverCpuUsPerDelivered: d.receivedMeasured ? (serverCpuMs * 1000) / d.receivedMeasured : NaN,
+    syscallsPerDelivered: sys && received ? sys.all / received : NaN,
+    sendsPerDelivered: sys && received ? sys.sends / received : NaN,
     redisCpuUsPerTrigger: pub.okMeasured ? (redisCpuMs * 1000) / pub.okMeasured : NaN,
     genCpuPct: pubCpuPct + subCpuPct,
     subCpuPct,
@@ -355,7 +368,7 @@ export function summarizeFanout(r: FanoutResult): string {
     `  delivered ${fmt.n(d.deliveredPerSec)} msgs/s; latency p50 ${fmt.ms(d.p50Ms)}  p90 ${fmt.ms(d.p90Ms)}  p99 ${fmt.ms(d.p99Ms)}  ` +
       `p99.9 ${fmt.ms(d.p999Ms)}  max ${fmt.ms(d.maxMs)}; first subscriber per event p50 ${fmt.ms(d.firstP50Ms)} p99 ${fmt.ms(d.firstP99Ms)}`,
     `  expected ${fmt.n(d.expected)} received ${fmt.n(d.received)} lost ${fmt.n(d.lost)}` + (d.closedEarly ? `  closed by server ${d.closedEarly}` : ''),
-    `  server cpu ${fmt.n(d.serverCpuPct, 0)}% of core ${r.server.affinity} (${fmt.n(d.serverCpuUsPerDelivered, 3)} µs/delivered msg), ` +
+    `  server cpu ${fmt.n(d.serverCpuPct, 0)}% of core ${r.server.affinity} (${fmt.n(d.serverCpuUsPerDelivered, 3)} µs/delivered msg${Number.isFinite(d.syscallsPerDelivered) ? `, ${fmt.n(d.syscallsPerDelivered, 3)} syscalls and ${fmt.n(d.sendsPerDelivered, 3)} sends/delivered msg` : ''}), ` +
       `RSS ${fmt.bytes(r.server.rssEnd)}; generator cpu ${fmt.n(d.genCpuPct, 0)}% ` +
       `(subscribers ${fmt.n(d.subCpuPct, 0)}%, publisher ${fmt.n(d.pubCpuPct, 0)}%) on cpu ${String(r.env.generatorAffinity)}`,
     `  ${String(r.env.pinning)}; other CPU on the machine ${fmt.n(d.otherPct, 0)}% of a core, steal ${fmt.n(d.stealPct, 1)}%`,

@@ -71,7 +71,7 @@ async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
 }
 
 export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
-  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc, cpuProfDir: o.cpuProfDir });
+  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc, cpuProfDir: o.cpuProfDir, rippleWorkers: o.rippleWorkers });
   let gen: LoadGen | null = null;
   const notes: string[] = [];
   try {

@@ -14,10 +14,14 @@ import { readBody } from './request-body.js';
 const TRIGGER_RE = /^\/apps\/([^/]+)\/(events|batch_events)$/;
 const SKIP_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding', 'keep-alive', 'date']);
 
+const statusLines = new Map<number, string>();
+const statusLine = (status: number) => statusLines.get(status) ?? statusLines.set(status, `${status} ${STATUS_CODES[status] ?? ''}`).get(status)!;
+
 function reply(res: HttpResponse, status: number, headers: Record<string, unknown>, body: Buffer | string): void {
   res.cork(() => {
-    res.writeStatus(`${status} ${STATUS_CODES[status] ?? ''}`);
-    for (const [k, v] of Object.entries(headers)) {
+    res.writeStatus(statusLine(status));
+    for (const k in headers) {
+      const v = headers[k];
       if (SKIP_HEADERS.has(k) || v === undefined) continue;
       for (const one of Array.isArray(v) ? v : [v]) res.writeHeader(k, String(one));
     }
@@ -32,9 +36,6 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const query = req.getQuery();
     const path = req.getUrl();
-    const url = query ? `${path}?${query}` : path;
-    const headers: Record<string, string> = {};
-    req.forEach((k, v) => (headers[k] = v));
     let aborted = false;
     res.onAborted(() => (aborted = true));
     const fail = () => {
@@ -51,6 +52,12 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
         fastAppId = undefined; // let Fastify answer the odd path
       }
     }
+    // Only Fastify's routes read the headers (uWS's request is gone once this handler returns).
+    let headers: Record<string, string> | undefined;
+    if (!fast || fastAppId === undefined) {
+      headers = {};
+      req.forEach((k, v) => (headers![k] = v));
+    }
     const dispatch = (payload?: Buffer) => {
       if (fast && fastAppId !== undefined) {
         trigger
@@ -61,7 +68,7 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
         return;
       }
       fastify
-        .inject({ method: method as 'GET', url, headers, payload })
+        .inject({ method: method as 'GET', url: query ? `${path}?${query}` : path, headers, payload })
         .then((r) => {
           if (!aborted) reply(res, r.statusCode, r.headers, r.rawPayload);
         }, fail);
