@@ -130,10 +130,8 @@ export class RedisOutbox {
     this.running = true;
     let warned = false;
     try {
-      // Entries pushed in this same loop turn (a trigger to many channels, a batch) join the first write,
-      // which goes out after the turn's callbacks and promise jobs: a REST trigger's answer is written
-      // before its event reaches Redis, so on a busy core the other nodes' fan-out cannot delay it.
-      await new Promise<void>((r) => setImmediate(r));
+      // Entries pushed in this same turn (a trigger to many channels, a batch) join the first write.
+      await Promise.resolve();
       while (this.length && !this.closed) {
         if (this.o.redis.status !== 'ready') {
           await sleep(DOWN_POLL_MS);
