@@ -1,7 +1,8 @@
 // `ripple doctor <url>`: probes a deployment from outside the way pusher-js and a backend would (the
 // WebSocket upgrade through whatever proxies sit in front, the HTTP fallback, TLS, a signed REST
-// call) and prints what works and what does not, with the fix (issue 21). It speaks the WebSocket
-// handshake itself over node:net/node:tls, so it needs nothing but Node to run on any machine.
+// call, and with --webhooks a webhook round trip read from the node's debug console) and prints what
+// works and what does not, with the fix (issue 21). It speaks the WebSocket handshake itself over
+// node:net/node:tls, so it needs nothing but Node to run on any machine.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -16,6 +17,9 @@ reach it, and prints what works and what does not, with the fix:
   - the app key, the page origin (--origin) and the protocol
   - pusher-js's HTTP fallback (/pusher/app/KEY/.../xhr)
   - a signed REST call (GET /apps/ID/channels), and the clock difference to the server
+  - with --webhooks: a webhook round trip (a fresh channel occupied, then vacated; the node's
+    delivery of channel_occupied/channel_vacated read from its debug console, so the node needs
+    OPERATOR_TOKEN set): each endpoint's status, attempt and time, or what to fix
 
 URL is what pusher-js connects to, with the path prefix if any: https://ws.example.com or
 http://127.0.0.1:6001/ws.
@@ -25,6 +29,7 @@ Options:
   --app-id ID       the app id, with --secret: also check a signed REST call
   --secret SECRET   the app secret (only used here to sign; never sent)
   --origin ORIGIN   the Origin a browser page would send (default: none)
+  --webhooks        also check the webhook round trip (needs --app-id and --secret; waits up to 10 s)
   --timeout MS      each probe's limit (default 5000)
   -h, --help        print this help
 
@@ -40,7 +45,12 @@ interface Options {
   secret?: string;
   origin?: string;
   timeoutMs: number;
+  /** --webhooks: also the webhook round trip, waiting this long for its attempts */
+  webhookWaitMs?: number;
 }
+
+/** How long the webhook round trip waits for the node's attempts. */
+const WEBHOOK_WAIT_MS = 10_000;
 
 type Outcome = { ok: true; what: string } | { ok: false; what: string; fix: string };
 
@@ -67,6 +77,7 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Prom
   report(await httpFallback(o));
   if (o.appId && o.secret) report(await signedRest(o));
   else process.stdout.write('skip  signed REST call (give --app-id and --secret to check it)\n');
+  if (o.webhookWaitMs !== undefined) for (const r of await webhookRoundTrip(o)) report(r);
   const failed = outcomes.filter((r) => !r.ok).length;
   process.stdout.write(failed ? `${failed} check(s) failed\n` : 'every check passed\n');
   return failed ? 1 : 0;
@@ -93,8 +104,22 @@ function connectFix(err: Error & { code?: string }, o: Options): string {
   return err.message;
 }
 
+/** A Pusher connection the doctor opened: the socket, the bytes read past the last frame, the socket id. */
+interface PusherConnection {
+  s: Socket;
+  rest: Buffer;
+  socketId: string;
+}
+
 /** The upgrade pusher-js makes, then the first frame: connection_established or the refusal. */
 async function websocket(o: Options): Promise<Outcome> {
+  const opened = await openPusher(o);
+  if (!opened.ok) return opened;
+  opened.conn.s.destroy();
+  return { ok: true, what: `${opened.what}: connected (${opened.conn.socketId})` };
+}
+
+async function openPusher(o: Options): Promise<{ ok: true; what: string; conn: PusherConnection } | { ok: false; what: string; fix: string }> {
   const path = `${base(o.url)}/app/${encodeURIComponent(o.key)}?protocol=7&client=js&version=8.4.0&flash=false`;
   const what = `WebSocket ${secure(o.url) ? 'wss' : 'ws'}://${o.url.host}${path.split('?')[0]}`;
   let s: Socket;
@@ -120,12 +145,18 @@ async function websocket(o: Options): Promise<Outcome> {
       return { ok: false, what, fix };
     }
     const accept = createHash('sha1').update(`${wsKey}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-    if (!head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) return { ok: false, what, fix: 'the upgrade answer is not a valid WebSocket handshake: something between rewrites it' };
+    if (!head.toLowerCase().includes(`sec-websocket-accept: ${accept.toLowerCase()}`)) {
+      s.destroy();
+      return { ok: false, what, fix: 'the upgrade answer is not a valid WebSocket handshake: something between rewrites it' };
+    }
     const frame = await readFrame(s, rest, o.timeoutMs);
-    s.destroy();
-    if (frame.close) return { ok: false, what, fix: `closed with ${frame.close.code} ${frame.close.reason}` };
+    if (frame.close) {
+      s.destroy();
+      return { ok: false, what, fix: `closed with ${frame.close.code} ${frame.close.reason}` };
+    }
     const msg = JSON.parse(frame.text) as { event: string; data?: string };
-    if (msg.event === 'pusher:connection_established') return { ok: true, what: `${what}: connected (${JSON.parse(msg.data!).socket_id})` };
+    if (msg.event === 'pusher:connection_established') return { ok: true, what, conn: { s, rest: frame.rest, socketId: (JSON.parse(msg.data!) as { socket_id: string }).socket_id } };
+    s.destroy();
     const err = (typeof msg.data === 'string' ? JSON.parse(msg.data) : msg.data) as { code?: number; message?: string };
     const fix =
       err.code === 4001 ? `the key "${o.key}" is unknown to the server: use the app's key (not its id or secret)`
@@ -187,6 +218,193 @@ async function signedRest(o: Options): Promise<Outcome> {
   }
 }
 
+/** The events the round trip causes: a fresh public channel subscribed, then left. */
+const ROUND_TRIP_EVENTS = ['channel_occupied', 'channel_vacated'] as const;
+
+/** A `webhook` event of the console's stream (src/webhooks/delivery.ts fills its detail). */
+interface WebhookAttempt {
+  url: string;
+  attempt: number;
+  events: string;
+  status?: number;
+  error?: string;
+  ms: number;
+  deadLetter?: boolean;
+}
+
+/**
+ * The webhook round trip: watch the app's debug-console stream (the app's own key and secret open a
+ * session), make a fresh channel occupied and then vacated over a WebSocket of the app, and read the
+ * node's webhook attempts for those events: one line per endpoint, with its status, attempt and time.
+ */
+async function webhookRoundTrip(o: Options): Promise<Outcome[]> {
+  const what = `webhook round trip (${ROUND_TRIP_EVENTS.join(', ')})`;
+  const feed = await openConsoleFeed(o);
+  if ('fix' in feed) return [{ ok: false, what, fix: feed.fix }];
+  try {
+    // Each node says `watching` once it taps the app; one already tapped (another console) says nothing.
+    await feed.wait(() => feed.events.some((ev) => ev.type === 'watching'), Math.min(o.timeoutMs, 2000));
+    const caused = await occupyAndVacate(o);
+    if (!caused.ok) return [{ ok: false, what, fix: `the round trip needs a WebSocket to the app: ${caused.fix}` }];
+    const attempts = await collectAttempts(feed, o.webhookWaitMs!);
+    return judgeAttempts(o, what, attempts);
+  } finally {
+    feed.close();
+  }
+}
+
+/** Subscribes `doctor-<random>` (channel_occupied), waits for the server's yes, leaves it (channel_vacated). */
+async function occupyAndVacate(o: Options): Promise<{ ok: true } | { ok: false; fix: string }> {
+  const opened = await openPusher(o);
+  if (!opened.ok) return opened;
+  const { s } = opened.conn;
+  const channel = `doctor-${randomBytes(6).toString('hex')}`;
+  try {
+    writeFrame(s, JSON.stringify({ event: 'pusher:subscribe', data: { channel } }));
+    let rest = opened.conn.rest;
+    for (;;) {
+      const frame = await readFrame(s, rest, o.timeoutMs);
+      if (frame.close) return { ok: false, fix: `closed with ${frame.close.code} ${frame.close.reason}` };
+      rest = frame.rest;
+      const msg = JSON.parse(frame.text) as { event: string; channel?: string; data?: unknown };
+      if (msg.event === 'pusher_internal:subscription_succeeded' && msg.channel === channel) break;
+      if (msg.event === 'pusher:error' || msg.event === 'pusher:subscription_error') return { ok: false, fix: `subscribing ${channel} was refused: ${JSON.stringify(msg.data)}` };
+    }
+    writeFrame(s, JSON.stringify({ event: 'pusher:unsubscribe', data: { channel } }));
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, fix: (err as Error).message };
+  } finally {
+    s.end();
+  }
+}
+
+/** The attempts for the round trip's events, until each endpoint delivered both or dead-lettered, or `waitMs` passed. */
+async function collectAttempts(feed: ConsoleFeed, waitMs: number): Promise<WebhookAttempt[]> {
+  const attempts = () => feed.events.filter((ev) => ev.type === 'webhook').map((ev) => ev.detail as unknown as WebhookAttempt).filter((a) => ROUND_TRIP_EVENTS.some((name) => a.events.split(',').includes(name)));
+  const settled = () => {
+    const all = attempts();
+    if (!all.length) return false;
+    return [...new Set(all.map((a) => a.url))].every((url) => {
+      const mine = all.filter((a) => a.url === url);
+      return mine.some((a) => a.deadLetter) || ROUND_TRIP_EVENTS.every((name) => mine.some((a) => a.status !== undefined && a.events.split(',').includes(name)));
+    });
+  };
+  await feed.wait(settled, waitMs);
+  return attempts();
+}
+
+/** One outcome per endpoint: delivered (status, attempt, time) or what to fix; a failure when none answered. */
+function judgeAttempts(o: Options, what: string, attempts: WebhookAttempt[]): Outcome[] {
+  const waited = `${o.webhookWaitMs! / 1000} s`;
+  if (!attempts.length)
+    return [{ ok: false, what, fix: `no webhook attempt for ${ROUND_TRIP_EVENTS.join(' or ')} within ${waited}: app ${o.appId} has no webhook for these events (add one, e.g. {"url": "https://...", "event_types": ["channel_occupied", "channel_vacated"]}), or its webhooks are queued behind others` }];
+  const outcomes: Outcome[] = [];
+  for (const url of new Set(attempts.map((a) => a.url))) {
+    const mine = attempts.filter((a) => a.url === url);
+    const last = mine[mine.length - 1];
+    const delivered = ROUND_TRIP_EVENTS.filter((name) => mine.some((a) => a.status !== undefined && a.events.split(',').includes(name)));
+    const line = `webhook ${url}: ${last.status !== undefined ? `status ${last.status}` : last.error}, attempt ${last.attempt}, ${last.ms} ms`;
+    if (last.status !== undefined) {
+      const missing = ROUND_TRIP_EVENTS.filter((name) => !delivered.includes(name));
+      outcomes.push({ ok: true, what: `${line} (${delivered.join(', ')} delivered${missing.length ? `; no ${missing.join(', ')} within ${waited}: not among this webhook's event types?` : ''})` });
+      continue;
+    }
+    outcomes.push({ ok: false, what: line, fix: attemptFix(last, mine.length, waited) });
+  }
+  return outcomes;
+}
+
+function attemptFix(last: WebhookAttempt, attempts: number, waited: string): string {
+  const status = Number(/^HTTP (\d{3})/.exec(last.error ?? '')?.[1]);
+  const why =
+    status >= 400 && status < 500 ? `the endpoint refused the webhook (HTTP ${status}): check its URL and that it verifies X-Pusher-Signature with this app's key and secret`
+    : status >= 500 ? `the endpoint failed (HTTP ${status}): see its logs; it must answer 2xx`
+    : /no answer within/.test(last.error ?? '') ? `the endpoint did not answer in time (${last.error}): answer first, work later (or raise WEBHOOK_TIMEOUT_MS)`
+    : /ECONNREFUSED/.test(last.error ?? '') ? 'nothing listens at the webhook URL (as the node sees it): start the receiver or fix the URL'
+    : /ENOTFOUND|EAI_AGAIN/.test(last.error ?? '') ? "the webhook URL's host does not resolve from the node: fix the URL or the node's DNS"
+    : `the delivery failed: ${last.error}`;
+  if (last.deadLetter) return `${why}; dead-lettered after ${last.attempt} attempts: replay it from the console's dead letters once the endpoint works`;
+  return `${why} (${attempts} failed attempt${attempts === 1 ? '' : 's'} in ${waited}; the node keeps retrying, then dead-letters it)`;
+}
+
+interface ConsoleEventSeen {
+  type: string;
+  detail?: Record<string, unknown>;
+}
+
+interface ConsoleFeed {
+  events: ConsoleEventSeen[];
+  /** Resolves true once `holds()` (checked on every event), false after `ms`. */
+  wait(holds: () => boolean, ms: number): Promise<boolean>;
+  close(): void;
+}
+
+/** The app's debug-console stream (webhook and watching events), opened with a session its key and secret sign. */
+async function openConsoleFeed(o: Options): Promise<ConsoleFeed | { fix: string }> {
+  const http = `${secure(o.url) ? 'https' : 'http'}://${o.url.host}`;
+  const api = `${base(o.url)}/ripple/console/api/apps/${encodeURIComponent(o.appId!)}`;
+  const off = 'the debug console is off on this node, and the round trip reads webhook attempts from it: set OPERATOR_TOKEN on the server (any value the operator keeps secret)';
+  const abort = new AbortController();
+  try {
+    const q: Record<string, string> = { auth_key: o.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+    const signed = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
+    const signature = createHmac('sha256', o.secret!).update(`POST\n${api}/session\n${signed}`).digest('hex');
+    const res = await fetch(`${http}${api}/session?${signed}&auth_signature=${signature}`, { method: 'POST', signal: AbortSignal.timeout(o.timeoutMs) });
+    const body = (await res.json().catch(() => ({}))) as { token?: string; error?: string };
+    // Without the console its routes fall through to the REST API's 404; an unknown app id says so.
+    if (res.status === 404 && !/does not exist/.test(body.error ?? '')) return { fix: off };
+    if (!res.ok || !body.token) return { fix: `the console refused app ${o.appId}'s key and secret (${res.status} ${body.error ?? ''})` };
+    const stream = await fetch(`${http}${api}/stream?type=webhook,watching`, { headers: { authorization: `Bearer ${body.token}` }, signal: abort.signal });
+    if (!stream.ok || !stream.body) return { fix: `the console's stream answered ${stream.status} ${await stream.text()}` };
+    const events: ConsoleEventSeen[] = [];
+    const waiters = new Set<() => void>();
+    void (async () => {
+      let buffer = '';
+      const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const data = buffer.slice(0, end).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+          buffer = buffer.slice(end + 2);
+          if (data) events.push(JSON.parse(data) as ConsoleEventSeen);
+        }
+        for (const w of [...waiters]) w();
+      }
+    })().catch(() => {});
+    const wait = (holds: () => boolean, ms: number) =>
+      new Promise<boolean>((resolve) => {
+        if (holds()) return resolve(true);
+        const check = () => holds() && done(true);
+        const t = setTimeout(() => done(false), ms);
+        const done = (v: boolean) => {
+          clearTimeout(t);
+          waiters.delete(check);
+          resolve(v);
+        };
+        waiters.add(check);
+      });
+    return { events, wait, close: () => abort.abort() };
+  } catch (err) {
+    abort.abort();
+    return { fix: connectFix(((err as Error).cause ?? err) as Error, o) };
+  }
+}
+
+/** One text frame from the client side (masked, as RFC 6455 requires of clients). */
+function writeFrame(s: Socket, text: string): void {
+  const payload = Buffer.from(text, 'utf8');
+  const mask = randomBytes(4);
+  const len = payload.length;
+  const head = len < 126 ? Buffer.from([0x81, 0x80 | len]) : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 0xff]);
+  const masked = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) masked[i] = payload[i] ^ mask[i % 4];
+  s.write(Buffer.concat([head, mask, masked]));
+}
+
 function readHead(s: Socket, timeoutMs: number): Promise<{ head: string; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     let buf = Buffer.alloc(0);
@@ -207,8 +425,15 @@ function readHead(s: Socket, timeoutMs: number): Promise<{ head: string; rest: B
   });
 }
 
-/** The server's first WebSocket frame (servers do not mask): text, or a close with its code. */
-function readFrame(s: Socket, initial: Buffer, timeoutMs: number): Promise<{ text: string; close?: { code: number; reason: string } }> {
+interface Frame {
+  text: string;
+  close?: { code: number; reason: string };
+  /** what was read past this frame */
+  rest: Buffer;
+}
+
+/** The server's next WebSocket frame (servers do not mask): text, or a close with its code. */
+function readFrame(s: Socket, initial: Buffer, timeoutMs: number): Promise<Frame> {
   return new Promise((resolve, reject) => {
     let buf = initial;
     const t = setTimeout(() => finish(new Error(`no Pusher frame within ${timeoutMs} ms after the upgrade`)), timeoutMs);
@@ -228,14 +453,15 @@ function readFrame(s: Socket, initial: Buffer, timeoutMs: number): Promise<{ tex
       }
       if (buf.length < at + len) return;
       const payload = buf.subarray(at, at + len);
-      if (opcode === 8) return finish(undefined, { text: '', close: { code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005, reason: payload.subarray(2).toString('utf8') } });
-      finish(undefined, { text: payload.toString('utf8') });
+      const rest = buf.subarray(at + len);
+      if (opcode === 8) return finish(undefined, { text: '', close: { code: payload.length >= 2 ? payload.readUInt16BE(0) : 1005, reason: payload.subarray(2).toString('utf8') }, rest });
+      finish(undefined, { text: payload.toString('utf8'), rest });
     };
     const onData = (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
       attempt();
     };
-    const finish = (err?: Error, v?: { text: string; close?: { code: number; reason: string } }) => {
+    const finish = (err?: Error, v?: Frame) => {
       clearTimeout(t);
       s.off('data', onData);
       if (err) reject(err);
@@ -255,6 +481,7 @@ function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Options {
       secret: { type: 'string' },
       origin: { type: 'string' },
       timeout: { type: 'string' },
+      webhooks: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -273,5 +500,7 @@ function parse(argv: readonly string[], env: NodeJS.ProcessEnv): Options {
   if (!key) throw new Usage('--key is needed (the app key pusher-js is given)');
   if (!!values['app-id'] !== !!(values.secret ?? env.APP_SECRET) && values['app-id']) throw new Usage('--app-id needs --secret');
   if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) throw new Usage('--timeout takes milliseconds');
-  return { url, key, appId: values['app-id'], secret: values.secret ?? env.APP_SECRET, origin: values.origin, timeoutMs: Number(values.timeout ?? 5000) };
+  const secret = values.secret ?? env.APP_SECRET;
+  if (values.webhooks && !(values['app-id'] && secret)) throw new Usage('--webhooks needs --app-id and --secret (they open the app\'s debug console)');
+  return { url, key, appId: values['app-id'], secret, origin: values.origin, timeoutMs: Number(values.timeout ?? 5000), webhookWaitMs: values.webhooks ? WEBHOOK_WAIT_MS : undefined };
 }
