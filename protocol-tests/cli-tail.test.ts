@@ -83,6 +83,9 @@ test('ripple tail refuses another app\'s secret, a wrong token and a node withou
     const off = spawnCli(['tail', '--url', noConsole.url, '--app', a1.id, '--token', TOKEN], {});
     assert.equal((await off.exited).code, 1);
     assert.match(off.stderr(), /needs OPERATOR_TOKEN set/);
+    const offOwner = spawnCli(['tail', '--url', noConsole.url, '--app', a1.id, '--key', a1.key, '--secret', a1.secret], {});
+    assert.equal((await offOwner.exited).code, 1);
+    assert.match(offOwner.stderr(), /needs OPERATOR_TOKEN set/);
   } finally {
     await noConsole.stop();
   }

@@ -98,12 +98,15 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Prom
 }
 
 function refusal(status: number, text: string): string {
-  if (status === 404) return 'no console here: the node needs OPERATOR_TOKEN set (and a recent ripple)';
+  let error: string | undefined;
   try {
-    return (JSON.parse(text) as { error?: string }).error ?? text;
+    error = (JSON.parse(text) as { error?: string }).error;
   } catch {
-    return text;
+    error = text || undefined;
   }
+  // The console's own 404s name what is missing; the API's catch-all ("Not found") means no console here.
+  if (status === 404 && (error === undefined || error === 'Not found')) return 'no console here: the node needs OPERATOR_TOKEN set (and a recent ripple)';
+  return error ?? text;
 }
 
 /** An app owner's session token, requested with a REST-style signature (spec §9.2). */
@@ -113,9 +116,15 @@ async function session(base: string, app: string, key: string, secret: string): 
   const signed = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
   const signature = createHmac('sha256', secret).update(`POST\n${url.pathname}\n${signed}`).digest('hex');
   const res = await fetch(`${url}?${new URLSearchParams({ ...q, auth_signature: signature })}`, { method: 'POST' });
-  const body = (await res.json().catch(() => ({}))) as { token?: string; error?: string };
-  if (!res.ok || !body.token) throw new Error(`app ${app}'s key and secret were refused: ${res.status} ${res.status === 404 && !body.error ? refusal(404, '') : (body.error ?? '')}`);
-  return body.token;
+  const text = await res.text();
+  let token: string | undefined;
+  try {
+    token = (JSON.parse(text) as { token?: string }).token;
+  } catch {
+    token = undefined;
+  }
+  if (!res.ok || !token) throw new Error(`app ${app}'s key and secret were refused: ${res.status} ${refusal(res.status, text)}`);
+  return token;
 }
 
 interface Shown {
