@@ -2,6 +2,7 @@
 // changed secret or its expiry ends it), nothing else.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { StaticAppStore } from '../apps/static-store.js';
 import { AppSchema } from '../config/schema.js';
 import { accessOf, mayWatch, sessionToken, SESSION_TTL_S } from './access.js';
@@ -26,4 +27,14 @@ test('the operator token opens every app; a session opens its app only, until it
   assert.equal(await accessOf(`Bearer ${p}.${Buffer.from('a2').toString('base64url')}.${exp}.${mac}`, operator, apps, now), undefined);
   assert.equal(await accessOf(undefined, operator, apps), undefined);
   assert.equal(await accessOf('Bearer rc1.x', operator, apps), undefined);
+});
+
+test('a channel-auth signature a client can ask a backend for is not a session token', async () => {
+  // A careless auth endpoint signs `<socket_id>:<channel_name>` for whatever the client sends; with
+  // socket_id "ripple-console:a1" and a channel named after a time it would sign the string the token
+  // once was. The token's key is derived from the secret, so that signature opens nothing.
+  const expires = Math.floor(Date.now() / 1000) + 600;
+  const authSignature = createHmac('sha256', 's1').update(`ripple-console:a1:${expires}`).digest('hex');
+  const forged = `rc1.${Buffer.from('a1').toString('base64url')}.${expires}.${authSignature}`;
+  assert.equal(await accessOf(`Bearer ${forged}`, operator, apps), undefined);
 });

@@ -16,8 +16,17 @@ export type Access = { operator: true } | { operator: false; appId: string };
 
 const PREFIX = 'rc1';
 
+/**
+ * The token's MAC is keyed by a key derived from the secret, not by the secret itself: a channel-auth
+ * endpoint signs whatever `socket_id:channel` a client sends it with the secret, and a string such as
+ * `ripple-console:<app>:<expires>` is one of those. Every string the secret signs for Pusher (channel
+ * auth, user sign-in, REST) has a colon or a newline; the derivation's does not, so none of them is
+ * the derived key.
+ */
+const KEY_DERIVATION = 'ripple console session key v1';
+
 function mac(secret: string, appId: string, expires: number): string {
-  return hmacSha256Hex(secret, `ripple-console:${appId}:${expires}`);
+  return hmacSha256Hex(hmacSha256Hex(secret, KEY_DERIVATION), `${appId}:${expires}`);
 }
 
 /** A session token for `app`'s owner, valid SESSION_TTL_S from now. */
