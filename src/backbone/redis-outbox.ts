@@ -184,14 +184,31 @@ export class RedisOutbox {
     await Promise.all(primaries.flatMap((n) => Object.values(this.o.scripts ?? {}).map((s) => n.script('LOAD', s.lua))));
   }
 
-  /** Redis Cluster: every entry at once, each on its own (see RedisOutboxOptions.cluster). */
+  /**
+   * Redis Cluster: each slot's entries one after the other, the slots at once (see
+   * RedisOutboxOptions.cluster). Within a slot an entry goes out only after the one before it was
+   * taken, and the first that fails stops its slot: sent all at once, ioredis retries each failed
+   * command on its own during a failover, so a channel's later event could be recorded before an
+   * earlier one, which the history script then drops as a copy when the batch is written again.
+   */
   private async writeSharded(entries: OutboxEntry[], again = true): Promise<void> {
     const r = this.o.redis;
+    const bySlot = new Map<string, OutboxEntry[]>();
+    for (const e of entries) {
+      const tag = hashTagOf(e.kind === 'publish' ? e.channel : String(e.args[0]));
+      const group = bySlot.get(tag);
+      if (group) group.push(e);
+      else bySlot.set(tag, [e]);
+    }
     const results = await Promise.allSettled(
-      entries.map((e) => {
-        if (e.kind === 'publish') return r.spublish(e.channel, e.message);
-        const { sha, keys } = this.sha(e.script);
-        return r.evalsha(sha, keys, ...e.args);
+      [...bySlot.values()].map(async (group) => {
+        for (const e of group) {
+          if (e.kind === 'publish') await r.spublish(e.channel, e.message);
+          else {
+            const { sha, keys } = this.sha(e.script);
+            await r.evalsha(sha, keys, ...e.args);
+          }
+        }
       }),
     );
     const failed = results.find((x): x is PromiseRejectedResult => x.status === 'rejected');
@@ -232,4 +249,12 @@ export class RedisOutbox {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** What Redis Cluster hashes of a name: the part inside its first non-empty {...}, or the whole name. */
+function hashTagOf(name: string): string {
+  const open = name.indexOf('{');
+  if (open < 0) return name;
+  const close = name.indexOf('}', open + 1);
+  return close > open + 1 ? name.slice(open + 1, close) : name;
 }

@@ -122,6 +122,8 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
       [
         '--port', String(p), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${p}.conf`),
         '--cluster-node-timeout', String(o.nodeTimeoutMs ?? 1500), '--cluster-announce-ip', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+        // a replica's first sync at once (diskless sync waits 5 s for more replicas by default)
+        '--repl-diskless-sync-delay', '0',
       ],
       { stdio: 'ignore' },
     );
@@ -204,5 +206,17 @@ export async function startRedisCluster(o: { primaries?: number; replicas?: numb
     },
   };
   await handle.waitHealthy();
+  // A replica that has not finished its first sync does not stand for election (its data counts as
+  // too old), so a primary killed before then is never replaced: wait for every replica's link.
+  if (ports.length >= 3 && replicas > 0) {
+    await eventually(
+      async () => {
+        let synced = 0;
+        for (const p of ports) if (/master_link_status:up/.test(await cli(p, 'INFO', 'replication'))) synced++;
+        return synced === primaries * replicas;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, retryThrows: true, what: 'every replica of the redis cluster synced with its primary' },
+    );
+  }
   return handle;
 }
