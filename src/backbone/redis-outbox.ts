@@ -35,8 +35,8 @@ export interface RedisOutboxOptions {
   resubscribeGraceMs: number;
   /**
    * Redis Cluster: PUBLISH is SPUBLISH (sharded pub/sub), and a batch is not one MULTI (its entries
-   * are on different shards): each entry is sent on its own, all at once; the client sends those of
-   * one shard on its one connection in order, so each channel's stay in order. A batch is written
+   * are on different shards): each slot's entries go one after the other, the slots at once
+   * (writeSharded), so each channel's stay in order even through a failover. A batch is written
    * again whole when any entry fails: receivers drop the copies (sequence numbers) and the history
    * script its records (senders), as for a batch whose reply was lost.
    */
