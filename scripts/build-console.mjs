@@ -12,7 +12,8 @@ const src = join(root, 'src', 'console', 'page');
 const out = join(root, 'dist', 'console');
 
 export async function buildConsolePage() {
-  const sources = readdirSync(src).map((f) => statSync(join(src, f)).mtimeMs);
+  // The page also bundles console/events.ts (the stream's record shape and the data cut).
+  const sources = [...readdirSync(src).map((f) => join(src, f)), join(root, 'src', 'console', 'events.ts')].map((f) => statSync(f).mtimeMs);
   const built = join(out, 'console.js');
   if (existsSync(built) && statSync(built).mtimeMs >= Math.max(...sources)) return false;
   const { build } = await import('esbuild');

@@ -7,6 +7,8 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { parseArgs } from 'node:util';
+import { readStream, type ConsoleWireEvent } from '../console/events.js';
+import { requestSession } from './console-client.js';
 
 const HELP = `Usage: ripple doctor URL --key KEY [--app-id ID --secret SECRET] [options]
 
@@ -328,13 +330,8 @@ function attemptFix(last: WebhookAttempt, attempts: number, waited: string): str
   return `${why} (${attempts} failed attempt${attempts === 1 ? '' : 's'} in ${waited}; the node keeps retrying, then dead-letters it)`;
 }
 
-interface ConsoleEventSeen {
-  type: string;
-  detail?: Record<string, unknown>;
-}
-
 interface ConsoleFeed {
-  events: ConsoleEventSeen[];
+  events: ConsoleWireEvent[];
   /** Resolves true once `holds()` (checked on every event), false after `ms`. */
   wait(holds: () => boolean, ms: number): Promise<boolean>;
   close(): void;
@@ -347,34 +344,18 @@ async function openConsoleFeed(o: Options): Promise<ConsoleFeed | { fix: string 
   const off = 'the debug console is off on this node, and the round trip reads webhook attempts from it: set OPERATOR_TOKEN on the server (any value the operator keeps secret)';
   const abort = new AbortController();
   try {
-    const q: Record<string, string> = { auth_key: o.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
-    const signed = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
-    const signature = createHmac('sha256', o.secret!).update(`POST\n${api}/session\n${signed}`).digest('hex');
-    const res = await fetch(`${http}${api}/session?${signed}&auth_signature=${signature}`, { method: 'POST', signal: AbortSignal.timeout(o.timeoutMs) });
-    const body = (await res.json().catch(() => ({}))) as { token?: string; error?: string };
+    const session = await requestSession(`${http}${api}`, o.key, o.secret!, AbortSignal.timeout(o.timeoutMs));
     // Without the console its routes fall through to the REST API's 404; an unknown app id says so.
-    if (res.status === 404 && !/does not exist/.test(body.error ?? '')) return { fix: off };
-    if (!res.ok || !body.token) return { fix: `the console refused app ${o.appId}'s key and secret (${res.status} ${body.error ?? ''})` };
-    const stream = await fetch(`${http}${api}/stream?type=webhook,watching`, { headers: { authorization: `Bearer ${body.token}` }, signal: abort.signal });
+    if (session.status === 404 && !/does not exist/.test(session.error ?? '')) return { fix: off };
+    if (session.status !== 200 || !session.token) return { fix: `the console refused app ${o.appId}'s key and secret (${session.status} ${session.error ?? ''})` };
+    const stream = await fetch(`${http}${api}/stream?type=webhook,watching`, { headers: { authorization: `Bearer ${session.token}` }, signal: abort.signal });
     if (!stream.ok || !stream.body) return { fix: `the console's stream answered ${stream.status} ${await stream.text()}` };
-    const events: ConsoleEventSeen[] = [];
+    const events: ConsoleWireEvent[] = [];
     const waiters = new Set<() => void>();
-    void (async () => {
-      let buffer = '';
-      const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const data = buffer.slice(0, end).split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-          buffer = buffer.slice(end + 2);
-          if (data) events.push(JSON.parse(data) as ConsoleEventSeen);
-        }
-        for (const w of [...waiters]) w();
-      }
-    })().catch(() => {});
+    void readStream(stream.body, (ev) => {
+      events.push(ev);
+      for (const w of [...waiters]) w();
+    }).catch(() => {});
     const wait = (holds: () => boolean, ms: number) =>
       new Promise<boolean>((resolve) => {
         if (holds()) return resolve(true);

@@ -2,8 +2,9 @@
 // (over SSH on a production node, or from a laptop): every node's events of the app, with the
 // connection doctor's explanations, one line each. The operator token opens any app; an app's key and
 // secret open that app (they sign a session request here; the secret is not sent).
-import { createHmac } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { readStream, type ConsoleWireEvent } from '../console/events.js';
+import { requestSession } from './console-client.js';
 
 const HELP = `Usage: ripple tail --app ID [options]
 
@@ -67,24 +68,11 @@ export async function run(argv: readonly string[], env: NodeJS.ProcessEnv): Prom
       return 1;
     }
     process.stderr.write(`watching app ${o.app} on ${o.url} (Ctrl-C to stop)\n`);
-    let buffer = '';
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    for (;;) {
-      const { value: chunk, done } = await reader.read();
-      if (done) break;
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-        if (!data) continue;
-        const ev = JSON.parse(data) as Shown;
-        // The overview's samples are for charts: shown only when asked for.
-        if (ev.type === 'stats' && !o.query.get('type')?.split(',').includes('stats')) continue;
-        process.stdout.write(o.json ? `${data}\n` : line(ev));
-      }
-    }
+    await readStream(res.body, (ev, json) => {
+      // The overview's samples are for charts: shown only when asked for.
+      if (ev.type === 'stats' && !o.query.get('type')?.split(',').includes('stats')) return;
+      process.stdout.write(o.json ? `${json}\n` : line(ev));
+    });
     process.stderr.write('ripple tail: the node closed the stream\n');
     return 1;
   } catch (err) {
@@ -109,41 +97,16 @@ function refusal(status: number, text: string): string {
   return error ?? text;
 }
 
-/** An app owner's session token, requested with a REST-style signature (spec §9.2). */
+/** An app owner's session token (the key and secret sign the request; the secret is not sent). */
 async function session(base: string, app: string, key: string, secret: string): Promise<string> {
-  const url = new URL(`${base}/session`);
-  const q: Record<string, string> = { auth_key: key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
-  const signed = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
-  const signature = createHmac('sha256', secret).update(`POST\n${url.pathname}\n${signed}`).digest('hex');
-  const res = await fetch(`${url}?${new URLSearchParams({ ...q, auth_signature: signature })}`, { method: 'POST' });
-  const text = await res.text();
-  let token: string | undefined;
-  try {
-    token = (JSON.parse(text) as { token?: string }).token;
-  } catch {
-    token = undefined;
-  }
-  if (!res.ok || !token) throw new Error(`app ${app}'s key and secret were refused: ${res.status} ${refusal(res.status, text)}`);
-  return token;
+  const r = await requestSession(base, key, secret);
+  if (r.status !== 200 || !r.token) throw new Error(`app ${app}'s key and secret were refused: ${r.status} ${refusal(r.status, r.text)}`);
+  return r.token;
 }
 
-interface Shown {
-  type: string;
-  time: number;
-  node?: string;
-  socketId?: string;
-  channel?: string;
-  channels?: string[];
-  event?: string;
-  userId?: string;
-  data?: string;
-  count?: number;
-  detail?: Record<string, unknown>;
-  doctor?: { problem: string; fix: string; signed?: string; matches?: string };
-}
 
 /** One event as a terminal line (and the doctor's explanation indented under it); control characters escaped. */
-export function line(ev: Shown): string {
+export function line(ev: ConsoleWireEvent): string {
   const time = new Date(ev.time).toISOString().slice(11, 23);
   if (ev.type === 'skipped') return `${time} ${ev.count} events skipped (over the stream's rate)\n`;
   const parts = [time, (ev.node ?? '').slice(0, 8).padEnd(8), ev.type.padEnd(20)];

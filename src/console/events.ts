@@ -83,6 +83,35 @@ export interface ConsoleEvent extends ConsoleEventInput {
   node: string;
 }
 
+/**
+ * One record of the console stream as it crosses the wire (an SSE `data:` line of JSON): an event, or the
+ * stream's own `skipped` record (stream.ts), which has a count and no node. The page, `ripple tail` and
+ * the tests read this one shape.
+ */
+export type ConsoleWireEvent = Omit<ConsoleEvent, 'node'> & {
+  node?: string;
+  /** `skipped`: how many events were left out */
+  count?: number;
+};
+
+/** Reads a console stream (Server-Sent Events) until it ends, handing each record (and its JSON as sent) to `onRecord`. */
+export async function readStream(body: NonNullable<Response['body']>, onRecord: (record: ConsoleWireEvent, json: string) => void): Promise<void> {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const json = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
+      if (json) onRecord(JSON.parse(json) as ConsoleWireEvent, json);
+    }
+  }
+}
+
 /** A page shows the start of a payload; the whole one is the app's business. */
 export const DATA_CHARS = 2048;
 

@@ -2,7 +2,7 @@
 // channel, at a bounded rate. What goes over the rate, or arrives while the connection cannot take
 // more, is left out and counted; once a second the count goes out as one `skipped` record, so the
 // viewer knows and the node never buffers without bound.
-import type { ConsoleEvent, ConsoleEventType } from './events.js';
+import type { ConsoleEvent, ConsoleEventType, ConsoleWireEvent } from './events.js';
 
 export const DEFAULT_RATE = 100;
 export const MAX_RATE = 1000;
@@ -55,7 +55,7 @@ export class ConsoleStream {
     this.sent = 0;
     if (this.blocked) return;
     if (this.skipped > 0) {
-      const skipped: Pick<ConsoleEvent, 'type' | 'appId' | 'time'> & { count: number } = { type: 'skipped', appId: '', time: Date.now(), count: this.skipped };
+      const skipped: ConsoleWireEvent = { type: 'skipped', appId: '', time: Date.now(), count: this.skipped };
       this.skipped = 0;
       this.send(`data: ${JSON.stringify(skipped)}\n\n`);
     } else if (++this.ticks % HEARTBEAT_TICKS === 0) {

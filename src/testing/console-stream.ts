@@ -1,8 +1,9 @@
 // The debug console's stream (src/console/routes.ts) as a test reads it: Server-Sent Events over
 // fetch with the credential in a header, every event kept, and waits for the ones a test expects.
 import { spawnSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
+import { requestSession } from '../commands/console-client.js';
+import { readStream, type ConsoleWireEvent } from '../console/events.js';
 import { eventually } from './eventually.js';
 import { repoRoot, type AppCredentials } from './harness.js';
 
@@ -12,21 +13,8 @@ export function buildConsolePage(): void {
   if (built.status !== 0) throw new Error('the console page did not build (scripts/build-console.mjs)');
 }
 
-export interface SeenEvent {
-  type: string;
-  appId: string;
-  time: number;
-  node?: string;
-  socketId?: string;
-  channel?: string;
-  channels?: string[];
-  event?: string;
-  userId?: string;
-  data?: string;
-  count?: number;
-  detail?: Record<string, unknown>;
-  doctor?: { problem: string; fix: string; signed?: string; matches?: string };
-}
+/** A record of the stream, as the page and `ripple tail` read it. */
+export type SeenEvent = ConsoleWireEvent;
 
 export class ConsoleWatch {
   readonly events: SeenEvent[] = [];
@@ -41,22 +29,7 @@ export class ConsoleWatch {
     const res = await fetch(`${base}/ripple/console/api/apps/${encodeURIComponent(appId)}/stream?${query}`, { headers: { authorization }, signal: abort.signal });
     if (!res.ok || !res.body) throw new Error(`${res.status} ${await res.text()}`);
     const watch = new ConsoleWatch(abort);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    void (async () => {
-      let buffer = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffer += value;
-        let end;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-          if (data) watch.events.push(JSON.parse(data) as SeenEvent);
-        }
-      }
-    })().catch(() => {});
+    void readStream(res.body, (ev) => watch.events.push(ev)).catch(() => {});
     return watch;
   }
 
@@ -76,11 +49,6 @@ export class ConsoleWatch {
 
 /** An app owner's console session token, requested as the page does (a REST-style signature). */
 export async function consoleSession(base: string, app: AppCredentials, secret = app.secret): Promise<{ status: number; token?: string; error?: string }> {
-  const path = `/ripple/console/api/apps/${encodeURIComponent(app.id)}/session`;
-  const q: Record<string, string> = { auth_key: app.key, auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
-  const signed = Object.keys(q).sort().map((k) => `${k}=${q[k]}`).join('&');
-  const signature = createHmac('sha256', secret).update(`POST\n${new URL(base).pathname.replace(/\/$/, '')}${path}\n${signed}`).digest('hex');
-  const res = await fetch(`${base}${path}?${new URLSearchParams({ ...q, auth_signature: signature })}`, { method: 'POST' });
-  const body = (await res.json()) as { token?: string; error?: string };
-  return { status: res.status, ...body };
+  const { status, token, error } = await requestSession(`${base}/ripple/console/api/apps/${encodeURIComponent(app.id)}`, app.key, secret);
+  return { status, token, error };
 }

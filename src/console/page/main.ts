@@ -2,31 +2,11 @@
 // HTML), talking only to the node that served it. An operator opens it with the operator token; an
 // app's owner with the app's id, key and secret, which sign a session request here in the browser
 // (Web Crypto) so that the secret never leaves the page.
-type Detail = Record<string, string | number | boolean | null | undefined>;
-interface ConsoleEvent {
-  type: string;
-  appId: string;
-  time: number;
-  node?: string;
-  socketId?: string;
-  channel?: string;
-  channels?: string[];
-  event?: string;
-  userId?: string;
-  data?: string;
-  detail?: Detail;
-  doctor?: { problem: string; fix: string; signed?: string; matches?: string };
-  count?: number;
-  stats?: Sample[];
-}
-interface Sample {
-  t: number;
-  connections: number;
-  inPerSecond: number;
-  outPerSecond: number;
-}
+import { DATA_CHARS, readStream, type ConsoleWireEvent as ConsoleEvent } from '../events.js';
 
-const DATA_CHARS = 2048;
+type Detail = NonNullable<ConsoleEvent['detail']>;
+type Sample = NonNullable<ConsoleEvent['stats']>[number];
+
 /** Rows kept on the page; the oldest go first. */
 const MAX_ROWS = 2000;
 /** Events waiting to be shown (paused, or faster than the speed); beyond it they are counted as skipped. */
@@ -333,20 +313,7 @@ async function watch(appId: string): Promise<void> {
       return;
     }
     streaming = true;
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const data = block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n');
-        if (data) arrive(JSON.parse(data) as ConsoleEvent);
-      }
-    }
+    await readStream(res.body, arrive);
     if (!abort.signal.aborted) {
       streaming = false;
       $('status').textContent = 'stream ended';
