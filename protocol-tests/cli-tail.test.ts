@@ -46,7 +46,7 @@ test('ripple tail streams the app\'s log with the doctor\'s explanations, and st
   clients.push(c);
   await printed(t, new RegExp(`connection_opened .*socket=${c.socketId.replace('.', '\\.')}`));
   await c.subscribe('private-x', privateAuth(a1.key, a2.secret, c.socketId, 'private-x'));
-  const out = await printed(t, /your signature matches: signed with app a2's secret/);
+  const out = await printed(t, /your signature matches: signed with another app's secret\n    that app: a2/);
   assert.match(out, /subscription_refused +private-x/);
   assert.match(out, new RegExp(`server signed: "${c.socketId.replace('.', '\\.')}:private-x"`));
   assert.equal((await rest(node.url, a1, 'POST', `/apps/${a1.id}/events`, { name: 'ev', channel: 'ch', data: 'line1\n\u001b[2Jcleared' })).status, 200);

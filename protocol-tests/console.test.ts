@@ -106,7 +106,20 @@ test('access: the operator sees every app, an app\'s key and secret open that ap
   const own = await consoleSession(n.url, a2);
   assert.equal(own.status, 200, own.error);
   assert.doesNotMatch(JSON.stringify(own), /s2/);
-  (await watch(n, a2.id, `Bearer ${own.token}`)).close();
+  // The owner's stream explains a mistake without naming the other app it points to (the operator's does).
+  const ownWatch = await watch(n, a2.id, `Bearer ${own.token}`);
+  await ownWatch.waitFor((e) => e.type === 'watching', 'the owner\'s stream');
+  const opWatch = await watch(n, a2.id);
+  const c2 = await client(n, a2.key);
+  await c2.subscribe('private-z', privateAuth(a2.key, a1.secret, c2.socketId, 'private-z'));
+  const ownRefusal = await ownWatch.waitFor((e) => e.type === 'subscription_refused' && e.channel === 'private-z', 'the refusal on the owner\'s stream');
+  assert.match(ownRefusal.doctor!.matches!, /another app's secret/);
+  assert.equal(ownRefusal.doctor!.otherApp, undefined);
+  assert.doesNotMatch(JSON.stringify(ownRefusal), /a1|k1/, 'no other app named to an app owner');
+  const opRefusal = await opWatch.waitFor((e) => e.type === 'subscription_refused' && e.channel === 'private-z', 'the refusal on the operator\'s stream');
+  assert.equal(opRefusal.doctor!.otherApp, 'a1');
+  ownWatch.close();
+  opWatch.close();
   const ownApps = (await (await fetch(`${n.url}/ripple/console/api/apps`, { headers: { authorization: `Bearer ${own.token}` } })).json()) as { apps: { id: string }[] };
   assert.deepEqual(ownApps.apps.map((a) => a.id), ['a2']);
   // ...and it does not open another app, for watching or for sending.
@@ -145,7 +158,8 @@ test('one node: connections, subscriptions, API messages, client events and webh
   const wrongSecret = await w.waitFor((e) => e.type === 'subscription_refused' && e.channel === 'private-a', 'the refused subscription');
   assert.equal(wrongSecret.detail?.reason, 'auth');
   assert.equal(wrongSecret.doctor?.signed, `${c.socketId}:private-a`);
-  assert.match(wrongSecret.doctor!.matches!, /app a2's secret/);
+  assert.match(wrongSecret.doctor!.matches!, /another app's secret/);
+  assert.equal(wrongSecret.doctor!.otherApp, 'a2', 'the operator is told which app');
   assert.match(wrongSecret.doctor!.fix, /secret of app a1/);
   assert.doesNotMatch(JSON.stringify(wrongSecret), /"s1"|"s2"/, 'no secret in the log');
   const swapped = `${a1.key}:${hmacHex(a1.secret, `private-b:${c.socketId}`)}`;
@@ -167,7 +181,7 @@ test('one node: connections, subscriptions, API messages, client events and webh
   const body = JSON.stringify({ name: 'x', channels: ['c'], data: '{}' });
   const wrong = await triggerSigned(n, a2.secret, body);
   assert.equal(wrong.status, 401);
-  const restWrong = await w.waitFor((e) => e.type === 'api_refused' && /app a2's secret/.test(e.doctor?.matches ?? ''), 'the REST doctor (wrong secret)');
+  const restWrong = await w.waitFor((e) => e.type === 'api_refused' && e.doctor?.otherApp === 'a2' && /another app's secret/.test(e.doctor.matches ?? ''), 'the REST doctor (wrong secret)');
   assert.equal(restWrong.doctor?.signed, wrong.signed);
   assert.equal(restWrong.detail?.status, 401);
   assert.equal((await triggerSigned(n, a1.secret, body, body.replace('"x"', '"y"'))).status, 401);
@@ -239,7 +253,7 @@ test('presence members, a cache miss, a recovery replay, and a refused channels 
   const bad = await rest(n.url, { ...a1, secret: a2.secret }, 'GET', `/apps/${a1.id}/channels`);
   assert.equal(bad.status, 401);
   const doc = await w.waitFor((e) => e.type === 'api_refused' && e.detail?.method === 'GET', 'the refused query');
-  assert.match(doc.doctor!.matches!, /app a2's secret/);
+  assert.match(doc.doctor!.matches!, /another app's secret/);
 
   c.ws.close();
   await w.waitFor((e) => e.type === 'member_removed' && e.userId === 'u1', 'member_removed');
@@ -312,5 +326,5 @@ test('two nodes sharing Redis: a console on one node shows what happens on the o
   await w.waitFor((e) => e.type === 'api_message' && e.event === 'via-b' && e.node === 'node-b', 'node b\'s API message');
   await w.waitFor((e) => e.type === 'webhook' && e.detail?.status === 200, 'a webhook attempt, from whichever node delivers');
   assert.equal((await triggerSigned(nb, a2.secret, '{"name":"x","channel":"c","data":"{}"}')).status, 401);
-  await w.waitFor((e: SeenEvent) => e.type === 'api_refused' && e.node === 'node-b' && /a2/.test(e.doctor?.matches ?? ''), 'node b\'s REST doctor');
+  await w.waitFor((e: SeenEvent) => e.type === 'api_refused' && e.node === 'node-b' && e.doctor?.otherApp === 'a2', 'node b\'s REST doctor');
 });

@@ -121,6 +121,7 @@ export function line(ev: ConsoleWireEvent): string {
     out += `    problem: ${safe(ev.doctor.problem)}\n    fix:     ${safe(ev.doctor.fix)}\n`;
     if (ev.doctor.signed !== undefined) out += `    server signed: ${JSON.stringify(ev.doctor.signed)}\n`;
     if (ev.doctor.matches !== undefined) out += `    your signature matches: ${safe(ev.doctor.matches)}\n`;
+    if (ev.doctor.otherApp !== undefined) out += `    that app: ${safe(ev.doctor.otherApp)}\n`;
   }
   return out;
 }

@@ -12,8 +12,14 @@ const sid = '123.456';
 
 test('channel auth: another app\'s secret or key, socket id and channel swapped, channel_data left out, no auth', () => {
   const signed = `${sid}:private-x`;
-  assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k1:${hmacSha256Hex('s2', signed)}`).matches!, /app a2's secret/);
-  assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k2:${hmacSha256Hex('s2', signed)}`).fix, /signs for app a2/);
+  // The other app is named in otherApp (for the operator), never in the texts (an app owner reads them).
+  const secret2 = diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k1:${hmacSha256Hex('s2', signed)}`);
+  assert.match(secret2.matches!, /another app's secret/);
+  assert.equal(secret2.otherApp, 'a2');
+  const key2 = diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k2:${hmacSha256Hex('s2', signed)}`);
+  assert.match(key2.fix, /signs for another app/);
+  assert.equal(key2.otherApp, 'a2');
+  for (const d of [secret2, key2]) assert.doesNotMatch(`${d.problem} ${d.fix} ${d.matches}`, /a2/);
   assert.match(diagnoseChannelAuth(app, peers, sid, 'private-x', undefined, `k1:${hmacSha256Hex('s1', `private-x:${sid}`)}`).fix, /swapped/);
   const cd = '{"user_id":"u"}';
   const unsigned = diagnoseChannelAuth(app, peers, sid, 'presence-x', cd, `k1:${hmacSha256Hex('s1', `${sid}:presence-x`)}`);
@@ -38,8 +44,14 @@ test('REST: another app\'s key or secret, the clock, a changed body, the proxy\'
     const qs = Object.keys(query).sort().map((k) => `${k}=${query[k]}`).join('&');
     return { method: 'POST', path, rawBody: body, query: { ...query, auth_signature: hmacSha256Hex(secret, `POST\n${signedPath}\n${qs}`) } };
   };
-  assert.match(diagnoseRest(app, true, peers, req('s2'), now, 600)!.matches!, /app a2's secret/);
-  assert.match(diagnoseRest(app, true, peers, { ...req('s1'), query: { ...req('s1').query, auth_key: 'k2' } }, now, 600)!.fix, /app a2's key/);
+  const secret2 = diagnoseRest(app, true, peers, req('s2'), now, 600)!;
+  assert.match(secret2.matches!, /another app's secret/);
+  const key2 = diagnoseRest(app, true, peers, { ...req('s1'), query: { ...req('s1').query, auth_key: 'k2' } }, now, 600)!;
+  assert.match(key2.fix, /another app's key/);
+  for (const d of [secret2, key2]) {
+    assert.equal(d.otherApp, 'a2');
+    assert.doesNotMatch(`${d.problem} ${d.fix} ${d.matches}`, /a2/);
+  }
   assert.match(diagnoseRest(app, true, peers, req('s1'), now + 1_000_000, 600)!.problem, /1000 s behind/);
   assert.match(diagnoseRest(app, true, peers, { ...req('s1'), rawBody: Buffer.from('{"a":2}') }, now, 600)!.problem, /body was changed/);
   const prefixed = diagnoseRest(app, true, peers, req('s1', '/ws/apps/a1/events', {}, '/apps/a1/events'), now, 600)!;

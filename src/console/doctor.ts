@@ -3,7 +3,8 @@
 // for a bad signature it signs again the strings the usual mistakes would have signed (another app's
 // secret, socket id and channel swapped, channel_data left out, a body changed after signing, a path
 // signed without the proxy's prefix) and names the one the client's signature matches. A diagnosis
-// never holds a secret; it reaches only the operator and the app's owner (console/access.ts).
+// never holds a secret; it reaches only the operator and the app's owner (console/access.ts), and the
+// other app a mistake points to is named to the operator only (Diagnosis.otherApp, console/routes.ts).
 import { hmacSha256Hex, md5Hex, restStringToSign, safeEqual } from '../protocol/signature.js';
 import type { Diagnosis } from './events.js';
 import type { PeerApp } from './tap.js';
@@ -63,13 +64,14 @@ export function diagnoseChannelAuth(app: PeerApp, peers: readonly PeerApp[], soc
   if (key !== app.key) {
     return {
       ...base,
-      matches: other ? `the key of app ${other.id}` : undefined,
-      fix: `The auth names key "${key}" but the connection's app has key "${app.key}": your auth endpoint signs for ${other ? `app ${other.id}` : 'another app'}. Give it this app's key and secret.`,
+      matches: other ? 'the key of another app on this server' : undefined,
+      fix: `The auth names key "${key}" but the connection's app has key "${app.key}": your auth endpoint signs for another app. Give it this app's key and secret.`,
+      otherApp: other?.id,
     };
   }
   const is = (secret: string, text: string) => safeEqual(signature, hmacSha256Hex(secret, text));
   const wrongSecret = peers.slice(0, TRIED_PEERS).find((p) => p.id !== app.id && is(p.secret, signed));
-  if (wrongSecret) return { ...base, matches: `signed with app ${wrongSecret.id}'s secret`, fix: `Your auth endpoint uses app ${wrongSecret.id}'s secret: give it the secret of app ${app.id}.` };
+  if (wrongSecret) return { ...base, matches: 'signed with another app\'s secret', fix: `Your auth endpoint uses another app's secret: give it the secret of app ${app.id}.`, otherApp: wrongSecret.id };
   if (is(app.secret, `${channel}:${socketId}`)) return { ...base, matches: `${channel}:${socketId}`, fix: 'The socket id and the channel are swapped: sign "<socket_id>:<channel>".' };
   if (channelData !== undefined && is(app.secret, `${socketId}:${channel}`)) {
     return { ...base, matches: `${socketId}:${channel}`, fix: 'The channel_data the client sent was not signed: sign "<socket_id>:<channel>:<channel_data>" with the exact channel_data string.' };
@@ -94,7 +96,7 @@ export function diagnoseRest(app: PeerApp | undefined, enabled: boolean, peers: 
   if (!key || !ts || !signature) return { problem: 'auth_key, auth_timestamp or auth_signature is missing.', fix: 'Sign the request as the pusher server SDKs do.' };
   if (key !== app.key) {
     const other = peers.find((p) => p.key === key);
-    return { problem: `auth_key "${key}" is not this app's key.`, fix: other ? `It is app ${other.id}'s key: configure the SDK with app ${app.id}'s key and secret.` : `Use app ${app.id}'s key "${app.key}".` };
+    return { problem: `auth_key "${key}" is not this app's key.`, fix: other ? `It is another app's key: configure the SDK with app ${app.id}'s key and secret.` : `Use app ${app.id}'s key "${app.key}".`, otherApp: other?.id };
   }
   const skew = Math.round(Number(ts) - nowMs / 1000);
   if (!Number.isFinite(skew) || Math.abs(skew) > maxSkewS) {
@@ -111,7 +113,7 @@ export function diagnoseRest(app: PeerApp | undefined, enabled: boolean, peers: 
   const is = (secret: string, text: string) => safeEqual(signature, hmacSha256Hex(secret, text));
   if (is(app.secret, signed)) return enabled ? undefined : { problem: 'The app is disabled.', fix: 'Enable it (ripple apps update <id> --enabled=true).' };
   const wrongSecret = peers.slice(0, TRIED_PEERS).find((p) => p.id !== app.id && is(p.secret, signed));
-  if (wrongSecret) return { problem: 'The signature does not match.', signed, matches: `signed with app ${wrongSecret.id}'s secret`, fix: `The SDK uses app ${wrongSecret.id}'s secret: give it app ${app.id}'s.` };
+  if (wrongSecret) return { problem: 'The signature does not match.', signed, matches: 'signed with another app\'s secret', fix: `The SDK uses another app's secret: give it app ${app.id}'s.`, otherApp: wrongSecret.id };
   const apps = req.path.indexOf('/apps/');
   if (apps > 0) {
     const unprefixed = restStringToSign(req.method, req.path.slice(apps), req.query);

@@ -56,6 +56,12 @@ export interface Diagnosis {
   fix: string;
   signed?: string;
   matches?: string;
+  /**
+   * The id of the other app the mistake points to (its key or its secret was used). The texts above say
+   * only "another app": this is shown to the operator, and left out of an app owner's stream (an app's
+   * owner does not learn the ids of the server's other apps).
+   */
+  otherApp?: string;
 }
 
 /** The fields a hook fills in; the tap adds the time and the node. */

@@ -18,7 +18,7 @@ import type { DeadLetters } from '../api/routes/webhooks.js';
 import type { PresenceStore } from '../presence/store.js';
 import { readBody } from '../transport/request-body.js';
 import { accessOf, mayWatch, sessionToken, type Access } from './access.js';
-import { CONSOLE_EVENT_TYPES, type ConsoleEventType } from './events.js';
+import { CONSOLE_EVENT_TYPES, type ConsoleEvent, type ConsoleEventType } from './events.js';
 import type { ConsoleRelay } from './relay.js';
 import { ConsoleStream, rateOf } from './stream.js';
 
@@ -234,7 +234,10 @@ export function serveConsole(uws: TemplatedApp, d: ConsoleRoutesDeps): ServedCon
         head(res, '200 OK', 'text/event-stream; charset=utf-8');
         res.write(`: watching ${appId}\n\n`);
       });
-      const push = stream.push.bind(stream);
+      // An app's owner is not told which other app a mistake points to (Diagnosis.otherApp): the operator is.
+      const push = access.operator
+        ? stream.push.bind(stream)
+        : (ev: ConsoleEvent, json: string) => stream.push(ev, ev.doctor?.otherApp === undefined ? json : JSON.stringify({ ...ev, doctor: { ...ev.doctor, otherApp: undefined } }));
       const watches = [d.relay.watch(appId, push)];
       // Connections with a key no app has belong to no app: the operator sees them on any app's stream.
       if (access.operator) watches.push(d.relay.watch('', push));

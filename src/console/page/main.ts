@@ -142,6 +142,7 @@ function render(ev: ConsoleEvent): void {
       doc.append(el('div', 'problem', ev.doctor.problem), el('div', 'fix', `Fix: ${ev.doctor.fix}`));
       if (ev.doctor.signed !== undefined) doc.append(el('div', 'signed', `Server signed: ${ev.doctor.signed}`));
       if (ev.doctor.matches !== undefined) doc.append(el('div', 'matches', `Your signature matches: ${ev.doctor.matches}`));
+      if (ev.doctor.otherApp !== undefined) doc.append(el('div', 'matches', `That app: ${ev.doctor.otherApp}`));
       li.append(doc);
     }
   }
