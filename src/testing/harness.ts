@@ -73,7 +73,18 @@ export interface NodeHandle {
 
 /** Starts `src/cli.ts` as a child process and waits until /health answers. */
 export async function startNode(opts: NodeOptions = {}): Promise<NodeHandle> {
-  const port = opts.port ?? (await freePort());
+  // A port free a moment ago may be taken before the node binds it (another test file's process on a
+  // busy machine): a port the harness picked is picked again, up to three times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNodeOn(opts.port ?? (await freePort()), opts);
+    } catch (err) {
+      if (opts.port !== undefined || attempt >= 3 || !/ripple: cannot listen on/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startNodeOn(port: number, opts: NodeOptions): Promise<NodeHandle> {
   const args = ['--import', 'tsx', join(repoRoot, 'src', 'cli.ts')];
   if (opts.config !== undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'ripple-cfg-'));
