@@ -52,7 +52,7 @@ export interface RedisOutboxOptions {
   log: Logger;
 }
 
-interface Waiting {
+export interface Waiting {
   entry: OutboxEntry;
   bytes: number;
   at: number;
@@ -119,19 +119,45 @@ export class RedisOutbox {
     return fits;
   }
 
+  /**
+   * True when what pushNow() is given now goes to Redis's socket before it returns: nothing waits or
+   * is in flight, and Redis is up (see flowing).
+   */
+  idle(now = Date.now()): boolean {
+    return !this.running && this.length === 0 && !this.closed && this.flowing(now);
+  }
+
   /** Queues an entry (`bytes`: its frame's UTF-8 size); it goes out after everything queued before it. */
   push(entry: OutboxEntry, bytes: number): void {
     this.waiting.push({ entry, bytes, at: Date.now() });
     this.bytes += bytes;
-    if (!this.running && !this.closed) void this.run();
+    if (!this.running && !this.closed) void this.run(false);
   }
 
-  private async run(): Promise<void> {
+  /**
+   * Queues entries, and when the outbox was idle writes them at once, as one batch: their bytes are in
+   * the socket's kernel buffer when this returns (ioredis writes a command to the socket as it is sent
+   * on a ready connection). Otherwise they go out in order like push()'s.
+   */
+  pushNow(entries: readonly Waiting[]): void {
+    for (const w of entries) {
+      this.waiting.push(w);
+      this.bytes += w.bytes;
+    }
+    if (!this.running && !this.closed) void this.run(true);
+  }
+
+  /**
+   * `now`: the first batch is written before the first await, whatever its size (a trigger's entries
+   * in one write); else entries pushed in this same turn (a trigger to many channels, a batch) join
+   * the first write, one promise job later.
+   */
+  private async run(now: boolean): Promise<void> {
     this.running = true;
     let warned = false;
+    let first = now;
     try {
-      // Entries pushed in this same turn (a trigger to many channels, a batch) join the first write.
-      await Promise.resolve();
+      if (!now) await Promise.resolve();
       while (this.length && !this.closed) {
         if (this.o.redis.status !== 'ready') {
           await sleep(DOWN_POLL_MS);
@@ -142,7 +168,8 @@ export class RedisOutbox {
           await sleep(grace);
           continue;
         }
-        const batch = this.waiting.slice(this.head, this.head + BATCH);
+        const batch = this.waiting.slice(this.head, first ? this.waiting.length : this.head + BATCH);
+        first = false;
         try {
           await this.write(batch.map((w) => w.entry));
         } catch (err) {

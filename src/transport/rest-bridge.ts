@@ -7,8 +7,8 @@ import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from '../api/errors.js';
 import type { RequestLog } from '../api/request-log.js';
-import type { Trigger, TriggerRoute } from '../api/trigger.js';
-import { readBody } from './request-body.js';
+import type { Trigger, TriggerResponse, TriggerRoute } from '../api/trigger.js';
+import { readBody, type BodyHandlers } from './request-body.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
 const TRIGGER_RE = /^\/apps\/([^/]+)\/(events|batch_events)$/;
@@ -29,44 +29,101 @@ function reply(res: HttpResponse, status: number, headers: Record<string, unknow
   });
 }
 
+/**
+ * One POST events / batch_events on the fast path: its body read (BodyHandlers), handed to
+ * Trigger.handle, answered. The common trigger is answered in the body's last onData call (no promise,
+ * no closure but uWS's two callbacks); its local fan-out runs after that call returns, when uWS has
+ * sent the corked answer (Trigger.handle).
+ */
+class TriggerRequest implements BodyHandlers {
+  private aborted = false;
+
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly b: Bridge,
+    private readonly route: TriggerRoute,
+    private readonly appId: string,
+    private readonly path: string,
+    private readonly query: string,
+    private readonly started: number,
+  ) {
+    res.onAborted(() => {
+      this.aborted = true;
+    });
+    readBody(res, b.maxRequestBytes, true, this);
+  }
+
+  done(body: Buffer): void {
+    const r = this.b.trigger.handle(this.route, { appId: this.appId, method: 'POST', path: this.path, query: parseQuery(this.query), rawBody: body });
+    if (!(r instanceof Promise)) return this.send(r);
+    r.then(
+      (answer) => this.send(answer),
+      (err: unknown) => this.failed(err),
+    );
+  }
+
+  private send(r: TriggerResponse): void {
+    if (!this.aborted) reply(this.res, r.status, r.headers, r.body);
+  }
+
+  failed(_err?: unknown): void {
+    if (!this.aborted) reply(this.res, 500, JSON_HEADERS, internalError());
+  }
+
+  tooLarge(): void {
+    tooLarge(this.res, this.b.requests, 'POST', this.path, this.started, this.aborted);
+  }
+}
+
+interface Bridge {
+  trigger: Trigger;
+  requests: RequestLog;
+  maxRequestBytes: number;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json' };
+const internalError = () => JSON.stringify(errorBody(500, 'Internal server error'));
+
+/** A body over the cap, answered here before Fastify or the trigger path sees it: logged and counted here too. */
+function tooLarge(res: HttpResponse, requests: RequestLog, method: string, path: string, started: number, aborted: boolean): void {
+  const reason = 'Request body too large';
+  requests.answered(method, path, 413, requests.since(started), reason);
+  if (!aborted) reply(res, 413, JSON_HEADERS, JSON.stringify(errorBody(413, reason)));
+}
+
 /** `pathPrefix`: the API's paths are under it (Fastify's routes are registered under it too, see api.ts). */
 export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: Trigger, maxRequestBytes: number, requests: RequestLog, pathPrefix: string): void {
+  const bridge: Bridge = { trigger, requests, maxRequestBytes };
   uws.any('/*', (res, req) => {
     const started = requests.started();
     const method = req.getCaseSensitiveMethod().toUpperCase();
     const query = req.getQuery();
     const path = req.getUrl();
-    let aborted = false;
-    res.onAborted(() => (aborted = true));
-    const fail = () => {
-      if (!aborted) reply(res, 500, { 'content-type': 'application/json' }, JSON.stringify(errorBody(500, 'Internal server error')));
-    };
 
     // The signature covers the path as sent, prefix included (as Soketi checks it): only the match drops it.
     const fast = method === 'POST' && path.startsWith(pathPrefix) ? TRIGGER_RE.exec(path.slice(pathPrefix.length)) : null;
-    let fastAppId: string | undefined;
     if (fast) {
+      let appId: string | undefined;
       try {
-        fastAppId = decodeURIComponent(fast[1]);
+        appId = decodeURIComponent(fast[1]);
       } catch {
-        fastAppId = undefined; // let Fastify answer the odd path
+        appId = undefined; // let Fastify answer the odd path
       }
-    }
-    // Only Fastify's routes read the headers (uWS's request is gone once this handler returns).
-    let headers: Record<string, string> | undefined;
-    if (!fast || fastAppId === undefined) {
-      headers = {};
-      req.forEach((k, v) => (headers![k] = v));
-    }
-    const dispatch = (payload?: Buffer) => {
-      if (fast && fastAppId !== undefined) {
-        trigger
-          .handle(fast[2] as TriggerRoute, { appId: fastAppId, method, path, query: parseQuery(query), rawBody: payload })
-          .then((r) => {
-            if (!aborted) reply(res, r.status, r.headers, r.body);
-          }, fail);
+      if (appId !== undefined) {
+        new TriggerRequest(res, bridge, fast[2] as TriggerRoute, appId, path, query, started);
         return;
       }
+    }
+
+    let aborted = false;
+    res.onAborted(() => (aborted = true));
+    const fail = () => {
+      if (!aborted) reply(res, 500, JSON_HEADERS, internalError());
+    };
+    // Only Fastify's routes read the headers (uWS's request is gone once this handler returns).
+    const headers: Record<string, string> = {};
+    req.forEach((k, v) => (headers[k] = v));
+    const dispatch = (payload?: Buffer) => {
       fastify
         .inject({ method: method as 'GET', url: query ? `${path}?${query}` : path, headers, payload })
         .then((r) => {
@@ -78,12 +135,7 @@ export function attachApi(uws: TemplatedApp, fastify: FastifyInstance, trigger: 
     readBody(res, maxRequestBytes, true, {
       done: dispatch,
       failed: fail,
-      tooLarge: () => {
-        const reason = 'Request body too large';
-        // Answered here, before Fastify or the trigger path sees it: logged and counted here too.
-        requests.answered(method, path, 413, requests.since(started), reason);
-        if (!aborted) reply(res, 413, { 'content-type': 'application/json' }, JSON.stringify(errorBody(413, reason)));
-      },
+      tooLarge: () => tooLarge(res, requests, method, path, started, aborted),
     });
   });
 }
