@@ -7,6 +7,7 @@ import type { HttpResponse, TemplatedApp } from 'uWebSockets.js';
 import type { FastifyInstance } from 'fastify';
 import { errorBody } from '../api/errors.js';
 import type { RequestLog } from '../api/request-log.js';
+import { signedQuery } from '../api/signed-request.js';
 import type { Trigger, TriggerResponse, TriggerRoute } from '../api/trigger.js';
 import { readBody, type BodyHandlers } from './request-body.js';
 
@@ -54,7 +55,8 @@ class TriggerRequest implements BodyHandlers {
   }
 
   done(body: Buffer): void {
-    const r = this.b.trigger.handle(this.route, { appId: this.appId, method: 'POST', path: this.path, query: parseQuery(this.query), rawBody: body });
+    const signed = signedQuery(this.query);
+    const r = this.b.trigger.handle(this.route, { appId: this.appId, method: 'POST', path: this.path, query: signed ?? parseQuery(this.query), signedQuery: signed, rawBody: body });
     if (!(r instanceof Promise)) return this.send(r);
     r.then(
       (answer) => this.send(answer),
