@@ -215,6 +215,11 @@ export class Trigger {
     this.deliverPending();
     for (const o of out) this.d.channels.publishEvent(app, o.channel, o.frame, o.socketId);
     this.tapped(app, events);
+    // The answer leaves once the events are on their way to the other nodes (Redis: on its socket,
+    // after whatever this node's outbox had in flight): a trigger the backend sends after it, through
+    // another node, reaches Redis after these.
+    const written = this.d.channels.written();
+    if (written) await written;
   }
 
   /** The debug console's view of each published event. */

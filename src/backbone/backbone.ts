@@ -110,6 +110,13 @@ export interface Backbone {
    * the HTTP answer, then the local fan-out. Only called right after writesNow() answered true.
    */
   publishAcross(events: readonly Outgoing[]): LocalDelivery[];
+  /**
+   * Resolves once what was published so far has been written toward the other nodes (Redis: handed
+   * to its socket, so a later publish from any node reaches Redis after it); undefined when it has
+   * been already, or while they cannot be reached (the outage buffer keeps it: nobody waits). The REST
+   * answer waits for it, so a backend's next trigger, through another node, comes after this one.
+   */
+  written(): Promise<void> | undefined;
   /** This node now has at least one local subscriber of app/channel (interest-based routing). */
   addInterest(appId: string, channel: string): void;
   /**

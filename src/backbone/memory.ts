@@ -44,6 +44,11 @@ export class MemoryBackbone implements Backbone {
     return out;
   }
 
+  /** One process: published is delivered. */
+  written(): undefined {
+    return undefined;
+  }
+
   addInterest(): void {}
 
   /** One process: delivery is synchronous and the feed never breaks. */

@@ -186,6 +186,10 @@ export class RedisBackbone implements Backbone {
     return this.outbox.idle();
   }
 
+  written(): Promise<void> | undefined {
+    return this.outbox.written();
+  }
+
   publishAcross(events: readonly Outgoing[]): LocalDelivery[] {
     const local: LocalDelivery[] = [];
     const entries: Waiting[] = [];

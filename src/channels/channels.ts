@@ -85,6 +85,11 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     return this.d.backbone.publishAcross(out);
   }
 
+  /** Resolves once what was published so far has been written toward the other nodes (Backbone.written). */
+  written(): Promise<void> | undefined {
+    return this.d.backbone.written();
+  }
+
   /** The local fan-out publishAcross() left, in order. */
   deliverLocally(deliveries: readonly LocalDelivery[]): void {
     const hub = this.d.hub;

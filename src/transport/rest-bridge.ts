@@ -18,16 +18,20 @@ const SKIP_HEADERS = new Set(['content-length', 'connection', 'transfer-encoding
 const statusLines = new Map<number, string>();
 const statusLine = (status: number) => statusLines.get(status) ?? statusLines.set(status, `${status} ${STATUS_CODES[status] ?? ''}`).get(status)!;
 
-function reply(res: HttpResponse, status: number, headers: Record<string, unknown>, body: Buffer | string): void {
-  res.cork(() => {
-    res.writeStatus(statusLine(status));
-    for (const k in headers) {
-      const v = headers[k];
-      if (SKIP_HEADERS.has(k) || v === undefined) continue;
-      for (const one of Array.isArray(v) ? v : [v]) res.writeHeader(k, String(one));
-    }
-    res.end(body);
-  });
+/** An answer from outside uWS's callbacks (a promise's): corked, so it goes out in one write. */
+function reply(res: HttpResponse, status: number, headers: Readonly<Record<string, unknown>>, body: Buffer | string): void {
+  res.cork(() => write(res, status, headers, body));
+}
+
+/** Inside a uWS callback (the socket is corked until it returns), or within res.cork. */
+function write(res: HttpResponse, status: number, headers: Readonly<Record<string, unknown>>, body: Buffer | string): void {
+  res.writeStatus(statusLine(status));
+  for (const k in headers) {
+    const v = headers[k];
+    if (SKIP_HEADERS.has(k) || v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) res.writeHeader(k, String(one));
+  }
+  res.end(body);
 }
 
 /**
@@ -57,7 +61,12 @@ class TriggerRequest implements BodyHandlers {
   done(body: Buffer): void {
     const signed = signedQuery(this.query);
     const r = this.b.trigger.handle(this.route, { appId: this.appId, method: 'POST', path: this.path, query: signed ?? parseQuery(this.query), signedQuery: signed, rawBody: body });
-    if (!(r instanceof Promise)) return this.send(r);
+    // Answered in this call (the body's last onData): written here, sent when uWS uncorks the socket
+    // on return, before the events' local fan-out (Trigger.handle).
+    if (!(r instanceof Promise)) {
+      if (!this.aborted) write(this.res, r.status, r.headers, r.body);
+      return;
+    }
     r.then(
       (answer) => this.send(answer),
       (err: unknown) => this.failed(err),
