@@ -61,8 +61,8 @@ interface Outgoing {
   socketId?: string;
 }
 
-/** The fast path's answer to a trigger that succeeded: the same bytes the async path sends. */
-const OK_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json; charset=utf-8' });
+/** The answer's headers (the fast path's, as they are: the bridge writes them without looking at them). */
+export const OK_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json; charset=utf-8' });
 
 export class Trigger {
   /**

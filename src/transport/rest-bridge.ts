@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { errorBody } from '../api/errors.js';
 import type { RequestLog } from '../api/request-log.js';
 import { signedQuery } from '../api/signed-request.js';
-import type { Trigger, TriggerResponse, TriggerRoute } from '../api/trigger.js';
+import { OK_HEADERS, type Trigger, type TriggerResponse, type TriggerRoute } from '../api/trigger.js';
 import { readBody, type BodyHandlers } from './request-body.js';
 
 // uWS writes its own Date, Content-Length and connection headers.
@@ -64,7 +64,9 @@ class TriggerRequest implements BodyHandlers {
     // Answered in this call (the body's last onData): written here, sent when uWS uncorks the socket
     // on return, before the events' local fan-out (Trigger.handle).
     if (!(r instanceof Promise)) {
-      if (!this.aborted) write(this.res, r.status, r.headers, r.body);
+      if (this.aborted) return;
+      if (r.headers === OK_HEADERS) this.res.writeStatus(statusLine(r.status)).writeHeader('content-type', OK_HEADERS['content-type']).end(r.body);
+      else write(this.res, r.status, r.headers, r.body);
       return;
     }
     r.then(
