@@ -34,7 +34,8 @@ export function parseTrigger(app: App, raw: unknown, where = 'body', single = fa
   let channels: string[];
   if (!single && o.channels !== undefined) {
     if (!Array.isArray(o.channels) || o.channels.length === 0) throw new HttpError(400, `${where}: "channels" must be a non-empty array`);
-    channels = [...new Set(o.channels as unknown[])].map((c) => {
+    const named = o.channels as unknown[];
+    channels = (named.length === 1 ? named : [...new Set(named)]).map((c) => {
       if (typeof c !== 'string') throw new HttpError(400, `${where}: channel names must be strings`);
       return c;
     });

@@ -45,6 +45,27 @@ export interface NodeCommandHandler {
   command(cmd: NodeCommand): void;
 }
 
+/** One event for publishAcross: `policy` when the channel keeps a history (publishRecorded's). */
+export interface Outgoing {
+  appId: string;
+  channel: string;
+  frame: string;
+  policy?: HistoryPolicy;
+  exceptSocketId?: string;
+}
+
+/** The local delivery publishAcross leaves to its caller: FrameDelivery.deliver's arguments. */
+export interface LocalDelivery {
+  appId: string;
+  channel: string;
+  frame: string;
+  exceptSocketId: string | undefined;
+  position: string | undefined;
+  /** the frame's UTF-8 length, when the backbone counted it already */
+  bytes: number | undefined;
+  audience: Audience;
+}
+
 export interface BackboneHandlers {
   frames: FrameDelivery;
   commands: NodeCommandHandler;
@@ -76,6 +97,26 @@ export interface Backbone {
    * order (in a cluster, this node too delivers it when Redis hands it back).
    */
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void;
+  /**
+   * True when what publishAcross() is given now reaches the other nodes' way before it returns (memory:
+   * always; Redis: the outbox is empty, Redis is up, and the entries are written to its socket at once).
+   */
+  writesNow(): boolean;
+  /**
+   * publish() or (with a policy) publishRecorded() of several events, all but the local delivery, which
+   * is returned for the caller to hand to FrameDelivery.deliver later, in this order: the REST fast path
+   * writes the cross-node part (in Redis, into the kernel's socket buffer before this returns, so a
+   * trigger the backend sends after the answer, through another node, reaches Redis after it), then
+   * the HTTP answer, then the local fan-out. Only called right after writesNow() answered true.
+   */
+  publishAcross(events: readonly Outgoing[]): LocalDelivery[];
+  /**
+   * Resolves once what was published so far has been written toward the other nodes (Redis: handed
+   * to its socket, so a later publish from any node reaches Redis after it); undefined when it has
+   * been already, or while they cannot be reached (the outage buffer keeps it: nobody waits). The REST
+   * answer waits for it, so a backend's next trigger, through another node, comes after this one.
+   */
+  written(): Promise<void> | undefined;
   /** This node now has at least one local subscriber of app/channel (interest-based routing). */
   addInterest(appId: string, channel: string): void;
   /**

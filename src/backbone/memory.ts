@@ -1,6 +1,6 @@
 import { formatPosition, type HistoryPolicy } from '../history/history.js';
 import type { MemoryHistory } from '../history/memory.js';
-import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
+import type { Backbone, BackboneHandlers, LocalDelivery, NodeCommand, Outgoing } from './backbone.js';
 
 const idle: BackboneHandlers = { frames: { deliver() {} }, commands: { command() {} }, feed: { feedBroken() {}, feedResumed() {} } };
 
@@ -28,6 +28,25 @@ export class MemoryBackbone implements Backbone {
   publishRecorded(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId?: string): void {
     const position = this.history.record(appId, channel, frame, exceptSocketId, policy);
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, formatPosition(position));
+  }
+
+  writesNow(): boolean {
+    return true;
+  }
+
+  /** One process: nothing goes across; a recorded event is numbered and kept now, delivered with its position later. */
+  publishAcross(events: readonly Outgoing[]): LocalDelivery[] {
+    const out: LocalDelivery[] = [];
+    for (const e of events) {
+      const position = e.policy ? formatPosition(this.history.record(e.appId, e.channel, e.frame, e.exceptSocketId, e.policy)) : undefined;
+      out.push({ appId: e.appId, channel: e.channel, frame: e.frame, exceptSocketId: e.exceptSocketId, position, bytes: undefined, audience: 'all' });
+    }
+    return out;
+  }
+
+  /** One process: published is delivered. */
+  written(): undefined {
+    return undefined;
   }
 
   addInterest(): void {}

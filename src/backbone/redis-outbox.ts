@@ -52,7 +52,7 @@ export interface RedisOutboxOptions {
   log: Logger;
 }
 
-interface Waiting {
+export interface Waiting {
   entry: OutboxEntry;
   bytes: number;
   at: number;
@@ -77,6 +77,11 @@ export class RedisOutbox {
   private backAt = 0;
   /** Frames refused because the outbox was full or too old (metrics). */
   refused = 0;
+  /** entries ever queued, and of them those handed to Redis's socket (in order: a prefix) */
+  private queued = 0;
+  private sent = 0;
+  /** written(): each waits until `sent` reaches its count */
+  private writeWaiters: { upTo: number; resolve: () => void }[] = [];
 
   constructor(private readonly o: RedisOutboxOptions) {
     this.wasReady = o.redis.status === 'ready';
@@ -119,33 +124,91 @@ export class RedisOutbox {
     return fits;
   }
 
+  /**
+   * True when what pushNow() is given now goes to Redis's socket before it returns: nothing waits or
+   * is in flight, and Redis is up (see flowing).
+   */
+  idle(now = Date.now()): boolean {
+    return !this.running && this.length === 0 && !this.closed && this.flowing(now);
+  }
+
+  /**
+   * Resolves once everything queued so far has been handed to Redis's socket (a later write, from
+   * this node or any other, reaches Redis after it); undefined when it has been already, or while
+   * Redis cannot be reached: the outage buffer keeps the entries and nobody should wait for them.
+   */
+  written(): Promise<void> | undefined {
+    if (this.sent === this.queued || !this.flowing()) return undefined;
+    const upTo = this.queued;
+    return new Promise((resolve) => this.writeWaiters.push({ upTo, resolve }));
+  }
+
+  /** Tells the written() waiters whose entries went to the socket, or all of them while Redis cannot be reached. */
+  private wake(all: boolean): void {
+    if (this.writeWaiters.length === 0) return;
+    const keep: { upTo: number; resolve: () => void }[] = [];
+    for (const w of this.writeWaiters) {
+      if (all || w.upTo <= this.sent) w.resolve();
+      else keep.push(w);
+    }
+    this.writeWaiters = keep;
+  }
+
   /** Queues an entry (`bytes`: its frame's UTF-8 size); it goes out after everything queued before it. */
   push(entry: OutboxEntry, bytes: number): void {
     this.waiting.push({ entry, bytes, at: Date.now() });
+    this.queued++;
     this.bytes += bytes;
-    if (!this.running && !this.closed) void this.run();
+    if (!this.running && !this.closed) void this.run(false);
   }
 
-  private async run(): Promise<void> {
+  /**
+   * Queues entries, and when the outbox was idle writes them at once, as one batch: their bytes are in
+   * the socket's kernel buffer when this returns (ioredis writes a command to the socket as it is sent
+   * on a ready connection). Otherwise they go out in order like push()'s.
+   */
+  pushNow(entries: readonly Waiting[]): void {
+    for (const w of entries) {
+      this.waiting.push(w);
+      this.bytes += w.bytes;
+    }
+    this.queued += entries.length;
+    if (!this.running && !this.closed) void this.run(true);
+  }
+
+  /**
+   * `now`: the first batch is written before the first await, whatever its size (a trigger's entries
+   * in one write); else entries pushed in this same turn (a trigger to many channels, a batch) join
+   * the first write, one promise job later.
+   */
+  private async run(now: boolean): Promise<void> {
     this.running = true;
     let warned = false;
+    let first = now;
     try {
-      // Entries pushed in this same turn (a trigger to many channels, a batch) join the first write.
-      await Promise.resolve();
+      if (!now) await Promise.resolve();
       while (this.length && !this.closed) {
         if (this.o.redis.status !== 'ready') {
+          this.wake(true);
           await sleep(DOWN_POLL_MS);
           continue;
         }
         const grace = this.backAt + this.o.resubscribeGraceMs - Date.now();
         if (grace > 0) {
+          this.wake(true);
           await sleep(grace);
           continue;
         }
-        const batch = this.waiting.slice(this.head, this.head + BATCH);
+        const batch = this.waiting.slice(this.head, first ? this.waiting.length : this.head + BATCH);
+        first = false;
         try {
-          await this.write(batch.map((w) => w.entry));
+          // the write is on the socket once write() returns its promise (ioredis sends at once when ready)
+          const writing = this.write(batch.map((w) => w.entry));
+          this.sent = Math.max(this.sent, this.queued - this.length + batch.length);
+          this.wake(false);
+          await writing;
         } catch (err) {
+          this.wake(true);
           this.failing = true;
           if (!warned) this.o.log.debug({ err, waiting: this.length }, 'cross-node events not written to Redis: kept in order, retrying');
           warned = true;
@@ -243,6 +306,7 @@ export class RedisOutbox {
     const deadline = Date.now() + timeoutMs;
     while (this.length && Date.now() < deadline) await sleep(20);
     this.closed = true;
+    this.wake(true);
     if (this.length) this.o.log.error({ lost: this.length }, 'cross-node events never reached Redis before shutdown');
   }
 }

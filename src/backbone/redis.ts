@@ -21,9 +21,9 @@ import { EPOCH_KEEP_MS, newEpoch, type HistoryPolicy } from '../history/history.
 import { recordEvent } from '../history/redis-lua.js';
 import { defineScripts, isCluster } from '../redis/clients.js';
 import type { RedisKeys } from '../redis/keys.js';
-import type { Backbone, BackboneHandlers, NodeCommand } from './backbone.js';
+import type { Backbone, BackboneHandlers, LocalDelivery, NodeCommand, Outgoing } from './backbone.js';
 import { RedisFeed, shardFeed } from './redis-feed.js';
-import { RedisOutbox, type OutboxLimits } from './redis-outbox.js';
+import { RedisOutbox, type OutboxEntry, type OutboxLimits, type Waiting } from './redis-outbox.js';
 
 export interface RedisBackboneOptions {
   pub: Redis;
@@ -159,20 +159,50 @@ export class RedisBackbone implements Backbone {
     // position on receipt. Subscriptions without recovery get it now, as an unrecorded event.
     const bytes = Buffer.byteLength(frame);
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes, 'plain');
+    this.outbox.push(this.recordEntry(appId, channel, frame, policy, exceptSocketId), bytes);
+  }
+
+  private recordEntry(appId: string, channel: string, frame: string, policy: HistoryPolicy, exceptSocketId: string | undefined): OutboxEntry {
     const except = exceptSocketId ?? '';
     const k = this.o.keys.history(appId, channel);
     const seq = ++this.seq;
     const head = this.head(except, seq);
     const args = [k.epoch, k.serial, k.events, k.senders, newEpoch(), policy.size, policy.ttlMs, EPOCH_KEEP_MS, frame, except, this.o.keys.channel(appId, channel), head, this.instance, seq];
     if (this.sharded) args.push('SPUBLISH');
-    this.outbox.push({ kind: 'eval', script: 'historyRecord', args }, bytes);
+    return { kind: 'eval', script: 'historyRecord', args };
   }
 
   publish(appId: string, channel: string, frame: string, exceptSocketId?: string): void {
     const bytes = Buffer.byteLength(frame);
     this.handlers.frames.deliver(appId, channel, frame, exceptSocketId, undefined, bytes);
-    const except = exceptSocketId ?? '';
-    this.outbox.push({ kind: 'publish', channel: this.o.keys.channel(appId, channel), message: this.head(except) + frame }, bytes);
+    this.outbox.push(this.publishEntry(appId, channel, frame, exceptSocketId), bytes);
+  }
+
+  private publishEntry(appId: string, channel: string, frame: string, exceptSocketId: string | undefined): OutboxEntry {
+    return { kind: 'publish', channel: this.o.keys.channel(appId, channel), message: this.head(exceptSocketId ?? '') + frame };
+  }
+
+  writesNow(): boolean {
+    return this.outbox.idle();
+  }
+
+  written(): Promise<void> | undefined {
+    return this.outbox.written();
+  }
+
+  publishAcross(events: readonly Outgoing[]): LocalDelivery[] {
+    const local: LocalDelivery[] = [];
+    const entries: Waiting[] = [];
+    const at = Date.now();
+    for (const e of events) {
+      const bytes = Buffer.byteLength(e.frame);
+      const entry = e.policy ? this.recordEntry(e.appId, e.channel, e.frame, e.policy, e.exceptSocketId) : this.publishEntry(e.appId, e.channel, e.frame, e.exceptSocketId);
+      entries.push({ entry, bytes, at });
+      // A recorded event reaches this node's opted-in subscriptions when Redis hands it back (publishRecorded).
+      local.push({ appId: e.appId, channel: e.channel, frame: e.frame, exceptSocketId: e.exceptSocketId, position: undefined, bytes, audience: e.policy ? 'plain' : 'all' });
+    }
+    this.outbox.pushNow(entries);
+    return local;
   }
 
   addInterest(appId: string, channel: string): void {

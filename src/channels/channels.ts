@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
-import type { Backbone, FeedHandler } from '../backbone/backbone.js';
+import type { Backbone, FeedHandler, LocalDelivery, Outgoing } from '../backbone/backbone.js';
 import type { ChannelCache } from '../cache/channel-cache.js';
 import type { ConsoleTap } from '../console/tap.js';
 import { parsePosition, policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
@@ -65,6 +65,35 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     const policy = policyOf(app, channel);
     if (policy) this.d.backbone.publishRecorded(app.id, channel, frame, policy, exceptSocketId);
     else this.d.backbone.publish(app.id, channel, frame, exceptSocketId);
+  }
+
+  /**
+   * Whether publishAcross() can send these events to the other nodes now (see Backbone.writesNow);
+   * includes hasRoom's answer, which it is then (an idle outbox has room).
+   */
+  writesNow(): boolean {
+    return this.d.backbone.writesNow();
+  }
+
+  /**
+   * Channel events sent to the other nodes now (recorded where the channel keeps a history), the
+   * local fan-out left for deliverLocally(): the REST fast path answers in between (Backbone.publishAcross).
+   */
+  publishAcross(app: App, events: readonly { channel: string; frame: string; socketId?: string }[]): LocalDelivery[] {
+    const out: Outgoing[] = [];
+    for (const e of events) out.push({ appId: app.id, channel: e.channel, frame: e.frame, policy: policyOf(app, e.channel), exceptSocketId: e.socketId });
+    return this.d.backbone.publishAcross(out);
+  }
+
+  /** Resolves once what was published so far has been written toward the other nodes (Backbone.written). */
+  written(): Promise<void> | undefined {
+    return this.d.backbone.written();
+  }
+
+  /** The local fan-out publishAcross() left, in order. */
+  deliverLocally(deliveries: readonly LocalDelivery[]): void {
+    const hub = this.d.hub;
+    for (const d of deliveries) hub.deliver(d.appId, d.channel, d.frame, d.exceptSocketId, d.position, d.bytes, d.audience);
   }
 
   /** Public, private and encrypted channels (spec §3.3, §3.4). */
