@@ -9,6 +9,9 @@ import { LoadGen } from '../lib/loadgen.js';
 import { procCpuMs, procMem, sleep, machineCpu } from '../lib/proc.js';
 import { median } from '../lib/hist.js';
 import { startTarget, benchApp, type TargetName, type Target } from '../lib/targets.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { heapGrowth, formatHeapGrowth, type HeapGrowth } from './memory-heap.js';
 import { commonOptions, prepareGenerator, environment, saveResult, parseTarget, fmt, isMain, type CommonOptions } from '../lib/common.js';
 
 export interface MemoryOptions extends CommonOptions {
@@ -18,6 +21,8 @@ export interface MemoryOptions extends CommonOptions {
   settle: number; // s to wait before each reading
   concurrency: number; // handshakes in flight per subscriber process
   gc: boolean; // force a full GC in the server (via --inspect) before each reading
+  /** write V8 heap snapshots (before and after the connections) here and break the heap's growth down per connection */
+  heapSnapshotDir?: string;
 }
 
 export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions {
@@ -29,6 +34,7 @@ export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions
     settle: num(args, 'settle', 3),
     concurrency: num(args, 'concurrency', 50),
     gc: !flag(args, 'no-gc'),
+    heapSnapshotDir: typeof args['heap-snapshot'] === 'string' ? (args['heap-snapshot'] as string) : flag(args, 'heap-snapshot') ? 'bench/results/heap' : undefined,
   };
 }
 
@@ -47,6 +53,8 @@ export interface MemoryResult {
   stillOpen: number;
   /** CPU used by anything but the server and the generator while connecting, % of one core (noise check) */
   machine: { otherPctConnect: number };
+  /** with --heap-snapshot: the V8 heap's growth per connection, by kind of object (memory-heap.ts) */
+  heap?: { total: number; rows: HeapGrowth[]; files: [string, string] };
   ok: boolean;
   notes: string[];
 }
@@ -71,7 +79,7 @@ async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
 }
 
 export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
-  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc, cpuProfDir: o.cpuProfDir, rippleWorkers: o.rippleWorkers });
+  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc || o.heapSnapshotDir !== undefined, cpuProfDir: o.cpuProfDir, rippleWorkers: o.rippleWorkers });
   let gen: LoadGen | null = null;
   const notes: string[] = [];
   try {
@@ -83,6 +91,15 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       if (w.failed) notes.push(`${w.failed} warm-up connections failed: ${w.errors.join('; ')}`);
     }
     const rssBefore = await reading(o, target);
+    // After the RSS reading: a snapshot's own allocations would count as the connections'.
+    const snapshots: [string, string] | undefined = o.heapSnapshotDir
+      ? [join(o.heapSnapshotDir, `${target.pid}-before.heapsnapshot`), join(o.heapSnapshotDir, `${target.pid}-after.heapsnapshot`)]
+      : undefined;
+    if (snapshots) {
+      mkdirSync(o.heapSnapshotDir!, { recursive: true });
+      await target.heapSnapshot(snapshots[0]);
+      notes.push('heap snapshots taken: the RSS growth includes what the first snapshot left allocated');
+    }
     const cpu0 = procCpuMs(target.pid);
     const mach0 = machineCpu();
     const conn = await gen.connect({
@@ -104,6 +121,11 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       notes.push(`generator used ${conn.genCpuPct.toFixed(0)}% of its core while connecting: conn/s is bounded by the generator`);
     if (conn.failed) notes.push(`${conn.failed} of ${o.connections} connections failed: ${conn.errors.join('; ')}`);
     const rssAfter = await reading(o, target);
+    let heap: MemoryResult['heap'];
+    if (snapshots && conn.ok) {
+      await target.heapSnapshot(snapshots[1]);
+      heap = { ...heapGrowth(snapshots[0], snapshots[1], conn.ok), files: snapshots };
+    }
     const rep = await gen.report();
     if (rep.closedEarly) notes.push(`${rep.closedEarly} sockets closed by the server while idle: ${JSON.stringify(rep.closeCodes)}`);
     if (!o.pin.enabled) notes.push(`not pinned (${o.pin.note})`);
@@ -128,6 +150,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       },
       stillOpen,
       machine: { otherPctConnect },
+      heap,
       ok: conn.failed === 0 && rep.closedEarly === 0 && target.alive(),
       notes,
     };
@@ -146,6 +169,7 @@ export function summarizeMemory(r: MemoryResult): string {
       `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection`,
     `  readings: ${r.params.settle}s settle${r.params.gc ? ' + full GC through --inspect' : ''}, median of 5 VmRSS samples; ${String(r.env.pinning)}`,
   ];
+  if (r.heap) lines.push(`  V8 heap growth per connection (${r.heap.files.join(', ')}):`, formatHeapGrowth(r.heap));
   for (const n of r.notes) lines.push(`  NOTE: ${n}`);
   return lines.join('\n');
 }
