@@ -5,7 +5,7 @@
 // subscriber process).
 // Run: node --import tsx bench/scenarios/memory.ts --target bare --connections 2000
 import { parseArgs, num, str, flag } from '../lib/args.js';
-import { LoadGen } from '../lib/loadgen.js';
+import { LoadGen, clientAddresses } from '../lib/loadgen.js';
 import { procCpuMs, procMem, sleep, machineCpu } from '../lib/proc.js';
 import { median } from '../lib/hist.js';
 import { startTarget, benchApp, type TargetName, type Target } from '../lib/targets.js';
@@ -120,6 +120,8 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     if (conn.genCpuPct > 85)
       notes.push(`generator used ${conn.genCpuPct.toFixed(0)}% of its core while connecting: conn/s is bounded by the generator`);
     if (conn.failed) notes.push(`${conn.failed} of ${o.connections} connections failed: ${conn.errors.join('; ')}`);
+    const addresses = clientAddresses(url, o.warm + o.connections);
+    if (addresses) notes.push(`connections spread over ${addresses.length} client addresses (${addresses.join(', ')}): one address has only the local port range towards one server port`);
     const rssAfter = await reading(o, target);
     let heap: MemoryResult['heap'];
     if (snapshots && conn.ok) {
