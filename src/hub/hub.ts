@@ -10,7 +10,7 @@
 import type { Audience, FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
-import type { Connection, Fanout } from './connection.js';
+import type { Connection, ConnectionIndex, Fanout } from './connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
 function topicOf(appId: string, channel: string): string {
@@ -90,8 +90,8 @@ class Recovering {
 }
 
 export class Hub implements FrameDelivery {
-  /** socket id → connection, for leaving out the sender of an event */
-  private connections = new Map<string, Connection>();
+  /** the local connections by socket id, for leaving out the sender of an event */
+  private index: ConnectionIndex = { connection: () => undefined };
   /** topic → this node's connections in the channel */
   private channels = new Map<string, ChannelState>();
   private readonly fanouts: Fanout[] = [];
@@ -103,12 +103,9 @@ export class Hub implements FrameDelivery {
     this.fanouts.push(fanout);
   }
 
-  register(socketId: string, conn: Connection): void {
-    this.connections.set(socketId, conn);
-  }
-
-  unregister(socketId: string): void {
-    this.connections.delete(socketId);
+  /** Where the local connections are found by socket id (the sessions); called once at start. */
+  useIndex(index: ConnectionIndex): void {
+    this.index = index;
   }
 
   private state(appId: string, channel: string): ChannelState {
@@ -233,7 +230,7 @@ export class Hub implements FrameDelivery {
   deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string, bytes?: number, audience: Audience = 'all'): void {
     const st = this.channels.get(topicOf(appId, channel));
     if (st === undefined) return;
-    const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
+    const except = exceptSocketId === undefined ? undefined : this.index.connection(appId, exceptSocketId);
     const frameBytes = bytes ?? Buffer.byteLength(frame);
     if (position !== undefined) this.recovering(st).position = position;
     if (st.plain > 0 && audience !== 'positioned') {
