@@ -76,6 +76,8 @@ export interface Target {
   alive(): boolean;
   /** Full garbage collection through the inspector (HeapProfiler.collectGarbage); false if unavailable. */
   collectGarbage(): Promise<boolean>;
+  /** The V8 heap's used bytes (Runtime.getHeapUsage) through the inspector; undefined if unavailable. */
+  heapUsed(): Promise<number | undefined>;
   /** A V8 heap snapshot written to `file` through the inspector; false if unavailable. */
   heapSnapshot(file: string): Promise<boolean>;
   stop(): Promise<void>;
@@ -321,6 +323,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     output: proc.output,
     alive: () => !proc.hasExited(),
     collectGarbage: () => (inspectPort ? inspectorGc(inspectPort) : Promise.resolve(false)),
+    heapUsed: () => (inspectPort ? inspectorHeapUsed(inspectPort) : Promise.resolve(undefined)),
     heapSnapshot: (file) => (inspectPort ? inspectorSnapshot(inspectPort, file) : Promise.resolve(false)),
     async stop() {
       await proc.stop(opts.callgrindDir ? 120_000 : 8000);
@@ -374,6 +377,17 @@ async function inspectorGc(port: number): Promise<boolean> {
     s.close();
   }
   return true;
+}
+
+/** The used size of the V8 heap of a node process listening with --inspect. */
+async function inspectorHeapUsed(port: number): Promise<number | undefined> {
+  const s = await inspectorSession(port);
+  if (!s) return undefined;
+  try {
+    return ((await s.call('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
+  } finally {
+    s.close();
+  }
 }
 
 /** Writes a V8 heap snapshot of a node process listening with --inspect to `file` (it collects garbage first). */

@@ -48,6 +48,10 @@ export interface MemoryResult {
   rssBefore: number;
   rssAfter: number;
   bytesPerConnection: number;
+  /** the V8 heap's used bytes after the full GCs (with --no-gc or for a target without an inspector: NaN) */
+  heapBefore: number;
+  heapAfter: number;
+  heapBytesPerConnection: number;
   connect: { ok: number; failed: number; ms: number; perSec: number; genCpuPct: number; errors: string[] };
   server: { pid: number; affinity: string; cpuMsConnect: number; cpuUsPerConnection: number };
   stillOpen: number;
@@ -59,14 +63,21 @@ export interface MemoryResult {
   notes: string[];
 }
 
-/** Settles, optionally forces a full GC in the server, then returns the median of a few VmRSS samples. */
-async function reading(o: MemoryOptions, target: Target): Promise<number> {
+/**
+ * Settles, optionally forces a full GC in the server, then returns the median of a few VmRSS samples
+ * and the V8 heap's used size (after the GC: the live objects alone, which RSS blurs with the pages V8
+ * keeps, so it is the steadier figure for comparing two revisions).
+ */
+async function reading(o: MemoryOptions, target: Target): Promise<{ rss: number; heap: number }> {
   await sleep(o.settle * 1000);
+  let heap = NaN;
   if (o.gc) {
     await target.collectGarbage();
+    // With WORKERS the inspector is the primary's, whose heap holds no connection.
+    if (o.rippleWorkers <= 1) heap = (await target.heapUsed()) ?? NaN;
     await sleep(500);
   }
-  return sampleRss(target.pid);
+  return { rss: await sampleRss(target.pid), heap };
 }
 
 async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
@@ -85,12 +96,12 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
   try {
     gen = await LoadGen.start(o.workers, false);
     const url = `ws://127.0.0.1:${target.port}/app/${benchApp.key}?protocol=7&client=js&version=8.4.0&flash=false`;
-    const rssIdle = await reading(o, target);
+    const { rss: rssIdle } = await reading(o, target);
     if (o.warm > 0) {
       const w = await gen.connect({ url, total: o.warm, channelPrefix: 'bench-mem-', layout: 'each', key: benchApp.key, secret: benchApp.secret, concurrencyPerWorker: o.concurrency, timeoutMs: 30_000 });
       if (w.failed) notes.push(`${w.failed} warm-up connections failed: ${w.errors.join('; ')}`);
     }
-    const rssBefore = await reading(o, target);
+    const { rss: rssBefore, heap: heapBefore } = await reading(o, target);
     // After the RSS reading: a snapshot's own allocations would count as the connections'.
     const snapshots: [string, string] | undefined = o.heapSnapshotDir
       ? [join(o.heapSnapshotDir, `${target.pid}-before.heapsnapshot`), join(o.heapSnapshotDir, `${target.pid}-after.heapsnapshot`)]
@@ -122,7 +133,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     if (conn.failed) notes.push(`${conn.failed} of ${o.connections} connections failed: ${conn.errors.join('; ')}`);
     const addresses = clientAddresses(url, o.warm + o.connections);
     if (addresses) notes.push(`connections spread over ${addresses.length} client addresses (${addresses.join(', ')}): one address has only the local port range towards one server port`);
-    const rssAfter = await reading(o, target);
+    const { rss: rssAfter, heap: heapAfter } = await reading(o, target);
     let heap: MemoryResult['heap'];
     if (snapshots && conn.ok) {
       await target.heapSnapshot(snapshots[1]);
@@ -143,6 +154,9 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       rssBefore,
       rssAfter,
       bytesPerConnection: conn.ok ? (rssAfter - rssBefore) / conn.ok : NaN,
+      heapBefore,
+      heapAfter,
+      heapBytesPerConnection: conn.ok ? (heapAfter - heapBefore) / conn.ok : NaN,
       connect: { ok: conn.ok, failed: conn.failed, ms: conn.ms, perSec: conn.perSec, genCpuPct: conn.genCpuPct, errors: conn.errors },
       server: {
         pid: target.pid,
@@ -168,7 +182,8 @@ export function summarizeMemory(r: MemoryResult): string {
     `  ${r.connect.ok}/${r.params.connections} idle subscribed connections (each its own channel, after ${r.params.warm} warm-up ones) ` +
       `in ${fmt.n(r.connect.ms)} ms = ${fmt.n(r.connect.perSec)} conn/s; server cpu ${fmt.n(r.server.cpuUsPerConnection, 0)} µs/connection, generator cpu ${fmt.n(r.connect.genCpuPct, 0)}%`,
     `  RSS idle ${fmt.bytes(r.rssIdle)}, before ${fmt.bytes(r.rssBefore)}, after ${fmt.bytes(r.rssAfter)} → ` +
-      `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection`,
+      `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection` +
+      (Number.isFinite(r.heapBytesPerConnection) ? `; V8 heap used ${fmt.bytes(r.heapBefore)} → ${fmt.bytes(r.heapAfter)}: ${fmt.n(r.heapBytesPerConnection)} bytes per connection` : ''),
     `  readings: ${r.params.settle}s settle${r.params.gc ? ' + full GC through --inspect' : ''}, median of 5 VmRSS samples; ${String(r.env.pinning)}`,
   ];
   if (r.heap) lines.push(`  V8 heap growth per connection (${r.heap.files.join(', ')}):`, formatHeapGrowth(r.heap));
