@@ -61,6 +61,8 @@ export interface TargetOptions {
   env?: Record<string, string>;
   /** start node with --inspect on a loopback port so the bench can force a full GC (memory scenario) */
   inspect?: boolean;
+  /** extra flags for the target's node process (all targets are Node), e.g. `--max-semi-space-size=1` */
+  nodeFlags?: string[];
 }
 
 export interface Target {
@@ -291,6 +293,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   }
   if (opts.env) Object.assign(env, opts.env);
   let inspectPort = 0;
+  if (opts.nodeFlags?.length) args = [...opts.nodeFlags, ...args];
   if (opts.inspect) {
     inspectPort = await freePort();
     args = [`--inspect=127.0.0.1:${inspectPort}`, ...args];
