@@ -269,11 +269,22 @@ function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context
   } catch {
     key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
   }
-  const conn = new WsConnection(shared, Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('origin'));
+  const conn = new WsConnection(shared, sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
   conn.admitted(shared.sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: conn.origin, remoteAddress: conn.remoteAddress }, () => conn.gone));
   const data: WsData = { conn };
   res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
 }
+
+/**
+ * A string equal to the previous connection's is replaced by that one, so connections that share it
+ * hold one copy: the Origin of a site's pages, and the address of a proxy in front of the node (or of a
+ * load generator) — each connection keeps both for as long as it lives.
+ */
+function lastOne(): (value: string) => string {
+  let last = '';
+  return (value) => (value === last ? last : (last = value));
+}
+const sameAsLast = { address: lastOne(), origin: lastOne() };
 
 function received(conn: WsConnection, message: ArrayBuffer): void {
   if (conn.closed) return;
