@@ -2,6 +2,7 @@
 // them) and one publisher process, hands out work over IPC and merges their results. The processes
 // inherit this process's CPU affinity (see pinSelf), so the whole generator stays on its core.
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Histogram } from './hist.js';
@@ -54,6 +55,29 @@ class Child<In, Out extends { type: string }> {
     this.proc.kill('SIGKILL');
     await done;
   }
+}
+
+/** Local ports one client address has towards one server address and port (net.ipv4.ip_local_port_range). */
+function portsPerAddress(): number {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (high >= low) return high - low + 1;
+  } catch {
+    // not Linux: assume Linux's default range
+  }
+  return 28_232;
+}
+
+/**
+ * The client addresses for `upTo` connections to a loopback server: 127.0.0.1 alone (left to the
+ * system) while one address has the ports, else as many of 127.0.0.1, 127.0.0.2, ... (all of
+ * 127.0.0.0/8 is local on Linux) as needed, each kept 2,000 ports short of its range for whatever
+ * else connects meanwhile (the server's Redis clients, the publisher).
+ */
+export function clientAddresses(url: string, upTo: number): string[] | undefined {
+  if (new URL(url).hostname !== '127.0.0.1') return undefined;
+  const n = Math.ceil(upTo / Math.max(1000, portsPerAddress() - 2000));
+  return n > 1 ? Array.from({ length: n }, (_, i) => `127.0.0.${i + 1}`) : undefined;
 }
 
 export interface ConnectSummary {
@@ -139,6 +163,7 @@ export class LoadGen {
         recovery: opts.recovery,
         concurrency: opts.concurrencyPerWorker,
         timeoutMs: opts.timeoutMs,
+        localAddresses: clientAddresses(opts.url, (opts.firstIndex ?? 0) + opts.total),
       });
       first += count;
       waits.push(p);

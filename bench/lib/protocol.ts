@@ -35,6 +35,12 @@ export interface ConnectJob {
   recovery?: boolean;
   concurrency: number;
   timeoutMs: number;
+  /**
+   * Client addresses to connect from (127.0.0.1, 127.0.0.2, ...): connection i from the (i mod n)th.
+   * Absent: the system picks (one address). One client address has only the local port range's
+   * ports towards one server port; more addresses hold more connections to one port.
+   */
+  localAddresses?: string[];
 }
 
 export interface ClientEventsJob {

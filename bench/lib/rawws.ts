@@ -31,8 +31,8 @@ export class RawWs {
     this.sock = sock;
   }
 
-  /** Resolves once the upgrade succeeded (frames may already have been buffered). */
-  static open(url: string, timeoutMs: number): Promise<RawWs> {
+  /** Resolves once the upgrade succeeded (frames may already have been buffered); `localAddress`: the client address to connect from. */
+  static open(url: string, timeoutMs: number, localAddress?: string): Promise<RawWs> {
     const u = new URL(url);
     return new Promise((resolve, reject) => {
       let ws: RawWs;
@@ -64,6 +64,7 @@ export class RawWs {
       const sock = connect({
         host: u.hostname,
         port: Number(u.port),
+        ...(localAddress ? { localAddress } : {}),
         noDelay: true,
         onread: { buffer: readBuf, callback: (n: number, buf: Uint8Array) => {
             onData((buf as Buffer).subarray(0, n));

@@ -152,8 +152,9 @@ function onControl(s: Sock, text: string, at: number): { event?: string; channel
 }
 
 function openOne(job: ConnectJob, index: number): Promise<void> {
-  const open = job.url.startsWith('http') ? RawXhr.open : RawWs.open;
-  return open(job.url, job.timeoutMs).then(
+  const local = job.localAddresses?.[index % job.localAddresses.length];
+  const opening = job.url.startsWith('http') ? RawXhr.open(job.url, job.timeoutMs) : RawWs.open(job.url, job.timeoutMs, local);
+  return opening.then(
     (ws) =>
       new Promise<void>((resolve, reject) => {
         const s: Sock = { ws, index, socketId: '', channel: channelFor(job, index), joinSentAt: 0, churning: false };

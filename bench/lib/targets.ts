@@ -5,7 +5,7 @@
 //            `--ripple-rev worktree` runs the work tree as it is, `--dist` runs dist/src/cli.js
 //   bare   – bench/bare-uws-server.ts: uWebSockets.js publish with no protocol work (the stack's ceiling)
 //   soketi – Soketi 1.6.1 from bench/soketi/node_modules (install with bench/soketi/install.sh)
-import { existsSync, readFileSync, statSync, mkdirSync, writeFileSync, symlinkSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, statSync, mkdirSync, writeFileSync, symlinkSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,6 +61,8 @@ export interface TargetOptions {
   env?: Record<string, string>;
   /** start node with --inspect on a loopback port so the bench can force a full GC (memory scenario) */
   inspect?: boolean;
+  /** extra flags for the target's node process (all targets are Node), e.g. `--max-semi-space-size=1` */
+  nodeFlags?: string[];
 }
 
 export interface Target {
@@ -76,6 +78,10 @@ export interface Target {
   alive(): boolean;
   /** Full garbage collection through the inspector (HeapProfiler.collectGarbage); false if unavailable. */
   collectGarbage(): Promise<boolean>;
+  /** The V8 heap's used bytes (Runtime.getHeapUsage) through the inspector; undefined if unavailable. */
+  heapUsed(): Promise<number | undefined>;
+  /** A V8 heap snapshot written to `file` through the inspector; false if unavailable. */
+  heapSnapshot(file: string): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -287,6 +293,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   }
   if (opts.env) Object.assign(env, opts.env);
   let inspectPort = 0;
+  if (opts.nodeFlags?.length) args = [...opts.nodeFlags, ...args];
   if (opts.inspect) {
     inspectPort = await freePort();
     args = [`--inspect=127.0.0.1:${inspectPort}`, ...args];
@@ -319,6 +326,8 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     output: proc.output,
     alive: () => !proc.hasExited(),
     collectGarbage: () => (inspectPort ? inspectorGc(inspectPort) : Promise.resolve(false)),
+    heapUsed: () => (inspectPort ? inspectorHeapUsed(inspectPort) : Promise.resolve(undefined)),
+    heapSnapshot: (file) => (inspectPort ? inspectorSnapshot(inspectPort, file) : Promise.resolve(false)),
     async stop() {
       await proc.stop(opts.callgrindDir ? 120_000 : 8000);
       if (redis) await redis.proc.stop(2000);
@@ -326,36 +335,75 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
   };
 }
 
-/** Asks a node process listening with --inspect for a full GC (twice, so weak/finalized objects go too). */
-async function inspectorGc(port: number): Promise<boolean> {
+/** One inspector session with a node process listening with --inspect: calls, and the events they stream. */
+async function inspectorSession(port: number): Promise<{ call(method: string, params?: object): Promise<unknown>; on(method: string, f: (params: unknown) => void): void; close(): void } | null> {
   const list = (await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as { webSocketDebuggerUrl: string }[];
-  if (!list.length) return false;
-  const ws = new WebSocket(list[0].webSocketDebuggerUrl, { perMessageDeflate: false });
+  if (!list.length) return null;
+  const ws = new WebSocket(list[0].webSocketDebuggerUrl, { perMessageDeflate: false, maxPayload: 1 << 30 });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
   let id = 0;
-  const call = (method: string) =>
-    new Promise<void>((resolve, reject) => {
-      const my = ++id;
-      const t = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 30_000);
-      const onMsg = (d: Buffer) => {
-        const m = JSON.parse(d.toString()) as { id?: number };
-        if (m.id === my) {
+  const waiting = new Map<number, (result: unknown) => void>();
+  const listeners = new Map<string, (params: unknown) => void>();
+  ws.on('message', (d: Buffer) => {
+    const m = JSON.parse(d.toString()) as { id?: number; method?: string; params?: unknown; result?: unknown };
+    if (m.id !== undefined) waiting.get(m.id)?.(m.result);
+    else if (m.method) listeners.get(m.method)?.(m.params);
+  });
+  return {
+    call: (method, params) =>
+      new Promise((resolve, reject) => {
+        const my = ++id;
+        const t = setTimeout(() => reject(new Error(`inspector ${method} timed out`)), 300_000);
+        waiting.set(my, (result) => {
           clearTimeout(t);
-          ws.off('message', onMsg);
-          resolve();
-        }
-      };
-      ws.on('message', onMsg);
-      ws.send(JSON.stringify({ id: my, method }));
-    });
+          waiting.delete(my);
+          resolve(result);
+        });
+        ws.send(JSON.stringify({ id: my, method, params }));
+      }),
+    on: (method, f) => void listeners.set(method, f),
+    close: () => ws.close(),
+  };
+}
+
+/** Asks a node process listening with --inspect for a full GC (twice, so weak/finalized objects go too). */
+async function inspectorGc(port: number): Promise<boolean> {
+  const s = await inspectorSession(port);
+  if (!s) return false;
   try {
-    await call('HeapProfiler.collectGarbage');
-    await call('HeapProfiler.collectGarbage');
+    await s.call('HeapProfiler.collectGarbage');
+    await s.call('HeapProfiler.collectGarbage');
   } finally {
-    ws.close();
+    s.close();
+  }
+  return true;
+}
+
+/** The used size of the V8 heap of a node process listening with --inspect. */
+async function inspectorHeapUsed(port: number): Promise<number | undefined> {
+  const s = await inspectorSession(port);
+  if (!s) return undefined;
+  try {
+    return ((await s.call('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
+  } finally {
+    s.close();
+  }
+}
+
+/** Writes a V8 heap snapshot of a node process listening with --inspect to `file` (it collects garbage first). */
+async function inspectorSnapshot(port: number, file: string): Promise<boolean> {
+  const s = await inspectorSession(port);
+  if (!s) return false;
+  const out = createWriteStream(file);
+  try {
+    s.on('HeapProfiler.addHeapSnapshotChunk', (p) => out.write((p as { chunk: string }).chunk));
+    await s.call('HeapProfiler.takeHeapSnapshot', { reportProgress: false });
+  } finally {
+    s.close();
+    await new Promise((resolve) => out.end(resolve));
   }
   return true;
 }

@@ -5,10 +5,13 @@
 // subscriber process).
 // Run: node --import tsx bench/scenarios/memory.ts --target bare --connections 2000
 import { parseArgs, num, str, flag } from '../lib/args.js';
-import { LoadGen } from '../lib/loadgen.js';
+import { LoadGen, clientAddresses } from '../lib/loadgen.js';
 import { procCpuMs, procMem, sleep, machineCpu } from '../lib/proc.js';
 import { median } from '../lib/hist.js';
 import { startTarget, benchApp, type TargetName, type Target } from '../lib/targets.js';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { heapGrowth, formatHeapGrowth, type HeapGrowth } from './memory-heap.js';
 import { commonOptions, prepareGenerator, environment, saveResult, parseTarget, fmt, isMain, type CommonOptions } from '../lib/common.js';
 
 export interface MemoryOptions extends CommonOptions {
@@ -18,6 +21,14 @@ export interface MemoryOptions extends CommonOptions {
   settle: number; // s to wait before each reading
   concurrency: number; // handshakes in flight per subscriber process
   gc: boolean; // force a full GC in the server (via --inspect) before each reading
+  /** write V8 heap snapshots (before and after the connections) here and break the heap's growth down per connection */
+  heapSnapshotDir?: string;
+  /**
+   * MiB: the server's V8 young generation capped (`--max-semi-space-size`, every target alike). A fixed
+   * cost, not a per-connection one, but how much of it a connection burst leaves committed moves RSS by
+   * up to ~17 MiB a process between runs; capped, RSS per connection is steadier.
+   */
+  semiSpace?: number;
 }
 
 export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions {
@@ -29,6 +40,8 @@ export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions
     settle: num(args, 'settle', 3),
     concurrency: num(args, 'concurrency', 50),
     gc: !flag(args, 'no-gc'),
+    semiSpace: args['semi-space'] === undefined ? undefined : num(args, 'semi-space', 1),
+    heapSnapshotDir: typeof args['heap-snapshot'] === 'string' ? (args['heap-snapshot'] as string) : flag(args, 'heap-snapshot') ? 'bench/results/heap' : undefined,
   };
 }
 
@@ -42,23 +55,36 @@ export interface MemoryResult {
   rssBefore: number;
   rssAfter: number;
   bytesPerConnection: number;
+  /** the V8 heap's used bytes after the full GCs (with --no-gc or for a target without an inspector: NaN) */
+  heapBefore: number;
+  heapAfter: number;
+  heapBytesPerConnection: number;
   connect: { ok: number; failed: number; ms: number; perSec: number; genCpuPct: number; errors: string[] };
   server: { pid: number; affinity: string; cpuMsConnect: number; cpuUsPerConnection: number };
   stillOpen: number;
   /** CPU used by anything but the server and the generator while connecting, % of one core (noise check) */
   machine: { otherPctConnect: number };
+  /** with --heap-snapshot: the V8 heap's growth per connection, by kind of object (memory-heap.ts) */
+  heap?: { total: number; rows: HeapGrowth[]; files: [string, string] };
   ok: boolean;
   notes: string[];
 }
 
-/** Settles, optionally forces a full GC in the server, then returns the median of a few VmRSS samples. */
-async function reading(o: MemoryOptions, target: Target): Promise<number> {
+/**
+ * Settles, optionally forces a full GC in the server, then returns the median of a few VmRSS samples
+ * and the V8 heap's used size (after the GC: the live objects alone, which RSS blurs with the pages V8
+ * keeps, so it is the steadier figure for comparing two revisions).
+ */
+async function reading(o: MemoryOptions, target: Target): Promise<{ rss: number; heap: number }> {
   await sleep(o.settle * 1000);
+  let heap = NaN;
   if (o.gc) {
     await target.collectGarbage();
+    // With WORKERS the inspector is the primary's, whose heap holds no connection.
+    if (o.rippleWorkers <= 1) heap = (await target.heapUsed()) ?? NaN;
     await sleep(500);
   }
-  return sampleRss(target.pid);
+  return { rss: await sampleRss(target.pid), heap };
 }
 
 async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
@@ -71,18 +97,27 @@ async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
 }
 
 export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
-  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc, cpuProfDir: o.cpuProfDir, rippleWorkers: o.rippleWorkers });
+  const target = await startTarget(o.target, { serverCpus: o.pin.serverCpus, rippleRev: o.rippleRev, redis: o.redis, inspect: o.gc || o.heapSnapshotDir !== undefined, nodeFlags: o.semiSpace ? [`--max-semi-space-size=${o.semiSpace}`] : undefined, cpuProfDir: o.cpuProfDir, rippleWorkers: o.rippleWorkers });
   let gen: LoadGen | null = null;
   const notes: string[] = [];
   try {
     gen = await LoadGen.start(o.workers, false);
     const url = `ws://127.0.0.1:${target.port}/app/${benchApp.key}?protocol=7&client=js&version=8.4.0&flash=false`;
-    const rssIdle = await reading(o, target);
+    const { rss: rssIdle } = await reading(o, target);
     if (o.warm > 0) {
       const w = await gen.connect({ url, total: o.warm, channelPrefix: 'bench-mem-', layout: 'each', key: benchApp.key, secret: benchApp.secret, concurrencyPerWorker: o.concurrency, timeoutMs: 30_000 });
       if (w.failed) notes.push(`${w.failed} warm-up connections failed: ${w.errors.join('; ')}`);
     }
-    const rssBefore = await reading(o, target);
+    const { rss: rssBefore, heap: heapBefore } = await reading(o, target);
+    // After the RSS reading: a snapshot's own allocations would count as the connections'.
+    const snapshots: [string, string] | undefined = o.heapSnapshotDir
+      ? [join(o.heapSnapshotDir, `${target.pid}-before.heapsnapshot`), join(o.heapSnapshotDir, `${target.pid}-after.heapsnapshot`)]
+      : undefined;
+    if (snapshots) {
+      mkdirSync(o.heapSnapshotDir!, { recursive: true });
+      await target.heapSnapshot(snapshots[0]);
+      notes.push('heap snapshots taken: the RSS growth includes what the first snapshot left allocated');
+    }
     const cpu0 = procCpuMs(target.pid);
     const mach0 = machineCpu();
     const conn = await gen.connect({
@@ -103,7 +138,14 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
     if (conn.genCpuPct > 85)
       notes.push(`generator used ${conn.genCpuPct.toFixed(0)}% of its core while connecting: conn/s is bounded by the generator`);
     if (conn.failed) notes.push(`${conn.failed} of ${o.connections} connections failed: ${conn.errors.join('; ')}`);
-    const rssAfter = await reading(o, target);
+    const addresses = clientAddresses(url, o.warm + o.connections);
+    if (addresses) notes.push(`connections spread over ${addresses.length} client addresses (${addresses.join(', ')}): one address has only the local port range towards one server port`);
+    const { rss: rssAfter, heap: heapAfter } = await reading(o, target);
+    let heap: MemoryResult['heap'];
+    if (snapshots && conn.ok) {
+      await target.heapSnapshot(snapshots[1]);
+      heap = { ...heapGrowth(snapshots[0], snapshots[1], conn.ok), files: snapshots };
+    }
     const rep = await gen.report();
     if (rep.closedEarly) notes.push(`${rep.closedEarly} sockets closed by the server while idle: ${JSON.stringify(rep.closeCodes)}`);
     if (!o.pin.enabled) notes.push(`not pinned (${o.pin.note})`);
@@ -113,12 +155,15 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       scenario: 'memory',
       target: o.target,
       describe: target.describe,
-      params: { connections: o.connections, warm: o.warm, settle: o.settle, gc: o.gc, concurrency: o.concurrency, workers: o.workers, redis: o.redis },
+      params: { connections: o.connections, warm: o.warm, settle: o.settle, gc: o.gc, semiSpace: o.semiSpace, concurrency: o.concurrency, workers: o.workers, redis: o.redis },
       env: environment(o),
       rssIdle,
       rssBefore,
       rssAfter,
       bytesPerConnection: conn.ok ? (rssAfter - rssBefore) / conn.ok : NaN,
+      heapBefore,
+      heapAfter,
+      heapBytesPerConnection: conn.ok ? (heapAfter - heapBefore) / conn.ok : NaN,
       connect: { ok: conn.ok, failed: conn.failed, ms: conn.ms, perSec: conn.perSec, genCpuPct: conn.genCpuPct, errors: conn.errors },
       server: {
         pid: target.pid,
@@ -128,6 +173,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       },
       stillOpen,
       machine: { otherPctConnect },
+      heap,
       ok: conn.failed === 0 && rep.closedEarly === 0 && target.alive(),
       notes,
     };
@@ -143,9 +189,11 @@ export function summarizeMemory(r: MemoryResult): string {
     `  ${r.connect.ok}/${r.params.connections} idle subscribed connections (each its own channel, after ${r.params.warm} warm-up ones) ` +
       `in ${fmt.n(r.connect.ms)} ms = ${fmt.n(r.connect.perSec)} conn/s; server cpu ${fmt.n(r.server.cpuUsPerConnection, 0)} µs/connection, generator cpu ${fmt.n(r.connect.genCpuPct, 0)}%`,
     `  RSS idle ${fmt.bytes(r.rssIdle)}, before ${fmt.bytes(r.rssBefore)}, after ${fmt.bytes(r.rssAfter)} → ` +
-      `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection`,
+      `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection` +
+      (Number.isFinite(r.heapBytesPerConnection) ? `; V8 heap used ${fmt.bytes(r.heapBefore)} → ${fmt.bytes(r.heapAfter)}: ${fmt.n(r.heapBytesPerConnection)} bytes per connection` : ''),
     `  readings: ${r.params.settle}s settle${r.params.gc ? ' + full GC through --inspect' : ''}, median of 5 VmRSS samples; ${String(r.env.pinning)}`,
   ];
+  if (r.heap) lines.push(`  V8 heap growth per connection (${r.heap.files.join(', ')}):`, formatHeapGrowth(r.heap));
   for (const n of r.notes) lines.push(`  NOTE: ${n}`);
   return lines.join('\n');
 }

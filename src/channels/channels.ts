@@ -19,7 +19,7 @@ import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, wat
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
-import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
+import { subscriptions, Subscription, type ChannelMember, type RecoveryRequest } from './member.js';
 import { HOLD_MARGIN, recover, type RecoveryDeps } from './recovery.js';
 import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
 import { SharedReads } from './shared-reads.js';
@@ -99,12 +99,12 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   /** Public, private and encrypted channels (spec §3.3, §3.4). */
   subscribe(s: ChannelMember, channel: string, recovery?: RecoveryRequest): void {
     const app = s.app;
-    const sub: Subscription = {};
-    s.channels.set(channel, sub);
+    const sub = new Subscription(channel);
+    s.subs = subscriptions.with(s.subs, sub);
     const policy = this.joinTopic(s, channel, sub, recovery);
     s.send(frames.subscriptionSucceeded(channel));
     if (this.d.tap.on && this.d.tap.watches(app.id)) this.d.tap.emit({ type: 'subscribed', appId: app.id, socketId: s.socketId, channel, userId: s.user?.id });
-    this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
+    this.afterSucceeded(s, channel, sub, recovery, policy, () => subscriptions.get(s.subs, channel) === sub);
     this.d.store.addSubscription(app.id, channel).then(
       (count) => this.countChanged(app, channel, count, count === 1 ? 'occupied' : undefined),
       // Counted by this node all the same; the cluster gets it, and its webhooks, when its share is written again.
@@ -120,12 +120,12 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   subscribePresence(s: ChannelMember, channel: string, member: PresenceMember, recovery?: RecoveryRequest): void {
     const app = s.app;
     // Recorded before the store answers, so a close in the meantime leaves in order after this join.
-    const sub: Subscription = { userId: member.userId };
-    s.channels.set(channel, sub);
+    const sub = new Subscription(channel, member.userId);
+    s.subs = subscriptions.with(s.subs, sub);
     const policy = this.joinTopic(s, channel, sub, recovery);
     const refuse = (refusal: SubscriptionRefusal) => {
-      if (s.channels.get(channel) === sub) {
-        s.channels.delete(channel);
+      if (subscriptions.get(s.subs, channel) === sub) {
+        s.subs = subscriptions.without(s.subs, channel);
         this.leaveTopic(s, channel, sub);
       }
       refuseSubscription(this.d, s, channel, refusal);
@@ -145,7 +145,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
         s.send(frames.presenceSucceeded(channel, join.members));
         if (this.d.tap.on && this.d.tap.watches(app.id)) this.d.tap.emit({ type: 'subscribed', appId: app.id, socketId: s.socketId, channel, userId: member.userId });
         // Events are replayed, not member changes: the member list above replaces them.
-        this.afterSucceeded(s, channel, sub, recovery, policy, () => s.channels.get(channel) === sub);
+        this.afterSucceeded(s, channel, sub, recovery, policy, () => subscriptions.get(s.subs, channel) === sub);
       },
       (err) => {
         this.d.log.warn({ err, app: app.id, channel }, 'presence join failed');
@@ -180,9 +180,9 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   }
 
   unsubscribe(s: ChannelMember, channel: string): void {
-    const sub = s.channels.get(channel);
+    const sub = subscriptions.get(s.subs, channel);
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
-    s.channels.delete(channel);
+    s.subs = subscriptions.without(s.subs, channel);
     this.leaveTopic(s, channel, sub);
     if (this.d.tap.on && this.d.tap.watches(s.app.id)) this.d.tap.emit({ type: 'unsubscribed', appId: s.app.id, socketId: s.socketId, channel, userId: sub.userId });
     // Unrecorded (Redis unreachable): this node's record has it, and when Redis is back its share is
@@ -197,9 +197,9 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   signIn(s: ChannelMember, userInfo: unknown): void {
     const user = s.user!;
     const app = s.app;
-    s.userChannel = {};
-    this.joinTopic(s, SERVER_TO_USER_PREFIX + user.id, s.userChannel);
-    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched), {});
+    s.userChannel = new Subscription(SERVER_TO_USER_PREFIX + user.id);
+    this.joinTopic(s, s.userChannel.channel, s.userChannel);
+    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched), new Subscription(watchChannel(watched)));
     this.d.store.joinPresence(app.id, ONLINE_CHANNEL, s.socketId, { userId: user.id, userInfo }).then(
       (join) => {
         if (join.added) this.announce(app.id, user.id, 'online');
@@ -218,13 +218,13 @@ export class Channels implements ClusterStateHandler, FeedHandler {
 
   /** The session's connection closed: it leaves every channel, and its user goes offline if it was the last. */
   leaveAll(s: ChannelMember): void {
-    for (const channel of [...s.channels.keys()]) this.unsubscribe(s, channel);
+    for (const channel of subscriptions.names(s.subs)) this.unsubscribe(s, channel);
     const user = s.user;
     if (!user) return;
     const app = s.app;
-    if (s.userChannel) this.leaveTopic(s, SERVER_TO_USER_PREFIX + user.id, s.userChannel);
+    if (s.userChannel) this.leaveTopic(s, s.userChannel.channel, s.userChannel);
     s.userChannel = undefined;
-    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched), {});
+    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched), new Subscription(watchChannel(watched)));
     this.d.store.leavePresence(app.id, ONLINE_CHANNEL, s.socketId, user.id).then(
       (last) => {
         if (last) this.announce(app.id, user.id, 'offline');

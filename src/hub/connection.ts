@@ -27,3 +27,11 @@ export interface Fanout {
   /** Sends `frame` to the topic's connections, leaving out `except` when it is one of this transport's. */
   publish(topic: string, frame: string, except?: Connection): void;
 }
+
+/**
+ * Finds a local connection by its app and socket id, to leave the sender out of a broadcast. The
+ * session layer keeps the connections by socket id; the hub asks it (one map of them per node, not two).
+ */
+export interface ConnectionIndex {
+  connection(appId: string, socketId: string): Connection | undefined;
+}

@@ -10,7 +10,7 @@
 import type { Audience, FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
-import type { Connection, Fanout } from './connection.js';
+import type { Connection, ConnectionIndex, Fanout } from './connection.js';
 
 /** Topic of app/channel. Channel names never contain ':' (spec §3.1), so the pair is unambiguous. */
 function topicOf(appId: string, channel: string): string {
@@ -47,25 +47,51 @@ export class Hold {
   }
 }
 
-interface ChannelState {
-  appId: string;
-  channel: string;
-  /** the channel's topic, and the topic of its opted-in subscriptions */
-  topic: string;
-  positionedTopic: string;
-  plain: number;
-  positioned: number;
-  holds?: Set<Hold>;
-  /** the position the subscriptions in the positioned topic are at (see Hub.position) */
-  position?: string;
-  traffic: AppTraffic;
+/**
+ * One channel's connections on this node. Kept small, as there can be one per connection: its topic
+ * (`app:channel`, which the hub's map is keyed by too), the count of plain subscriptions, the app's
+ * traffic counters, and only for a channel with opted-in subscriptions or recorded events, `rec`.
+ */
+class ChannelState {
+  rec?: Recovering = undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly traffic: AppTraffic,
+    public plain = 0,
+  ) {}
+
+  get appId(): string {
+    return this.topic.slice(0, this.topic.lastIndexOf(':'));
+  }
+
+  get channel(): string {
+    return this.topic.slice(this.topic.lastIndexOf(':') + 1);
+  }
+
+  total(): number {
+    const r = this.rec;
+    return r === undefined ? this.plain : this.plain + r.positioned + (r.holds?.size ?? 0);
+  }
 }
 
-const total = (st: ChannelState) => st.plain + st.positioned + (st.holds?.size ?? 0);
+/** A channel's message-recovery side (docs/recovery.md): its positioned topic, holds and position. */
+class Recovering {
+  /** the topic of the channel's opted-in subscriptions */
+  readonly topic: string;
+  positioned = 0;
+  holds?: Set<Hold> = undefined;
+  /** the position the subscriptions in the positioned topic are at (see Hub.position) */
+  position?: string = undefined;
+
+  constructor(channelTopic: string) {
+    this.topic = channelTopic + POSITIONED;
+  }
+}
 
 export class Hub implements FrameDelivery {
-  /** socket id → connection, for leaving out the sender of an event */
-  private connections = new Map<string, Connection>();
+  /** the local connections by socket id, for leaving out the sender of an event */
+  private index: ConnectionIndex = { connection: () => undefined };
   /** topic → this node's connections in the channel */
   private channels = new Map<string, ChannelState>();
   private readonly fanouts: Fanout[] = [];
@@ -77,35 +103,37 @@ export class Hub implements FrameDelivery {
     this.fanouts.push(fanout);
   }
 
-  register(socketId: string, conn: Connection): void {
-    this.connections.set(socketId, conn);
-  }
-
-  unregister(socketId: string): void {
-    this.connections.delete(socketId);
+  /** Where the local connections are found by socket id (the sessions); called once at start. */
+  useIndex(index: ConnectionIndex): void {
+    this.index = index;
   }
 
   private state(appId: string, channel: string): ChannelState {
     const topic = topicOf(appId, channel);
     let st = this.channels.get(topic);
-    if (!st) this.channels.set(topic, (st = { appId, channel, topic, positionedTopic: topic + POSITIONED, plain: 0, positioned: 0, traffic: this.counters.traffic(appId) }));
+    if (!st) this.channels.set(topic, (st = new ChannelState(topic, this.counters.traffic(appId))));
     return st;
   }
 
+  private recovering(st: ChannelState): Recovering {
+    return (st.rec ??= new Recovering(st.topic));
+  }
+
   /** true when the channel has no connection here any more (and forgets it) */
-  private emptied(topic: string, st: ChannelState): boolean {
-    if (total(st) > 0) return false;
-    this.channels.delete(topic);
+  private emptied(st: ChannelState): boolean {
+    if (st.total() > 0) return false;
+    this.channels.delete(st.topic);
     return true;
   }
 
   /** Adds a connection to app/channel; true when it is the node's first connection there. */
   join(conn: Connection, appId: string, channel: string, positioned = false): boolean {
     const st = this.state(appId, channel);
-    const first = total(st) === 0;
+    const first = st.total() === 0;
     if (positioned) {
-      conn.join(st.positionedTopic);
-      st.positioned++;
+      const r = this.recovering(st);
+      conn.join(r.topic);
+      r.positioned++;
     } else {
       conn.join(st.topic);
       st.plain++;
@@ -115,25 +143,27 @@ export class Hub implements FrameDelivery {
 
   /** Removes a connection from app/channel; true when the node has no connection there any more. */
   leave(conn: Connection, appId: string, channel: string, positioned = false): boolean {
-    const topic = topicOf(appId, channel);
-    const st = this.channels.get(topic);
+    const st = this.channels.get(topicOf(appId, channel));
     if (!st) return false;
     if (positioned) {
-      conn.leave(st.positionedTopic);
-      st.positioned = Math.max(0, st.positioned - 1);
+      if (st.rec) {
+        conn.leave(st.rec.topic);
+        st.rec.positioned = Math.max(0, st.rec.positioned - 1);
+      }
     } else {
-      conn.leave(topic);
+      conn.leave(st.topic);
       st.plain = Math.max(0, st.plain - 1);
     }
-    return this.emptied(topic, st);
+    return this.emptied(st);
   }
 
   /** Counts an opted-in subscription whose frames are held (at most `max`) until release(); true when first. */
   hold(conn: Connection, appId: string, channel: string, max: number): { hold: Hold; first: boolean } {
     const st = this.state(appId, channel);
-    const first = total(st) === 0;
+    const first = st.total() === 0;
     const hold = new Hold(conn, max);
-    (st.holds ??= new Set()).add(hold);
+    const r = this.recovering(st);
+    (r.holds ??= new Set()).add(hold);
     return { hold, first };
   }
 
@@ -142,11 +172,11 @@ export class Hub implements FrameDelivery {
    * be written again); the channel keeps its position.
    */
   rehold(conn: Connection, appId: string, channel: string, max: number): Hold {
-    const st = this.state(appId, channel);
-    conn.leave(st.positionedTopic);
-    st.positioned = Math.max(0, st.positioned - 1);
+    const r = this.recovering(this.state(appId, channel));
+    conn.leave(r.topic);
+    r.positioned = Math.max(0, r.positioned - 1);
     const hold = new Hold(conn, max);
-    (st.holds ??= new Set()).add(hold);
+    (r.holds ??= new Set()).add(hold);
     return hold;
   }
 
@@ -155,12 +185,12 @@ export class Hub implements FrameDelivery {
    * `position`, when given, is where the positioned topic is from now on (the replay went that far).
    */
   release(hold: Hold, appId: string, channel: string, position?: string): void {
-    const st = this.channels.get(topicOf(appId, channel));
-    if (!st?.holds?.delete(hold)) return;
-    if (!st.holds.size) st.holds = undefined;
-    hold.conn.join(st.positionedTopic);
-    st.positioned++;
-    if (position !== undefined) st.position = position;
+    const r = this.channels.get(topicOf(appId, channel))?.rec;
+    if (!r?.holds?.delete(hold)) return;
+    if (!r.holds.size) r.holds = undefined;
+    hold.conn.join(r.topic);
+    r.positioned++;
+    if (position !== undefined) r.position = position;
   }
 
   /**
@@ -169,7 +199,7 @@ export class Hub implements FrameDelivery {
    * subscription in the positioned topic is there.
    */
   position(appId: string, channel: string): string | undefined {
-    return this.channels.get(topicOf(appId, channel))?.position;
+    return this.channels.get(topicOf(appId, channel))?.rec?.position;
   }
 
   /** Channels with subscriptions that did not opt in to recovery, by app (what a break in the feed may cost them). */
@@ -186,11 +216,11 @@ export class Hub implements FrameDelivery {
 
   /** Drops a hold (the subscription ended first); true when the node has no connection there any more. */
   cancel(hold: Hold, appId: string, channel: string): boolean {
-    const topic = topicOf(appId, channel);
-    const st = this.channels.get(topic);
-    if (!st?.holds?.delete(hold)) return false;
-    if (!st.holds.size) st.holds = undefined;
-    return this.emptied(topic, st);
+    const st = this.channels.get(topicOf(appId, channel));
+    const r = st?.rec;
+    if (!r?.holds?.delete(hold)) return false;
+    if (!r.holds.size) r.holds = undefined;
+    return this.emptied(st!);
   }
 
   /**
@@ -200,22 +230,23 @@ export class Hub implements FrameDelivery {
   deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string, bytes?: number, audience: Audience = 'all'): void {
     const st = this.channels.get(topicOf(appId, channel));
     if (st === undefined) return;
-    const except = exceptSocketId === undefined ? undefined : this.connections.get(exceptSocketId);
+    const except = exceptSocketId === undefined ? undefined : this.index.connection(appId, exceptSocketId);
     const frameBytes = bytes ?? Buffer.byteLength(frame);
-    if (position !== undefined) st.position = position;
+    if (position !== undefined) this.recovering(st).position = position;
     if (st.plain > 0 && audience !== 'positioned') {
       st.traffic.messagesOut += st.plain;
       st.traffic.bytesOut += st.plain * frameBytes;
       for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(st.topic, frame, except);
     }
-    if ((st.positioned > 0 || st.holds) && audience !== 'plain') {
+    const r = st.rec;
+    if (r !== undefined && (r.positioned > 0 || r.holds) && audience !== 'plain') {
       const positioned = position === undefined ? frame : withPosition(frame, position);
-      if (st.positioned > 0) {
-        st.traffic.messagesOut += st.positioned;
-        st.traffic.bytesOut += st.positioned * (position === undefined ? frameBytes : withPositionBytes(frameBytes, position));
-        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(st.positionedTopic, positioned, except);
+      if (r.positioned > 0) {
+        st.traffic.messagesOut += r.positioned;
+        st.traffic.bytesOut += r.positioned * (position === undefined ? frameBytes : withPositionBytes(frameBytes, position));
+        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(r.topic, positioned, except);
       }
-      if (st.holds) for (const h of st.holds) if (h.conn !== except) h.push(positioned, position);
+      if (r.holds) for (const h of r.holds) if (h.conn !== except) h.push(positioned, position);
     }
   }
 }

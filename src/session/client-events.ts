@@ -4,6 +4,7 @@ import { channelKind } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan, type ClientFrame } from '../protocol/parse.js';
+import { subscriptions } from '../channels/member.js';
 import type { Session } from './session.js';
 import { cut } from '../console/events.js';
 import type { SessionDeps } from './deps.js';
@@ -17,7 +18,7 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
   const channel = frame.channel;
   if (!app.enableClientMessages) return refuse(s, 'The app does not have client messaging enabled.', channel);
   if (channel === undefined) return refuse(s, 'Client events need a channel');
-  const sub = s.channels.get(channel);
+  const sub = subscriptions.get(s.subs, channel);
   if (!sub) {
     // Hosted Pusher's own frame for this case: code null, no channel (spec §6).
     return s.send(frames.errorFrame(null, `Cannot broadcast client event (connection not subscribed to channel ${channel})`));
@@ -38,11 +39,12 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
     return refuse(s, `The event data should be less than ${app.maxEventPayloadInKb} KB.`, channel);
   }
   if (app.maxClientEventsPerSecond >= 0) {
-    if (now - s.rateWindowStart >= 1000) {
-      s.rateWindowStart = now;
-      s.rateCount = 0;
+    const rate = s.more();
+    if (now - rate.rateWindowStart >= 1000) {
+      rate.rateWindowStart = now;
+      rate.rateCount = 0;
     }
-    if (++s.rateCount > app.maxClientEventsPerSecond) {
+    if (++rate.rateCount > app.maxClientEventsPerSecond) {
       return refuse(s, 'The rate limit for sending client events exceeded the quota.', channel);
     }
   }

@@ -10,7 +10,7 @@ import type { ConnectionCensus } from '../limits/connection-census.js';
 import { CLIENT_EVENT_PREFIX, Codes, Events } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { dataObject, parseClientFrame, type ClientFrame } from '../protocol/parse.js';
-import type { Connection } from '../hub/connection.js';
+import type { Connection, ConnectionIndex } from '../hub/connection.js';
 import { clientEvent } from './client-events.js';
 import { Admission, type AdmissionOutcome, type CapacityCheck } from './admission.js';
 import type { SessionDeps } from './deps.js';
@@ -34,12 +34,15 @@ export interface SessionsOptions extends SessionDeps {
 /** Who closed a connection: ripple (a refusal, a timeout, a drain...), or the client or its network. */
 export type ClosedBy = 'server' | 'client';
 
-export class Sessions {
-  private readonly bySocketId = new Map<string, Session>();
-  /** appId → live sessions of that app on this node */
+export class Sessions implements ConnectionIndex {
+  /**
+   * appId → its live sessions on this node by socket id: to follow app changes, for liveness, drain,
+   * the counts, and the hub's lookups of a sender (ConnectionIndex).
+   */
+  private readonly byApp = new Map<string, Map<string, Session>>();
+  /** appId → live sessions of that app on this node (the sets' sizes, as the metrics read them) */
   private readonly perApp = new Map<string, number>();
-  /** appId → its live sessions on this node, to follow app changes */
-  private readonly byApp = new Map<string, Set<Session>>();
+  private live = 0;
   private readonly users = new UserIndex();
   private readonly admission: Admission;
   private readonly liveness: Liveness;
@@ -49,8 +52,13 @@ export class Sessions {
     this.deps = { channels: o.channels, webhooks: o.webhooks, metrics: o.metrics, log: o.log, tap: o.tap };
     this.admission = new Admission({ apps: o.apps, census: o.census, capacity: o.capacity, metrics: o.metrics, log: o.log, tap: o.tap });
     o.apps.onChange((change) => this.appChanged(change));
-    this.liveness = new Liveness(() => this.bySocketId.values(), o.settings, o.log);
+    this.liveness = new Liveness(() => this.all(), o.settings, o.log);
     this.liveness.start();
+    o.hub.useIndex(this);
+  }
+
+  connection(appId: string, socketId: string): Connection | undefined {
+    return this.byApp.get(appId)?.get(socketId)?.conn;
   }
 
   /**
@@ -71,13 +79,12 @@ export class Sessions {
   open(conn: Connection, app: App): Session {
     const now = Date.now();
     const s = new Session(conn, app, newSocketId(), this.o.metrics.traffic(app.id), now);
-    this.bySocketId.set(s.socketId, s);
     let live = this.byApp.get(app.id);
-    if (!live) this.byApp.set(app.id, (live = new Set()));
-    live.add(s);
+    if (!live) this.byApp.set(app.id, (live = new Map()));
+    live.set(s.socketId, s);
+    this.live++;
     this.perApp.set(app.id, (this.perApp.get(app.id) ?? 0) + 1);
     this.o.metrics.connects.inc({ app: app.id });
-    this.o.hub.register(s.socketId, conn);
     if (app.enableUserAuthentication) {
       s.signinTimer = setTimeout(() => {
         if (!s.closed && !s.user) s.fail(Codes.unauthorized, 'Connection not authorized within timeout.');
@@ -149,19 +156,21 @@ export class Sessions {
 
   /** The session's connection closed with `code` (and `reason`, the close frame's, for the console). */
   closed(s: Session, code: number, by: ClosedBy, reason?: ArrayBuffer | string): void {
-    if (!this.bySocketId.delete(s.socketId)) return;
+    // Once per session, whoever tells first (the session's app is the key its set is under, even after an update).
+    const live = this.byApp.get(s.app.id);
+    if (live?.get(s.socketId) !== s) return;
+    live.delete(s.socketId);
+    if (live.size === 0) this.byApp.delete(s.app.id);
+    this.live--;
     this.o.log.debug({ app: s.app.id, socketId: s.socketId, remoteAddress: s.conn.remoteAddress, code, closedBy: by }, 'connection closed');
     const tap = this.o.tap;
     if (tap.on && tap.watches(s.app.id)) {
       const why = typeof reason === 'string' || reason === undefined ? reason : Buffer.from(reason).toString('utf8');
       tap.emit({ type: 'connection_closed', appId: s.app.id, socketId: s.socketId, userId: s.user?.id, detail: { code, reason: why || undefined, closedBy: by, transport: s.conn.transport, origin: s.conn.origin || undefined } });
     }
-    if (s.signinTimer) clearTimeout(s.signinTimer);
+    s.authenticated(); // no sign-in deadline any more
     this.o.metrics.disconnects.inc({ app: s.app.id, code: String(code) });
     this.perApp.set(s.app.id, (this.perApp.get(s.app.id) ?? 1) - 1);
-    const live = this.byApp.get(s.app.id);
-    if (live?.delete(s) && live.size === 0) this.byApp.delete(s.app.id);
-    this.o.hub.unregister(s.socketId);
     // The app it was admitted as: a quota added or removed since does not change what it counted.
     this.o.census.release(s.admittedAs);
     this.users.remove(s);
@@ -179,7 +188,7 @@ export class Sessions {
   drain(): void {
     this.admission.drain();
     this.liveness.stop();
-    for (const s of [...this.bySocketId.values()]) s.conn.close(Codes.reconnectNow, 'Server is shutting down');
+    for (const s of [...this.all()]) s.conn.close(Codes.reconnectNow, 'Server is shutting down');
   }
 
   /**
@@ -192,17 +201,22 @@ export class Sessions {
     const live = this.byApp.get(id);
     if (!live) return;
     if (change.kind === 'updated') {
-      for (const s of live) s.app = change.app;
+      for (const s of live.values()) s.appUpdated(change.app);
       return;
     }
     if (change.kind === 'added') return;
     const message = change.kind === 'disabled' ? 'The app is disabled.' : 'The app no longer exists.';
-    for (const s of [...live]) if (!s.closed) s.fail(Codes.appDisabled, message);
+    for (const s of [...live.values()]) if (!s.closed) s.fail(Codes.appDisabled, message);
   }
 
   /** Live sessions on this node. */
   connectionCount(): number {
-    return this.bySocketId.size;
+    return this.live;
+  }
+
+  /** Every live session on this node. */
+  private *all(): Iterable<Session> {
+    for (const live of this.byApp.values()) yield* live.values();
   }
 
   /** Live sessions per app on this node (metrics). */

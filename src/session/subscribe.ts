@@ -3,7 +3,7 @@
 // reason, logged and counted (channels/refusal.ts).
 import { signedWithAcceptedSecret, type App } from '../apps/app.js';
 import { channelKind, isValidChannelName, SERVER_TO_USER_PREFIX } from '../protocol/channels.js';
-import type { RecoveryRequest } from '../channels/member.js';
+import { subscriptions, type RecoveryRequest } from '../channels/member.js';
 import { refuseSubscription, type SubscriptionRefusal } from '../channels/refusal.js';
 import { parsePosition } from '../history/history.js';
 import { Codes, RECOVERY_REQUEST_FIELD } from '../protocol/constants.js';
@@ -36,11 +36,11 @@ export function subscribe(deps: SessionDeps, s: Session, data: Record<string, un
       status: Codes.unauthorized,
     });
   }
-  if (s.channels.has(channel)) return deps.channels.confirmAgain(s, channel);
+  if (subscriptions.get(s.subs, channel)) return deps.channels.confirmAgain(s, channel);
   // One socket holding tens of thousands of channels costs the node memory for every other client.
   // Refused before anything is recorded; 4100 (over capacity, retry later) as for a full presence
   // channel (spec §3.5): the client may subscribe again once it has unsubscribed elsewhere.
-  if (s.channels.size >= app.maxChannelsPerConnection) {
+  if (subscriptions.size(s.subs) >= app.maxChannelsPerConnection) {
     return refuseSubscription(deps, s, channel, {
       reason: 'channel_limit',
       type: 'LimitReached',

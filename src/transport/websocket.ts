@@ -11,21 +11,19 @@ import { refuseConnection, type Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import type { Connection, Fanout } from '../hub/connection.js';
 
-/** uWS user data of one socket. */
+/**
+ * uWS user data of one socket: only its connection (uWS keeps user data as properties of the socket's
+ * own object, one slot each). Everything else of the socket is the connection's.
+ */
 interface WsData {
-  app?: App;
-  /** Set when the handshake must fail (spec §1.2): sent as pusher:error, then close. */
-  refusal?: HandshakeRefusal;
-  /** The admission step's answer when it had to wait (an app store asking its source, a quota). */
-  admission?: Promise<AdmissionOutcome>;
+  conn: WsConnection;
+}
+
+/** An admission step that had to wait (an app store asking its source, a quota), and what the client sent meanwhile. */
+interface Waiting {
+  admission: Promise<AdmissionOutcome>;
   /** Frames the client sent before its admission was decided, read once it opens. */
-  early?: { text: string; bytes: number }[];
-  /** The socket closed (before its admission was decided, for a waiting one). */
-  gone?: boolean;
-  remoteAddress: string;
-  origin: string;
-  session?: Session;
-  conn?: WsConnection;
+  early: { text: string; bytes: number }[];
 }
 
 /**
@@ -34,31 +32,50 @@ interface WsData {
  */
 const MAX_EARLY_FRAMES = 16;
 
+/** What every socket of the transport shares (one object, so a connection holds one reference). */
+interface WsShared {
+  fanout: WsFanout;
+  sessions: Sessions;
+  /** How long a close waits for the backlog (the client's time to catch up, as for a ping). */
+  closeWaitMs: number;
+}
+
+/** A connection's state: open; closed for the session (by it, or behind a backlog); uWS closed the socket. */
+const OPEN = 0;
+const CLOSED = 1;
+const GONE = 2;
+
+/**
+ * One socket, from its upgrade on: its admission's outcome until it opens, then its session. Kept
+ * small, as it lives as long as the socket: no closure per socket, one state number.
+ */
 export class WsConnection implements Connection {
   get transport(): string {
     return 'ws';
   }
-  /** Closed for the session: it closed the connection, or the socket went away. */
-  closed = false;
-  /** uWS closed the socket: it throws on any further access. */
-  private gone = false;
+  /** set when uWS opens the socket */
+  private ws!: WebSocket<WsData>;
+  session?: Session;
+  private state = OPEN;
+  /** The admission's outcome, until the socket opens (or, when it had to wait, until it answers). */
+  private opening?: App | HandshakeRefusal | Waiting;
   /** A close waiting for the socket's backlog to drain, so that its close frame reaches the client. */
   private pendingClose?: { code: number; reason: string; deadline: NodeJS.Timeout };
 
   constructor(
-    private readonly ws: WebSocket<WsData>,
-    readonly fanout: WsFanout,
+    private readonly shared: WsShared,
     readonly remoteAddress: string,
     readonly origin: string,
-    /** Tells the session layer the connection is closed, when that happens before uWS closes the socket. */
-    private readonly closedEarly: (code: number) => void,
-    /** How long a close waits for the backlog (the client's time to catch up, as for a ping). */
-    private readonly closeWaitMs: number,
   ) {}
+
+  /** Closed for the session: it closed the connection, or the socket went away. */
+  get closed(): boolean {
+    return this.state !== OPEN;
+  }
 
   // uWS throws on any access to a closed socket: every call checks first.
   send(frame: string): void {
-    if (!this.closed) this.ws.send(frame, false, false);
+    if (this.state === OPEN) this.ws.send(frame, false, false);
   }
 
   /**
@@ -69,14 +86,15 @@ export class WsConnection implements Connection {
    * close frame goes out as soon as the backlog has drained, or at the deadline.
    */
   close(code: number, reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.state !== OPEN) return;
+    this.state = CLOSED;
     if (this.ws.getBufferedAmount() === 0) return this.ws.end(code, reason);
     for (const topic of this.ws.getTopics()) this.ws.unsubscribe(topic);
-    const deadline = setTimeout(() => this.endPending(), this.closeWaitMs);
+    const deadline = setTimeout(() => this.endPending(), this.shared.closeWaitMs);
     deadline.unref();
     this.pendingClose = { code, reason, deadline };
-    this.closedEarly(code);
+    // Closed for the session before uWS closes the socket: the server closed it.
+    if (this.session) this.shared.sessions.closed(this.session, code, 'server');
   }
 
   /** uWS sent part of the backlog. */
@@ -84,39 +102,97 @@ export class WsConnection implements Connection {
     if (this.pendingClose && this.ws.getBufferedAmount() === 0) this.endPending();
   }
 
-  /** uWS closed the socket (either side, or after end()). */
-  ended(): void {
-    this.gone = true;
-    this.closed = true;
+  /** uWS closed the socket (either side, or after end()); tells the session, once. */
+  ended(code: number, message: ArrayBuffer): void {
+    // Closed for the session before uWS closed the socket: the server closed it.
+    const by = this.state === CLOSED ? 'server' : 'client';
+    this.state = GONE;
     if (this.pendingClose) clearTimeout(this.pendingClose.deadline);
     this.pendingClose = undefined;
+    if (this.session) this.shared.sessions.closed(this.session, code, by, message);
   }
 
   private endPending(): void {
     const p = this.pendingClose;
-    if (!p || this.gone) return;
+    if (!p || this.state === GONE) return;
     clearTimeout(p.deadline);
     this.pendingClose = undefined;
     this.ws.end(p.code, p.reason);
   }
 
   join(topic: string): void {
-    if (!this.closed) this.ws.subscribe(topic);
+    if (this.state === OPEN) this.ws.subscribe(topic);
   }
 
   leave(topic: string): void {
     // A closed socket has left its topics already.
-    if (!this.closed) this.ws.unsubscribe(topic);
+    if (this.state === OPEN) this.ws.unsubscribe(topic);
   }
 
   bufferedAmount(): number {
-    return this.closed ? 0 : this.ws.getBufferedAmount();
+    return this.state === OPEN ? this.ws.getBufferedAmount() : 0;
   }
 
   /** Publishes to the topic's sockets but this one (uWS leaves the publishing socket out). */
   publishExceptSelf(topic: string, frame: string): void {
-    if (this.closed) this.fanout.publish(topic, frame);
+    if (this.state !== OPEN) this.shared.fanout.publish(topic, frame);
     else this.ws.publish(topic, frame, false, false);
+  }
+
+  /** The upgrade's admission outcome: at once, or a promise when the step had to wait. */
+  admitted(outcome: AdmissionOutcome | Promise<AdmissionOutcome>): void {
+    if (outcome instanceof Promise) this.opening = { admission: outcome, early: [] };
+    else this.opening = outcome.ok ? outcome.app : outcome;
+  }
+
+  /** The socket went away before uWS opened it, or while its admission waited. */
+  get gone(): boolean {
+    return this.state === GONE;
+  }
+
+  /** uWS opened the socket: the session opens, the refusal is sent, or the admission is awaited. */
+  opened(ws: WebSocket<WsData>, log: Logger): void {
+    this.ws = ws;
+    const o = this.opening;
+    const sessions = this.shared.sessions;
+    if (o === undefined) return;
+    if ('admission' in o) return void o.admission.then((outcome) => this.decided(outcome, o), (err) => this.failed(err, log));
+    this.opening = undefined;
+    if ('code' in o) return refuseConnection(this, o.code, o.message);
+    this.session = sessions.open(this, o);
+  }
+
+  private decided(o: AdmissionOutcome, waiting: Waiting): void {
+    this.opening = undefined;
+    const sessions = this.shared.sessions;
+    // The client went away while the step waited: its place (if it got one) goes back.
+    if (this.state === GONE) return void (o.ok && sessions.abandon(o.app));
+    if (!o.ok) return refuseConnection(this, o.code, o.message);
+    const session = (this.session = sessions.open(this, o.app));
+    for (const f of waiting.early) if (this.state === OPEN) sessions.receive(session, f.text, f.bytes);
+  }
+
+  private failed(err: unknown, log: Logger): void {
+    this.opening = undefined;
+    log.warn({ err }, 'connection admission failed');
+    if (this.state !== GONE) refuseConnection(this, Codes.overCapacity, 'Try again');
+  }
+
+  /** A text frame from the client. */
+  received(text: string, bytes: number): void {
+    // A session closed behind a backlog is over: what its client still sends is not read.
+    if (this.state !== OPEN) return;
+    if (this.session) return this.shared.sessions.receive(this.session, text, bytes);
+    const o = this.opening;
+    // Still waiting for its admission: kept, in order, for when it opens.
+    if (o === undefined || !('admission' in o)) return;
+    if (o.early.length >= MAX_EARLY_FRAMES) return this.send(frames.errorFrame(null, 'Frame dropped: sent before pusher:connection_established'));
+    o.early.push({ text, bytes });
+  }
+
+  /** A frame that is not UTF-8 text. */
+  receivedInvalid(bytes: number): void {
+    if (this.state === OPEN && this.session) this.shared.sessions.receiveInvalid(this.session, bytes);
   }
 }
 
@@ -143,6 +219,7 @@ export interface WebSocketSettings {
 /** Serves `/app/<key>` WebSockets on the uWS app; returns the transport's fanout for the hub. */
 export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, log: Logger): WsFanout {
   const fanout = new WsFanout(uws);
+  const shared: WsShared = { fanout, sessions, closeWaitMs: settings.pongTimeout * 1000 };
   uws.ws<WsData>('/*', {
     // Liveness is ours (pusher:ping, close 4201), not uWS's idle timer (spec §1.6).
     idleTimeout: 0,
@@ -153,7 +230,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     upgrade: (res, req, context) => {
       // An exception escaping a uWS handler aborts the process: contain it here.
       try {
-        upgrade(res, req, context, sessions, settings.pathPrefix);
+        upgrade(res, req, context, shared, settings.pathPrefix);
       } catch (err) {
         log.warn({ err }, 'upgrade failed');
         try {
@@ -163,17 +240,10 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
         }
       }
     },
-    open: (ws) => opened(ws, sessions, fanout, settings, log),
-    message: (ws, message) => received(ws, message, sessions),
-    drain: (ws) => ws.getUserData().conn?.drained(),
-    close: (ws, code, message) => {
-      const d = ws.getUserData();
-      d.gone = true;
-      // Closed for the session before uWS closed the socket: the server closed it.
-      const by = d.conn?.closed ? 'server' : 'client';
-      d.conn?.ended();
-      if (d.session) sessions.closed(d.session, code, by, message);
-    },
+    open: (ws) => ws.getUserData().conn.opened(ws, log),
+    message: (ws, message) => received(ws.getUserData().conn, message),
+    drain: (ws) => ws.getUserData().conn.drained(),
+    close: (ws, code, message) => ws.getUserData().conn.ended(code, message),
   });
   return fanout;
 }
@@ -186,7 +256,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
  * through uWS's cork-then-upgrade path, which in uWS 20.30 can read the finished HTTP response's
  * state from the new WebSocket's memory and shut the socket down right after the 101.)
  */
-function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, sessions: Sessions, pathPrefix: string): void {
+function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, shared: WsShared, pathPrefix: string): void {
   const url = req.getUrl();
   const m = url.startsWith(pathPrefix) ? /^\/app\/([^/]+)\/?$/.exec(url.slice(pathPrefix.length)) : null;
   if (!m) {
@@ -199,56 +269,31 @@ function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context
   } catch {
     key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
   }
-  const data: WsData = { remoteAddress: Buffer.from(res.getRemoteAddressAsText()).toString(), origin: req.getHeader('origin') };
-  const outcome = sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: data.origin, remoteAddress: data.remoteAddress }, () => data.gone === true);
-  if (outcome instanceof Promise) data.admission = outcome;
-  else if (outcome.ok) data.app = outcome.app;
-  else data.refusal = outcome;
+  const conn = new WsConnection(shared, sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
+  conn.admitted(shared.sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: conn.origin, remoteAddress: conn.remoteAddress }, () => conn.gone));
+  const data: WsData = { conn };
   res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
 }
 
-function opened(ws: WebSocket<WsData>, sessions: Sessions, fanout: WsFanout, settings: WebSocketSettings, log: Logger): void {
-  const d = ws.getUserData();
-  // Only ever after the session closed it, behind a send backlog.
-  const closedEarly = (code: number) => {
-    if (d.session) sessions.closed(d.session, code, 'server');
-  };
-  const conn = new WsConnection(ws, fanout, d.remoteAddress, d.origin, closedEarly, settings.pongTimeout * 1000);
-  d.conn = conn;
-  if (d.refusal) return refuseConnection(conn, d.refusal.code, d.refusal.message);
-  if (d.app) return void (d.session = sessions.open(conn, d.app));
-  d.admission!.then(
-    (o) => {
-      // The client went away while the step waited: its place (if it got one) goes back.
-      if (d.gone) return void (o.ok && sessions.abandon(o.app));
-      if (!o.ok) return refuseConnection(conn, o.code, o.message);
-      const session = (d.session = sessions.open(conn, o.app));
-      for (const f of d.early ?? []) if (!conn.closed) sessions.receive(session, f.text, f.bytes);
-      d.early = undefined;
-    },
-    (err) => {
-      log.warn({ err }, 'connection admission failed');
-      if (!d.gone) refuseConnection(conn, Codes.overCapacity, 'Try again');
-    },
-  );
+/**
+ * A string equal to the previous connection's is replaced by that one, so connections that share it
+ * hold one copy: the Origin of a site's pages, and the address of a proxy in front of the node (or of a
+ * load generator) — each connection keeps both for as long as it lives.
+ */
+function lastOne(): (value: string) => string {
+  let last = '';
+  return (value) => (value === last ? last : (last = value));
 }
+const sameAsLast = { address: lastOne(), origin: lastOne() };
 
-function received(ws: WebSocket<WsData>, message: ArrayBuffer, sessions: Sessions): void {
-  const d = ws.getUserData();
-  // A session closed behind a backlog is over: what its client still sends is not read.
-  if (d.conn!.closed) return;
+function received(conn: WsConnection, message: ArrayBuffer): void {
+  if (conn.closed) return;
   let text: string;
   try {
     // Binary frames are read as UTF-8 JSON too, as Soketi does; invalid UTF-8 is an error.
     text = textDecoder.decode(message);
   } catch {
-    if (d.session) sessions.receiveInvalid(d.session, message.byteLength);
-    return;
+    return conn.receivedInvalid(message.byteLength);
   }
-  if (d.session) return sessions.receive(d.session, text, message.byteLength);
-  // Still waiting for its admission: kept, in order, for when it opens.
-  if (!d.admission) return;
-  d.early ??= [];
-  if (d.early.length >= MAX_EARLY_FRAMES) return d.conn!.send(frames.errorFrame(null, 'Frame dropped: sent before pusher:connection_established'));
-  d.early.push({ text, bytes: message.byteLength });
+  conn.received(text, message.byteLength);
 }
