@@ -132,15 +132,21 @@ export abstract class RedisShareStore {
     this.gate = undefined;
   }
 
-  /** Waits for the gate; false when Redis is unreachable now or the gate stayed closed for a lease. */
+  /**
+   * Waits for the gate (again if it closed again meanwhile); false when Redis is unreachable now or
+   * the gate stayed closed for a lease.
+   */
   private async passGate(): Promise<boolean> {
-    if (this.o.redis.status !== 'ready') return false;
-    const gate = this.gate;
-    if (!gate) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const opened = await Promise.race([gate.opened.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), this.o.lease.leaseMs)))]);
-    clearTimeout(timer);
-    return opened;
+    const deadline = Date.now() + this.o.lease.leaseMs;
+    for (;;) {
+      if (this.o.redis.status !== 'ready') return false;
+      const gate = this.gate;
+      if (!gate) return true;
+      let timer: NodeJS.Timeout | undefined;
+      const opened = await Promise.race([gate.opened.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), Math.max(0, deadline - Date.now()))))]);
+      clearTimeout(timer);
+      if (!opened) return false;
+    }
   }
 
   /**
