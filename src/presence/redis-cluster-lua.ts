@@ -17,6 +17,13 @@ import type { LuaScript } from '../redis/clients.js';
 import { clusterDerivedKeysLua } from '../redis/keys.js';
 import { parseLua, transitionsLua } from './redis-lua.js';
 
+/**
+ * How long a channel's last sequence number, and the record of the last one moved to the streams, are
+ * kept after their last use: a node that read a channel's pending list and moves it later than this
+ * could move some twice. (Kept for ever, they would grow with every channel that ever had a webhook.)
+ */
+export const SEQ_TTL_MS = 3_600_000;
+
 const channelLib = `
 local K = { count = KEYS[1], nodes = KEYS[2], sockets = KEYS[3], users = KEYS[4], infos = KEYS[5], pending = KEYS[6], seq = KEYS[7] }
 local now, node, app, channel = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
@@ -24,9 +31,18 @@ local A = 5
 local queued = 0
 ${parseLua}
 -- A transition's webhook: "<seq>\\n<number of queues>\\n<queue>...\\n<{t, ev} JSON>" appended to the pending list.
+-- The sequence numbers rise with the shard's clock (µs), so that they keep rising when the number key
+-- (and moveWebhooks' record of the last moved) expired while the channel was quiet.
+local function nextSeq()
+  local t = redis.call('TIME')
+  local s = math.max(tonumber(redis.call('GET', K.seq) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+  s = string.format('%.0f', s)
+  redis.call('SET', K.seq, s, 'PX', ${SEQ_TTL_MS})
+  return s
+end
 local function hook(queues, ev)
   if not queues or #queues == 0 then return end
-  local e = { redis.call('INCR', K.seq), #queues }
+  local e = { nextSeq(), #queues }
   for _, q in ipairs(queues) do table.insert(e, q) end
   table.insert(e, cjson.encode({ t = now, ev = ev }))
   redis.call('RPUSH', K.pending, table.concat(e, '\\n'))
@@ -209,19 +225,19 @@ return 1`,
 };
 
 /**
- * State slot. KEYS: moved (RedisKeys.webhookMoved), then the stream of each queue named. ARGV: bell
- * "<app>\\n<channel>" nQueues queues... entries... (the channel's pending list, in order) → appends to
- * the streams the entries above the last sequence number moved for the channel, records the last, rings
+ * State slot. KEYS: moved (RedisKeys.webhookMoved of the channel), then the stream of each queue named.
+ * ARGV: bell nQueues queues... entries... (the channel's pending list, in order) → appends to the
+ * streams the entries above the last sequence number moved for the channel, records the last, rings
  * the doorbell, and answers the last (the pending list may be trimmed up to it).
  */
 export const moveWebhooks: LuaScript = {
   keys: 'counted',
   lua: `${parseLua}
-local last = tonumber(redis.call('HGET', KEYS[1], ARGV[2]) or '0')
-local n = tonumber(ARGV[3])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = tonumber(ARGV[2])
 local streams, rung, queues = {}, {}, {}
-for k = 1, n do streams[ARGV[3 + k]] = KEYS[1 + k] end
-for i = 4 + n, #ARGV do
+for k = 1, n do streams[ARGV[2 + k]] = KEYS[1 + k] end
+for i = 3 + n, #ARGV do
   local f = split(ARGV[i])
   local s = tonumber(f[1])
   if s > last then
@@ -234,7 +250,8 @@ for i = 4 + n, #ARGV do
     last = s
   end
 end
-redis.call('HSET', KEYS[1], ARGV[2], last)
+last = string.format('%.0f', last)
+redis.call('SET', KEYS[1], last, 'PX', ${SEQ_TTL_MS})
 if #queues > 0 then redis.call('PUBLISH', ARGV[1], table.concat(queues, '\\n')) end
 return last`,
 };

@@ -11,10 +11,12 @@
 //    to the streams (state slot) in number order, each once (moveWebhooks keeps the last number moved
 //    per channel). One channel's webhooks keep their order; two channels' webhooks may be queued in
 //    another order than they happened (on one Redis they were not).
-//  - This node's share (state slot) is written before a channel step that adds and after one that
-//    removes (and after its webhooks moved), so it always names every channel where Redis may hold this
-//    node's sockets or unmoved transitions: a survivor that removes a dead node's part channel by
-//    channel (setNodePart, idempotent), moves their webhooks, then deletes the share, misses none.
+//  - This node's share (state slot) is written with a channel step that adds (sent together: one round
+//    trip; a failed share write has the node rejoin, which writes the share from its own record) and
+//    after one that removes (and after its webhooks moved), so it names every channel where Redis may
+//    hold this node's sockets or unmoved transitions: a survivor that removes a dead node's part
+//    channel by channel (setNodePart, idempotent), moves their webhooks, then deletes the share, misses
+//    none. (The one gap: the node dying at the moment its state shard loses that share write.)
 //  - A rejoin closes the gate and waits for the changes in flight, so the share it writes channel by
 //    channel is exactly what was sent before it, as one script was on one Redis.
 // What is not kept: a node taken for dead while alive (its lease ran out, e.g. a long pause) whose
@@ -25,8 +27,8 @@ import { ONLINE_CHANNEL, channelKind } from '../protocol/channels.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
 import type { ChannelStateKeys } from '../redis/keys.js';
 import * as lua from './redis-cluster-lua.js';
-import { RedisShareStore, ShareRecord, parseEvents, routeArgs, toMembers, type Args, type RedisPresenceOptions } from './redis-share.js';
-import type { ChannelInfo, ClusterEvent, JoinResult, PresenceJoin, PresenceLeave, PresenceMember, PresenceStore } from './store.js';
+import { RedisShareStore, ShareRecord, parseEvents, routeArgs, type Args, type RedisPresenceOptions } from './redis-share.js';
+import type { ChannelInfo, ClusterEvent, PresenceStore } from './store.js';
 
 /** How many channels a whole-share step (rejoin, restore, a dead node's removal) sets at once. */
 const SHARE_STEP_PARALLEL = 32;
@@ -101,8 +103,8 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
       for (let j = 0; j < Number(f[1]); j++) queues.add(f[2 + j]);
     }
     const streams = [...queues].map((q) => k.webhookStream(q));
-    const last = await this.r.cMove(1 + streams.length, k.webhookMoved, ...streams, k.webhookBell, `${appId}\n${channel}`, queues.size, ...queues, ...entries);
-    await this.r.cTrim(pending, Number(last));
+    const last = await this.r.cMove(1 + streams.length, k.webhookMoved(appId, channel), ...streams, k.webhookBell, queues.size, ...queues, ...entries);
+    await this.r.cTrim(pending, String(last));
   }
 
   /** Moves a channel's webhooks; on failure they wait in its pending list and are tried again shortly. */
@@ -125,7 +127,7 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
   }
 
   /** change(), which a rejoin waits for from the moment it records the change until Redis answered. */
-  private tracked<T>(record: () => void, send: () => Promise<T>): Promise<T> {
+  protected override step<T>(record: () => void, send: () => Promise<T>): Promise<T> {
     let done!: () => void;
     const settled = new Promise<void>((r) => (done = r));
     const p = this.change(() => {
@@ -211,109 +213,53 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
     if (events.length) this.handler.stateChanged(events);
   }
 
-  async addSubscription(appId: string, channel: string): Promise<number> {
-    const count = await this.tracked(
-      () => this.mine.count(appId, channel, 1),
-      async () => {
-        await this.share(appId, channel, 1);
-        const [n, queued] = (await this.channelStep('cAddSub', this.o.nodeId, appId, channel, this.route(appId, channel))) as [number, number];
-        if (Number(queued) > 0) void this.moveOrRetry(appId, channel);
-        return n;
-      },
-    );
-    this.confirmed.count(appId, channel, 1);
-    return Number(count);
+  protected async sendCount(appId: string, channel: string, delta: 1 | -1): Promise<unknown> {
+    // The share with the channel step when adding, after it when removing (after the webhooks moved): see the header.
+    const shared = delta > 0 ? this.share(appId, channel, 1) : undefined;
+    const [[n, queued]] = (await Promise.all([this.channelStep(delta > 0 ? 'cAddSub' : 'cRemoveSub', this.o.nodeId, appId, channel, this.route(appId, channel)), shared])) as [[number, number], unknown];
+    await this.moved(appId, channel, queued, delta < 0);
+    if (delta < 0) await this.share(appId, channel, -1);
+    return n;
   }
 
-  async removeSubscription(appId: string, channel: string): Promise<number> {
-    const count = await this.tracked(
-      () => this.mine.count(appId, channel, -1),
-      async () => {
-        const [n, queued] = (await this.channelStep('cRemoveSub', this.o.nodeId, appId, channel, this.route(appId, channel))) as [number, number];
-        if (Number(queued) > 0) await this.moveOrRetry(appId, channel);
-        await this.share(appId, channel, -1);
-        return n;
-      },
-    );
-    this.confirmed.count(appId, channel, -1);
-    return Number(count);
+  protected async sendJoin(appId: string, channel: string, socketId: string, userId: string, info: string): Promise<unknown> {
+    const shared = this.share(appId, channel, 0, '+', socketId, userId);
+    return (await Promise.all([this.channelStep('cJoin', this.o.nodeId, appId, channel, [socketId, userId, info]), shared]))[0];
   }
 
-  async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
-    const info = JSON.stringify(member.userInfo ?? null);
-    const res = (await this.tracked(
-      () => this.mine.join(appId, channel, socketId, member.userId, info, false),
-      async () => {
-        await this.share(appId, channel, 0, '+', socketId, member.userId);
-        return this.channelStep('cJoin', this.o.nodeId, appId, channel, [socketId, member.userId, info]);
-      },
-    )) as [number, string[]];
-    this.confirmed.join(appId, channel, socketId, member.userId, info, false);
-    return { added: Number(res[0]) === 1, members: toMembers(res[1]) };
+  protected async sendLeave(appId: string, channel: string, socketId: string, userId: string): Promise<unknown> {
+    const last = await this.channelStep('cLeave', this.o.nodeId, appId, channel, [socketId, userId]);
+    await this.share(appId, channel, 0, '-', socketId, userId);
+    return last;
   }
 
-  async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
-    const last = await this.tracked(
-      () => this.mine.leave(appId, channel, socketId, false),
-      async () => {
-        const last = await this.channelStep('cLeave', this.o.nodeId, appId, channel, [socketId, userId]);
-        await this.share(appId, channel, 0, '-', socketId, userId);
-        return last;
-      },
-    );
-    this.confirmed.leave(appId, channel, socketId, false);
-    return Number(last) === 1;
+  protected async sendSubscribePresence(appId: string, channel: string, socketId: string, userId: string, info: string, maxMembers: number): Promise<unknown> {
+    const shared = this.share(appId, channel, 1, '+', socketId, userId);
+    const [res] = (await Promise.all([this.channelStep('cSubPres', this.o.nodeId, appId, channel, [socketId, userId, info, maxMembers, ...this.route(appId, channel)]), shared])) as [
+      [number, number?, string[]?, number?],
+      unknown,
+    ];
+    // Refused: nothing recorded in the channel, so none in the share either.
+    if (Number(res[0]) < 0) await this.share(appId, channel, -1, '-', socketId, userId);
+    else await this.moved(appId, channel, res[3] ?? 0, false);
+    return res.slice(0, 3);
   }
 
-  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin> {
-    const info = JSON.stringify(member.userInfo ?? null);
-    type Res = [number, number, string[], number];
-    let res: Res;
-    try {
-      res = (await this.tracked(
-        () => this.mine.join(appId, channel, socketId, member.userId, info, true),
-        async () => {
-          await this.share(appId, channel, 1, '+', socketId, member.userId);
-          const res = (await this.channelStep('cSubPres', this.o.nodeId, appId, channel, [socketId, member.userId, info, maxMembers, ...this.route(appId, channel)])) as Res;
-          if (Number(res[0]) < 0) await this.share(appId, channel, -1, '-', socketId, member.userId);
-          else if (Number(res[3]) > 0) void this.moveOrRetry(appId, channel);
-          return res;
-        },
-      )) as Res;
-    } catch (err) {
-      // The join is refused to the client, so it is not part of this node's share.
-      this.mine.leave(appId, channel, socketId, true);
-      throw err;
-    }
-    if (Number(res[0]) < 0) {
-      this.mine.leave(appId, channel, socketId, true);
-      return { refused: true };
-    }
-    this.confirmed.join(appId, channel, socketId, member.userId, info, true);
-    return { refused: false, count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
+  protected async sendUnsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<unknown> {
+    const [last, count, queued] = (await this.channelStep('cUnsubPres', this.o.nodeId, appId, channel, [socketId, userId, ...this.route(appId, channel)])) as [number, number, number];
+    await this.moved(appId, channel, queued, true);
+    await this.share(appId, channel, Number(last) >= 0 ? -1 : 0, '-', socketId, userId);
+    return [last, count];
   }
 
-  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
-    const res = (await this.tracked(
-      () => this.mine.leave(appId, channel, socketId, true),
-      async () => {
-        const res = (await this.channelStep('cUnsubPres', this.o.nodeId, appId, channel, [socketId, userId, ...this.route(appId, channel)])) as [number, number, number];
-        if (Number(res[2]) > 0) await this.moveOrRetry(appId, channel);
-        await this.share(appId, channel, Number(res[0]) >= 0 ? -1 : 0, '-', socketId, userId);
-        return res;
-      },
-    )) as [number, number, number];
-    const left = Number(res[0]);
-    if (left >= 0) this.confirmed.leave(appId, channel, socketId, true);
-    return { held: left >= 0, last: left === 1, count: Number(res[1]) };
-  }
-
-  async members(appId: string, channel: string): Promise<Map<string, unknown>> {
-    return this.read(async () => toMembers(await this.o.redis.hgetall(this.o.keys.presence(appId, channel).infos)));
-  }
-
-  async userCount(appId: string, channel: string): Promise<number> {
-    return this.read(() => this.o.redis.hlen(this.o.keys.presence(appId, channel).users));
+  /**
+   * After a channel step that queued transitions: moves them now, awaited when the share is about to
+   * drop the channel (until they moved, the share must name it), else in the background.
+   */
+  private async moved(appId: string, channel: string, queued: number, wait: boolean): Promise<void> {
+    if (Number(queued) <= 0) return;
+    if (wait) await this.moveOrRetry(appId, channel);
+    else void this.moveOrRetry(appId, channel);
   }
 
   async subscriptionCount(appId: string, channel: string): Promise<number> {

@@ -5,7 +5,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { RedisKeys } from '../redis/keys.js';
-import { StoreUnavailableError, type ClusterEvent, type ClusterStateHandler, type TransitionRouter, type TransitionRoutes } from './store.js';
+import { StoreUnavailableError, type ClusterEvent, type ClusterStateHandler, type JoinResult, type PresenceJoin, type PresenceLeave, type PresenceMember, type TransitionRouter, type TransitionRoutes } from './store.js';
 
 /** What the store needs of the node lease. */
 export interface LeaseLink {
@@ -94,9 +94,14 @@ export function queuesOf(r: TransitionRoutes | undefined, into?: Set<string>): R
 }
 
 
+/** A presence subscription's reply: { -1 } refused, else count after, added (0|1), flat members. */
+export type SubscribeReply = [number] | [number, number, string[]];
+
 /**
- * The share records and the gate. From the moment the connection drops (and at start) calls wait at
- * the gate until this node's share is written again (`opened`), at most a lease.
+ * The share records, the gate, and each change's bookkeeping around what a subclass sends (its
+ * `send*` methods, each called in the same step as `mine` records the change, and sending its first
+ * command before it yields). From the moment the connection drops (and at start) calls wait at the
+ * gate until this node's share is written again (`opened`), at most a lease.
  */
 export abstract class RedisShareStore {
   readonly queuesTransitionWebhooks = true;
@@ -176,9 +181,100 @@ export abstract class RedisShareStore {
       throw new StoreUnavailableError(`cluster state is unavailable: ${(err as Error).message}`);
     }
   }
+
+  /** Sends one more (1) or one fewer (-1) socket of this node in app/channel; the count after. */
+  protected abstract sendCount(appId: string, channel: string, delta: 1 | -1): Promise<unknown>;
+  /** The online set's join: [added (0|1), flat members]. */
+  protected abstract sendJoin(appId: string, channel: string, socketId: string, userId: string, info: string): Promise<unknown>;
+  /** The online set's leave: 1 when it was the user's last socket. */
+  protected abstract sendLeave(appId: string, channel: string, socketId: string, userId: string): Promise<unknown>;
+  protected abstract sendSubscribePresence(appId: string, channel: string, socketId: string, userId: string, info: string, maxMembers: number): Promise<unknown>;
+  /** [last (1|0, -1: not held), count after] */
+  protected abstract sendUnsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<unknown>;
+
+  /** A change of this node's share (change(), or a subclass's wrapper of it). */
+  protected step<T>(record: () => void, send: () => Promise<T>): Promise<T> {
+    return this.change(record, send);
+  }
+
+  async addSubscription(appId: string, channel: string): Promise<number> {
+    const count = await this.step(
+      () => this.mine.count(appId, channel, 1),
+      () => this.sendCount(appId, channel, 1),
+    );
+    this.confirmed.count(appId, channel, 1);
+    return Number(count);
+  }
+
+  async removeSubscription(appId: string, channel: string): Promise<number> {
+    const count = await this.step(
+      () => this.mine.count(appId, channel, -1),
+      () => this.sendCount(appId, channel, -1),
+    );
+    this.confirmed.count(appId, channel, -1);
+    return Number(count);
+  }
+
+  async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
+    const info = JSON.stringify(member.userInfo ?? null);
+    const res = (await this.step(
+      () => this.mine.join(appId, channel, socketId, member.userId, info, false),
+      () => this.sendJoin(appId, channel, socketId, member.userId, info),
+    )) as [number, string[]];
+    this.confirmed.join(appId, channel, socketId, member.userId, info, false);
+    return { added: Number(res[0]) === 1, members: toMembers(res[1]) };
+  }
+
+  async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
+    const last = await this.step(
+      () => this.mine.leave(appId, channel, socketId, false),
+      () => this.sendLeave(appId, channel, socketId, userId),
+    );
+    this.confirmed.leave(appId, channel, socketId, false);
+    return Number(last) === 1;
+  }
+
+  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin> {
+    const info = JSON.stringify(member.userInfo ?? null);
+    let res: SubscribeReply;
+    try {
+      res = (await this.step(
+        () => this.mine.join(appId, channel, socketId, member.userId, info, true),
+        () => this.sendSubscribePresence(appId, channel, socketId, member.userId, info, maxMembers),
+      )) as SubscribeReply;
+    } catch (err) {
+      // The join is refused to the client, so it is not part of this node's share.
+      this.mine.leave(appId, channel, socketId, true);
+      throw err;
+    }
+    if (res.length === 1 || Number(res[0]) < 0) {
+      this.mine.leave(appId, channel, socketId, true);
+      return { refused: true };
+    }
+    this.confirmed.join(appId, channel, socketId, member.userId, info, true);
+    return { refused: false, count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
+  }
+
+  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
+    const res = (await this.step(
+      () => this.mine.leave(appId, channel, socketId, true),
+      () => this.sendUnsubscribePresence(appId, channel, socketId, userId),
+    )) as [number, number];
+    const left = Number(res[0]);
+    if (left >= 0) this.confirmed.leave(appId, channel, socketId, true);
+    return { held: left >= 0, last: left === 1, count: Number(res[1]) };
+  }
+
+  async members(appId: string, channel: string): Promise<Map<string, unknown>> {
+    return this.read(async () => toMembers(await this.o.redis.hgetall(this.o.keys.presence(appId, channel).infos)));
+  }
+
+  async userCount(appId: string, channel: string): Promise<number> {
+    return this.read(() => this.o.redis.hlen(this.o.keys.presence(appId, channel).users));
+  }
 }
 
-export function toMembers(flat: string[] | Record<string, string>): Map<string, unknown> {
+function toMembers(flat: string[] | Record<string, string>): Map<string, unknown> {
   const m = new Map<string, unknown>();
   if (Array.isArray(flat)) {
     for (let i = 0; i < flat.length; i += 2) m.set(flat[i], JSON.parse(flat[i + 1]) ?? undefined);

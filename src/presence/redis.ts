@@ -28,8 +28,8 @@ import type { NodeShare } from '../cluster/node-lease.js';
 import { ONLINE_CHANNEL, channelKind } from '../protocol/channels.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
 import * as lua from './redis-lua.js';
-import { NO_QUEUES, RedisShareStore, ShareRecord, parseEvents, queuesOf, routeArgs, toMembers, type Args, type RedisPresenceOptions } from './redis-share.js';
-import type { ChannelInfo, JoinResult, PresenceJoin, PresenceLeave, PresenceMember, PresenceStore } from './store.js';
+import { NO_QUEUES, RedisShareStore, ShareRecord, parseEvents, queuesOf, routeArgs, type Args, type RedisPresenceOptions } from './redis-share.js';
+import type { ChannelInfo, PresenceStore } from './store.js';
 
 export type { LeaseLink, RedisPresenceOptions } from './redis-share.js';
 
@@ -117,95 +117,30 @@ export class RedisPresenceStore extends RedisShareStore implements PresenceStore
     if (events.length) this.handler.stateChanged(events);
   }
 
-  async addSubscription(appId: string, channel: string): Promise<number> {
-    const count = await this.change(
-      () => this.mine.count(appId, channel, 1),
-      () => {
-        const r = this.o.routes.routes(appId, channel);
-        return this.run('rAddSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
-      },
-    );
-    this.confirmed.count(appId, channel, 1);
-    return Number(count);
+  protected sendCount(appId: string, channel: string, delta: 1 | -1): Promise<unknown> {
+    const r = this.o.routes.routes(appId, channel);
+    return this.run(delta > 0 ? 'rAddSub' : 'rRemoveSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
   }
 
-  async removeSubscription(appId: string, channel: string): Promise<number> {
-    const count = await this.change(
-      () => this.mine.count(appId, channel, -1),
-      () => {
-        const r = this.o.routes.routes(appId, channel);
-        return this.run('rRemoveSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
-      },
-    );
-    this.confirmed.count(appId, channel, -1);
-    return Number(count);
+  protected sendJoin(appId: string, channel: string, socketId: string, userId: string, info: string): Promise<unknown> {
+    return this.run('rJoin', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId, info]);
   }
 
-  async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
-    const info = JSON.stringify(member.userInfo ?? null);
-    const res = (await this.change(
-      () => this.mine.join(appId, channel, socketId, member.userId, info, false),
-      () => this.run('rJoin', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, member.userId, info]),
-    )) as [number, string[]];
-    this.confirmed.join(appId, channel, socketId, member.userId, info, false);
-    return { added: Number(res[0]) === 1, members: toMembers(res[1]) };
+  protected sendLeave(appId: string, channel: string, socketId: string, userId: string): Promise<unknown> {
+    return this.run('rLeave', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId]);
   }
 
-  async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
-    const last = await this.change(
-      () => this.mine.leave(appId, channel, socketId, false),
-      () => this.run('rLeave', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId]),
-    );
-    this.confirmed.leave(appId, channel, socketId, false);
-    return Number(last) === 1;
+  protected sendSubscribePresence(appId: string, channel: string, socketId: string, userId: string, info: string, maxMembers: number): Promise<unknown> {
+    const r = this.o.routes.routes(appId, channel);
+    const args = [this.o.nodeId, appId, channel, socketId, userId, info, maxMembers, ...routeArgs(r)];
+    const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
+    return this.run('rSubPres', keys, queuesOf(r), args);
   }
 
-  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin> {
-    const info = JSON.stringify(member.userInfo ?? null);
-    let res: [number, number, string[]];
-    try {
-      res = (await this.change(
-        () => this.mine.join(appId, channel, socketId, member.userId, info, true),
-        () => {
-          const r = this.o.routes.routes(appId, channel);
-          const args = [this.o.nodeId, appId, channel, socketId, member.userId, info, maxMembers, ...routeArgs(r)];
-          const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
-          return this.run('rSubPres', keys, queuesOf(r), args);
-        },
-      )) as typeof res;
-    } catch (err) {
-      // The join is refused to the client, so it is not part of this node's share.
-      this.mine.leave(appId, channel, socketId, true);
-      throw err;
-    }
-    if (Number(res[0]) < 0) {
-      this.mine.leave(appId, channel, socketId, true);
-      return { refused: true };
-    }
-    this.confirmed.join(appId, channel, socketId, member.userId, info, true);
-    return { refused: false, count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
-  }
-
-  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
-    const res = (await this.change(
-      () => this.mine.leave(appId, channel, socketId, true),
-      () => {
-        const r = this.o.routes.routes(appId, channel);
-        const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
-        return this.run('rUnsubPres', keys, queuesOf(r), [this.o.nodeId, appId, channel, socketId, userId, ...routeArgs(r)]);
-      },
-    )) as [number, number];
-    const left = Number(res[0]);
-    if (left >= 0) this.confirmed.leave(appId, channel, socketId, true);
-    return { held: left >= 0, last: left === 1, count: Number(res[1]) };
-  }
-
-  async members(appId: string, channel: string): Promise<Map<string, unknown>> {
-    return this.read(async () => toMembers(await this.o.redis.hgetall(this.o.keys.presence(appId, channel).infos)));
-  }
-
-  async userCount(appId: string, channel: string): Promise<number> {
-    return this.read(() => this.o.redis.hlen(this.o.keys.presence(appId, channel).users));
+  protected sendUnsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<unknown> {
+    const r = this.o.routes.routes(appId, channel);
+    const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
+    return this.run('rUnsubPres', keys, queuesOf(r), [this.o.nodeId, appId, channel, socketId, userId, ...routeArgs(r)]);
   }
 
   async subscriptionCount(appId: string, channel: string): Promise<number> {

@@ -97,7 +97,7 @@ test('on Redis Cluster a channel\'s traffic and state share one hash tag, and th
   assert.equal(new Set(traffic).size, traffic.length - 3, 'every name its own, the presence hashes being the state\'s');
   assert.equal(k.channel('a1', 'c'), 'rp:ch:{a1:c}');
   const state = [
-    k.nodes, k.dataset, k.restored, k.commands, k.connections, k.webhookBell, k.webhookMoved,
+    k.nodes, k.dataset, k.restored, k.commands, k.connections, k.webhookBell, k.webhookMoved('a1', 'presence-x:y'),
     k.nodeConnections('n1'), k.nodeSubscriptions('n1'), k.nodePresence('n1'), k.appChannels('a1'),
     k.webhookStream('a1|x'), k.webhookOwner('a1|x'), k.webhookDead('a1'),
   ];

@@ -45,7 +45,7 @@ export interface ChannelStateKeys extends PresenceKeys {
   nodes: string;
   /** list: the channel's transitions not yet moved to the webhook streams, "<seq>\n<n>\n<queue>*n\n<data>" */
   pending: string;
-  /** string: the last sequence number given to one of the channel's transitions */
+  /** string (expiring): the last sequence number given to one of the channel's transitions */
   seq: string;
 }
 
@@ -90,8 +90,6 @@ export class RedisKeys {
   // webhooks/redis-queue.ts
   /** pub/sub channel: names of webhook queues that have new events or lost their owner */
   readonly webhookBell: string;
-  /** hash (Redis Cluster): "<app>\n<channel>" → the last of the channel's pending transitions moved to the webhook streams */
-  readonly webhookMoved: string;
 
   constructor(
     readonly prefix: string,
@@ -106,7 +104,6 @@ export class RedisKeys {
     this.commands = `${S}:cmd`;
     this.connections = `${S}:conns`;
     this.webhookBell = `${S}:wh:bell`;
-    this.webhookMoved = `${S}:wh:moved`;
   }
 
   /** "<app>:<channel>", as a hash tag on Redis Cluster: every key of one channel's traffic is in one slot. */
@@ -189,6 +186,14 @@ export class RedisKeys {
   /** string: the node delivering a webhook queue (webhooks/redis-queue.ts) */
   webhookOwner(queue: string): string {
     return `${this.statePrefix}:wh:owner:${queue}`;
+  }
+
+  /**
+   * string (Redis Cluster, expiring): the sequence number of the last of a channel's pending transitions
+   * moved to the webhook streams (presence/redis-cluster-lua.ts); channel names have no ':'
+   */
+  webhookMoved(appId: string, channel: string): string {
+    return `${this.statePrefix}:wh:moved:${appId}:${channel}`;
   }
 
   /** list: an app's dead-lettered webhook batches, newest first (webhooks/redis-queue.ts) */
