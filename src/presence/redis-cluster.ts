@@ -47,6 +47,8 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
   private readonly nodePres: string;
   /** changes sent and not answered yet: a rejoin waits for them */
   private readonly inflight = new Set<Promise<void>>();
+  /** per channel ("<app>\n<channel>"): the move running, and the one that follows it when asked meanwhile */
+  private readonly moves = new Map<string, { running: Promise<void>; next?: Promise<void> }>();
   /** channels ("<app>\n<channel>") whose pending webhooks could not be moved yet */
   private readonly unmoved = new Set<string>();
   private retry?: NodeJS.Timeout;
@@ -126,6 +128,22 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
     }
   }
 
+  /**
+   * Moves a channel's webhooks once at a time on this node: asked while a move runs (which may have
+   * read the list before the caller's entries), one more follows it for every caller meanwhile.
+   */
+  private moveSoon(appId: string, channel: string): Promise<void> {
+    const f = `${appId}\n${channel}`;
+    const m = this.moves.get(f);
+    if (m) return (m.next ??= m.running.then(() => this.moveSoon(appId, channel)));
+    const state: { running: Promise<void>; next?: Promise<void> } = { running: Promise.resolve() };
+    state.running = this.moveOrRetry(appId, channel).finally(() => {
+      if (this.moves.get(f) === state) this.moves.delete(f);
+    });
+    this.moves.set(f, state);
+    return state.running;
+  }
+
   /** change(), which a rejoin waits for from the moment it records the change until Redis answered. */
   protected override step<T>(record: () => void, send: () => Promise<T>): Promise<T> {
     let done!: () => void;
@@ -166,7 +184,7 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
       const field = `${appId}\n${channel}`;
       const pres = byChannel.get(field) ?? [];
       const res = (await this.channelStep('cSetPart', node, appId, channel, [silent ? 1 : 0, share.subs.get(field) ?? 0, pres.length / 3, ...pres, ...this.route(appId, channel)])) as [number, ...string[]];
-      if (Number(res[0]) > 0) await this.moveOrRetry(appId, channel);
+      if (Number(res[0]) > 0) await this.moveSoon(appId, channel);
       return parseEvents(res.slice(1));
     });
     return results.flat();
@@ -258,8 +276,8 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
    */
   private async moved(appId: string, channel: string, queued: number, wait: boolean): Promise<void> {
     if (Number(queued) <= 0) return;
-    if (wait) await this.moveOrRetry(appId, channel);
-    else void this.moveOrRetry(appId, channel);
+    if (wait) await this.moveSoon(appId, channel);
+    else void this.moveSoon(appId, channel);
   }
 
   async subscriptionCount(appId: string, channel: string): Promise<number> {
