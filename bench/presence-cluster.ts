@@ -22,15 +22,13 @@ import { commandClient } from '../src/redis/clients.js';
 import { RedisKeys } from '../src/redis/keys.js';
 import { startRedis } from '../src/testing/harness.js';
 import { startRedisCluster } from '../src/testing/redis-cluster.js';
+import { flag, num, parseArgs } from './lib/args.js';
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const CHANNELS = arg('channels', 300);
-const MEMBERS = arg('members', 10);
-const ROUNDS = arg('rounds', 3);
-const WEBHOOKS = process.argv.includes('--webhooks');
+const args = parseArgs();
+const CHANNELS = num(args, 'channels', 300);
+const MEMBERS = num(args, 'members', 10);
+const ROUNDS = num(args, 'rounds', 3);
+const WEBHOOKS = flag(args, 'webhooks');
 const APP = 'bench-app';
 
 const routes: TransitionRouter = WEBHOOKS
