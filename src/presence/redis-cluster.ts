@@ -184,7 +184,8 @@ export class RedisClusterPresenceStore extends RedisShareStore implements Presen
       const field = `${appId}\n${channel}`;
       const pres = byChannel.get(field) ?? [];
       const res = (await this.channelStep('cSetPart', node, appId, channel, [silent ? 1 : 0, share.subs.get(field) ?? 0, pres.length / 3, ...pres, ...this.route(appId, channel)])) as [number, ...string[]];
-      if (Number(res[0]) > 0) await this.moveSoon(appId, channel);
+      // Moved before the share goes: a failure fails the whole step (a dead node's share stays for the next try).
+      if (Number(res[0]) > 0) await this.move(appId, channel);
       return parseEvents(res.slice(1));
     });
     return results.flat();
