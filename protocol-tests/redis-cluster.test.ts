@@ -1,6 +1,6 @@
 // Three ripple nodes on a Redis Cluster of three primaries and three replicas (issue 22): channel traffic
 // over sharded pub/sub spread over every shard, delivery exactly once across nodes, presence, REST
-// queries and a crashed node's cleanup, all with the cluster state's scripts on one slot.
+// queries and a crashed node's cleanup, each channel's state in its own slot (redis-cluster-state.test.ts).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster } from 'ioredis';

@@ -12,6 +12,7 @@ import { RedisConnectionCensus } from '../limits/connection-census.js';
 import { RedisRateWindows } from '../limits/rate-windows.js';
 import type { Metrics } from '../metrics/metrics.js';
 import { RedisPresenceStore } from '../presence/redis.js';
+import { RedisClusterPresenceStore } from '../presence/redis-cluster.js';
 import type { TransitionRouter } from '../presence/store.js';
 import { CLUSTER_RESUBSCRIBE_EXTRA_MS, commandClient, RECONNECT_MAX_DELAY_MS, subscriberClient, whenReady } from '../redis/clients.js';
 import { RedisKeys } from '../redis/keys.js';
@@ -42,7 +43,9 @@ export function redisEngine(config: Readonly<Config>, nodeId: string, log: Logge
   const reconnectGraceMs = RECONNECT_MAX_DELAY_MS + 500 + (config.redisClusterNodes ? CLUSTER_RESUBSCRIBE_EXTRA_MS : 0);
   const lease = new NodeLease({ redis: cmd, keys, nodeId, leaseMs: config.nodeLeaseMs, reconnectGraceMs, log: clusterLog });
   const backbone = new RedisBackbone({ pub: cmd, sub, keys, nodeId, limits: config.backboneBuffer, resubscribeGraceMs: reconnectGraceMs, log });
-  const store = new RedisPresenceStore({ redis: cmd, keys, nodeId, log: clusterLog, lease, routes });
+  // On Redis Cluster each channel's counts and members live in the channel's slot (docs/redis-cluster.md).
+  const storeOptions = { redis: cmd, keys, nodeId, log: clusterLog, lease, routes };
+  const store = keys.cluster ? new RedisClusterPresenceStore(storeOptions) : new RedisPresenceStore(storeOptions);
   const census = new RedisConnectionCensus({ redis: cmd, keys, nodeId, log: clusterLog });
   lease.add(store);
   lease.add(census);

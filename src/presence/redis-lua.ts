@@ -23,14 +23,8 @@ import { leaseLua } from '../cluster/node-lease.js';
 import type { LuaScript } from '../redis/clients.js';
 import { derivedKeysLua } from '../redis/keys.js';
 
-const lib = `
-local W = { bell = ARGV[1], now = tonumber(ARGV[2]), streams = {}, rung = {}, queues = {} }
-local A
-do
-  local n = tonumber(ARGV[3])
-  for k = 1, n do W.streams[ARGV[3 + k]] = KEYS[#KEYS - n + k] end
-  A = 4 + n
-end
+/** Lua: split(s) on newlines, readList(i) and readRoute(i) (a route from ARGV[i] on, and the index after it). */
+export const parseLua = `
 local function split(s)
   local t, i = {}, 1
   while true do
@@ -53,7 +47,24 @@ local function readRoute(i)
   r.removed, i = readList(i)
   return r, i
 end
--- Webhooks: appended to each wanting queue now; one doorbell at the end names every queue written.
+`;
+
+/** Lua: the four transitions' webhooks, given hook(queues, ev) (defined before it: where they go). */
+export const transitionsLua = `local function occupied(route, channel) hook(route and route.occupied, { name = 'channel_occupied', channel = channel }) end
+local function vacated(route, channel) hook(route and route.vacated, { name = 'channel_vacated', channel = channel }) end
+local function memberAdded(route, channel, user) hook(route and route.added, { name = 'member_added', channel = channel, user_id = user }) end
+local function memberRemoved(route, channel, user) hook(route and route.removed, { name = 'member_removed', channel = channel, user_id = user }) end
+
+`;
+
+const lib = `
+local W = { bell = ARGV[1], now = tonumber(ARGV[2]), streams = {}, rung = {}, queues = {} }
+local A
+do
+  local n = tonumber(ARGV[3])
+  for k = 1, n do W.streams[ARGV[3 + k]] = KEYS[#KEYS - n + k] end
+  A = 4 + n
+end${parseLua}-- Webhooks: appended to each wanting queue now; one doorbell at the end names every queue written.
 local function hook(queues, ev)
   if not queues or #queues == 0 then return end
   local d = cjson.encode({ t = W.now, ev = ev })
@@ -65,12 +76,7 @@ end
 local function ring()
   if #W.queues > 0 then redis.call('PUBLISH', W.bell, table.concat(W.queues, '\\n')) end
 end
-local function occupied(route, channel) hook(route and route.occupied, { name = 'channel_occupied', channel = channel }) end
-local function vacated(route, channel) hook(route and route.vacated, { name = 'channel_vacated', channel = channel }) end
-local function memberAdded(route, channel, user) hook(route and route.added, { name = 'member_added', channel = channel, user_id = user }) end
-local function memberRemoved(route, channel, user) hook(route and route.removed, { name = 'member_removed', channel = channel, user_id = user }) end
-
-local function join(N, C, node, app, channel, socket, user, info)
+${transitionsLua}local function join(N, C, node, app, channel, socket, user, info)
   redis.call('SADD', N.pres, app .. '\\n' .. channel .. '\\n' .. socket .. '\\n' .. user)
   if redis.call('HSETNX', C.sockets, node .. '|' .. socket, user) == 0 then return 0 end
   if redis.call('HINCRBY', C.users, user, 1) == 1 then

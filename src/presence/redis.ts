@@ -24,126 +24,23 @@
 //  - Until its rejoin is done a node's calls wait (bounded by the lease time), so no transition is
 //    computed against a state that is not yet rebuilt; each local record changes exactly when its
 //    command is sent, so a rejoin always carries what Redis was sent, in order.
-import type { Redis } from 'ioredis';
-import type { Logger } from 'pino';
 import type { NodeShare } from '../cluster/node-lease.js';
 import { ONLINE_CHANNEL, channelKind } from '../protocol/channels.js';
 import { defineScripts, type Scripted } from '../redis/clients.js';
-import type { RedisKeys } from '../redis/keys.js';
 import * as lua from './redis-lua.js';
-import {
-  StoreUnavailableError,
-  type ChannelInfo,
-  type ClusterEvent,
-  type ClusterStateHandler,
-  type JoinResult,
-  type PresenceJoin,
-  type PresenceLeave,
-  type PresenceMember,
-  type PresenceStore,
-  type TransitionRouter,
-  type TransitionRoutes,
-} from './store.js';
+import { NO_QUEUES, RedisShareStore, ShareRecord, parseEvents, queuesOf, routeArgs, type Args, type RedisPresenceOptions } from './redis-share.js';
+import type { ChannelInfo, PresenceStore } from './store.js';
 
-/** What the store needs of the node lease. */
-export interface LeaseLink {
-  readonly leaseMs: number;
-  /** A change may not have reached Redis although the connection is up: write the share again soon. */
-  rejoinSoon(): void;
-}
+export type { LeaseLink, RedisPresenceOptions } from './redis-share.js';
 
-export interface RedisPresenceOptions {
-  redis: Redis;
-  keys: RedisKeys;
-  nodeId: string;
-  log: Logger;
-  lease: LeaseLink;
-  routes: TransitionRouter;
-}
-
-type Args = (string | number)[];
-
-/** One node's share: sockets per channel, and presence sockets with their member. */
-class ShareRecord {
-  /** "<app>\n<channel>" → sockets */
-  readonly subs = new Map<string, number>();
-  /** "<app>\n<channel>\n<socket>" → member (the online set's sockets are not counted in subs) */
-  readonly presence = new Map<string, { userId: string; info: string }>();
-
-  count(appId: string, channel: string, delta: 1 | -1): void {
-    const field = `${appId}\n${channel}`;
-    const n = (this.subs.get(field) ?? 0) + delta;
-    if (n > 0) this.subs.set(field, n);
-    else this.subs.delete(field);
-  }
-
-  join(appId: string, channel: string, socketId: string, userId: string, info: string, counted: boolean): void {
-    const key = `${appId}\n${channel}\n${socketId}`;
-    if (this.presence.has(key)) return;
-    this.presence.set(key, { userId, info });
-    if (counted) this.count(appId, channel, 1);
-  }
-
-  leave(appId: string, channel: string, socketId: string, counted: boolean): void {
-    if (this.presence.delete(`${appId}\n${channel}\n${socketId}`) && counted) this.count(appId, channel, -1);
-  }
-
-  copy(): ShareRecord {
-    const c = new ShareRecord();
-    for (const [k, v] of this.subs) c.subs.set(k, v);
-    for (const [k, v] of this.presence) c.presence.set(k, v);
-    return c;
-  }
-
-  /** As script arguments (see redis-lua.ts). */
-  args(): Args {
-    const out: Args = [this.subs.size];
-    for (const [field, n] of this.subs) out.push(...field.split('\n'), n);
-    out.push(this.presence.size);
-    for (const [key, m] of this.presence) out.push(...key.split('\n'), m.userId, m.info);
-    return out;
-  }
-}
-
-function parseEvents(raw: unknown): ClusterEvent[] {
-  return (raw as string[]).map((s) => {
-    const f = s.split('\n');
-    if (f[0] === 'a') return { kind: 'member_added' as const, appId: f[1], channel: f[2], userId: f[3], userInfo: JSON.parse(f.slice(4).join('\n')) ?? undefined };
-    if (f[0] === 'm') return { kind: 'member_removed' as const, appId: f[1], channel: f[2], userId: f[3] };
-    return { kind: 'count' as const, appId: f[1], channel: f[2], count: Number(f[3]) };
-  });
-}
-
-const NO_ROUTE: Args = [0, 0, 0, 0];
-
-function routeArgs(r: TransitionRoutes | undefined): Args {
-  if (!r) return NO_ROUTE;
-  return [r.occupied.length, ...r.occupied, r.vacated.length, ...r.vacated, r.added.length, ...r.added, r.removed.length, ...r.removed];
-}
-
-const NO_QUEUES: ReadonlySet<string> = new Set();
-
-/** The webhook queues a route names, each once (the script is given their streams), added to `into` if given. */
-function queuesOf(r: TransitionRoutes | undefined, into?: Set<string>): ReadonlySet<string> {
-  if (!r) return into ?? NO_QUEUES;
-  const out = into ?? new Set<string>();
-  for (const list of [r.occupied, r.vacated, r.added, r.removed]) for (const q of list) out.add(q);
-  return out;
-}
-
-export class RedisPresenceStore implements PresenceStore, NodeShare {
-  readonly queuesTransitionWebhooks = true;
+export class RedisPresenceStore extends RedisShareStore implements PresenceStore, NodeShare {
   private readonly r: Scripted;
   /** this node's share in Redis: N.subs and N.pres of the scripts */
   private readonly nodeSubs: string;
   private readonly nodePres: string;
-  private readonly mine = new ShareRecord();
-  private confirmed = new ShareRecord();
-  private handler: ClusterStateHandler = { stateChanged: () => {} };
-  /** Closed from the moment the connection drops (and at start) until this node's share is written again. */
-  private gate?: { opened: Promise<void>; open: () => void };
 
-  constructor(private readonly o: RedisPresenceOptions) {
+  constructor(o: RedisPresenceOptions) {
+    super(o);
     this.nodeSubs = o.keys.nodeSubscriptions(o.nodeId);
     this.nodePres = o.keys.nodePresence(o.nodeId);
     this.r = defineScripts(o.redis, {
@@ -157,24 +54,6 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
       rReplay: lua.replayShare,
       rRestore: lua.restoreShare,
     });
-    this.closeGate();
-    o.redis.on('close', () => this.closeGate());
-  }
-
-  start(handler: ClusterStateHandler): void {
-    this.handler = handler;
-  }
-
-  /** False from the moment the connection drops until this node's share is written again. */
-  get registered(): boolean {
-    return !this.gate;
-  }
-
-  private closeGate(): void {
-    if (this.gate) return;
-    let open!: () => void;
-    const opened = new Promise<void>((r) => (open = r));
-    this.gate = { opened, open };
   }
 
   /**
@@ -220,8 +99,7 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     const share = this.mine.copy();
     const events = parseEvents(await this.run('rReplay', [this.nodeSubs, this.nodePres], routes.queues, [this.o.keys.statePrefix, this.o.nodeId, ...share.args(), ...routes.args]));
     this.confirmed = share;
-    this.gate?.open();
-    this.gate = undefined;
+    this.openGate();
     this.o.log.info({ subscriptions: share.subs.size, presence: share.presence.size, changes: events.length }, 'cluster state registered');
     if (events.length) this.handler.stateChanged(events);
   }
@@ -239,134 +117,30 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
     if (events.length) this.handler.stateChanged(events);
   }
 
-  /** Waits for the gate; false when Redis is unreachable now or the gate stayed closed for a lease. */
-  private async passGate(): Promise<boolean> {
-    if (this.o.redis.status !== 'ready') return false;
-    const gate = this.gate;
-    if (!gate) return true;
-    let timer: NodeJS.Timeout | undefined;
-    const opened = await Promise.race([gate.opened.then(() => true), new Promise<false>((r) => (timer = setTimeout(() => r(false), this.o.lease.leaseMs)))]);
-    clearTimeout(timer);
-    return opened;
+  protected sendCount(appId: string, channel: string, delta: 1 | -1): Promise<unknown> {
+    const r = this.o.routes.routes(appId, channel);
+    return this.run(delta > 0 ? 'rAddSub' : 'rRemoveSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
   }
 
-  /**
-   * One change of this node's share: `record` updates `mine` in the same step as the command is sent
-   * (or as it is given up, since the socket did change), so a rejoin carries exactly what was sent.
-   */
-  private async change<T>(record: () => void, send: () => Promise<T>): Promise<T> {
-    if ((this.gate || this.o.redis.status !== 'ready') && !(await this.passGate())) {
-      record();
-      throw new StoreUnavailableError();
-    }
-    record();
-    try {
-      return await send();
-    } catch (err) {
-      // Not known to have reached Redis: the next rejoin writes the share as it is.
-      this.o.lease.rejoinSoon();
-      throw new StoreUnavailableError(`cluster state is unavailable: ${(err as Error).message}`);
-    }
+  protected sendJoin(appId: string, channel: string, socketId: string, userId: string, info: string): Promise<unknown> {
+    return this.run('rJoin', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId, info]);
   }
 
-  private async read<T>(query: () => Promise<T>): Promise<T> {
-    if ((this.gate || this.o.redis.status !== 'ready') && !(await this.passGate())) throw new StoreUnavailableError();
-    try {
-      return await query();
-    } catch (err) {
-      throw new StoreUnavailableError(`cluster state is unavailable: ${(err as Error).message}`);
-    }
+  protected sendLeave(appId: string, channel: string, socketId: string, userId: string): Promise<unknown> {
+    return this.run('rLeave', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId]);
   }
 
-  async addSubscription(appId: string, channel: string): Promise<number> {
-    const count = await this.change(
-      () => this.mine.count(appId, channel, 1),
-      () => {
-        const r = this.o.routes.routes(appId, channel);
-        return this.run('rAddSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
-      },
-    );
-    this.confirmed.count(appId, channel, 1);
-    return Number(count);
+  protected sendSubscribePresence(appId: string, channel: string, socketId: string, userId: string, info: string, maxMembers: number): Promise<unknown> {
+    const r = this.o.routes.routes(appId, channel);
+    const args = [this.o.nodeId, appId, channel, socketId, userId, info, maxMembers, ...routeArgs(r)];
+    const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
+    return this.run('rSubPres', keys, queuesOf(r), args);
   }
 
-  async removeSubscription(appId: string, channel: string): Promise<number> {
-    const count = await this.change(
-      () => this.mine.count(appId, channel, -1),
-      () => {
-        const r = this.o.routes.routes(appId, channel);
-        return this.run('rRemoveSub', [this.nodeSubs, this.o.keys.appSubscriptions(appId)], queuesOf(r), [appId, channel, ...routeArgs(r)]);
-      },
-    );
-    this.confirmed.count(appId, channel, -1);
-    return Number(count);
-  }
-
-  async joinPresence(appId: string, channel: string, socketId: string, member: PresenceMember): Promise<JoinResult> {
-    const info = JSON.stringify(member.userInfo ?? null);
-    const res = (await this.change(
-      () => this.mine.join(appId, channel, socketId, member.userId, info, false),
-      () => this.run('rJoin', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, member.userId, info]),
-    )) as [number, string[]];
-    this.confirmed.join(appId, channel, socketId, member.userId, info, false);
-    return { added: Number(res[0]) === 1, members: toMembers(res[1]) };
-  }
-
-  async leavePresence(appId: string, channel: string, socketId: string, userId: string): Promise<boolean> {
-    const last = await this.change(
-      () => this.mine.leave(appId, channel, socketId, false),
-      () => this.run('rLeave', [this.nodePres, ...this.presenceKeys(appId, channel)], NO_QUEUES, [this.o.nodeId, appId, channel, socketId, userId]),
-    );
-    this.confirmed.leave(appId, channel, socketId, false);
-    return Number(last) === 1;
-  }
-
-  async subscribePresence(appId: string, channel: string, socketId: string, member: PresenceMember, maxMembers: number): Promise<PresenceJoin> {
-    const info = JSON.stringify(member.userInfo ?? null);
-    let res: [number, number, string[]];
-    try {
-      res = (await this.change(
-        () => this.mine.join(appId, channel, socketId, member.userId, info, true),
-        () => {
-          const r = this.o.routes.routes(appId, channel);
-          const args = [this.o.nodeId, appId, channel, socketId, member.userId, info, maxMembers, ...routeArgs(r)];
-          const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
-          return this.run('rSubPres', keys, queuesOf(r), args);
-        },
-      )) as typeof res;
-    } catch (err) {
-      // The join is refused to the client, so it is not part of this node's share.
-      this.mine.leave(appId, channel, socketId, true);
-      throw err;
-    }
-    if (Number(res[0]) < 0) {
-      this.mine.leave(appId, channel, socketId, true);
-      return { refused: true };
-    }
-    this.confirmed.join(appId, channel, socketId, member.userId, info, true);
-    return { refused: false, count: Number(res[0]), added: Number(res[1]) === 1, members: toMembers(res[2]) };
-  }
-
-  async unsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<PresenceLeave> {
-    const res = (await this.change(
-      () => this.mine.leave(appId, channel, socketId, true),
-      () => {
-        const r = this.o.routes.routes(appId, channel);
-        const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
-        return this.run('rUnsubPres', keys, queuesOf(r), [this.o.nodeId, appId, channel, socketId, userId, ...routeArgs(r)]);
-      },
-    )) as [number, number];
-    const left = Number(res[0]);
-    if (left >= 0) this.confirmed.leave(appId, channel, socketId, true);
-    return { held: left >= 0, last: left === 1, count: Number(res[1]) };
-  }
-
-  async members(appId: string, channel: string): Promise<Map<string, unknown>> {
-    return this.read(async () => toMembers(await this.o.redis.hgetall(this.o.keys.presence(appId, channel).infos)));
-  }
-
-  async userCount(appId: string, channel: string): Promise<number> {
-    return this.read(() => this.o.redis.hlen(this.o.keys.presence(appId, channel).users));
+  protected sendUnsubscribePresence(appId: string, channel: string, socketId: string, userId: string): Promise<unknown> {
+    const r = this.o.routes.routes(appId, channel);
+    const keys = [this.nodeSubs, this.nodePres, this.o.keys.appSubscriptions(appId), ...this.presenceKeys(appId, channel)];
+    return this.run('rUnsubPres', keys, queuesOf(r), [this.o.nodeId, appId, channel, socketId, userId, ...routeArgs(r)]);
   }
 
   async subscriptionCount(appId: string, channel: string): Promise<number> {
@@ -390,14 +164,4 @@ export class RedisPresenceStore implements PresenceStore, NodeShare {
       return out;
     });
   }
-}
-
-function toMembers(flat: string[] | Record<string, string>): Map<string, unknown> {
-  const m = new Map<string, unknown>();
-  if (Array.isArray(flat)) {
-    for (let i = 0; i < flat.length; i += 2) m.set(flat[i], JSON.parse(flat[i + 1]) ?? undefined);
-  } else {
-    for (const [k, v] of Object.entries(flat)) m.set(k, JSON.parse(v) ?? undefined);
-  }
-  return m;
 }

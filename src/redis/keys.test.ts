@@ -4,7 +4,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { startRedis, type RedisHandle } from '../testing/harness.js';
-import { derivedKeysLua, RedisKeys } from './keys.js';
+import { clusterDerivedKeysLua, derivedKeysLua, RedisKeys } from './keys.js';
 
 let redis: RedisHandle;
 let client: Redis;
@@ -84,28 +84,31 @@ function hashed(name: string): string {
   return b > a + 1 ? name.slice(a + 1, b) : name;
 }
 
-test('on Redis Cluster a channel\'s traffic shares one hash tag, and the cluster state another', () => {
+test('on Redis Cluster a channel\'s traffic and state share one hash tag, and the cluster state another', () => {
   const k = new RedisKeys('rp', { cluster: true });
   const h = k.history('a1', 'presence-x:y');
-  const traffic = [k.channel('a1', 'presence-x:y'), h.epoch, h.serial, h.events, h.senders, k.cache('a1', 'presence-x:y'), k.cacheMiss('a1', 'presence-x:y')];
+  const s = k.channelState('a1', 'presence-x:y');
+  const p = k.presence('a1', 'presence-x:y');
+  const traffic = [
+    k.channel('a1', 'presence-x:y'), h.epoch, h.serial, h.events, h.senders, k.cache('a1', 'presence-x:y'), k.cacheMiss('a1', 'presence-x:y'),
+    s.count, s.nodes, s.sockets, s.users, s.infos, s.pending, s.seq, p.sockets, p.users, p.infos,
+  ];
   assert.deepEqual(new Set(traffic.map(hashed)), new Set(['a1:presence-x:y']));
+  assert.equal(new Set(traffic).size, traffic.length - 3, 'every name its own, the presence hashes being the state\'s');
   assert.equal(k.channel('a1', 'c'), 'rp:ch:{a1:c}');
-  const p = k.presence('a1', 'presence-c');
   const state = [
-    k.nodes, k.dataset, k.restored, k.commands, k.connections, k.webhookBell,
-    k.nodeConnections('n1'), k.nodeSubscriptions('n1'), k.nodePresence('n1'), k.appSubscriptions('a1'),
-    p.sockets, p.users, p.infos, k.webhookStream('a1|x'), k.webhookOwner('a1|x'), k.webhookDead('a1'),
+    k.nodes, k.dataset, k.restored, k.commands, k.connections, k.webhookBell, k.webhookMoved('a1', 'presence-x:y'),
+    k.nodeConnections('n1'), k.nodeSubscriptions('n1'), k.nodePresence('n1'), k.appChannels('a1'),
+    k.webhookStream('a1|x'), k.webhookOwner('a1|x'), k.webhookDead('a1'),
   ];
   assert.deepEqual(new Set(state.map(hashed)), new Set(['rp']));
   assert.equal(k.nodes, '{rp}:nodes');
   assert.throws(() => new RedisKeys('r{p}', { cluster: true }), /no \{ or \}/);
 });
 
-test('the Lua twins build the Redis Cluster names too, given statePrefix', async () => {
+test('the Lua twin of appChannels builds the Redis Cluster name, given statePrefix', async () => {
   const k = new RedisKeys('my:prefix', { cluster: true });
-  const lua = `${derivedKeysLua}
-local p = presenceKeys(ARGV[1], ARGV[2], ARGV[3])
-return { appSubscriptionsKey(ARGV[1], ARGV[2]), p.sockets, p.users, p.infos }`;
-  const p = k.presence('a1', 'presence-room');
-  assert.deepEqual(await client.eval(lua, 0, k.statePrefix, 'a1', 'presence-room'), [k.appSubscriptions('a1'), p.sockets, p.users, p.infos]);
+  const lua = `${clusterDerivedKeysLua}
+return appChannelsKey(ARGV[1], ARGV[2])`;
+  assert.equal(await client.eval(lua, 0, k.statePrefix, 'app:with:colons'), k.appChannels('app:with:colons'));
 });

@@ -6,11 +6,12 @@
 // Names stay byte for byte what earlier versions used: the nodes of a cluster being upgraded one by
 // one share these keys and channels.
 //
-// Three scripts reach keys they discover while running, because the data says which: the presence
-// store's dropNode, replayShare and restoreShare (presence/redis-lua.ts) walk a node's whole share
-// and touch every channel in it (its app's count hash and the channel's presence hashes). They build
-// those names with derivedKeysLua below, the Lua twin of appSubscriptions and presence. They are the
-// cross-slot steps a Redis Cluster engine must split; every other script declares all its keys.
+// On one Redis three scripts reach keys they discover while running, because the data says which: the
+// presence store's dropNode, replayShare and restoreShare (presence/redis-lua.ts) walk a node's whole
+// share and touch every channel in it (its app's count hash and the channel's presence hashes). They
+// build those names with derivedKeysLua below, the Lua twin of appSubscriptions and presence. On Redis
+// Cluster those steps are split channel by channel (presence/redis-cluster.ts); every script declares
+// all its keys.
 /** A recorded channel's history (message recovery, history/redis-lua.ts). */
 export interface HistoryKeys {
   /** string: the channel's epoch */
@@ -34,16 +35,30 @@ export interface PresenceKeys {
 }
 
 /**
+ * A channel's counts and presence members on Redis Cluster (presence/redis-cluster-lua.ts), all in the
+ * channel's slot, with the transitions' webhooks waiting to be moved to the streams.
+ */
+export interface ChannelStateKeys extends PresenceKeys {
+  /** string: the channel's sockets cluster-wide */
+  count: string;
+  /** hash: node → its sockets in the channel (a dead node's part is removed by it) */
+  nodes: string;
+  /** list: the channel's transitions not yet moved to the webhook streams, "<seq>\n<n>\n<queue>*n\n<data>" */
+  pending: string;
+  /** string (expiring): the last sequence number given to one of the channel's transitions */
+  seq: string;
+}
+
+/**
  * On Redis Cluster (docs/redis-cluster.md) the names carry hash tags, so that what one script touches
  * is in one slot:
- *  - a channel's traffic and history (its pub/sub name, history epoch/serial/events/senders, cache
- *    event and miss marker) share the tag {<app>:<channel>}: a channel's record-and-publish step is
- *    one single-slot script and its SPUBLISH goes to the shard that holds its history, and channels
- *    spread over every shard (one slot per channel, by CRC16);
- *  - the cluster state that scripts update together across channels, apps and nodes (node leases,
- *    shares, the app-wide subscription counts, presence members, connection census, webhook queues,
- *    their doorbell and the node command channel) share the tag {<prefix>}: every one of those
- *    scripts stays one atomic step, as on one Redis, at the cost of that state living on one shard.
+ *  - a channel's traffic, history and state (its pub/sub name, history epoch/serial/events/senders,
+ *    cache event and miss marker, subscription counts, presence members and pending transitions)
+ *    share the tag {<app>:<channel>}: a channel's record-and-publish step and its subscribe step are
+ *    single-slot scripts, and channels spread over every shard (one slot per channel, by CRC16);
+ *  - the state that spans channels, apps and nodes (node leases, shares, each app's index of occupied
+ *    channels, connection census, webhook queues and their last moved transition per channel, their
+ *    doorbell and the node command channel) share the tag {<prefix>}.
  *  - an app's REST budget counters are single keys, spread by their whole name.
  * On one Redis (the default) every name is what earlier versions used, byte for byte.
  */
@@ -146,9 +161,21 @@ export class RedisKeys {
     return `${this.statePrefix}:subs:${appId}`;
   }
 
+  /** A presence channel's hashes: in the state's names on one Redis, in the channel's slot on Redis Cluster. */
   presence(appId: string, channel: string): PresenceKeys {
-    const base = `${this.statePrefix}:p:${appId}:${channel}`;
+    const base = this.cluster ? `${this.prefix}:p:${this.chan(appId, channel)}` : `${this.statePrefix}:p:${appId}:${channel}`;
     return { sockets: `${base}:s`, users: `${base}:u`, infos: `${base}:i` };
+  }
+
+  /** Redis Cluster: a channel's counts, members and pending transitions, in the channel's slot (presence/redis-cluster.ts). */
+  channelState(appId: string, channel: string): ChannelStateKeys {
+    const c = this.chan(appId, channel);
+    return { ...this.presence(appId, channel), count: `${this.prefix}:sc:${c}`, nodes: `${this.prefix}:sc:${c}:n`, pending: `${this.prefix}:wp:${c}`, seq: `${this.prefix}:wp:${c}:n` };
+  }
+
+  /** hash (Redis Cluster): channel → how many nodes' shares hold it, an app's occupied channels (presence/redis-cluster.ts) */
+  appChannels(appId: string): string {
+    return `${this.statePrefix}:chs:${appId}`;
   }
 
   /** stream: one endpoint's pending webhook events, {t, ev} JSON in field d (webhooks/redis-queue.ts) */
@@ -159,6 +186,14 @@ export class RedisKeys {
   /** string: the node delivering a webhook queue (webhooks/redis-queue.ts) */
   webhookOwner(queue: string): string {
     return `${this.statePrefix}:wh:owner:${queue}`;
+  }
+
+  /**
+   * string (Redis Cluster, expiring): the sequence number of the last of a channel's pending transitions
+   * moved to the webhook streams (presence/redis-cluster-lua.ts); channel names have no ':'
+   */
+  webhookMoved(appId: string, channel: string): string {
+    return `${this.statePrefix}:wh:moved:${appId}:${channel}`;
   }
 
   /** list: an app's dead-lettered webhook batches, newest first (webhooks/redis-queue.ts) */
@@ -178,4 +213,9 @@ local function presenceKeys(P, app, channel)
   local b = P .. ':p:' .. app .. ':' .. channel
   return { sockets = b .. ':s', users = b .. ':u', infos = b .. ':i' }
 end
+`;
+
+/** The Lua twin of appChannels, for the Redis Cluster share scripts (presence/redis-cluster-lua.ts): P being RedisKeys.statePrefix. */
+export const clusterDerivedKeysLua = `
+local function appChannelsKey(P, app) return P .. ':chs:' .. app end
 `;

@@ -29,7 +29,9 @@ export interface RedisWebhookQueueOptions {
 export const DELIVERY_LEASE_MS = 2000;
 
 // The presence scripts write to the same streams (RedisKeys.webhookStream) and ring the same doorbell:
-// they queue the webhooks of the transitions they make in the same atomic step ({t, ev} JSON in field d).
+// they queue the webhooks of the transitions they make in the same atomic step ({t, ev} JSON in field d);
+// on Redis Cluster a channel's step queues them in the channel's slot and moveWebhooks (presence/
+// redis-cluster-lua.ts) appends them here.
 const scripts = {
   // KEYS: owner nodes. ARGV: me now ms takeOver → 1 when this node owns the stream for the next ms (it
   // did, or, with takeOver 1, the owner's delivery lease ran out, or its node lease did). Only a node
