@@ -7,11 +7,14 @@ import assert from 'node:assert/strict';
 import { startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { eventually, sleep } from '../src/testing/eventually.js';
 import { RawClient } from '../src/testing/raw-client.js';
+import { WebhookReceiver } from '../src/testing/webhook-receiver.js';
 
 let redis: RedisHandle | undefined;
 let node: NodeHandle | undefined;
 let client: RawClient | undefined;
+let receiver: WebhookReceiver | undefined;
 after(async () => {
+  await receiver?.stop();
   client?.ws.terminate();
   await node?.kill();
   await redis?.stop();
@@ -26,7 +29,10 @@ interface Line {
 
 test('a 17 s Redis outage: one warning when it starts, one summary at 15 s, one line when Redis is back, nothing per reconnect attempt', async () => {
   redis = await startRedis();
-  const app = { id: 'ol', key: 'ol-key', secret: 'ol-secret', webhooks: [{ url: 'http://127.0.0.1:9/hook', event_types: ['channel_occupied'] }] };
+  // A webhook endpoint that takes every delivery: the node then holds its doorbell connection, and no
+  // failed delivery adds a warning of its own (a restore after Redis came back empty may queue one).
+  receiver = await WebhookReceiver.start();
+  const app = { id: 'ol', key: 'ol-key', secret: 'ol-secret', webhooks: [{ url: receiver.url, event_types: ['channel_occupied'] }] };
   node = await startNode({ env: { REDIS_URL: redis.url, NODE_ID: 'outage-log', LOG_LEVEL: 'info' }, config: { apps: [app] } });
   client = await RawClient.connect(node.port, app.key);
   await client.subscribe('during-outage');
