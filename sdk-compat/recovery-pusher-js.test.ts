@@ -177,6 +177,7 @@ test('three nodes, publishers on every node: the client reconnects to another no
   await untilTicks(w, 750);
   await sleep(200);
   assertEachOnceInOrder(w.ticks, { n0: 250, n1: 250, n2: 250 });
+  t.diagnostic(`recovery outcomes ${JSON.stringify(c.outcomes)} sockets ${JSON.stringify(c.socketIds)} lost ${JSON.stringify(w.lost)} all ${JSON.stringify(w.all.filter((e) => !e.event.endsWith('tick')).map((e) => e.event))}`);
   assert.deepEqual(c.outcomes.map((o) => o.recovered), [undefined, true, true]);
   assert.ok(c.outcomes.slice(1).every((o) => o.replayed! > 0), `each reconnect was recovered by a replay: ${JSON.stringify(c.outcomes)}`);
   t.diagnostic(`replayed after each move: ${c.outcomes.slice(1).map((o) => o.replayed).join(', ')} events`);
