@@ -11,7 +11,7 @@ import { eventually, sleep } from '../src/testing/eventually.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 import { startRedisProxy } from '../src/testing/redis-proxy.js';
 import { withRecovery, CONTINUITY_LOST_EVENT, type ContinuityLost, type RecoveryOptions, type StorageLike } from '../recovery-plugin/src/index.js';
-import { assertEachOnceInOrder, publishSteadily, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
+import { assertEachOnceInOrder, publishSteadily, publishUntil, sdk, CutProxies, type CutProxy, type Tick } from './recovery-support.js';
 
 const app = { id: 'rec-js', key: 'rec-js-key', secret: 'rec-js-secret' };
 const plainApp = { id: 'plain-js', key: 'plain-js-key', secret: 'plain-js-secret' };
@@ -164,19 +164,29 @@ test('three nodes, publishers on every node: the client reconnects to another no
   const c = connect(proxy);
   const w = watch(c, 'move-three');
   await subscribed(c, 'move-three');
-  const publishing = Promise.all(cluster.map((n, i) => publishSteadily(sdk(n.port, app), `n${i}`, 'move-three', 'tick', 250, 8)));
+  // The publishers go on until the third connection's recovery has answered and some live events came
+  // after it, so that each move leaves a gap to fill whatever the reconnects' timing.
+  let stop = false;
+  const publishing = Promise.all(cluster.map((n, i) => publishUntil(sdk(n.port, app), `n${i}`, 'move-three', 'tick', 8, () => stop)));
   await untilTicks(w, 60);
   proxy.retarget(cluster[1].port);
   proxy.cut();
   await reconnected(c, 2);
-  await untilTicks(w, 300);
+  await eventually(() => c.outcomes.length >= 2, { timeoutMs: 10_000, what: () => `the second connection's outcome: ${JSON.stringify(c.outcomes)}` });
+  const atSecond = w.ticks.length;
+  await untilTicks(w, atSecond + 60);
   proxy.retarget(cluster[2].port);
   proxy.cut();
   await reconnected(c, 3);
-  await publishing;
-  await untilTicks(w, 750);
+  await eventually(() => c.outcomes.length >= 3, { timeoutMs: 10_000, what: () => `the third connection's outcome: ${JSON.stringify(c.outcomes)}` });
+  const atThird = w.ticks.length;
+  await untilTicks(w, atThird + 60);
+  stop = true;
+  const counts = await publishing;
+  const total = counts.reduce((a, b) => a + b, 0);
+  await untilTicks(w, total);
   await sleep(200);
-  assertEachOnceInOrder(w.ticks, { n0: 250, n1: 250, n2: 250 });
+  assertEachOnceInOrder(w.ticks, { n0: counts[0], n1: counts[1], n2: counts[2] });
   t.diagnostic(`recovery outcomes ${JSON.stringify(c.outcomes)} sockets ${JSON.stringify(c.socketIds)} lost ${JSON.stringify(w.lost)} all ${JSON.stringify(w.all.filter((e) => !e.event.endsWith('tick')).map((e) => e.event))}`);
   assert.deepEqual(c.outcomes.map((o) => o.recovered), [undefined, true, true]);
   assert.ok(c.outcomes.slice(1).every((o) => o.replayed! > 0), `each reconnect was recovered by a replay: ${JSON.stringify(c.outcomes)}`);

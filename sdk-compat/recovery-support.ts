@@ -129,6 +129,17 @@ export async function publishSteadily(server: PusherServer, publisher: string, c
   }
 }
 
+/** Publishes numbered events until `stop()` says so (checked before each); answers how many it published. */
+export async function publishUntil(server: PusherServer, publisher: string, channel: string, event: string, intervalMs: number, stop: () => boolean): Promise<number> {
+  let seq = 0;
+  for (; !stop() && seq < 100_000; seq++) {
+    const res = await server.trigger(channel, event, { publisher, seq } satisfies Tick);
+    assert.equal(res.status, 200);
+    await sleep(intervalMs);
+  }
+  return seq;
+}
+
 /** Asserts that each publisher's events arrived exactly once and in the order it published them. */
 export function assertEachOnceInOrder(received: readonly Tick[], expected: Record<string, number>): void {
   const byPublisher: Record<string, number[]> = {};
