@@ -103,6 +103,12 @@ export class RedisOutbox {
   /** Index in `waiting` up to which the fallback has looked (entries before it were handed over or not flagged). */
   private fellBack = 0;
   private fallbackTimer?: NodeJS.Timeout;
+  /**
+   * With a fallback: the oldest entry waited afterMs untaken (a shard failing over; ioredis retries a
+   * command to a closed node for seconds before it fails): until a write succeeds, written() waits for
+   * nothing, as while Redis cannot be reached.
+   */
+  private stuck = false;
 
   constructor(private readonly o: RedisOutboxOptions) {
     this.wasReady = o.redis.status === 'ready';
@@ -156,10 +162,11 @@ export class RedisOutbox {
   /**
    * Resolves once everything queued so far has been handed to Redis's socket (a later write, from
    * this node or any other, reaches Redis after it); undefined when it has been already, or while
-   * Redis cannot be reached: the outage buffer keeps the entries and nobody should wait for them.
+   * Redis cannot be reached or a write is stuck (see `stuck`): the outage buffer keeps the entries and
+   * nobody should wait for them.
    */
   written(): Promise<void> | undefined {
-    if (this.sent === this.queued || !this.flowing()) return undefined;
+    if (this.sent === this.queued || !this.flowing() || this.stuck) return undefined;
     const upTo = this.queued;
     return new Promise((resolve) => this.writeWaiters.push({ upTo, resolve }));
   }
@@ -217,6 +224,10 @@ export class RedisOutbox {
   private fallBack(now = Date.now()): void {
     const f = this.o.fallback!;
     if (this.closed) return;
+    if (this.length && now - this.waiting[this.head].at >= f.afterMs && !this.stuck) {
+      this.stuck = true;
+      this.wake(true);
+    }
     let i = Math.max(this.fellBack, this.head);
     const out: OutboxEntry[] = [];
     for (; i < this.waiting.length && now - this.waiting[i].at >= f.afterMs; i++) {
@@ -268,6 +279,7 @@ export class RedisOutbox {
           continue;
         }
         this.failing = false;
+        this.stuck = false;
         this.head += batch.length;
         for (const w of batch) this.bytes -= w.bytes;
         if (this.head > 1024 && this.head * 2 > this.waiting.length) {
