@@ -83,6 +83,7 @@ test('a plain frame its shard does not take reaches the other node by the fallba
     await eventually(() => receiver.got.includes('plain f6'), { timeoutMs: 10_000, what: 'the frames sent while the shard is paused' });
     assert.ok(sender.b.buffered.events > 0, 'the sharded writes are still queued: what arrived came by the fallback');
     assert.ok(sender.b.fallbackSent >= 6, `the fallback frames are counted (${sender.b.fallbackSent})`);
+    assert.equal(sender.b.written(), undefined, 'a stuck write holds no REST answer');
   } finally {
     await cluster.cli(primary, 'CLIENT', 'UNPAUSE');
   }
