@@ -143,5 +143,7 @@ export interface Backbone {
   readonly buffered: { readonly events: number; readonly bytes: number };
   /** Frames refused because the outage buffer was full or too old (metrics). */
   readonly refused: number;
+  /** Redis Cluster: plain frames also sent by the fallback channel while their shard did not take them (metrics). */
+  readonly fallbackSent: number;
   close(): Promise<void>;
 }

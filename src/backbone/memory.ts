@@ -10,6 +10,7 @@ export class MemoryBackbone implements Backbone {
   readonly received = 0;
   readonly buffered = { events: 0, bytes: 0 };
   readonly refused = 0;
+  readonly fallbackSent = 0;
 
   constructor(private readonly history: MemoryHistory) {}
 

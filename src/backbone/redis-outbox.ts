@@ -4,6 +4,10 @@
 // count, bytes and age, and go out in the same order when it returns. A batch that fails stays at
 // the head and is written again: a batch Redis did take but whose reply was lost arrives twice, which
 // the receivers drop by the sequence number the backbone puts in every message.
+//
+// On Redis Cluster a publish may be flagged for the fallback (RedisOutboxOptions.fallback): when it
+// has waited longer than the fallback's threshold without Redis taking it (its shard failing over), it
+// is handed to the fallback too, once, in queue order, and stays queued for its own write.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -13,7 +17,15 @@ import type { LuaScript, Scripted } from '../redis/clients.js';
  * One Redis operation, written in queue order: a PUBLISH, or a script defined on the connection (the
  * channel history's "number, keep and publish" step for message recovery) with its arguments.
  */
-export type OutboxEntry = { kind: 'publish'; channel: string; message: string } | { kind: 'eval'; script: string; args: (string | number)[] };
+export type OutboxEntry = { kind: 'publish'; channel: string; message: string; fallback?: boolean } | { kind: 'eval'; script: string; args: (string | number)[] };
+
+/** A second way out for flagged publishes whose write is stuck (see RedisOutboxOptions.fallback). */
+export interface OutboxFallback {
+  /** How long (ms) a flagged publish waits, queued or in flight, before it goes by `send` too. */
+  afterMs: number;
+  /** Sends these publishes, in queue order, by the other way; each entry is handed over once. */
+  send(entries: readonly OutboxEntry[]): void;
+}
 
 export interface OutboxLimits {
   /** Entries waiting at most. */
@@ -49,6 +61,12 @@ export interface RedisOutboxOptions {
    * primary and the batch is written again.
    */
   scripts?: Record<string, LuaScript & { keys: number }>;
+  /**
+   * Redis Cluster: publishes flagged `fallback` that Redis has not taken `afterMs` after they were
+   * queued are handed to `send` as well (the backbone's classic PUBLISH on the fallback channel);
+   * their own write stays queued, and the receivers drop whichever copy comes second.
+   */
+  fallback?: OutboxFallback;
   log: Logger;
 }
 
@@ -82,6 +100,15 @@ export class RedisOutbox {
   private sent = 0;
   /** written(): each waits until `sent` reaches its count */
   private writeWaiters: { upTo: number; resolve: () => void }[] = [];
+  /** Index in `waiting` up to which the fallback has looked (entries before it were handed over or not flagged). */
+  private fellBack = 0;
+  private fallbackTimer?: NodeJS.Timeout;
+  /**
+   * With a fallback: the oldest entry waited afterMs untaken (a shard failing over; ioredis retries a
+   * command to a closed node for seconds before it fails): until a write succeeds, written() waits for
+   * nothing, as while Redis cannot be reached.
+   */
+  private stuck = false;
 
   constructor(private readonly o: RedisOutboxOptions) {
     this.wasReady = o.redis.status === 'ready';
@@ -135,10 +162,11 @@ export class RedisOutbox {
   /**
    * Resolves once everything queued so far has been handed to Redis's socket (a later write, from
    * this node or any other, reaches Redis after it); undefined when it has been already, or while
-   * Redis cannot be reached: the outage buffer keeps the entries and nobody should wait for them.
+   * Redis cannot be reached or a write is stuck (see `stuck`): the outage buffer keeps the entries and
+   * nobody should wait for them.
    */
   written(): Promise<void> | undefined {
-    if (this.sent === this.queued || !this.flowing()) return undefined;
+    if (this.sent === this.queued || !this.flowing() || this.stuck) return undefined;
     const upTo = this.queued;
     return new Promise((resolve) => this.writeWaiters.push({ upTo, resolve }));
   }
@@ -160,6 +188,7 @@ export class RedisOutbox {
     this.queued++;
     this.bytes += bytes;
     if (!this.running && !this.closed) void this.run(false);
+    this.armFallback();
   }
 
   /**
@@ -174,6 +203,40 @@ export class RedisOutbox {
     }
     this.queued += entries.length;
     if (!this.running && !this.closed) void this.run(true);
+    this.armFallback();
+  }
+
+  /** Wakes the fallback when the oldest entry it has not looked at comes of age. */
+  private armFallback(): void {
+    const f = this.o.fallback;
+    if (!f || this.fallbackTimer || this.closed) return;
+    const i = Math.max(this.fellBack, this.head);
+    if (i >= this.waiting.length) return;
+    const due = this.waiting[i].at + f.afterMs - Date.now();
+    this.fallbackTimer = setTimeout(() => {
+      this.fallbackTimer = undefined;
+      this.fallBack();
+    }, Math.max(due, 0));
+    this.fallbackTimer.unref();
+  }
+
+  /** Hands the flagged entries that waited afterMs or longer, still untaken, to the fallback. */
+  private fallBack(now = Date.now()): void {
+    const f = this.o.fallback!;
+    if (this.closed) return;
+    if (this.length && now - this.waiting[this.head].at >= f.afterMs && !this.stuck) {
+      this.stuck = true;
+      this.wake(true);
+    }
+    let i = Math.max(this.fellBack, this.head);
+    const out: OutboxEntry[] = [];
+    for (; i < this.waiting.length && now - this.waiting[i].at >= f.afterMs; i++) {
+      const e = this.waiting[i].entry;
+      if (e.kind === 'publish' && e.fallback) out.push(e);
+    }
+    this.fellBack = i;
+    if (out.length) f.send(out);
+    this.armFallback();
   }
 
   /**
@@ -216,9 +279,11 @@ export class RedisOutbox {
           continue;
         }
         this.failing = false;
+        this.stuck = false;
         this.head += batch.length;
         for (const w of batch) this.bytes -= w.bytes;
         if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+          this.fellBack = Math.max(0, this.fellBack - this.head);
           this.waiting = this.waiting.slice(this.head);
           this.head = 0;
         }
@@ -306,6 +371,7 @@ export class RedisOutbox {
     const deadline = Date.now() + timeoutMs;
     while (this.length && Date.now() < deadline) await sleep(20);
     this.closed = true;
+    clearTimeout(this.fallbackTimer);
     this.wake(true);
     if (this.length) this.o.log.error({ lost: this.length }, 'cross-node events never reached Redis before shutdown');
   }

@@ -14,6 +14,16 @@
 // sequence at all, delivered as is). A recorded event's payload is r<epoch>:<serial> \n frame; those
 // come back to their origin too, which delivers them to its opted-in subscriptions only then (its
 // others got them when they were published).
+//
+// Redis Cluster: a channel's frames go by SPUBLISH to its shard, so while that shard fails over
+// (cluster-node-timeout plus the election: seconds) they wait in the outbox. A plain (unrecorded)
+// channel's frame that Redis has not taken FALLBACK_AFTER_MS after it was queued goes also by classic
+// PUBLISH on the one fallback channel (RedisKeys.fallback), which Redis Cluster copies to every node,
+// through connections to two live primaries; every node SUBSCRIBEs to it (ioredis Cluster's classic
+// subscriber, which moves to another node when its own dies). The message is "<shard channel>\n" and
+// the normal message, so a receiver routes it as if it came on that shard channel: the interest check,
+// and the sequence check that drops whichever copy comes second (the late sharded one, or the second
+// fallback copy). Recorded frames never take the fallback: their history is on the shard.
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -24,6 +34,17 @@ import type { RedisKeys } from '../redis/keys.js';
 import type { Backbone, BackboneHandlers, LocalDelivery, NodeCommand, Outgoing } from './backbone.js';
 import { RedisFeed, shardFeed } from './redis-feed.js';
 import { RedisOutbox, type OutboxEntry, type OutboxLimits, type Waiting } from './redis-outbox.js';
+
+/**
+ * Redis Cluster: how long (ms) a plain frame waits untaken before it goes by the fallback too. A
+ * shard's round trip is well under a millisecond on a LAN and a few ms on a loaded host; 150 ms is
+ * past the event-loop stalls of a busy node (so copies are rare while the shards are well), and a
+ * tenth of the shortest cluster-node-timeout people run (1.5 s in the tests; Redis's default is 15 s),
+ * so a failover's gap is this plus a round trip instead of the failover's whole time.
+ */
+export const FALLBACK_AFTER_MS = 150;
+/** Live primaries each fallback frame is published through: one of them may be the failing one. */
+const FALLBACK_COPIES = 2;
 
 export interface RedisBackboneOptions {
   pub: Redis;
@@ -38,8 +59,9 @@ export interface RedisBackboneOptions {
 
 /**
  * (sender, channel) pairs whose last sequence number is remembered; the one heard from longest ago is
- * forgotten past this. A second copy comes right after the first (the outbox writes a failed batch
- * again within a second), so only a pair forgotten in between would let one through.
+ * forgotten past this. A second copy comes soon after the first (the outbox writes a failed batch
+ * again within a second; on Redis Cluster the sharded copy of a fallback frame comes once the shard's
+ * failover is over, seconds later), so only a pair forgotten in between would let one through.
  */
 const REMEMBERED_STREAMS = 32_768;
 const RECORDED = 114; // 'r'
@@ -61,6 +83,8 @@ export class RedisBackbone implements Backbone {
   private readonly sharded: boolean;
   /** Frames that arrived from other nodes (metrics; the interest-routing test reads it). */
   received = 0;
+  /** Redis Cluster: plain frames also sent by the fallback channel while their shard did not take them (metrics). */
+  fallbackSent = 0;
 
   constructor(private readonly o: RedisBackboneOptions) {
     this.commandChannel = o.keys.commands;
@@ -73,6 +97,7 @@ export class RedisBackbone implements Backbone {
       resubscribeGraceMs: o.resubscribeGraceMs,
       cluster: this.sharded,
       scripts: { historyRecord: { ...recordEvent, keys: 4 } },
+      fallback: this.sharded ? { afterMs: FALLBACK_AFTER_MS, send: (entries) => this.sendFallback(entries) } : undefined,
       log: o.log,
     });
     this.feed = new RedisFeed(this.sharded ? shardFeed(o.sub) : o.sub, o.pub, () => this.handlers.feed, o.log);
@@ -93,7 +118,45 @@ export class RedisBackbone implements Backbone {
   async start(handlers: BackboneHandlers): Promise<void> {
     this.handlers = handlers;
     this.o.sub.on(this.sharded ? 'smessage' : 'message', (redisChannel: string, message: string) => this.receive(redisChannel, message));
+    if (this.sharded) {
+      this.o.sub.on('message', (redisChannel: string, message: string) => {
+        if (redisChannel === this.o.keys.fallback) this.receiveFallback(message);
+      });
+      // ioredis Cluster's classic subscriber: one connection to a random node, which on that
+      // connection's end picks another node at once and subscribes there again (autoResubscribe).
+      this.o.sub.subscribe(this.o.keys.fallback).catch((err) => this.o.log.warn({ err }, 'fallback channel subscribe failed'));
+    }
     await this.subscribe(this.commandChannel).catch((err) => this.o.log.warn({ err }, 'command channel subscribe deferred'));
+  }
+
+  /** A fallback frame: routed as the same message arriving on its shard channel (never a node command). */
+  private receiveFallback(message: string): void {
+    const nl = message.indexOf('\n');
+    if (nl <= 0) return;
+    const redisChannel = message.slice(0, nl);
+    if (redisChannel === this.commandChannel) return;
+    this.receive(redisChannel, message.slice(nl + 1));
+  }
+
+  /**
+   * Publishes stuck plain frames on the fallback channel through the first FALLBACK_COPIES primaries
+   * whose connection is up (sorted, so the same ones while they stay up: each keeps the frames' order).
+   * A primary that is failing may still look up; the second copy covers it.
+   */
+  private sendFallback(entries: readonly OutboxEntry[]): void {
+    const primaries = (this.o.pub as unknown as { nodes(role: 'master'): Redis[] })
+      .nodes('master')
+      .filter((n) => n.status === 'ready')
+      .sort((a, b) => nodeKey(a).localeCompare(nodeKey(b)))
+      .slice(0, FALLBACK_COPIES);
+    if (!primaries.length) return;
+    const messages = entries.flatMap((e) => (e.kind === 'publish' ? [`${e.channel}\n${e.message}`] : []));
+    // All written at once: one connection keeps them in order, behind the previous call's.
+    const sent = primaries.map((node) => Promise.all(messages.map((m) => node.publish(this.o.keys.fallback, m))));
+    Promise.any(sent).then(
+      () => (this.fallbackSent += messages.length),
+      () => this.o.log.debug({ frames: messages.length }, 'fallback publish failed: the frames wait for their shard'),
+    );
   }
 
   private receive(redisChannel: string, message: string): void {
@@ -179,7 +242,7 @@ export class RedisBackbone implements Backbone {
   }
 
   private publishEntry(appId: string, channel: string, frame: string, exceptSocketId: string | undefined): OutboxEntry {
-    return { kind: 'publish', channel: this.o.keys.channel(appId, channel), message: this.head(exceptSocketId ?? '') + frame };
+    return { kind: 'publish', channel: this.o.keys.channel(appId, channel), message: this.head(exceptSocketId ?? '') + frame, fallback: this.sharded || undefined };
   }
 
   writesNow(): boolean {
@@ -256,4 +319,8 @@ export class RedisBackbone implements Backbone {
     this.feed.close();
     this.o.sub.disconnect();
   }
+}
+
+function nodeKey(n: Redis): string {
+  return `${n.options.host}:${n.options.port}`;
 }

@@ -41,8 +41,8 @@ export interface WebhookStats {
 export interface MetricSources {
   sessions: { localConnections(): ReadonlyMap<string, number> };
   webhooks: { stats(): WebhookStats };
-  /** `received`: frames that reached this node from other nodes; the outage buffer and its refusals. */
-  backbone: { readonly received: number; readonly buffered: { readonly events: number; readonly bytes: number }; readonly refused: number };
+  /** `received`: frames that reached this node from other nodes; the outage buffer and its refusals; frames sent by the Redis Cluster fallback. */
+  backbone: { readonly received: number; readonly buffered: { readonly events: number; readonly bytes: number }; readonly refused: number; readonly fallbackSent: number };
   /** Where apps come from: up while it answers (always, for apps from the config), and its lookups. */
   appStore?: { readonly up: boolean; readonly sourceLookups: number; readonly failedLookups: number };
 }
@@ -50,7 +50,7 @@ export interface MetricSources {
 const none: MetricSources = {
   sessions: { localConnections: () => new Map() },
   webhooks: { stats: () => ({ queueDepth: 0, apps: new Map() }) },
-  backbone: { received: 0, buffered: { events: 0, bytes: 0 }, refused: 0 },
+  backbone: { received: 0, buffered: { events: 0, bytes: 0 }, refused: 0, fallbackSent: 0 },
 };
 
 export class Metrics implements TrafficCounters {
@@ -162,6 +162,15 @@ export class Metrics implements TrafficCounters {
       collect() {
         this.reset();
         this.inc(self.sources.backbone.refused);
+      },
+    });
+    new Counter({
+      name: 'ripple_backbone_fallback_sent_total',
+      help: 'Redis Cluster: channel frames also published on the fallback channel because their shard did not take them (a failover)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.sources.backbone.fallbackSent);
       },
     });
     new Counter({

@@ -103,6 +103,8 @@ test('on Redis Cluster a channel\'s traffic and state share one hash tag, and th
   ];
   assert.deepEqual(new Set(state.map(hashed)), new Set(['rp']));
   assert.equal(k.nodes, '{rp}:nodes');
+  // Classic PUBLISH is copied to every node whatever the name: the backbone's fallback needs no tag.
+  assert.equal(k.fallback, 'rp:fallback');
   assert.throws(() => new RedisKeys('r{p}', { cluster: true }), /no \{ or \}/);
 });
 

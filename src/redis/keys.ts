@@ -59,6 +59,7 @@ export interface ChannelStateKeys extends PresenceKeys {
  *  - the state that spans channels, apps and nodes (node leases, shares, each app's index of occupied
  *    channels, connection census, webhook queues and their last moved transition per channel, their
  *    doorbell and the node command channel) share the tag {<prefix>}.
+ *  - the backbone's fallback channel is classic pub/sub, in no slot: it has no tag.
  *  - an app's REST budget counters are single keys, spread by their whole name.
  * On one Redis (the default) every name is what earlier versions used, byte for byte.
  */
@@ -84,6 +85,12 @@ export class RedisKeys {
   // backbone/redis.ts
   /** pub/sub channel: node commands, heard by every node */
   readonly commands: string;
+  /**
+   * Redis Cluster: classic pub/sub channel (copied by Redis to every node, in no slot) that carries a
+   * plain channel's frames while its shard does not take them (a failover), "<shard channel>\n<message>";
+   * every node SUBSCRIBEs to it. Unused on one Redis.
+   */
+  readonly fallback: string;
   // limits/connection-census.ts
   /** hash: app → its connections cluster-wide (quota apps) */
   readonly connections: string;
@@ -102,6 +109,7 @@ export class RedisKeys {
     this.dataset = `${S}:dataset`;
     this.restored = `${S}:restored`;
     this.commands = `${S}:cmd`;
+    this.fallback = `${prefix}:fallback`;
     this.connections = `${S}:conns`;
     this.webhookBell = `${S}:wh:bell`;
   }
