@@ -33,6 +33,30 @@ interface ShardGroup {
 const HEALTH_POLL_MS = 100;
 
 /**
+ * How long the feed's PING may take before it is given up (and, when it was to end a break, sent
+ * again): ioredis 5.11 can lose it on a sharded subscriber connection that Redis dropped channels of, or
+ * that its subscriber group replaced, so that it never settles. Long enough for a backlog of messages.
+ */
+const PING_TIMEOUT_MS = 3000;
+const PING_RETRY_MS = 100;
+
+/** A PING's own answer: 'PONG', or ['pong', ''] on a connection in subscriber mode. */
+function isPong(reply: unknown): boolean {
+  const first = Array.isArray(reply) ? reply[0] : reply;
+  return String(first).toLowerCase() === 'pong';
+}
+
+function withinTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(timer), resolve(v)),
+      (e) => (clearTimeout(timer), reject(e)),
+    );
+  });
+}
+
+/**
  * A Redis Cluster subscriber (shardedSubscribers) as a FeedConnection.
  *
  * Broken: a shard's subscriber connection ended (its primary failed, or left the slot map) or Redis
@@ -94,7 +118,14 @@ export function shardFeed(sub: Redis): FeedConnection {
     on: (event, listener) => signals.on(event, listener),
     async ping() {
       const conns = [...(group()?.shardedSubscribers.values() ?? [])].map((s) => s.getInstance()).filter((r) => r && r.status === 'ready');
-      await Promise.all(conns.map((r) => r!.ping()));
+      const replies = await Promise.all(conns.map((r) => r!.ping()));
+      // ioredis 5.11 hands a command first in the queue the reply of an unsolicited SUNSUBSCRIBE (a slot
+      // moved) when it has one (the error event only comes when the queue is empty): the PING then
+      // settles with a count, before the messages it was to follow, and a slot's channels are gone.
+      if (!replies.every(isPong)) {
+        broke();
+        throw new Error('a shard channel was dropped while the PING was on its way');
+      }
     },
   };
 }
@@ -138,18 +169,23 @@ export class RedisFeed {
     const stretch = this.stretch;
     // ioredis wrote its SUBSCRIBEs for every channel before emitting 'ready': a PING answered after
     // them means all are in force, so what is published from then on arrives.
-    this.sub.ping().then(
-      () => {
-        if (this.stretch !== stretch || this.broken !== broken) return;
-        this.broken = undefined;
-        broken.resolve();
-        // At debug after an outage: the outage's own log says when Redis is back.
-        this.log[broken.redisWasDown ? 'debug' : 'info']('redis subscriber connection back: every channel subscribed again');
-        this.handler().feedResumed(broken.redisWasDown);
-      },
-      // Closed again before the answer: the next 'ready' tries again.
-      () => {},
-    );
+    const attempt = () =>
+      withinTimeout(this.sub.ping(), PING_TIMEOUT_MS).then(
+        () => {
+          if (this.stretch !== stretch || this.broken !== broken) return;
+          this.broken = undefined;
+          broken.resolve();
+          // At debug after an outage: the outage's own log says when Redis is back.
+          this.log[broken.redisWasDown ? 'debug' : 'info']('redis subscriber connection back: every channel subscribed again');
+          this.handler().feedResumed(broken.redisWasDown);
+        },
+        // Closed again before the answer: the next 'ready' tries again. A PING lost or given up while the
+        // connection stays up is sent again, or the break would never end.
+        () => {
+          if (this.stretch === stretch && this.broken === broken && !this.closing) setTimeout(() => this.broken === broken && attempt(), PING_RETRY_MS).unref();
+        },
+      );
+    void attempt();
   }
 
   /** See Backbone.interestReady: `subscribed` is the channel's SUBSCRIBE. */
@@ -177,7 +213,7 @@ export class RedisFeed {
   private barrier(): Promise<unknown> {
     return (this.pendingBarrier ??= Promise.resolve().then(() => {
       this.pendingBarrier = undefined;
-      return this.sub.ping();
+      return withinTimeout(this.sub.ping(), PING_TIMEOUT_MS);
     }));
   }
 
