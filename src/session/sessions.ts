@@ -15,8 +15,8 @@ import { clientEvent } from './client-events.js';
 import { Admission, type AdmissionOutcome, type CapacityCheck } from './admission.js';
 import type { SessionDeps } from './deps.js';
 import type { HandshakeRequest } from './handshake.js';
-import { Liveness, type LivenessSettings } from './liveness.js';
-import { Session } from './session.js';
+import { Liveness, tick, type LivenessSettings } from './liveness.js';
+import type { Session } from './session.js';
 import { signin } from './signin.js';
 import { newSocketId } from './socket-id.js';
 import { subscribe, unsubscribe } from './subscribe.js';
@@ -75,10 +75,10 @@ export class Sessions implements ConnectionIndex {
     this.o.census.release(app);
   }
 
-  /** An admitted connection (`connect`) becomes a session. */
-  open(conn: Connection, app: App): Session {
-    const now = Date.now();
-    const s = new Session(conn, app, newSocketId(), this.o.metrics.traffic(app.id), now);
+  /** An admitted connection's session (`connect`) opens: its socket id, connection_established. */
+  open<S extends Session>(s: S, app: App): S {
+    const conn = s.conn;
+    s.established(app, newSocketId(), this.o.metrics.traffic(app.id), tick(Date.now()));
     let live = this.byApp.get(app.id);
     if (!live) this.byApp.set(app.id, (live = new Map()));
     live.set(s.socketId, s);
