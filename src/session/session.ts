@@ -2,7 +2,6 @@
 // session logic reads and changes it, and reaches the client only through its Connection.
 import type { App } from '../apps/app.js';
 import type { ChannelMember, Subscription, Subscriptions } from '../channels/member.js';
-import type { AppTraffic } from '../metrics/metrics.js';
 import * as frames from '../protocol/frames.js';
 import type { Connection } from '../hub/connection.js';
 
@@ -41,8 +40,6 @@ export abstract class Session implements ChannelMember {
   app!: App;
   /** '' until established() */
   socketId = '';
-  /** The app's traffic counters on this node, bumped per frame received. */
-  traffic!: AppTraffic;
   /**
    * Liveness (liveness.ts) in one small integer: the tick of the last frame received, or minus the
    * tick of the server ping still unanswered.
@@ -51,10 +48,9 @@ export abstract class Session implements ChannelMember {
   private extras?: SessionExtras = undefined;
 
   /** The admission let it in: Sessions.open() gives it its socket id and app. */
-  established(app: App, socketId: string, traffic: AppTraffic, alive: number): void {
+  established(app: App, socketId: string, alive: number): void {
     this.app = app;
     this.socketId = socketId;
-    this.traffic = traffic;
     this.alive = alive;
   }
 

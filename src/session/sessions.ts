@@ -78,7 +78,7 @@ export class Sessions implements ConnectionIndex {
   /** An admitted connection's session (`connect`) opens: its socket id, connection_established. */
   open<S extends Session>(s: S, app: App): S {
     const conn = s.conn;
-    s.established(app, newSocketId(), this.o.metrics.traffic(app.id), tick(Date.now()));
+    s.established(app, newSocketId(), tick(Date.now()));
     let live = this.byApp.get(app.id);
     if (!live) this.byApp.set(app.id, (live = new Map()));
     live.set(s.socketId, s);
@@ -121,8 +121,10 @@ export class Sessions implements ConnectionIndex {
   }
 
   private counted(s: Session, bytes: number, now: number): void {
-    s.traffic.messagesIn++;
-    s.traffic.bytesIn += bytes;
+    // The app's counters are looked up per frame received rather than kept by each session (8 bytes each).
+    const traffic = this.o.metrics.traffic(s.app.id);
+    traffic.messagesIn++;
+    traffic.bytesIn += bytes;
     Liveness.seen(s, now);
   }
 

@@ -33,6 +33,15 @@ interface Waiting {
  */
 const MAX_EARLY_FRAMES = 16;
 
+/** A close waiting for the socket's backlog to drain, so that its close frame reaches the client. */
+class PendingClose {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    readonly deadline: NodeJS.Timeout,
+  ) {}
+}
+
 /** What every socket of the transport shares (one object, so a connection holds one reference). */
 interface WsShared {
   fanout: WsFanout;
@@ -67,10 +76,11 @@ export class WsSession extends Session implements Connection {
   /** set when uWS opens the socket */
   private ws!: WebSocket<WsData>;
   private state = OPEN;
-  /** The admission's outcome, until the socket opens (or, when it had to wait, until it answers). */
-  private opening?: App | HandshakeRefusal | Waiting;
-  /** A close waiting for the socket's backlog to drain, so that its close frame reaches the client. */
-  private pendingClose?: { code: number; reason: string; deadline: NodeJS.Timeout };
+  /**
+   * One field for what waits, as the two never overlap: before the session opens, the admission's
+   * outcome (or, when it had to wait, the wait); after a close behind a backlog, that close.
+   */
+  private pending?: App | HandshakeRefusal | Waiting | PendingClose;
 
   constructor(
     private readonly shared: WsShared,
@@ -111,14 +121,14 @@ export class WsSession extends Session implements Connection {
     for (const topic of this.ws.getTopics()) this.ws.unsubscribe(topic);
     const deadline = setTimeout(() => this.endPending(), this.shared.closeWaitMs);
     deadline.unref();
-    this.pendingClose = { code, reason, deadline };
+    this.pending = new PendingClose(code, reason, deadline);
     // Closed for the session before uWS closes the socket: the server closed it.
     if (this.isEstablished) this.shared.sessions.closed(this, code, 'server');
   }
 
   /** uWS sent part of the backlog. */
   drained(): void {
-    if (this.pendingClose && this.ws.getBufferedAmount() === 0) this.endPending();
+    if (this.pending instanceof PendingClose && this.ws.getBufferedAmount() === 0) this.endPending();
   }
 
   /** uWS closed the socket (either side, or after end()); tells the session, once. */
@@ -126,16 +136,16 @@ export class WsSession extends Session implements Connection {
     // Closed for the session before uWS closed the socket: the server closed it.
     const by = this.state === CLOSED ? 'server' : 'client';
     this.state = GONE;
-    if (this.pendingClose) clearTimeout(this.pendingClose.deadline);
-    this.pendingClose = undefined;
+    if (this.pending instanceof PendingClose) clearTimeout(this.pending.deadline);
+    this.pending = undefined;
     if (this.isEstablished) this.shared.sessions.closed(this, code, by, message);
   }
 
   private endPending(): void {
-    const p = this.pendingClose;
-    if (!p || this.state === GONE) return;
+    const p = this.pending;
+    if (!(p instanceof PendingClose) || this.state === GONE) return;
     clearTimeout(p.deadline);
-    this.pendingClose = undefined;
+    this.pending = undefined;
     this.ws.end(p.code, p.reason);
   }
 
@@ -160,8 +170,8 @@ export class WsSession extends Session implements Connection {
 
   /** The upgrade's admission outcome: at once, or a promise when the step had to wait. */
   admitted(outcome: AdmissionOutcome | Promise<AdmissionOutcome>): void {
-    if (outcome instanceof Promise) this.opening = { admission: outcome, early: [] };
-    else this.opening = outcome.ok ? outcome.app : outcome;
+    if (outcome instanceof Promise) this.pending = { admission: outcome, early: [] };
+    else this.pending = outcome.ok ? outcome.app : outcome;
   }
 
   /** The socket went away before uWS opened it, or while its admission waited. */
@@ -172,17 +182,17 @@ export class WsSession extends Session implements Connection {
   /** uWS opened the socket: the session opens, the refusal is sent, or the admission is awaited. */
   opened(ws: WebSocket<WsData>, log: Logger): void {
     this.ws = ws;
-    const o = this.opening;
+    const o = this.pending;
     const sessions = this.shared.sessions;
-    if (o === undefined) return;
-    if ('admission' in o) return void o.admission.then((outcome) => this.decided(outcome, o), (err) => this.failed(err, log));
-    this.opening = undefined;
+    if (o === undefined || o instanceof PendingClose) return;
+    if ('admission' in o) return void o.admission.then((outcome) => this.decided(outcome, o), (err) => this.failed(err, o, log));
+    this.pending = undefined;
     if ('code' in o) return refuseConnection(this, o.code, o.message);
     sessions.open(this, o);
   }
 
   private decided(o: AdmissionOutcome, waiting: Waiting): void {
-    this.opening = undefined;
+    if (this.pending === waiting) this.pending = undefined;
     const sessions = this.shared.sessions;
     // The client went away while the step waited: its place (if it got one) goes back.
     if (this.state === GONE) return void (o.ok && sessions.abandon(o.app));
@@ -191,8 +201,8 @@ export class WsSession extends Session implements Connection {
     for (const f of waiting.early) if (this.state === OPEN) sessions.receive(this, f.text, f.bytes);
   }
 
-  private failed(err: unknown, log: Logger): void {
-    this.opening = undefined;
+  private failed(err: unknown, waiting: Waiting, log: Logger): void {
+    if (this.pending === waiting) this.pending = undefined;
     log.warn({ err }, 'connection admission failed');
     if (this.state !== GONE) refuseConnection(this, Codes.overCapacity, 'Try again');
   }
@@ -202,7 +212,7 @@ export class WsSession extends Session implements Connection {
     // A session closed behind a backlog is over: what its client still sends is not read.
     if (this.state !== OPEN) return;
     if (this.isEstablished) return this.shared.sessions.receive(this, text, bytes);
-    const o = this.opening;
+    const o = this.pending;
     // Still waiting for its admission: kept, in order, for when it opens.
     if (o === undefined || !('admission' in o)) return;
     if (o.early.length >= MAX_EARLY_FRAMES) return this.send(frames.errorFrame(null, 'Frame dropped: sent before pusher:connection_established'));
