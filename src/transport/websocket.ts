@@ -55,12 +55,6 @@ const OPEN = 0;
 const CLOSED = 1;
 const GONE = 2;
 
-/** Where a connection comes from: the same object for connections whose address and Origin are the previous one's. */
-interface Peer {
-  remoteAddress: string;
-  origin: string;
-}
-
 /**
  * One socket's session, from its upgrade on: its admission's outcome until it opens, then the Pusher
  * session (session/session.ts) whose Connection it is itself. Kept small, as it lives as long as the
@@ -84,17 +78,10 @@ export class WsSession extends Session implements Connection {
 
   constructor(
     private readonly shared: WsShared,
-    private readonly peer: Peer,
+    readonly remoteAddress: string,
+    readonly origin: string,
   ) {
     super();
-  }
-
-  get remoteAddress(): string {
-    return this.peer.remoteAddress;
-  }
-
-  get origin(): string {
-    return this.peer.origin;
   }
 
   /** Closed for the session: it closed the connection, or the socket went away. */
@@ -298,26 +285,23 @@ function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context
   } catch {
     key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
   }
-  const session = new WsSession(shared, sameAsLast(Buffer.from(res.getRemoteAddressAsText()).toString(), req.getHeader('origin')));
+  const session = new WsSession(shared, sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
   session.admitted(shared.sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: session.origin, remoteAddress: session.remoteAddress }, () => session.gone));
   const data: WsData = { session };
   res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
 }
 
 /**
- * A connection's address and Origin: the previous connection's object when both are equal, so
- * connections that share them hold one copy (the address of a proxy in front of the node, or of a load
- * generator, and the Origin of a site's pages) - each connection keeps them for as long as it lives.
- * Either string alone is also the previous one's when equal.
+ * A string equal to the previous connection's is replaced by that one, so connections that share it
+ * hold one copy: the Origin of a site's pages, and the address of a proxy in front of the node (or of a
+ * load generator) - each connection keeps both for as long as it lives. (Not one object for the pair:
+ * a client connecting directly has an address of its own, and would then cost an object more.)
  */
-let lastPeer: Peer = { remoteAddress: '', origin: '' };
-function sameAsLast(remoteAddress: string, origin: string): Peer {
-  const last = lastPeer;
-  if (remoteAddress === last.remoteAddress && origin === last.origin) return last;
-  if (remoteAddress === last.remoteAddress) remoteAddress = last.remoteAddress;
-  if (origin === last.origin) origin = last.origin;
-  return (lastPeer = { remoteAddress, origin });
+function lastOne(): (value: string) => string {
+  let last = '';
+  return (value) => (value === last ? last : (last = value));
 }
+const sameAsLast = { address: lastOne(), origin: lastOne() };
 
 function received(conn: WsSession, message: ArrayBuffer): void {
   if (conn.closed) return;
