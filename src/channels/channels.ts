@@ -19,7 +19,7 @@ import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, wat
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
-import { subscriptions, Subscription, type ChannelMember, type RecoveryRequest } from './member.js';
+import { subscriptions, Subscription, userIdOf, type ChannelMember, type RecoveryRequest, type Sub } from './member.js';
 import { HOLD_MARGIN, recover, type RecoveryDeps } from './recovery.js';
 import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
 import { SharedReads } from './shared-reads.js';
@@ -99,7 +99,8 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   /** Public, private and encrypted channels (spec §3.3, §3.4). */
   subscribe(s: ChannelMember, channel: string, recovery?: RecoveryRequest): void {
     const app = s.app;
-    const sub = new Subscription(channel);
+    // A plain subscription is its channel's name; one that opted in to recovery is an object.
+    const sub: Sub = recovery ? new Subscription(channel) : channel;
     s.subs = subscriptions.with(s.subs, sub);
     const policy = this.joinTopic(s, channel, sub, recovery);
     s.send(frames.subscriptionSucceeded(channel));
@@ -184,10 +185,10 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     if (!sub) return; // unknown unsubscribe: ignored (spec §3.6)
     s.subs = subscriptions.without(s.subs, channel);
     this.leaveTopic(s, channel, sub);
-    if (this.d.tap.on && this.d.tap.watches(s.app.id)) this.d.tap.emit({ type: 'unsubscribed', appId: s.app.id, socketId: s.socketId, channel, userId: sub.userId });
+    if (this.d.tap.on && this.d.tap.watches(s.app.id)) this.d.tap.emit({ type: 'unsubscribed', appId: s.app.id, socketId: s.socketId, channel, userId: userIdOf(sub) });
     // Unrecorded (Redis unreachable): this node's record has it, and when Redis is back its share is
     // written again and the transitions it makes are announced then (presence/redis.ts).
-    this.leaveStore(s.app, channel, s.socketId, sub.userId).catch((err) => this.d.log.debug({ err, app: s.app.id, channel }, 'leave not yet recorded cluster-wide'));
+    this.leaveStore(s.app, channel, s.socketId, userIdOf(sub)).catch((err) => this.d.log.debug({ err, app: s.app.id, channel }, 'leave not yet recorded cluster-wide'));
   }
 
   /**
@@ -199,7 +200,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     const app = s.app;
     s.userChannel = new Subscription(SERVER_TO_USER_PREFIX + user.id);
     this.joinTopic(s, s.userChannel.channel, s.userChannel);
-    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched), new Subscription(watchChannel(watched)));
+    for (const watched of user.watchlist) this.joinTopic(s, watchChannel(watched), watchChannel(watched));
     this.d.store.joinPresence(app.id, ONLINE_CHANNEL, s.socketId, { userId: user.id, userInfo }).then(
       (join) => {
         if (join.added) this.announce(app.id, user.id, 'online');
@@ -224,7 +225,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
     const app = s.app;
     if (s.userChannel) this.leaveTopic(s, s.userChannel.channel, s.userChannel);
     s.userChannel = undefined;
-    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched), new Subscription(watchChannel(watched)));
+    for (const watched of user.watchlist) this.leaveTopic(s, watchChannel(watched), watchChannel(watched));
     this.d.store.leavePresence(app.id, ONLINE_CHANNEL, s.socketId, user.id).then(
       (last) => {
         if (last) this.announce(app.id, user.id, 'offline');
@@ -314,20 +315,22 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   /**
    * Joins the hub and, for the node's first local connection, registers interest with the backbone. A
    * subscribe that opted in to recovery on a channel with a history is held until its replay is
-   * written; returns that channel's policy then.
+   * written (a recovering subscription is an object: see Sub); returns that channel's policy then.
    */
-  private joinTopic(s: ChannelMember, channel: string, sub: Subscription, recovery?: RecoveryRequest): HistoryPolicy | undefined {
-    const policy = recovery ? policyOf(s.app, channel) : undefined;
+  private joinTopic(s: ChannelMember, channel: string, sub: Sub, recovery?: RecoveryRequest): HistoryPolicy | undefined {
+    const policy = recovery && typeof sub === 'object' ? policyOf(s.app, channel) : undefined;
     let first: boolean;
-    if (policy) ({ hold: sub.hold, first } = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN));
+    if (policy && typeof sub === 'object') ({ hold: sub.hold, first } = this.d.hub.hold(s.conn, s.app.id, channel, policy.size + HOLD_MARGIN));
     else first = this.d.hub.join(s.conn, s.app.id, channel);
     if (first) this.d.backbone.addInterest(s.app.id, channel);
     return policy;
   }
 
-  private leaveTopic(s: ChannelMember, channel: string, sub: Subscription): void {
+  private leaveTopic(s: ChannelMember, channel: string, sub: Sub): void {
     let last: boolean;
-    if (sub.hold) {
+    if (typeof sub === 'string') {
+      last = this.d.hub.leave(s.conn, s.app.id, channel);
+    } else if (sub.hold) {
       last = this.d.hub.cancel(sub.hold, s.app.id, channel);
       sub.hold = undefined;
     } else {
@@ -344,12 +347,12 @@ export class Channels implements ClusterStateHandler, FeedHandler {
   private afterSucceeded(
     s: ChannelMember,
     channel: string,
-    sub: Subscription,
+    sub: Sub,
     recovery: RecoveryRequest | undefined,
     policy: HistoryPolicy | undefined,
     current: () => boolean,
   ): void {
-    if (recovery && policy) {
+    if (recovery && policy && typeof sub === 'object') {
       void recover(this.recovery, s, channel, sub, recovery, policy, current).then((recovered) => {
         if (!recovered && isCacheChannel(channel) && current()) this.replayCache(s, channel);
       });

@@ -2,7 +2,7 @@
 // lone one when one is left; each channel found, counted and listed the same way in either form.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Subscription, subscriptions, type Subscriptions } from './member.js';
+import { Subscription, subscriptions, userIdOf, type Subscriptions } from './member.js';
 
 test('one subscription is held as itself; a second makes a Map; leaving down to one goes back', () => {
   const a = new Subscription('a');
@@ -20,7 +20,7 @@ test('one subscription is held as itself; a second makes a Map; leaving down to 
   subs = subscriptions.with(subs, b);
   assert.ok(subs instanceof Map);
   assert.equal(subscriptions.get(subs, 'a'), a);
-  assert.equal(subscriptions.get(subs, 'presence-b')?.userId, 'u1');
+  assert.equal(userIdOf(subscriptions.get(subs, 'presence-b')!), 'u1');
   assert.equal(subscriptions.size(subs), 2);
   assert.deepEqual(subscriptions.names(subs), ['a', 'presence-b']);
 
@@ -51,10 +51,27 @@ test('names() is a copy: every channel can be left while going through it', () =
   assert.equal(subs, undefined);
 });
 
-test('a plain subscription has no presence or recovery fields of its own until they are set', () => {
-  const plain = new Subscription('a');
-  assert.deepEqual(Object.keys(plain), ['channel']);
-  plain.positioned = true;
-  assert.equal(plain.positioned, true);
+test('a plain subscription is its channel name, alone or beside others', () => {
+  const b = new Subscription('presence-b', 'u1');
+  let subs: Subscriptions = subscriptions.with(undefined, 'a');
+  assert.equal(subs, 'a');
+  assert.equal(subscriptions.get(subs, 'a'), 'a');
+  assert.equal(subscriptions.get(subs, 'ab'), undefined);
+  assert.equal(userIdOf('a'), undefined);
+  subs = subscriptions.with(subs, b);
+  subs = subscriptions.with(subs, 'c');
+  assert.deepEqual(subscriptions.names(subs), ['a', 'presence-b', 'c']);
+  assert.equal(subscriptions.get(subs, 'c'), 'c');
+  subs = subscriptions.without(subs, 'presence-b');
+  subs = subscriptions.without(subs, 'a');
+  assert.equal(subs, 'c', 'back to the lone plain subscription, its name');
+  assert.equal(subscriptions.without(subs, 'c'), undefined);
+});
+
+test('a presence or recovering subscription has no presence or recovery fields of its own until they are set', () => {
+  const recovering = new Subscription('a');
+  assert.deepEqual(Object.keys(recovering), ['channel']);
+  recovering.positioned = true;
+  assert.equal(recovering.positioned, true);
   assert.deepEqual(Object.keys(new Subscription('presence-a', 'u1')).sort(), ['channel', 'userId']);
 });

@@ -5,9 +5,9 @@ import type { Hold } from '../hub/hub.js';
 import type { Connection } from '../hub/connection.js';
 
 /**
- * What the node knows about one channel subscription of a session. A plain subscription (no presence,
- * no recovery) is the object with its channel's name alone: the other fields are added only where they
- * apply (`declare`: not defined per instance), so most subscriptions stay a small object.
+ * What the node knows about one presence or recovering channel subscription of a session (a plain one
+ * is its channel's name alone: see Sub). The fields are added only where they apply (`declare`: not
+ * defined per instance), so a subscription holds what its kind needs.
  */
 export class Subscription {
   /** Opted in to message recovery: in the channel's positioned topic (docs/recovery.md). */
@@ -32,39 +32,54 @@ export class Subscription {
 }
 
 /**
+ * A subscription as the session keeps it: a plain one (no presence, no recovery: most of them) is its
+ * channel's name alone, the string the client sent; a presence or recovering one a Subscription.
+ */
+export type Sub = Subscription | string;
+
+/**
  * A session's channel subscriptions: the one subscription itself while there is only one (most
  * connections), a Map by channel name from the second on. The channel owner alone changes them.
  */
-export type Subscriptions = Subscription | Map<string, Subscription> | undefined;
+export type Subscriptions = Sub | Map<string, Sub> | undefined;
+
+function channelOf(sub: Sub): string {
+  return typeof sub === 'string' ? sub : sub.channel;
+}
+
+/** The presence user id a subscription joined as (presence channels only). */
+export function userIdOf(sub: Sub): string | undefined {
+  return typeof sub === 'string' ? undefined : sub.userId;
+}
 
 export const subscriptions = {
-  get(subs: Subscriptions, channel: string): Subscription | undefined {
-    if (subs instanceof Subscription) return subs.channel === channel ? subs : undefined;
-    return subs?.get(channel);
+  get(subs: Subscriptions, channel: string): Sub | undefined {
+    if (subs instanceof Map) return subs.get(channel);
+    return subs !== undefined && channelOf(subs) === channel ? subs : undefined;
   },
   size(subs: Subscriptions): number {
-    if (subs instanceof Subscription) return 1;
-    return subs?.size ?? 0;
+    if (subs instanceof Map) return subs.size;
+    return subs === undefined ? 0 : 1;
   },
   /** The set with `sub` in it (replacing one of the same channel). */
-  with(subs: Subscriptions, sub: Subscription): Subscriptions {
-    if (subs === undefined || (subs instanceof Subscription && subs.channel === sub.channel)) return sub;
-    if (subs instanceof Subscription) return new Map([[subs.channel, subs], [sub.channel, sub]]);
-    subs.set(sub.channel, sub);
+  with(subs: Subscriptions, sub: Sub): Subscriptions {
+    if (subs === undefined || (!(subs instanceof Map) && channelOf(subs) === channelOf(sub))) return sub;
+    if (!(subs instanceof Map)) return new Map([[channelOf(subs), subs], [channelOf(sub), sub]]);
+    subs.set(channelOf(sub), sub);
     return subs;
   },
   /** The set without `channel`'s subscription (back to the lone subscription when one is left). */
   without(subs: Subscriptions, channel: string): Subscriptions {
-    if (subs instanceof Subscription) return subs.channel === channel ? undefined : subs;
-    if (!subs?.delete(channel)) return subs;
+    if (!(subs instanceof Map)) return subs !== undefined && channelOf(subs) === channel ? undefined : subs;
+    if (!subs.delete(channel)) return subs;
     if (subs.size > 1) return subs;
     for (const only of subs.values()) return only;
     return undefined;
   },
   /** The channels' names (a copy: safe to change the set while going through it). */
   names(subs: Subscriptions): string[] {
-    if (subs instanceof Subscription) return [subs.channel];
-    return subs ? [...subs.keys()] : [];
+    if (subs instanceof Map) return [...subs.keys()];
+    return subs === undefined ? [] : [channelOf(subs)];
   },
 };
 

@@ -5,8 +5,8 @@
 // recorded events with their position (built once per delivery, docs/recovery.md); while such a
 // subscription's replay is being written, its frames are held instead. The hub remembers the last
 // position it delivered on each channel: every opted-in subscription in the positioned topic is there,
-// which is where a gap in the node's feed starts for them. Each channel's state keeps its app's
-// traffic counters, so a delivery counts per app without a lookup.
+// which is where a gap in the node's feed starts for them. The channels are kept by app with the
+// app's traffic counters, so a delivery counts per app without another lookup.
 import type { Audience, FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
@@ -19,6 +19,11 @@ function topicOf(appId: string, channel: string): string {
 
 /** Suffix of a channel's topic for opted-in subscriptions: no channel name or user id has a control character. */
 const POSITIONED = '\n+';
+
+/** Topic of app/channel's opted-in subscriptions. */
+function positionedTopicOf(appId: string, channel: string): string {
+  return `${appId}:${channel}${POSITIONED}`;
+}
 
 /** A frame held for a subscription, with its position when it was recorded. */
 export interface HeldFrame {
@@ -47,53 +52,47 @@ export class Hold {
   }
 }
 
-/**
- * One channel's connections on this node. Kept small, as there can be one per connection: its topic
- * (`app:channel`, which the hub's map is keyed by too), the count of plain subscriptions, the app's
- * traffic counters, and only for a channel with opted-in subscriptions or recorded events, `rec`.
- */
-class ChannelState {
-  rec?: Recovering = undefined;
-
-  constructor(
-    readonly topic: string,
-    readonly traffic: AppTraffic,
-    public plain = 0,
-  ) {}
-
-  get appId(): string {
-    return this.topic.slice(0, this.topic.lastIndexOf(':'));
-  }
-
-  get channel(): string {
-    return this.topic.slice(this.topic.lastIndexOf(':') + 1);
-  }
-
-  total(): number {
-    const r = this.rec;
-    return r === undefined ? this.plain : this.plain + r.positioned + (r.holds?.size ?? 0);
-  }
+/** A channel-state value's plain subscriptions (see AppChannels.channels). */
+function plainOf(v: number | Recovering | undefined): number {
+  return v === undefined ? 0 : typeof v === 'number' ? v : v.plain;
 }
 
-/** A channel's message-recovery side (docs/recovery.md): its positioned topic, holds and position. */
+/** Its connections on this node, in any topic of the channel or held. */
+function totalOf(v: number | Recovering | undefined): number {
+  return v === undefined || typeof v === 'number' ? (v ?? 0) : v.plain + v.positioned + (v.holds?.size ?? 0);
+}
+
+/**
+ * A channel with message recovery on this node (docs/recovery.md): opted-in subscriptions or recorded
+ * events. Its plain subscriptions' count, its positioned topic's, its holds and its position.
+ */
 class Recovering {
-  /** the topic of the channel's opted-in subscriptions */
-  readonly topic: string;
   positioned = 0;
   holds?: Set<Hold> = undefined;
   /** the position the subscriptions in the positioned topic are at (see Hub.position) */
   position?: string = undefined;
 
-  constructor(channelTopic: string) {
-    this.topic = channelTopic + POSITIONED;
-  }
+  constructor(public plain: number) {}
+}
+
+/**
+ * One app's channels on this node, with the app's traffic counters (a delivery counts per app without
+ * another lookup). Kept small, as there can be a channel per connection: a channel is its name (the
+ * map's key, the string its first subscriber sent) and, without recovery, only the count of its
+ * subscriptions (a small integer, no object); its topics are made from the app id and the name when
+ * used (a join, a leave, a delivery), not kept.
+ */
+class AppChannels {
+  readonly channels = new Map<string, number | Recovering>();
+
+  constructor(readonly traffic: AppTraffic) {}
 }
 
 export class Hub implements FrameDelivery {
   /** the local connections by socket id, for leaving out the sender of an event */
   private index: ConnectionIndex = { connection: () => undefined };
-  /** topic → this node's connections in the channel */
-  private channels = new Map<string, ChannelState>();
+  /** appId → its channels with connections on this node */
+  private apps = new Map<string, AppChannels>();
   private readonly fanouts: Fanout[] = [];
 
   constructor(private readonly counters: TrafficCounters) {}
@@ -108,61 +107,69 @@ export class Hub implements FrameDelivery {
     this.index = index;
   }
 
-  private state(appId: string, channel: string): ChannelState {
-    const topic = topicOf(appId, channel);
-    let st = this.channels.get(topic);
-    if (!st) this.channels.set(topic, (st = new ChannelState(topic, this.counters.traffic(appId))));
-    return st;
+  private appChannels(appId: string): AppChannels {
+    let app = this.apps.get(appId);
+    if (!app) this.apps.set(appId, (app = new AppChannels(this.counters.traffic(appId))));
+    return app;
   }
 
-  private recovering(st: ChannelState): Recovering {
-    return (st.rec ??= new Recovering(st.topic));
+  /** The channel's recovery side, made (from its plain count) when it has none yet. */
+  private recovering(app: AppChannels, channel: string): Recovering {
+    const v = app.channels.get(channel);
+    if (typeof v === 'object') return v;
+    const r = new Recovering(v ?? 0);
+    app.channels.set(channel, r);
+    return r;
   }
 
   /** true when the channel has no connection here any more (and forgets it) */
-  private emptied(st: ChannelState): boolean {
-    if (st.total() > 0) return false;
-    this.channels.delete(st.topic);
+  private emptied(appId: string, app: AppChannels, channel: string): boolean {
+    if (totalOf(app.channels.get(channel)) > 0) return false;
+    app.channels.delete(channel);
+    if (app.channels.size === 0) this.apps.delete(appId);
     return true;
   }
 
   /** Adds a connection to app/channel; true when it is the node's first connection there. */
   join(conn: Connection, appId: string, channel: string, positioned = false): boolean {
-    const st = this.state(appId, channel);
-    const first = st.total() === 0;
+    const app = this.appChannels(appId);
+    const v = app.channels.get(channel);
+    const first = totalOf(v) === 0;
     if (positioned) {
-      const r = this.recovering(st);
-      conn.join(r.topic);
-      r.positioned++;
+      conn.join(positionedTopicOf(appId, channel));
+      this.recovering(app, channel).positioned++;
     } else {
-      conn.join(st.topic);
-      st.plain++;
+      conn.join(topicOf(appId, channel));
+      if (typeof v === 'object') v.plain++;
+      else app.channels.set(channel, (v ?? 0) + 1);
     }
     return first;
   }
 
   /** Removes a connection from app/channel; true when the node has no connection there any more. */
   leave(conn: Connection, appId: string, channel: string, positioned = false): boolean {
-    const st = this.channels.get(topicOf(appId, channel));
-    if (!st) return false;
+    const app = this.apps.get(appId);
+    const v = app?.channels.get(channel);
+    if (!app || v === undefined) return false;
     if (positioned) {
-      if (st.rec) {
-        conn.leave(st.rec.topic);
-        st.rec.positioned = Math.max(0, st.rec.positioned - 1);
+      if (typeof v === 'object') {
+        conn.leave(positionedTopicOf(appId, channel));
+        v.positioned = Math.max(0, v.positioned - 1);
       }
     } else {
-      conn.leave(st.topic);
-      st.plain = Math.max(0, st.plain - 1);
+      conn.leave(topicOf(appId, channel));
+      if (typeof v === 'object') v.plain = Math.max(0, v.plain - 1);
+      else app.channels.set(channel, Math.max(0, v - 1));
     }
-    return this.emptied(st);
+    return this.emptied(appId, app, channel);
   }
 
   /** Counts an opted-in subscription whose frames are held (at most `max`) until release(); true when first. */
   hold(conn: Connection, appId: string, channel: string, max: number): { hold: Hold; first: boolean } {
-    const st = this.state(appId, channel);
-    const first = st.total() === 0;
+    const app = this.appChannels(appId);
+    const first = totalOf(app.channels.get(channel)) === 0;
     const hold = new Hold(conn, max);
-    const r = this.recovering(st);
+    const r = this.recovering(app, channel);
     (r.holds ??= new Set()).add(hold);
     return { hold, first };
   }
@@ -172,12 +179,18 @@ export class Hub implements FrameDelivery {
    * be written again); the channel keeps its position.
    */
   rehold(conn: Connection, appId: string, channel: string, max: number): Hold {
-    const r = this.recovering(this.state(appId, channel));
-    conn.leave(r.topic);
+    const r = this.recovering(this.appChannels(appId), channel);
+    conn.leave(positionedTopicOf(appId, channel));
     r.positioned = Math.max(0, r.positioned - 1);
     const hold = new Hold(conn, max);
     (r.holds ??= new Set()).add(hold);
     return hold;
+  }
+
+  /** The channel's recovery side, when it has one. */
+  private recoveringOf(appId: string, channel: string): Recovering | undefined {
+    const v = this.apps.get(appId)?.channels.get(channel);
+    return typeof v === 'object' ? v : undefined;
   }
 
   /**
@@ -185,10 +198,10 @@ export class Hub implements FrameDelivery {
    * `position`, when given, is where the positioned topic is from now on (the replay went that far).
    */
   release(hold: Hold, appId: string, channel: string, position?: string): void {
-    const r = this.channels.get(topicOf(appId, channel))?.rec;
+    const r = this.recoveringOf(appId, channel);
     if (!r?.holds?.delete(hold)) return;
     if (!r.holds.size) r.holds = undefined;
-    hold.conn.join(r.topic);
+    hold.conn.join(positionedTopicOf(appId, channel));
     r.positioned++;
     if (position !== undefined) r.position = position;
   }
@@ -199,28 +212,29 @@ export class Hub implements FrameDelivery {
    * subscription in the positioned topic is there.
    */
   position(appId: string, channel: string): string | undefined {
-    return this.channels.get(topicOf(appId, channel))?.rec?.position;
+    return this.recoveringOf(appId, channel)?.position;
   }
 
   /** Channels with subscriptions that did not opt in to recovery, by app (what a break in the feed may cost them). */
   plainChannels(): Map<string, string[]> {
     const byApp = new Map<string, string[]>();
-    for (const st of this.channels.values()) {
-      if (st.plain === 0) continue;
-      let list = byApp.get(st.appId);
-      if (!list) byApp.set(st.appId, (list = []));
-      list.push(st.channel);
+    for (const [appId, app] of this.apps) {
+      let list: string[] | undefined;
+      for (const [channel, v] of app.channels) {
+        if (plainOf(v) === 0) continue;
+        if (!list) byApp.set(appId, (list = []));
+        list.push(channel);
+      }
     }
     return byApp;
   }
 
   /** Drops a hold (the subscription ended first); true when the node has no connection there any more. */
   cancel(hold: Hold, appId: string, channel: string): boolean {
-    const st = this.channels.get(topicOf(appId, channel));
-    const r = st?.rec;
+    const r = this.recoveringOf(appId, channel);
     if (!r?.holds?.delete(hold)) return false;
     if (!r.holds.size) r.holds = undefined;
-    return this.emptied(st!);
+    return this.emptied(appId, this.apps.get(appId)!, channel);
   }
 
   /**
@@ -228,23 +242,28 @@ export class Hub implements FrameDelivery {
    * `exceptSocketId`; `bytes` is the frame's UTF-8 length when the caller has it already.
    */
   deliver(appId: string, channel: string, frame: string, exceptSocketId?: string, position?: string, bytes?: number, audience: Audience = 'all'): void {
-    const st = this.channels.get(topicOf(appId, channel));
-    if (st === undefined) return;
+    const app = this.apps.get(appId);
+    const v = app?.channels.get(channel);
+    if (app === undefined || v === undefined) return;
     const except = exceptSocketId === undefined ? undefined : this.index.connection(appId, exceptSocketId);
     const frameBytes = bytes ?? Buffer.byteLength(frame);
-    if (position !== undefined) this.recovering(st).position = position;
-    if (st.plain > 0 && audience !== 'positioned') {
-      st.traffic.messagesOut += st.plain;
-      st.traffic.bytesOut += st.plain * frameBytes;
-      for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(st.topic, frame, except);
+    const traffic = app.traffic;
+    let r = typeof v === 'object' ? v : undefined;
+    if (position !== undefined) (r = this.recovering(app, channel)).position = position;
+    const plain = r === undefined ? (v as number) : r.plain;
+    if (plain > 0 && audience !== 'positioned') {
+      traffic.messagesOut += plain;
+      traffic.bytesOut += plain * frameBytes;
+      const topic = topicOf(appId, channel);
+      for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
     }
-    const r = st.rec;
     if (r !== undefined && (r.positioned > 0 || r.holds) && audience !== 'plain') {
       const positioned = position === undefined ? frame : withPosition(frame, position);
       if (r.positioned > 0) {
-        st.traffic.messagesOut += r.positioned;
-        st.traffic.bytesOut += r.positioned * (position === undefined ? frameBytes : withPositionBytes(frameBytes, position));
-        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(r.topic, positioned, except);
+        traffic.messagesOut += r.positioned;
+        traffic.bytesOut += r.positioned * (position === undefined ? frameBytes : withPositionBytes(frameBytes, position));
+        const topic = positionedTopicOf(appId, channel);
+        for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, positioned, except);
       }
       if (r.holds) for (const h of r.holds) if (h.conn !== except) h.push(positioned, position);
     }

@@ -4,7 +4,7 @@ import { channelKind } from '../protocol/channels.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import { MAX_DATA_DEPTH, nestedDeeperThan, type ClientFrame } from '../protocol/parse.js';
-import { subscriptions } from '../channels/member.js';
+import { subscriptions, userIdOf } from '../channels/member.js';
 import type { Session } from './session.js';
 import { cut } from '../console/events.js';
 import type { SessionDeps } from './deps.js';
@@ -48,7 +48,7 @@ export function clientEvent(deps: SessionDeps, s: Session, frame: ClientFrame, n
       return refuse(s, 'The rate limit for sending client events exceeded the quota.', channel);
     }
   }
-  const userId = kind === 'presence' ? sub.userId : undefined;
+  const userId = kind === 'presence' ? userIdOf(sub) : undefined;
   // The client's data is relayed as received (an object stays an object, spec §6).
   const out = frames.channelEvent(frame.event, channel, frame.data, userId);
   // Redis down and the outage buffer full: refused whole (not even local delivery), the client may retry.

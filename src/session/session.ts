@@ -2,7 +2,6 @@
 // session logic reads and changes it, and reaches the client only through its Connection.
 import type { App } from '../apps/app.js';
 import type { ChannelMember, Subscription, Subscriptions } from '../channels/member.js';
-import type { AppTraffic } from '../metrics/metrics.js';
 import * as frames from '../protocol/frames.js';
 import type { Connection } from '../hub/connection.js';
 
@@ -15,10 +14,11 @@ export interface SignedInUser {
 }
 
 /**
- * What only some sessions need (a signed-in user's channel, a sign-in deadline, client events' rate
+ * What only some sessions need (a signed-in user and its channel, a sign-in deadline, client events' rate
  * window, an app that changed since the admission): made on first use, so most sessions are smaller.
  */
 class SessionExtras {
+  user?: SignedInUser = undefined;
   userChannel?: Subscription = undefined;
   signinTimer?: NodeJS.Timeout = undefined;
   rateWindowStart = 0;
@@ -26,31 +26,51 @@ class SessionExtras {
   admittedAs?: App = undefined;
 }
 
-export class Session implements ChannelMember {
+/**
+ * One Pusher session. A transport makes it when a client connects (a WebSocket's session is the
+ * transport's own object for the socket, so a connection is one object: see transport/websocket.ts);
+ * Sessions.open() gives it its socket id and app once the admission step let it in.
+ */
+export abstract class Session implements ChannelMember {
+  /** How its frames reach the client (a WebSocket session is its own Connection). */
+  abstract readonly conn: Connection;
   /** Its channels (channels/member.ts: one subscription, or a Map of them from the second on). */
   subs: Subscriptions = undefined;
-  user?: SignedInUser = undefined;
-  /** ms timestamp of the last frame received */
-  lastSeen: number;
-  /** ms timestamp of the server ping still unanswered, 0 when none */
-  pingSentAt = 0;
+  /** The app's current settings: replaced when the app changes (appUpdated). Set by established(). */
+  app!: App;
+  /** '' until established() */
+  socketId = '';
+  /**
+   * Liveness (liveness.ts) in one small integer: the tick of the last frame received, or minus the
+   * tick of the server ping still unanswered.
+   */
+  alive = 0;
   private extras?: SessionExtras = undefined;
 
-  constructor(
-    readonly conn: Connection,
-    /** The app's current settings: replaced when the app changes (appUpdated). */
-    public app: App,
-    readonly socketId: string,
-    /** The app's traffic counters on this node, bumped per frame received. */
-    readonly traffic: AppTraffic,
-    now: number,
-  ) {
-    this.lastSeen = now;
+  /** The admission let it in: Sessions.open() gives it its socket id and app. */
+  established(app: App, socketId: string, alive: number): void {
+    this.app = app;
+    this.socketId = socketId;
+    this.alive = alive;
+  }
+
+  /** Whether established() was called (the admission let it in). */
+  get isEstablished(): boolean {
+    return this.socketId !== '';
   }
 
   /** The less used part of the session, made when first asked for. */
   more(): SessionExtras {
     return (this.extras ??= new SessionExtras());
+  }
+
+  /** Set once the session signed in (spec §4.6). */
+  get user(): SignedInUser | undefined {
+    return this.extras?.user;
+  }
+
+  set user(user: SignedInUser | undefined) {
+    if (user || this.extras) this.more().user = user;
   }
 
   /** How the session is in its #server-to-user- channel (the channel owner keeps it). */
@@ -98,6 +118,13 @@ export class Session implements ChannelMember {
       clearTimeout(x.signinTimer);
       x.signinTimer = undefined;
     }
+  }
+}
+
+/** A session whose transport keeps a Connection object of its own (the HTTP fallback, the in-memory transport). */
+export class LinkedSession extends Session {
+  constructor(readonly conn: Connection) {
+    super();
   }
 }
 

@@ -15,10 +15,10 @@ import { clientEvent } from './client-events.js';
 import { Admission, type AdmissionOutcome, type CapacityCheck } from './admission.js';
 import type { SessionDeps } from './deps.js';
 import type { HandshakeRequest } from './handshake.js';
-import { Liveness, type LivenessSettings } from './liveness.js';
-import { Session } from './session.js';
+import { Liveness, tick, type LivenessSettings } from './liveness.js';
+import type { Session } from './session.js';
 import { signin } from './signin.js';
-import { newSocketId } from './socket-id.js';
+import { SessionTable } from './session-table.js';
 import { subscribe, unsubscribe } from './subscribe.js';
 import { UserIndex } from './user-index.js';
 
@@ -36,10 +36,10 @@ export type ClosedBy = 'server' | 'client';
 
 export class Sessions implements ConnectionIndex {
   /**
-   * appId → its live sessions on this node by socket id: to follow app changes, for liveness, drain,
-   * the counts, and the hub's lookups of a sender (ConnectionIndex).
+   * The live sessions on this node, found by socket id: to follow app changes, for liveness, drain,
+   * and the hub's lookups of a sender (ConnectionIndex).
    */
-  private readonly byApp = new Map<string, Map<string, Session>>();
+  private readonly table = new SessionTable<Session>();
   /** appId → live sessions of that app on this node (the sets' sizes, as the metrics read them) */
   private readonly perApp = new Map<string, number>();
   private live = 0;
@@ -58,7 +58,8 @@ export class Sessions implements ConnectionIndex {
   }
 
   connection(appId: string, socketId: string): Connection | undefined {
-    return this.byApp.get(appId)?.get(socketId)?.conn;
+    const s = this.table.get(socketId);
+    return s !== undefined && s.app.id === appId ? s.conn : undefined;
   }
 
   /**
@@ -75,13 +76,10 @@ export class Sessions implements ConnectionIndex {
     this.o.census.release(app);
   }
 
-  /** An admitted connection (`connect`) becomes a session. */
-  open(conn: Connection, app: App): Session {
-    const now = Date.now();
-    const s = new Session(conn, app, newSocketId(), this.o.metrics.traffic(app.id), now);
-    let live = this.byApp.get(app.id);
-    if (!live) this.byApp.set(app.id, (live = new Map()));
-    live.set(s.socketId, s);
+  /** An admitted connection's session (`connect`) opens: its socket id, connection_established. */
+  open<S extends Session>(s: S, app: App): S {
+    const conn = s.conn;
+    s.established(app, this.table.place(s), tick(Date.now()));
     this.live++;
     this.perApp.set(app.id, (this.perApp.get(app.id) ?? 0) + 1);
     this.o.metrics.connects.inc({ app: app.id });
@@ -121,8 +119,10 @@ export class Sessions implements ConnectionIndex {
   }
 
   private counted(s: Session, bytes: number, now: number): void {
-    s.traffic.messagesIn++;
-    s.traffic.bytesIn += bytes;
+    // The app's counters are looked up per frame received rather than kept by each session (8 bytes each).
+    const traffic = this.o.metrics.traffic(s.app.id);
+    traffic.messagesIn++;
+    traffic.bytesIn += bytes;
     Liveness.seen(s, now);
   }
 
@@ -156,11 +156,8 @@ export class Sessions implements ConnectionIndex {
 
   /** The session's connection closed with `code` (and `reason`, the close frame's, for the console). */
   closed(s: Session, code: number, by: ClosedBy, reason?: ArrayBuffer | string): void {
-    // Once per session, whoever tells first (the session's app is the key its set is under, even after an update).
-    const live = this.byApp.get(s.app.id);
-    if (live?.get(s.socketId) !== s) return;
-    live.delete(s.socketId);
-    if (live.size === 0) this.byApp.delete(s.app.id);
+    // Once per session, whoever tells first.
+    if (!this.table.remove(s)) return;
     this.live--;
     this.o.log.debug({ app: s.app.id, socketId: s.socketId, remoteAddress: s.conn.remoteAddress, code, closedBy: by }, 'connection closed');
     const tap = this.o.tap;
@@ -197,16 +194,16 @@ export class Sessions implements ConnectionIndex {
    * a disabled app's new connections are refused).
    */
   private appChanged(change: AppChange): void {
-    const id = change.kind === 'added' ? change.app.id : change.previous.id;
-    const live = this.byApp.get(id);
-    if (!live) return;
+    if (change.kind === 'added') return;
+    const id = change.previous.id;
+    if (!this.perApp.get(id)) return;
+    const live = [...this.table.values()].filter((s) => s.app.id === id);
     if (change.kind === 'updated') {
-      for (const s of live.values()) s.appUpdated(change.app);
+      for (const s of live) s.appUpdated(change.app);
       return;
     }
-    if (change.kind === 'added') return;
     const message = change.kind === 'disabled' ? 'The app is disabled.' : 'The app no longer exists.';
-    for (const s of [...live.values()]) if (!s.closed) s.fail(Codes.appDisabled, message);
+    for (const s of live) if (!s.closed) s.fail(Codes.appDisabled, message);
   }
 
   /** Live sessions on this node. */
@@ -216,7 +213,7 @@ export class Sessions implements ConnectionIndex {
 
   /** Every live session on this node. */
   private *all(): Iterable<Session> {
-    for (const live of this.byApp.values()) yield* live.values();
+    yield* this.table.values();
   }
 
   /** Live sessions per app on this node (metrics). */

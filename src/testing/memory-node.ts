@@ -11,8 +11,7 @@ import { memoryEngine } from '../engine/memory.js';
 import type { ChannelHistory } from '../history/history.js';
 import { Hub } from '../hub/hub.js';
 import { Metrics } from '../metrics/metrics.js';
-import type { Session } from '../session/session.js';
-import { refuseConnection } from '../session/session.js';
+import { LinkedSession, refuseConnection, type Session } from '../session/session.js';
 import { Sessions } from '../session/sessions.js';
 import { MemoryFanout, type MemoryConnection } from '../transport/memory.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
@@ -64,7 +63,7 @@ export async function memoryNode(apps: unknown[] = [{ id: 'a1', key: 'k1', secre
       refuseConnection(conn, outcome.code, outcome.message);
       return { conn, send: () => {} };
     }
-    const s = sessions.open(conn, outcome.app);
+    const s = sessions.open(new LinkedSession(conn), outcome.app);
     // Closed through the Connection, as the server closes it (a test plays the client that way too).
     conn.whenClosed((code) => sessions.closed(s, code, 'server'));
     const send = (f: object) => {

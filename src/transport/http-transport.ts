@@ -8,7 +8,7 @@ import { HTTP_PATH_PREFIX, HttpRequestKind, parseSendBody } from '../protocol/ht
 import type { AdmissionOutcome } from '../session/admission.js';
 import type { HandshakeRequest } from '../session/handshake.js';
 import { closeSlowConsumer } from '../session/liveness.js';
-import { refuseConnection } from '../session/session.js';
+import { LinkedSession, refuseConnection } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import { HttpConnection, HttpFanout, type HttpConnectionOwner } from './http-connection.js';
 import { Receiver, type Headers } from './http-receiver.js';
@@ -110,7 +110,7 @@ class HttpTransport {
     // Gone: the session's grace period ended while the step waited.
     const outcome = this.sessions.connect(hs, () => conn.forgotten);
     const finish = (o: AdmissionOutcome) => {
-      if (o.ok) conn.session = this.sessions.open(conn, o.app);
+      if (o.ok) conn.session = this.sessions.open(new LinkedSession(conn), o.app);
       else refuseConnection(conn, o.code, o.message);
     };
     if (!(outcome instanceof Promise)) return finish(outcome);

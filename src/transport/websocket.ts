@@ -1,5 +1,6 @@
 // The WebSocket transport on uWebSockets.js: the upgrade (the admission step's outcome),
-// one Connection per socket, frames in as text, and broadcasts as native topic publishes.
+// one session per socket (the session is the socket's Connection: one object per connection),
+// frames in as text, and broadcasts as native topic publishes.
 import type { HttpRequest, HttpResponse, TemplatedApp, WebSocket, us_socket_context_t } from 'uWebSockets.js';
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
@@ -7,16 +8,16 @@ import type { AdmissionOutcome } from '../session/admission.js';
 import type { HandshakeRefusal } from '../session/handshake.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
-import { refuseConnection, type Session } from '../session/session.js';
+import { refuseConnection, Session } from '../session/session.js';
 import type { Sessions } from '../session/sessions.js';
 import type { Connection, Fanout } from '../hub/connection.js';
 
 /**
- * uWS user data of one socket: only its connection (uWS keeps user data as properties of the socket's
- * own object, one slot each). Everything else of the socket is the connection's.
+ * uWS user data of one socket: only its session (uWS keeps user data as properties of the socket's
+ * own object, one slot each). Everything else of the socket is the session's.
  */
 interface WsData {
-  conn: WsConnection;
+  session: WsSession;
 }
 
 /** An admission step that had to wait (an app store asking its source, a quota), and what the client sent meanwhile. */
@@ -32,6 +33,15 @@ interface Waiting {
  */
 const MAX_EARLY_FRAMES = 16;
 
+/** A close waiting for the socket's backlog to drain, so that its close frame reaches the client. */
+class PendingClose {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    readonly deadline: NodeJS.Timeout,
+  ) {}
+}
+
 /** What every socket of the transport shares (one object, so a connection holds one reference). */
 interface WsShared {
   fanout: WsFanout;
@@ -46,35 +56,41 @@ const CLOSED = 1;
 const GONE = 2;
 
 /**
- * One socket, from its upgrade on: its admission's outcome until it opens, then its session. Kept
- * small, as it lives as long as the socket: no closure per socket, one state number.
+ * One socket's session, from its upgrade on: its admission's outcome until it opens, then the Pusher
+ * session (session/session.ts) whose Connection it is itself. Kept small, as it lives as long as the
+ * socket: one object per connection, no closure per socket, one state number.
  */
-export class WsConnection implements Connection {
+export class WsSession extends Session implements Connection {
   get transport(): string {
     return 'ws';
   }
+  get conn(): Connection {
+    return this;
+  }
   /** set when uWS opens the socket */
   private ws!: WebSocket<WsData>;
-  session?: Session;
   private state = OPEN;
-  /** The admission's outcome, until the socket opens (or, when it had to wait, until it answers). */
-  private opening?: App | HandshakeRefusal | Waiting;
-  /** A close waiting for the socket's backlog to drain, so that its close frame reaches the client. */
-  private pendingClose?: { code: number; reason: string; deadline: NodeJS.Timeout };
+  /**
+   * One field for what waits, as the two never overlap: before the session opens, the admission's
+   * outcome (or, when it had to wait, the wait); after a close behind a backlog, that close.
+   */
+  private pending?: App | HandshakeRefusal | Waiting | PendingClose;
 
   constructor(
     private readonly shared: WsShared,
     readonly remoteAddress: string,
     readonly origin: string,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Closed for the session: it closed the connection, or the socket went away. */
-  get closed(): boolean {
+  override get closed(): boolean {
     return this.state !== OPEN;
   }
 
   // uWS throws on any access to a closed socket: every call checks first.
-  send(frame: string): void {
+  override send(frame: string): void {
     if (this.state === OPEN) this.ws.send(frame, false, false);
   }
 
@@ -92,14 +108,14 @@ export class WsConnection implements Connection {
     for (const topic of this.ws.getTopics()) this.ws.unsubscribe(topic);
     const deadline = setTimeout(() => this.endPending(), this.shared.closeWaitMs);
     deadline.unref();
-    this.pendingClose = { code, reason, deadline };
+    this.pending = new PendingClose(code, reason, deadline);
     // Closed for the session before uWS closes the socket: the server closed it.
-    if (this.session) this.shared.sessions.closed(this.session, code, 'server');
+    if (this.isEstablished) this.shared.sessions.closed(this, code, 'server');
   }
 
   /** uWS sent part of the backlog. */
   drained(): void {
-    if (this.pendingClose && this.ws.getBufferedAmount() === 0) this.endPending();
+    if (this.pending instanceof PendingClose && this.ws.getBufferedAmount() === 0) this.endPending();
   }
 
   /** uWS closed the socket (either side, or after end()); tells the session, once. */
@@ -107,16 +123,16 @@ export class WsConnection implements Connection {
     // Closed for the session before uWS closed the socket: the server closed it.
     const by = this.state === CLOSED ? 'server' : 'client';
     this.state = GONE;
-    if (this.pendingClose) clearTimeout(this.pendingClose.deadline);
-    this.pendingClose = undefined;
-    if (this.session) this.shared.sessions.closed(this.session, code, by, message);
+    if (this.pending instanceof PendingClose) clearTimeout(this.pending.deadline);
+    this.pending = undefined;
+    if (this.isEstablished) this.shared.sessions.closed(this, code, by, message);
   }
 
   private endPending(): void {
-    const p = this.pendingClose;
-    if (!p || this.state === GONE) return;
+    const p = this.pending;
+    if (!(p instanceof PendingClose) || this.state === GONE) return;
     clearTimeout(p.deadline);
-    this.pendingClose = undefined;
+    this.pending = undefined;
     this.ws.end(p.code, p.reason);
   }
 
@@ -141,8 +157,8 @@ export class WsConnection implements Connection {
 
   /** The upgrade's admission outcome: at once, or a promise when the step had to wait. */
   admitted(outcome: AdmissionOutcome | Promise<AdmissionOutcome>): void {
-    if (outcome instanceof Promise) this.opening = { admission: outcome, early: [] };
-    else this.opening = outcome.ok ? outcome.app : outcome;
+    if (outcome instanceof Promise) this.pending = { admission: outcome, early: [] };
+    else this.pending = outcome.ok ? outcome.app : outcome;
   }
 
   /** The socket went away before uWS opened it, or while its admission waited. */
@@ -153,27 +169,27 @@ export class WsConnection implements Connection {
   /** uWS opened the socket: the session opens, the refusal is sent, or the admission is awaited. */
   opened(ws: WebSocket<WsData>, log: Logger): void {
     this.ws = ws;
-    const o = this.opening;
+    const o = this.pending;
     const sessions = this.shared.sessions;
-    if (o === undefined) return;
-    if ('admission' in o) return void o.admission.then((outcome) => this.decided(outcome, o), (err) => this.failed(err, log));
-    this.opening = undefined;
+    if (o === undefined || o instanceof PendingClose) return;
+    if ('admission' in o) return void o.admission.then((outcome) => this.decided(outcome, o), (err) => this.failed(err, o, log));
+    this.pending = undefined;
     if ('code' in o) return refuseConnection(this, o.code, o.message);
-    this.session = sessions.open(this, o);
+    sessions.open(this, o);
   }
 
   private decided(o: AdmissionOutcome, waiting: Waiting): void {
-    this.opening = undefined;
+    if (this.pending === waiting) this.pending = undefined;
     const sessions = this.shared.sessions;
     // The client went away while the step waited: its place (if it got one) goes back.
     if (this.state === GONE) return void (o.ok && sessions.abandon(o.app));
     if (!o.ok) return refuseConnection(this, o.code, o.message);
-    const session = (this.session = sessions.open(this, o.app));
-    for (const f of waiting.early) if (this.state === OPEN) sessions.receive(session, f.text, f.bytes);
+    sessions.open(this, o.app);
+    for (const f of waiting.early) if (this.state === OPEN) sessions.receive(this, f.text, f.bytes);
   }
 
-  private failed(err: unknown, log: Logger): void {
-    this.opening = undefined;
+  private failed(err: unknown, waiting: Waiting, log: Logger): void {
+    if (this.pending === waiting) this.pending = undefined;
     log.warn({ err }, 'connection admission failed');
     if (this.state !== GONE) refuseConnection(this, Codes.overCapacity, 'Try again');
   }
@@ -182,8 +198,8 @@ export class WsConnection implements Connection {
   received(text: string, bytes: number): void {
     // A session closed behind a backlog is over: what its client still sends is not read.
     if (this.state !== OPEN) return;
-    if (this.session) return this.shared.sessions.receive(this.session, text, bytes);
-    const o = this.opening;
+    if (this.isEstablished) return this.shared.sessions.receive(this, text, bytes);
+    const o = this.pending;
     // Still waiting for its admission: kept, in order, for when it opens.
     if (o === undefined || !('admission' in o)) return;
     if (o.early.length >= MAX_EARLY_FRAMES) return this.send(frames.errorFrame(null, 'Frame dropped: sent before pusher:connection_established'));
@@ -192,7 +208,7 @@ export class WsConnection implements Connection {
 
   /** A frame that is not UTF-8 text. */
   receivedInvalid(bytes: number): void {
-    if (this.state === OPEN && this.session) this.shared.sessions.receiveInvalid(this.session, bytes);
+    if (this.state === OPEN && this.isEstablished) this.shared.sessions.receiveInvalid(this, bytes);
   }
 }
 
@@ -200,7 +216,7 @@ export class WsFanout implements Fanout {
   constructor(private readonly uws: TemplatedApp) {}
 
   publish(topic: string, frame: string, except?: Connection): void {
-    if (except instanceof WsConnection) except.publishExceptSelf(topic, frame);
+    if (except instanceof WsSession) except.publishExceptSelf(topic, frame);
     else this.uws.publish(topic, frame, false, false);
   }
 }
@@ -240,10 +256,10 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
         }
       }
     },
-    open: (ws) => ws.getUserData().conn.opened(ws, log),
-    message: (ws, message) => received(ws.getUserData().conn, message),
-    drain: (ws) => ws.getUserData().conn.drained(),
-    close: (ws, code, message) => ws.getUserData().conn.ended(code, message),
+    open: (ws) => ws.getUserData().session.opened(ws, log),
+    message: (ws, message) => received(ws.getUserData().session, message),
+    drain: (ws) => ws.getUserData().session.drained(),
+    close: (ws, code, message) => ws.getUserData().session.ended(code, message),
   });
   return fanout;
 }
@@ -269,16 +285,17 @@ function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context
   } catch {
     key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
   }
-  const conn = new WsConnection(shared, sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
-  conn.admitted(shared.sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: conn.origin, remoteAddress: conn.remoteAddress }, () => conn.gone));
-  const data: WsData = { conn };
+  const session = new WsSession(shared, sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
+  session.admitted(shared.sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: session.origin, remoteAddress: session.remoteAddress }, () => session.gone));
+  const data: WsData = { session };
   res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
 }
 
 /**
  * A string equal to the previous connection's is replaced by that one, so connections that share it
  * hold one copy: the Origin of a site's pages, and the address of a proxy in front of the node (or of a
- * load generator) — each connection keeps both for as long as it lives.
+ * load generator) - each connection keeps both for as long as it lives. (Not one object for the pair:
+ * a client connecting directly has an address of its own, and would then cost an object more.)
  */
 function lastOne(): (value: string) => string {
   let last = '';
@@ -286,7 +303,7 @@ function lastOne(): (value: string) => string {
 }
 const sameAsLast = { address: lastOne(), origin: lastOne() };
 
-function received(conn: WsConnection, message: ArrayBuffer): void {
+function received(conn: WsSession, message: ArrayBuffer): void {
   if (conn.closed) return;
   let text: string;
   try {
