@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium } from '../src/testing/browser.js';
 import { buildConsolePage } from '../src/testing/console-stream.js';
-import { eventually } from '../src/testing/eventually.js';
+import { eventually, sleep } from '../src/testing/eventually.js';
 import { repoRoot, startNode, startRedis, type NodeHandle, type RedisHandle } from '../src/testing/harness.js';
 import { Pusher, type PusherClient } from '../src/testing/pusher-js.js';
 import { WebhookReceiver } from '../src/testing/webhook-receiver.js';
@@ -308,6 +308,9 @@ test('the page keeps at most 2000 rows: the oldest go first', async () => {
   while ((await tab.locator('#log li[data-type="watching"]').count()) > 0) {
     assert.ok(sent < 5000, 'the oldest row went within 5000 events');
     await Promise.all(Array.from({ length: 10 }, () => server.triggerBatch(Array.from({ length: 10 }, () => ({ name: `e${sent++}`, channel: 'many', data: '{}' })))));
+    // 100 events at most every 110 ms: under the stream's 1,000 a second, so each one is a row, not
+    // part of a "skipped" line (a fast REST path sent them faster than that, and too few rows came).
+    await sleep(110);
   }
   assert.equal(await tab.locator('#log li').count(), 2000);
   assert.deepEqual(errors, []);
