@@ -72,12 +72,17 @@ export function shardFeed(sub: Redis): FeedConnection {
   const signals = new EventEmitter();
   const group = () => (sub as unknown as { shardedSubscribers?: ShardGroup }).shardedSubscribers;
   let broken = false;
+  /** Counts the breaks: a resubscribe that began before the latest one does not end it. */
+  let breaks = 0;
+  /** A resubscribe is on its way (one at a time). */
+  let trying = false;
   let poll: NodeJS.Timeout | undefined;
   // Read the slot map now rather than at the next timed refresh, and again while broken: the node
   // asked may not know the new owner yet (it learns it from the cluster bus), and a map that did not
   // change subscribes nothing again.
   const refresh = () => (sub as unknown as { refreshSlotsCache(cb?: () => void): void }).refreshSlotsCache(() => {});
   const broke = () => {
+    breaks++;
     if (!broken) {
       refresh();
       broken = true;
@@ -91,27 +96,44 @@ export function shardFeed(sub: Redis): FeedConnection {
   };
   const tryBack = () => {
     const g = group();
-    if (!broken || !g) return;
-    const bySubscriber = new Map<Redis, string[]>();
+    if (!broken || !g || trying) return;
+    // One SSUBSCRIBE per slot: Redis refuses one naming channels of two slots (CROSSSLOT).
+    const bySlot: [Redis, string[]][] = [];
     for (const [slot, channels] of g.channels) {
       if (!channels.length) continue;
       const owner = g.clusterSlots[slot]?.[0];
       const conn = owner === undefined ? null : (g.shardedSubscribers.get(owner)?.getInstance() ?? null);
       if (!conn || conn.status !== 'ready') return;
-      bySubscriber.set(conn, [...(bySubscriber.get(conn) ?? []), ...channels]);
+      bySlot.push([conn, channels]);
     }
-    broken = false;
-    clearInterval(poll);
-    for (const [conn, channels] of bySubscriber) conn.ssubscribe(...channels).catch(() => {});
-    signals.emit('ready');
+    // Back only once every channel's SSUBSCRIBE was taken: one sent by a slot map that is already out of
+    // date (the slot moved again, or the group has not read the move yet) is refused with MOVED, and the
+    // channel would stay unsubscribed until ioredis's next slot refresh, silently. Refused: still broken,
+    // the poll reads the slot map again and tries again.
+    const attempt = breaks;
+    trying = true;
+    withinTimeout(Promise.all(bySlot.map(([conn, channels]) => conn.ssubscribe(...channels))), PING_TIMEOUT_MS).then(
+      () => {
+        trying = false;
+        if (!broken || attempt !== breaks) return;
+        broken = false;
+        clearInterval(poll);
+        signals.emit('ready');
+      },
+      () => {
+        trying = false;
+        refresh();
+      },
+    );
   };
   // A subscriber connection of the group ended (the pool's own connections end too: not a break).
   sub.on('-node', (redis: Redis) => {
     if ([...(group()?.shardedSubscribers.values() ?? [])].some((s) => s.getInstance() === redis)) broke();
   });
-  // A shard channel dropped by Redis (slot migration) reaches ioredis 5.x as a reply nobody asked for.
+  // A shard channel dropped by Redis (slot migration) reaches ioredis 5.x as a reply nobody asked for;
+  // any reply left over (one that settled the wrong command before) says the same.
   sub.on('nodeError', (err: Error) => {
-    if (/sunsubscribe/i.test(err?.message ?? '')) broke();
+    if (/sunsubscribe|command queue state error/i.test(err?.message ?? '')) broke();
   });
   sub.on('subscribersReady', tryBack);
   return {
