@@ -19,6 +19,8 @@ let authorization = '';
 let types: string[] = [];
 let streamAbort: AbortController | undefined;
 let streaming = false;
+/** The app whose stream is open or opening; undefined once it ended or failed. */
+let watchingApp: string | undefined;
 let paused = false;
 let waiting: ConsoleEvent[] = [];
 let skippedHere = 0;
@@ -77,7 +79,9 @@ async function open(credential: string, who: string): Promise<void> {
   $('who').textContent = who;
   $('login').hidden = true;
   $('main').hidden = false;
-  select.onchange = () => void watch(select.value);
+  // The same app chosen again (a script's select, a keyboard) keeps its open stream: a new one would drop
+  // the events not shown yet, the nodes' `watching` rows among them (a node announces a watch once).
+  select.onchange = () => void (select.value !== watchingApp && watch(select.value));
   if (select.value) await watch(select.value);
 }
 
@@ -302,6 +306,7 @@ async function watch(appId: string): Promise<void> {
   streamAbort?.abort();
   series = new Map();
   const abort = (streamAbort = new AbortController());
+  watchingApp = appId;
   waiting = [];
   streaming = false;
   $('status').textContent = 'connecting';
@@ -310,6 +315,7 @@ async function watch(appId: string): Promise<void> {
     const rate = new URLSearchParams(location.search).get('rate');
     const res = await api(`apps/${encodeURIComponent(appId)}/stream${rate ? `?rate=${encodeURIComponent(rate)}` : ''}`, { signal: abort.signal });
     if (!res.ok || !res.body) {
+      if (!abort.signal.aborted) watchingApp = undefined;
       $('status').textContent = `refused (${res.status})`;
       return;
     }
@@ -317,11 +323,13 @@ async function watch(appId: string): Promise<void> {
     await readStream(res.body, arrive);
     if (!abort.signal.aborted) {
       streaming = false;
+      watchingApp = undefined;
       $('status').textContent = 'stream ended';
     }
   } catch (err) {
     if (!abort.signal.aborted) {
       streaming = false;
+      watchingApp = undefined;
       $('status').textContent = `stream failed: ${(err as Error).message}`;
     }
   }
