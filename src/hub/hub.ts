@@ -22,7 +22,7 @@ const POSITIONED = '\n+';
 
 /** Topic of app/channel's opted-in subscriptions. */
 function positionedTopicOf(appId: string, channel: string): string {
-  return `${appId}:${channel}${POSITIONED}`;
+  return topicOf(appId, channel) + POSITIONED;
 }
 
 /** A frame held for a subscription, with its position when it was recorded. */
@@ -250,7 +250,7 @@ export class Hub implements FrameDelivery {
     const traffic = app.traffic;
     let r = typeof v === 'object' ? v : undefined;
     if (position !== undefined) (r = this.recovering(app, channel)).position = position;
-    const plain = r === undefined ? (v as number) : r.plain;
+    const plain = plainOf(r ?? v);
     if (plain > 0 && audience !== 'positioned') {
       traffic.messagesOut += plain;
       traffic.bytesOut += plain * frameBytes;
