@@ -2,8 +2,8 @@
 // every app it serves, every 5 s, and keeps the last 15 minutes. A watched app's samples go out as
 // `stats` console events: the whole 15 minutes when the watch begins on the node, then each new
 // sample, so a page charts every node and their total; a page that opens later gets the samples so far
-// for itself alone (`greet`). Sampling runs only on nodes with the console
-// on, and reads counters the message path keeps anyway (it adds nothing there).
+// for itself alone (`greet`). Sampling runs only on nodes with the console on, and reads counters the
+// message path keeps anyway (it adds nothing there).
 import type { ConsoleTap } from './tap.js';
 
 export const SAMPLE_MS = 5000;

@@ -94,7 +94,7 @@ export class ConsoleRelay implements ConsoleSink {
       const renew = setInterval(() => this.broadcast({ type: 'console-watch', appId, ttlMs: WATCH_TTL_MS }), WATCH_RENEW_MS).unref();
       this.watched.set(appId, (w = { streams: new Map(), renew, listening }));
     }
-    // Not guessable, and unique across the cluster: the nodes answer this stream by it.
+    // Unique across the cluster: the nodes answer this stream by it.
     const id = randomUUID();
     w.streams.set(id, { viewer, announced: new Set() });
     await w.listening;
