@@ -329,3 +329,38 @@ test('two nodes sharing Redis: a console on one node shows what happens on the o
   assert.equal((await triggerSigned(nb, a2.secret, '{"name":"x","channel":"c","data":"{}"}')).status, 401);
   await w.waitFor((e: SeenEvent) => e.type === 'api_refused' && e.node === 'node-b' && e.doctor?.otherApp === 'a2', 'node b\'s REST doctor');
 });
+
+test('two nodes sharing Redis: a console opened on an app watched already, on either node, is told which nodes stream it and gets the charts\' history; the first console is not told twice', async () => {
+  redis ??= await startRedis();
+  // A cluster of their own on the same Redis (the nodes above still stream a1 to their console).
+  const env = { REDIS_URL: redis.url, REDIS_PREFIX: 'second-watch' };
+  const nc = await node({ ...env, NODE_ID: 'node-c' });
+  const nd = await node({ ...env, NODE_ID: 'node-d' });
+  const streaming = ['node-c', 'node-d'];
+  const first = await watch(nc, a1.id);
+  for (const id of streaming) await first.waitFor((e) => e.type === 'watching' && e.node === id, `${id} streams the app`);
+  // Each node's first sample of the watched app (within 5 s): the charts' history a later console must get too.
+  const firstSample = new Map<string, number>();
+  for (const id of streaming) {
+    const stats = await first.waitFor((e) => e.type === 'stats' && e.node === id, `${id}'s samples`);
+    firstSample.set(id, stats.stats![0].t);
+  }
+
+  const second = await watch(nd, a1.id);
+  const third = await watch(nc, a1.id);
+  for (const [w, name] of [[second, 'a console on the other node'], [third, 'a second console on the same node']] as const) {
+    for (const id of streaming) {
+      await w.waitFor((e) => e.type === 'watching' && e.node === id, `${name}: ${id} streams the app`, 4000);
+      await w.waitFor((e) => e.type === 'stats' && e.node === id && e.stats!.some((s) => s.t === firstSample.get(id)), `${name}: ${id}'s history of samples`, 4000);
+    }
+  }
+
+  // An event from each node, published after everything it told the consoles: once a console has both,
+  // any second `watching` row would have reached it.
+  for (const n of [nc, nd]) assert.equal((await rest(n.url, a1, 'POST', `/apps/${a1.id}/events`, { name: 'mark', channel: 'marks', data: '{}' })).status, 200);
+  for (const w of [first, second, third]) {
+    for (const id of streaming) await w.waitFor((e) => e.type === 'api_message' && e.event === 'mark' && e.node === id, `the mark from ${id}`);
+    assert.deepEqual(w.events.filter((e) => e.type === 'watching').map((e) => e.node).sort(), streaming, 'one watching row per node');
+    assert.ok(w.events.every((e) => !('to' in e)), 'no stream sees whom a record was addressed to');
+  }
+});

@@ -247,7 +247,17 @@ test('two nodes sharing Redis: the page on one node shows a pusher-js client, a 
   await tab.waitForFunction(() => Number((document.getElementById('chart-connections') as HTMLCanvasElement).dataset.points) >= 3, undefined, { timeout: 20_000 });
   await tab.waitForFunction(() => /private-b\s*1\s*0/.test(document.getElementById('channels')!.textContent!), undefined, { timeout: 20_000 });
   await tab.locator('#overview').screenshot({ path: join(repoRoot, 'docs', 'console-overview.png') });
-  assert.deepEqual(errors, []);
+
+  // A second page, on the other node, while the first watches: each node's `watching` row, and the charts'
+  // history at once (two samples a node at least; a new sample comes only every 5 s).
+  await tab.waitForFunction(() => Number((document.getElementById('chart-connections') as HTMLCanvasElement).dataset.points) >= 6, undefined, { timeout: 20_000 });
+  const second = await openConsole(nb);
+  await row(second.tab, 'watching', 'node nodeA123');
+  await row(second.tab, 'watching', 'node nodeB456');
+  await second.tab.click('#overview summary');
+  await second.tab.waitForFunction(() => Number((document.getElementById('chart-connections') as HTMLCanvasElement).dataset.points) >= 6, undefined, { timeout: 4000 });
+  assert.equal(await tab.locator('#log li[data-type="watching"]').count(), 2, 'the first page is not told again');
+  assert.deepEqual([...errors, ...second.errors], []);
 });
 
 test('webhook dead letters: a failing endpoint\'s attempts in the log, the dead letter inspected and replayed from the page', async () => {

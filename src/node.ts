@@ -82,10 +82,11 @@ export async function startNode(config: Readonly<Config>, log: Logger, parts: No
     engine.mode === 'redis'
       ? new RedisRelayTransport({ url: config.redisUrl, options: config.redisOptions }, new RedisKeys(config.redisPrefix), `ripple-${nodeId}`, log.child({ module: 'console' }))
       : new MemoryRelayTransport();
-  const relay = config.operatorToken ? new ConsoleRelay(tap, (cmd) => backbone.broadcastCommand(cmd), relayTransport(), log.child({ module: 'console' })) : undefined;
+  // The overview's charts: every 5 s, this node's connections and messages per second per app (a console
+  // stream that opens gets the samples so far: the relay's greeting).
+  const trafficHistory = config.operatorToken ? new TrafficHistory({ connections: () => sessions.localConnections(), traffic: (id) => metrics.traffic(id) }, tap) : undefined;
+  const relay = trafficHistory ? new ConsoleRelay(tap, (cmd) => backbone.broadcastCommand(cmd), relayTransport(), log.child({ module: 'console' }), (appId, to) => trafficHistory.greet(appId, to)) : undefined;
   if (relay) commands.on('console-watch', (c) => relay.command(c));
-  // The overview's charts: every 5 s, this node's connections and messages per second per app.
-  const trafficHistory = relay && new TrafficHistory({ connections: () => sessions.localConnections(), traffic: (id) => metrics.traffic(id) }, tap);
   trafficHistory?.start();
   metrics.collectFrom({ sessions, webhooks, backbone, appStore: database?.store });
   // One process of several: a scrape here answers every process's figures, added up by the primary.

@@ -38,8 +38,11 @@ export type NodeCommand =
   | { type: 'terminate-user'; appId: string; userId: string }
   /** An app was written through the management API: every node reads it again from its database. */
   | { type: 'app-changed'; appId: string }
-  /** A debug console watches the app: every node streams its events for `ttlMs` more (console/relay.ts). */
-  | { type: 'console-watch'; appId: string; ttlMs: number };
+  /**
+   * A debug console watches the app: every node streams its events for `ttlMs` more (console/relay.ts).
+   * `viewer`: a console stream that has just opened (its id): every node tells it that it streams the app.
+   */
+  | { type: 'console-watch'; appId: string; ttlMs: number; viewer?: string };
 
 export interface NodeCommandHandler {
   command(cmd: NodeCommand): void;

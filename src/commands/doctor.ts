@@ -244,7 +244,7 @@ async function webhookRoundTrip(o: Options): Promise<Outcome[]> {
   const feed = await openConsoleFeed(o);
   if ('fix' in feed) return [{ ok: false, what, fix: feed.fix }];
   try {
-    // Each node says `watching` once it taps the app; one already tapped (another console) says nothing.
+    // Each node that taps the app says `watching` to this stream (also when another console watches it already).
     await feed.wait(() => feed.events.some((ev) => ev.type === 'watching'), Math.min(o.timeoutMs, 2000));
     const caused = await occupyAndVacate(o);
     if (!caused.ok) return [{ ok: false, what, fix: `the round trip needs a WebSocket to the app: ${caused.fix}` }];

@@ -81,6 +81,12 @@ export interface ConsoleEventInput {
   doctor?: Diagnosis;
   /** `stats`: this node's samples, oldest first */
   stats?: { t: number; connections: number; inPerSecond: number; outPerSecond: number }[];
+  /**
+   * The one console stream this is for (its id, relay.ts), when it tells a stream opened on an app
+   * watched already what the others heard when they began: the node's `watching`, its samples so far.
+   * Absent: for every stream of the app. The relay drops the field before a stream sees the record.
+   */
+  to?: string;
 }
 
 export interface ConsoleEvent extends ConsoleEventInput {
@@ -94,7 +100,7 @@ export interface ConsoleEvent extends ConsoleEventInput {
  * stream's own `skipped` record (stream.ts), which has a count and no node. The page, `ripple tail` and
  * the tests read this one shape.
  */
-export type ConsoleWireEvent = Omit<ConsoleEvent, 'node'> & {
+export type ConsoleWireEvent = Omit<ConsoleEvent, 'node' | 'to'> & {
   node?: string;
   /** `skipped`: how many events were left out */
   count?: number;

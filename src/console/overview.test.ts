@@ -1,5 +1,6 @@
 // The overview's samples: per app, per second, kept for 15 minutes; a watched app's go to the console
-// (the whole history when the watch begins, then each new one).
+// (the whole history when the watch begins, then each new one; a stream that opens later gets the
+// history for itself).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ConsoleEvent } from './events.js';
@@ -37,5 +38,24 @@ test('a watched app with no connection on this node is sampled too (its node sho
   const h = new TrafficHistory({ connections: () => new Map(), traffic: () => ({ messagesIn: 0, messagesOut: 0 }) }, tap);
   h.sample(SAMPLE_MS);
   assert.deepEqual(got.map((e) => [e.appId, e.stats![0].connections]), [['a9', 0]]);
+  tap.close();
+});
+
+test('a console stream that opens on an app watched already gets the samples so far, for itself alone', () => {
+  const tap = new ConsoleTap('n3');
+  const got: ConsoleEvent[] = [];
+  tap.connect({ publish: (e) => got.push(e) });
+  const h = new TrafficHistory({ connections: () => new Map([['a1', 1]]), traffic: () => ({ messagesIn: 0, messagesOut: 0 }) }, tap);
+  h.sample(SAMPLE_MS);
+  h.sample(2 * SAMPLE_MS);
+  tap.watch('a1', 60_000);
+  h.greet('a1', 'early');
+  assert.equal(got.length, 0, 'before the next sample, which sends the history to every stream');
+  h.sample(3 * SAMPLE_MS);
+  assert.deepEqual(got.map((e) => [e.stats!.length, e.to]), [[3, undefined]]);
+  h.greet('a1', 'late');
+  assert.deepEqual(got.map((e) => [e.stats!.length, e.to]), [[3, undefined], [3, 'late']]);
+  h.greet('a2', 'other');
+  assert.equal(got.length, 2, 'an app with no samples here: nothing');
   tap.close();
 });

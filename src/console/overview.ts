@@ -1,8 +1,9 @@
 // The console's overview (issue 21): each node samples its connections and messages per second for
 // every app it serves, every 5 s, and keeps the last 15 minutes. A watched app's samples go out as
 // `stats` console events: the whole 15 minutes when the watch begins on the node, then each new
-// sample, so a page charts every node and their total. Sampling runs only on nodes with the console
-// on, and reads counters the message path keeps anyway (it adds nothing there).
+// sample, so a page charts every node and their total; a page that opens later gets the samples so far
+// for itself alone (`greet`). Sampling runs only on nodes with the console on, and reads counters the
+// message path keeps anyway (it adds nothing there).
 import type { ConsoleTap } from './tap.js';
 
 export const SAMPLE_MS = 5000;
@@ -28,7 +29,7 @@ interface AppSeries {
   samples: StatsSample[];
   lastIn: number;
   lastOut: number;
-  /** the tap watched it at the last sample (a new watch gets the whole history) */
+  /** the tap watched it at the last sample (a new watch gets the whole history; so does a stream that opens later, from `greet`) */
   watched: boolean;
 }
 
@@ -68,6 +69,15 @@ export class TrafficHistory {
       if (watched) this.tap.emit({ type: 'stats', appId, stats: s.watched ? [sample] : s.samples.slice() });
       s.watched = watched;
     }
+  }
+
+  /**
+   * A console stream (`to`) opened on `appId`: the samples so far, for it alone, once they went out to
+   * the streams watching at the last sample; before that, the next sample sends them to every stream.
+   */
+  greet(appId: string, to: string): void {
+    const s = this.apps.get(appId);
+    if (s?.watched && this.tap.on && this.tap.watches(appId)) this.tap.emit({ type: 'stats', appId, stats: s.samples.slice(), to });
   }
 
   close(): void {

@@ -3,6 +3,13 @@
 // forgotten by itself when it is not; every node then publishes that app's events to the app's relay
 // channel (Redis pub/sub: redis-relay.ts; one node: memory), which the watching nodes listen to and
 // hand to their streams. Nothing crosses the network for an app nobody watches.
+//
+// A node says `watching` to every stream of the app when its watch begins; a stream that opens on an
+// app watched already would never hear it, so each stream, once its node listens, sends the watch
+// command with its own id, and every node answers it alone: its `watching` row, and its overview samples
+// so far (overview.ts), as records addressed to that stream (`ConsoleEvent.to`), which the other
+// streams do not get.
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NodeCommand } from '../backbone/backbone.js';
 import type { ConsoleEvent } from './events.js';
@@ -24,8 +31,21 @@ export interface RelayTransport {
 /** One open console stream's receiver. */
 export type Viewer = (ev: ConsoleEvent, json: string) => void;
 
+/** What else this node sends a stream that has just opened (`to`, its id) on an app it streams. */
+export type Greet = (appId: string, to: string) => void;
+
+interface Stream {
+  viewer: Viewer;
+  /**
+   * The nodes whose `watching` reached it as a record for every stream: such a node's `watching` for
+   * it alone is then a repeat (its watch began while this stream was already listening).
+   */
+  announced: Set<string>;
+}
+
 interface Watched {
-  viewers: Set<Viewer>;
+  /** stream id → stream */
+  streams: Map<string, Stream>;
   renew: NodeJS.Timeout;
   listening: Promise<void>;
 }
@@ -38,6 +58,7 @@ export class ConsoleRelay implements ConsoleSink {
     private readonly broadcast: (cmd: NodeCommand) => void,
     private readonly transport: RelayTransport,
     private readonly log: Logger,
+    private readonly greet: Greet = () => {},
   ) {
     tap.connect(this);
   }
@@ -46,8 +67,15 @@ export class ConsoleRelay implements ConsoleSink {
   command(cmd: Extract<NodeCommand, { type: 'console-watch' }>): void {
     const ttl = Math.min(Math.max(Number(cmd.ttlMs) || 0, 0), WATCH_TTL_MS * 2);
     if (typeof cmd.appId !== 'string' || ttl === 0) return;
+    const began = this.tap.watch(cmd.appId, ttl);
     // (The operator's unknown-key watch rides along with an app's: it is not announced.)
-    if (this.tap.watch(cmd.appId, ttl) && cmd.appId !== '') this.tap.emit({ type: 'watching', appId: cmd.appId });
+    if (cmd.appId === '') return;
+    const to = typeof cmd.viewer === 'string' ? cmd.viewer : undefined;
+    // A watch that begins here is news to every stream of the app; a stream that opens on an app
+    // watched here already is told alone (the others were told when the watch began, or when they opened).
+    if (began) this.tap.emit({ type: 'watching', appId: cmd.appId });
+    else if (to !== undefined) this.tap.emit({ type: 'watching', appId: cmd.appId, to });
+    if (to !== undefined) this.greet(cmd.appId, to);
   }
 
   publish(ev: ConsoleEvent): void {
@@ -56,41 +84,54 @@ export class ConsoleRelay implements ConsoleSink {
 
   /**
    * Starts handing `appId`'s events, from every node, to `viewer`; resolves once the relay listens
-   * (the other nodes start publishing when the watch reaches them: each says so with a `watching`
-   * event). The returned function stops it.
+   * (the nodes start publishing when the watch reaches them, and each then says `watching` to this
+   * stream, whether its watch began then or earlier). The returned function stops it.
    */
   async watch(appId: string, viewer: Viewer): Promise<() => void> {
     let w = this.watched.get(appId);
     if (!w) {
       const listening = this.transport.listen(appId, (json) => this.deliver(appId, json));
       const renew = setInterval(() => this.broadcast({ type: 'console-watch', appId, ttlMs: WATCH_TTL_MS }), WATCH_RENEW_MS).unref();
-      this.watched.set(appId, (w = { viewers: new Set(), renew, listening }));
-      // Told once listening, so the first events of the other nodes are not published into the void.
-      void listening.then(() => this.broadcast({ type: 'console-watch', appId, ttlMs: WATCH_TTL_MS }));
+      this.watched.set(appId, (w = { streams: new Map(), renew, listening }));
     }
-    w.viewers.add(viewer);
+    // Unique across the cluster: the nodes answer this stream by it.
+    const id = randomUUID();
+    w.streams.set(id, { viewer, announced: new Set() });
     await w.listening;
-    return () => this.unwatch(appId, viewer);
+    // Told once listening, so what the nodes answer (and their first events) is not published into the void.
+    if (this.watched.get(appId)?.streams.has(id)) this.broadcast({ type: 'console-watch', appId, ttlMs: WATCH_TTL_MS, viewer: id });
+    return () => this.unwatch(appId, id);
   }
 
-  private unwatch(appId: string, viewer: Viewer): void {
+  private unwatch(appId: string, id: string): void {
     const w = this.watched.get(appId);
-    if (!w?.viewers.delete(viewer) || w.viewers.size > 0) return;
+    if (!w?.streams.delete(id) || w.streams.size > 0) return;
     clearInterval(w.renew);
     this.watched.delete(appId);
     this.transport.unlisten(appId);
   }
 
   private deliver(appId: string, json: string): void {
-    const viewers = this.watched.get(appId)?.viewers;
-    if (!viewers) return;
+    const streams = this.watched.get(appId)?.streams;
+    if (!streams) return;
     let ev: ConsoleEvent;
     try {
       ev = JSON.parse(json) as ConsoleEvent;
     } catch (err) {
       return void this.log.debug({ err }, 'bad console event ignored');
     }
-    for (const v of viewers) v(ev, json);
+    if (ev.to === undefined) {
+      for (const s of streams.values()) {
+        if (ev.type === 'watching') s.announced.add(ev.node);
+        s.viewer(ev, json);
+      }
+      return;
+    }
+    // For one stream (another node's, when not here).
+    const s = streams.get(ev.to);
+    if (!s || (ev.type === 'watching' && s.announced.has(ev.node))) return;
+    const shown: ConsoleEvent = { ...ev, to: undefined };
+    s.viewer(shown, JSON.stringify(shown));
   }
 
   async close(): Promise<void> {

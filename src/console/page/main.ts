@@ -80,7 +80,7 @@ async function open(credential: string, who: string): Promise<void> {
   $('login').hidden = true;
   $('main').hidden = false;
   // The same app chosen again (a script's select, a keyboard) keeps its open stream: a new one would drop
-  // the events not shown yet, the nodes' `watching` rows among them (a node announces a watch once).
+  // the events not shown yet (the nodes would say `watching` again to the new one, but not repeat the rest).
   select.onchange = () => void (select.value !== watchingApp && watch(select.value));
   if (select.value) await watch(select.value);
 }
