@@ -6,8 +6,9 @@
 // the receivers drop by the sequence number the backbone puts in every message.
 //
 // On Redis Cluster a publish may be flagged for the fallback (RedisOutboxOptions.fallback): when it
-// has waited longer than the fallback's threshold without Redis taking it (its shard failing over), it
-// is handed to the fallback too, once, in queue order, and stays queued for its own write.
+// has waited longer than the fallback's threshold without Redis taking it, and the fallback says it is
+// open (a shard is failing, not merely slow), it is handed to the fallback too, once, in queue order,
+// and stays queued for its own write.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -23,6 +24,12 @@ export type OutboxEntry = { kind: 'publish'; channel: string; message: string; f
 export interface OutboxFallback {
   /** How long (ms) a flagged publish waits, queued or in flight, before it goes by `send` too. */
   afterMs: number;
+  /**
+   * Whether the way out is open now (`oldestAt`: when the oldest entry still waiting was queued): asked
+   * when flagged publishes are due, which wait (and the outbox asks again every GATE_POLL_MS) while it
+   * is not. Due entries go in queue order either way.
+   */
+  open(oldestAt: number): boolean;
   /** Sends these publishes, in queue order, by the other way; each entry is handed over once. */
   send(entries: readonly OutboxEntry[]): void;
 }
@@ -63,8 +70,9 @@ export interface RedisOutboxOptions {
   scripts?: Record<string, LuaScript & { keys: number }>;
   /**
    * Redis Cluster: publishes flagged `fallback` that Redis has not taken `afterMs` after they were
-   * queued are handed to `send` as well (the backbone's classic PUBLISH on the fallback channel);
-   * their own write stays queued, and the receivers drop whichever copy comes second.
+   * queued are handed to `send` as well (the backbone's classic PUBLISH on the fallback channel) once
+   * `open()` says a shard is failing; their own write stays queued, and the receivers drop whichever
+   * copy comes second.
    */
   fallback?: OutboxFallback;
   log: Logger;
@@ -80,6 +88,8 @@ export interface Waiting {
 const BATCH = 256;
 const RETRY_MS = 250;
 const DOWN_POLL_MS = 50;
+/** How often a closed fallback is asked again while entries are due. */
+const GATE_POLL_MS = 50;
 
 export class RedisOutbox {
   private waiting: Waiting[] = [];
@@ -206,13 +216,13 @@ export class RedisOutbox {
     this.armFallback();
   }
 
-  /** Wakes the fallback when the oldest entry it has not looked at comes of age. */
-  private armFallback(): void {
+  /** Wakes the fallback when the oldest entry it has not looked at comes of age (or `inMs`). */
+  private armFallback(inMs?: number): void {
     const f = this.o.fallback;
     if (!f || this.fallbackTimer || this.closed) return;
     const i = Math.max(this.fellBack, this.head);
     if (i >= this.waiting.length) return;
-    const due = this.waiting[i].at + f.afterMs - Date.now();
+    const due = inMs ?? this.waiting[i].at + f.afterMs - Date.now();
     this.fallbackTimer = setTimeout(() => {
       this.fallbackTimer = undefined;
       this.fallBack();
@@ -220,7 +230,10 @@ export class RedisOutbox {
     this.fallbackTimer.unref();
   }
 
-  /** Hands the flagged entries that waited afterMs or longer, still untaken, to the fallback. */
+  /**
+   * Hands the flagged entries that waited afterMs or longer, still untaken, to the fallback, when it is
+   * open; while it is closed they stay due (a shard that is slow but not failing: they wait for it).
+   */
   private fallBack(now = Date.now()): void {
     const f = this.o.fallback!;
     if (this.closed) return;
@@ -229,6 +242,7 @@ export class RedisOutbox {
       this.wake(true);
     }
     let i = Math.max(this.fellBack, this.head);
+    if (i < this.waiting.length && now - this.waiting[i].at >= f.afterMs && !f.open(this.waiting[this.head].at)) return this.armFallback(GATE_POLL_MS);
     const out: OutboxEntry[] = [];
     for (; i < this.waiting.length && now - this.waiting[i].at >= f.afterMs; i++) {
       const e = this.waiting[i].entry;

@@ -17,8 +17,9 @@
 //
 // Redis Cluster: a channel's frames go by SPUBLISH to its shard, so while that shard fails over
 // (cluster-node-timeout plus the election: seconds) they wait in the outbox. A plain (unrecorded)
-// channel's frame that Redis has not taken FALLBACK_AFTER_MS after it was queued goes also by classic
-// PUBLISH on the one fallback channel (RedisKeys.fallback), which Redis Cluster copies to every node,
+// channel's frame that Redis has not taken FALLBACK_AFTER_MS after it was queued, while a shard is
+// failing (shardFailing: not merely slow), goes also by classic PUBLISH on the one fallback channel
+// (RedisKeys.fallback), which Redis Cluster copies to every node,
 // through connections to two live primaries; every node SUBSCRIBEs to it (ioredis Cluster's classic
 // subscriber, which moves to another node when its own dies). The message is "<shard channel>\n" and
 // the normal message, so a receiver routes it as if it came on that shard channel: the interest check,
@@ -36,15 +37,17 @@ import { RedisFeed, shardFeed } from './redis-feed.js';
 import { RedisOutbox, type OutboxEntry, type OutboxLimits, type Waiting } from './redis-outbox.js';
 
 /**
- * Redis Cluster: how long (ms) a plain frame waits untaken before it goes by the fallback too. A
- * shard's round trip is well under a millisecond on a LAN and a few ms on a loaded host; 150 ms is
- * past the event-loop stalls of a busy node (so copies are rare while the shards are well), and a
- * tenth of the shortest cluster-node-timeout people run (1.5 s in the tests; Redis's default is 15 s),
- * so a failover's gap is this plus a round trip instead of the failover's whole time.
+ * Redis Cluster: how long (ms) a plain frame waits untaken, while a shard is failing (shardFailing),
+ * before it goes by the fallback too. A shard's round trip is well under a millisecond on a LAN and a
+ * few ms on a loaded host; 150 ms is past the event-loop stalls of a busy node, and a tenth of the
+ * shortest cluster-node-timeout people run (1.5 s in the tests; Redis's default is 15 s), so a
+ * failover's gap is this plus a round trip instead of the failover's whole time.
  */
 export const FALLBACK_AFTER_MS = 150;
 /** Live primaries each fallback frame is published through: one of them may be the failing one. */
 const FALLBACK_COPIES = 2;
+/** Redis Cluster: how often at most the cluster's view of its nodes (CLUSTER NODES) is read while frames are due. */
+const CLUSTER_VIEW_MS = 250;
 
 export interface RedisBackboneOptions {
   pub: Redis;
@@ -97,10 +100,14 @@ export class RedisBackbone implements Backbone {
       resubscribeGraceMs: o.resubscribeGraceMs,
       cluster: this.sharded,
       scripts: { historyRecord: { ...recordEvent, keys: 4 } },
-      fallback: this.sharded ? { afterMs: FALLBACK_AFTER_MS, send: (entries) => this.sendFallback(entries) } : undefined,
+      fallback: this.sharded ? { afterMs: FALLBACK_AFTER_MS, open: (oldestAt) => this.fallbackOpen(oldestAt), send: (entries) => this.sendFallback(entries) } : undefined,
       log: o.log,
     });
     this.feed = new RedisFeed(this.sharded ? shardFeed(o.sub) : o.sub, o.pub, () => this.handlers.feed, o.log);
+    if (this.sharded) {
+      o.pub.on('-node', (node: Redis) => this.lostPrimaries.add(nodeKey(node)));
+      o.pub.on('+node', (node: Redis) => node.once('ready', () => this.lostPrimaries.delete(nodeKey(node))));
+    }
   }
 
   private subscribe(redisChannel: string): Promise<unknown> {
@@ -136,6 +143,86 @@ export class RedisBackbone implements Backbone {
     const redisChannel = message.slice(0, nl);
     if (redisChannel === this.commandChannel) return;
     this.receive(redisChannel, message.slice(nl + 1));
+  }
+
+  /** Redis Cluster: nodes whose connection ended, and no connection to them became ready since (see shardFailing). */
+  private readonly lostPrimaries = new Set<string>();
+  /** The cluster's view of its nodes, as last read (see shardFailing). */
+  private view = { failing: false, at: 0, reading: false };
+
+  /** When shardFailing last saw a shard failing. */
+  private failingSeenAt = -Infinity;
+
+  /**
+   * The fallback's gate: open while a shard is failing (shardFailing), and after it, while the oldest
+   * waiting frame was queued when it was (the failure's backlog: written one after the other on the
+   * new primary, it would otherwise hold the frames after it back as long).
+   */
+  private fallbackOpen(oldestAt: number, now = Date.now()): boolean {
+    const failing = this.shardFailing(now);
+    if (failing === undefined) return false;
+    if (failing) {
+      this.failingSeenAt = now;
+      return true;
+    }
+    return oldestAt <= this.failingSeenAt;
+  }
+
+  /**
+   * Whether a shard is failing, not merely slow. Either this node's connection to a
+   * primary of its slot map is not up (a primary SIGKILLed or unreachable: ioredis drops the connection
+   * and tries it again), or the cluster flags a primary that serves slots as failing (`fail?` or `fail`
+   * in CLUSTER NODES: a primary frozen or cut off while its connection still looks up, seen once the
+   * cluster's node timeout has passed). A shard that is only slow (overloaded, a CLIENT PAUSE) is
+   * neither: its frames wait for it rather than reaching every node twice. Undefined when no primary's
+   * connection is up (Redis Cluster away as a whole): there is no way out.
+   */
+  private shardFailing(now = Date.now()): boolean | undefined {
+    const pub = this.o.pub as unknown as { slots: (string[] | undefined)[]; connectionPool: { getInstanceByKey(key: string): Redis | undefined } };
+    const owners = new Set<string>();
+    for (const s of pub.slots) if (s?.[0]) owners.add(s[0]);
+    let up = 0;
+    let down = false;
+    for (const key of owners) {
+      const status = pub.connectionPool.getInstanceByKey(key)?.status;
+      if (status === 'ready') up++;
+      // Not opened yet ('wait': ioredis connects to a node when a command first goes there) is no
+      // failure, unless its last connection ended and none came up since (ioredis puts a dead primary
+      // back in its pool, unopened, at each slot refresh until the cluster replaces it).
+      else if ((status !== 'wait' && status !== 'connect') || this.lostPrimaries.has(key)) down = true;
+    }
+    // No primary up: the frames wait. Handed over now they would be lost to the fallback, and a later
+    // frame sent by it would have the receivers drop them as copies when they come by their shard.
+    if (up === 0) return undefined;
+    if (down) return true;
+    if (!this.view.reading && now - this.view.at >= CLUSTER_VIEW_MS) this.readClusterView(now);
+    // A view older than a few reads (none answered since) says nothing.
+    return this.view.failing && now - this.view.at < 4 * CLUSTER_VIEW_MS;
+  }
+
+  /** Reads CLUSTER NODES from every primary whose connection is up, and takes the first answer. */
+  private readClusterView(now: number): void {
+    const view = this.view;
+    view.reading = true;
+    const primaries = (this.o.pub as unknown as { nodes(role: 'master'): Redis[] }).nodes('master').filter((n) => n.status === 'ready');
+    // A frozen primary never answers: the others do, or the read is given up.
+    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 2 * CLUSTER_VIEW_MS).unref());
+    Promise.race([Promise.any(primaries.map((n) => n.call('CLUSTER', 'NODES') as Promise<string>)), timeout]).then(
+      (text) => {
+        view.failing = String(text)
+          .split('\n')
+          .some((line) => {
+            const f = line.split(' ');
+            const flags = (f[2] ?? '').split(',');
+            return f.length > 8 && flags.includes('master') && (flags.includes('fail') || flags.includes('fail?'));
+          });
+        view.at = now;
+        view.reading = false;
+      },
+      () => {
+        view.reading = false;
+      },
+    );
   }
 
   /**

@@ -109,7 +109,7 @@ export class Metrics implements TrafficCounters {
     });
     this.unrecoveredChannels = new Counter({
       name: 'ripple_backbone_unrecovered_channels_total',
-      help: 'Channels with subscribers without message recovery on this node when its Redis subscription came back after a break: events other nodes published meanwhile did not reach them',
+      help: 'Channels with subscribers without message recovery on this node when its Redis subscription came back after a break: they may have missed events other nodes published meanwhile (counted whether or not any was published, and on Redis Cluster also when the fallback channel delivered them)',
       labelNames: ['app'],
       registers,
     });
