@@ -297,3 +297,24 @@ export function countSyscalls(pids: number[]): { stop(): Promise<{ all: number; 
     },
   };
 }
+
+/**
+ * A process's resident memory by kind of mapping (/proc/<pid>/smaps): `brk` the main malloc heap
+ * ([heap]), `anon` other anonymous mappings (V8's pages, the malloc arenas of other threads, thread
+ * stacks), `file` mapped files (code). Of the process `pid` alone, not its children.
+ */
+export function procMemMap(pid: number): { brk: number; anon: number; file: number } {
+  const out = { brk: 0, anon: 0, file: 0 };
+  let kind: keyof typeof out = 'anon';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (head) {
+      const path = head[1];
+      kind = path === '[heap]' ? 'brk' : path === '' || path.startsWith('[') ? 'anon' : 'file';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]) * 1024;
+  }
+  return out;
+}

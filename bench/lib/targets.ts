@@ -78,8 +78,11 @@ export interface Target {
   alive(): boolean;
   /** Full garbage collection through the inspector (HeapProfiler.collectGarbage); false if unavailable. */
   collectGarbage(): Promise<boolean>;
-  /** The V8 heap's used bytes (Runtime.getHeapUsage) through the inspector; undefined if unavailable. */
-  heapUsed(): Promise<number | undefined>;
+  /**
+   * The V8 heap's used bytes and the bytes it has committed (Runtime.getHeapUsage's usedSize and totalSize)
+   * through the inspector; undefined if unavailable.
+   */
+  heapUsage(): Promise<{ used: number; total: number } | undefined>;
   /** A V8 heap snapshot written to `file` through the inspector; false if unavailable. */
   heapSnapshot(file: string): Promise<boolean>;
   stop(): Promise<void>;
@@ -326,7 +329,7 @@ export async function startTarget(name: TargetName, opts: TargetOptions): Promis
     output: proc.output,
     alive: () => !proc.hasExited(),
     collectGarbage: () => (inspectPort ? inspectorGc(inspectPort) : Promise.resolve(false)),
-    heapUsed: () => (inspectPort ? inspectorHeapUsed(inspectPort) : Promise.resolve(undefined)),
+    heapUsage: () => (inspectPort ? inspectorHeapUsage(inspectPort) : Promise.resolve(undefined)),
     heapSnapshot: (file) => (inspectPort ? inspectorSnapshot(inspectPort, file) : Promise.resolve(false)),
     async stop() {
       await proc.stop(opts.callgrindDir ? 120_000 : 8000);
@@ -382,12 +385,13 @@ async function inspectorGc(port: number): Promise<boolean> {
   return true;
 }
 
-/** The used size of the V8 heap of a node process listening with --inspect. */
-async function inspectorHeapUsed(port: number): Promise<number | undefined> {
+/** The used and the committed size of the V8 heap of a node process listening with --inspect. */
+async function inspectorHeapUsage(port: number): Promise<{ used: number; total: number } | undefined> {
   const s = await inspectorSession(port);
   if (!s) return undefined;
   try {
-    return ((await s.call('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
+    const u = (await s.call('Runtime.getHeapUsage')) as { usedSize: number; totalSize: number };
+    return { used: u.usedSize, total: u.totalSize };
   } finally {
     s.close();
   }

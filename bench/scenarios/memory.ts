@@ -6,7 +6,7 @@
 // Run: node --import tsx bench/scenarios/memory.ts --target bare --connections 2000
 import { parseArgs, num, str, flag } from '../lib/args.js';
 import { LoadGen, clientAddresses } from '../lib/loadgen.js';
-import { procCpuMs, procMem, sleep, machineCpu } from '../lib/proc.js';
+import { procCpuMs, procMem, procMemMap, sleep, machineCpu } from '../lib/proc.js';
 import { median } from '../lib/hist.js';
 import { startTarget, benchApp, type TargetName, type Target } from '../lib/targets.js';
 import { mkdirSync } from 'node:fs';
@@ -20,6 +20,10 @@ export interface MemoryOptions extends CommonOptions {
   warm: number; // connections opened (and kept) before the "before" reading, so one-time costs are excluded
   settle: number; // s to wait before each reading
   concurrency: number; // handshakes in flight per subscriber process
+  /** the connections are opened in this many equal parts, with a reading after each (for the slope) */
+  steps: number;
+  /** 0: each connection on a channel of its own; K: the connections spread over K channels */
+  channels: number;
   gc: boolean; // force a full GC in the server (via --inspect) before each reading
   /** write V8 heap snapshots (before and after the connections) here and break the heap's growth down per connection */
   heapSnapshotDir?: string;
@@ -39,10 +43,38 @@ export function memoryOptions(args: ReturnType<typeof parseArgs>): MemoryOptions
     warm: num(args, 'warm', 100),
     settle: num(args, 'settle', 3),
     concurrency: num(args, 'concurrency', 50),
+    steps: Math.max(1, num(args, 'steps', 4)),
+    channels: Math.max(0, num(args, 'channels', 0)),
     gc: !flag(args, 'no-gc'),
     semiSpace: args['semi-space'] === undefined ? undefined : num(args, 'semi-space', 1),
     heapSnapshotDir: typeof args['heap-snapshot'] === 'string' ? (args['heap-snapshot'] as string) : flag(args, 'heap-snapshot') ? 'bench/results/heap' : undefined,
   };
+}
+
+export interface MemoryPoint {
+  /** open after the warm-up ones */
+  connections: number;
+  rss: number;
+  /** RSS less what V8 kept committed but free after the full GCs (NaN without --gc) */
+  rssLessHeapFree: number;
+  /** the V8 heap's used bytes after the full GCs (NaN without --gc) */
+  heap: number;
+  /** the server process's resident memory by kind of mapping (proc.ts procMemMap) */
+  map: { brk: number; anon: number; file: number };
+}
+
+/** Least-squares slope of y over the points' connections. */
+function slope(points: MemoryPoint[], y: (p: MemoryPoint) => number): number {
+  if (points.length < 2) return NaN;
+  const mx = points.reduce((a, p) => a + p.connections, 0) / points.length;
+  const my = points.reduce((a, p) => a + y(p), 0) / points.length;
+  let num = 0;
+  let den = 0;
+  for (const p of points) {
+    num += (p.connections - mx) * (y(p) - my);
+    den += (p.connections - mx) ** 2;
+  }
+  return den > 0 ? num / den : NaN;
 }
 
 export interface MemoryResult {
@@ -59,6 +91,22 @@ export interface MemoryResult {
   heapBefore: number;
   heapAfter: number;
   heapBytesPerConnection: number;
+  /** the V8 heap's committed bytes at each reading (NaN as heapBefore) */
+  heapTotalBefore: number;
+  heapTotalAfter: number;
+  /**
+   * RSS growth per connection less the growth of what V8 keeps committed but free after the full GCs
+   * (totalSize - usedSize): the live heap plus everything outside V8, without the pages a connection
+   * burst leaves V8 holding, which differ from run to run by hundreds of bytes per connection.
+   */
+  rssLessHeapFreePerConnection: number;
+  /** a reading after each of the `steps` parts of the connections */
+  points: MemoryPoint[];
+  /**
+   * Bytes per connection as the least-squares slope over `points` (NaN with fewer than two): the cost of
+   * one more connection once N/steps are open, without what the process had free before them.
+   */
+  slope: { rss: number; rssLessHeapFree: number };
   connect: { ok: number; failed: number; ms: number; perSec: number; genCpuPct: number; errors: string[] };
   server: { pid: number; affinity: string; cpuMsConnect: number; cpuUsPerConnection: number };
   stillOpen: number;
@@ -75,16 +123,16 @@ export interface MemoryResult {
  * and the V8 heap's used size (after the GC: the live objects alone, which RSS blurs with the pages V8
  * keeps, so it is the steadier figure for comparing two revisions).
  */
-async function reading(o: MemoryOptions, target: Target): Promise<{ rss: number; heap: number }> {
+async function reading(o: MemoryOptions, target: Target): Promise<{ rss: number; heap: number; heapTotal: number }> {
   await sleep(o.settle * 1000);
-  let heap = NaN;
+  let usage: { used: number; total: number } | undefined;
   if (o.gc) {
     await target.collectGarbage();
     // With WORKERS the inspector is the primary's, whose heap holds no connection.
-    if (o.rippleWorkers <= 1) heap = (await target.heapUsed()) ?? NaN;
+    if (o.rippleWorkers <= 1) usage = await target.heapUsage();
     await sleep(500);
   }
-  return { rss: await sampleRss(target.pid), heap };
+  return { rss: await sampleRss(target.pid), heap: usage?.used ?? NaN, heapTotal: usage?.total ?? NaN };
 }
 
 async function sampleRss(pid: number, n = 5, gapMs = 200): Promise<number> {
@@ -108,7 +156,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       const w = await gen.connect({ url, total: o.warm, channelPrefix: 'bench-mem-', layout: 'each', key: benchApp.key, secret: benchApp.secret, concurrencyPerWorker: o.concurrency, timeoutMs: 30_000 });
       if (w.failed) notes.push(`${w.failed} warm-up connections failed: ${w.errors.join('; ')}`);
     }
-    const { rss: rssBefore, heap: heapBefore } = await reading(o, target);
+    const { rss: rssBefore, heap: heapBefore, heapTotal: heapTotalBefore } = await reading(o, target);
     // After the RSS reading: a snapshot's own allocations would count as the connections'.
     const snapshots: [string, string] | undefined = o.heapSnapshotDir
       ? [join(o.heapSnapshotDir, `${target.pid}-before.heapsnapshot`), join(o.heapSnapshotDir, `${target.pid}-after.heapsnapshot`)]
@@ -118,29 +166,51 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       await target.heapSnapshot(snapshots[0]);
       notes.push('heap snapshots taken: the RSS growth includes what the first snapshot left allocated');
     }
-    const cpu0 = procCpuMs(target.pid);
-    const mach0 = machineCpu();
-    const conn = await gen.connect({
-      url,
-      total: o.connections,
-      channelPrefix: 'bench-mem-',
-      layout: 'each',
-      key: benchApp.key,
-      secret: benchApp.secret,
-      concurrencyPerWorker: o.concurrency,
-      timeoutMs: 30_000,
-      firstIndex: o.warm,
-    });
-    const cpuConnect = procCpuMs(target.pid) - cpu0;
-    const mach1 = machineCpu();
-    const otherPctConnect = Math.max(0, ((mach1.busyMs - mach0.busyMs - cpuConnect) / conn.ms) * 100 - conn.genCpuPct);
+    // The connections are opened in `steps` parts, with a reading after each: the slope over those readings
+    // is what one more connection costs once some are open, without what the process already had free
+    // (malloc's and V8's) at the "before" reading, which a first burst uses up at a different rate per server.
+    const connect = { ok: 0, failed: 0, ms: 0, genCpuMs: 0, errors: [] as string[] };
+    let cpuConnect = 0;
+    let otherMs = 0;
+    const points: MemoryPoint[] = [];
+    let after = { rss: rssBefore, heap: heapBefore, heapTotal: heapTotalBefore };
+    for (let step = 0, opened = 0; step < o.steps; step++) {
+      const total = Math.round((o.connections * (step + 1)) / o.steps) - opened;
+      const cpu0 = procCpuMs(target.pid);
+      const mach0 = machineCpu();
+      const part = await gen.connect({
+        url,
+        total,
+        channelPrefix: 'bench-mem-',
+        ...(o.channels > 0 ? { layout: 'groups' as const, groups: o.channels } : { layout: 'each' as const }),
+        key: benchApp.key,
+        secret: benchApp.secret,
+        concurrencyPerWorker: o.concurrency,
+        timeoutMs: 30_000,
+        firstIndex: o.warm + opened,
+      });
+      const cpu = procCpuMs(target.pid) - cpu0;
+      const mach1 = machineCpu();
+      opened += total;
+      cpuConnect += cpu;
+      otherMs += Math.max(0, mach1.busyMs - mach0.busyMs - cpu - (part.genCpuPct / 100) * part.ms);
+      connect.ok += part.ok;
+      connect.failed += part.failed;
+      connect.ms += part.ms;
+      connect.genCpuMs += (part.genCpuPct / 100) * part.ms;
+      if (connect.errors.length < 5) connect.errors.push(...part.errors.slice(0, 5 - connect.errors.length));
+      after = await reading(o, target);
+      points.push({ connections: connect.ok, rss: after.rss, rssLessHeapFree: after.rss - (after.heapTotal - after.heap), heap: after.heap, map: procMemMap(target.pid) });
+    }
+    const conn = { ...connect, perSec: connect.ok / (connect.ms / 1000), genCpuPct: (connect.genCpuMs / connect.ms) * 100 };
+    const otherPctConnect = (otherMs / connect.ms) * 100;
     if (otherPctConnect > 25) notes.push(`other CPU load on the machine while connecting: ${otherPctConnect.toFixed(0)}% of a core (interference?)`);
     if (conn.genCpuPct > 85)
       notes.push(`generator used ${conn.genCpuPct.toFixed(0)}% of its core while connecting: conn/s is bounded by the generator`);
     if (conn.failed) notes.push(`${conn.failed} of ${o.connections} connections failed: ${conn.errors.join('; ')}`);
     const addresses = clientAddresses(url, o.warm + o.connections);
     if (addresses) notes.push(`connections spread over ${addresses.length} client addresses (${addresses.join(', ')}): one address has only the local port range towards one server port`);
-    const { rss: rssAfter, heap: heapAfter } = await reading(o, target);
+    const { rss: rssAfter, heap: heapAfter, heapTotal: heapTotalAfter } = after;
     let heap: MemoryResult['heap'];
     if (snapshots && conn.ok) {
       await target.heapSnapshot(snapshots[1]);
@@ -155,7 +225,7 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       scenario: 'memory',
       target: o.target,
       describe: target.describe,
-      params: { connections: o.connections, warm: o.warm, settle: o.settle, gc: o.gc, semiSpace: o.semiSpace, concurrency: o.concurrency, workers: o.workers, redis: o.redis },
+      params: { connections: o.connections, steps: o.steps, channels: o.channels, warm: o.warm, settle: o.settle, gc: o.gc, semiSpace: o.semiSpace, concurrency: o.concurrency, workers: o.workers, redis: o.redis },
       env: environment(o),
       rssIdle,
       rssBefore,
@@ -164,6 +234,11 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
       heapBefore,
       heapAfter,
       heapBytesPerConnection: conn.ok ? (heapAfter - heapBefore) / conn.ok : NaN,
+      heapTotalBefore,
+      heapTotalAfter,
+      rssLessHeapFreePerConnection: conn.ok ? (rssAfter - (heapTotalAfter - heapAfter) - (rssBefore - (heapTotalBefore - heapBefore))) / conn.ok : NaN,
+      points,
+      slope: { rss: slope(points, (p) => p.rss), rssLessHeapFree: slope(points, (p) => p.rssLessHeapFree) },
       connect: { ok: conn.ok, failed: conn.failed, ms: conn.ms, perSec: conn.perSec, genCpuPct: conn.genCpuPct, errors: conn.errors },
       server: {
         pid: target.pid,
@@ -186,11 +261,20 @@ export async function runMemory(o: MemoryOptions): Promise<MemoryResult> {
 export function summarizeMemory(r: MemoryResult): string {
   const lines = [
     `memory → ${r.target}: ${r.describe}`,
-    `  ${r.connect.ok}/${r.params.connections} idle subscribed connections (each its own channel, after ${r.params.warm} warm-up ones) ` +
+    `  ${r.connect.ok}/${r.params.connections} idle subscribed connections (${r.params.channels ? `spread over ${r.params.channels} channels` : 'each its own channel'}, after ${r.params.warm} warm-up ones) ` +
       `in ${fmt.n(r.connect.ms)} ms = ${fmt.n(r.connect.perSec)} conn/s; server cpu ${fmt.n(r.server.cpuUsPerConnection, 0)} µs/connection, generator cpu ${fmt.n(r.connect.genCpuPct, 0)}%`,
     `  RSS idle ${fmt.bytes(r.rssIdle)}, before ${fmt.bytes(r.rssBefore)}, after ${fmt.bytes(r.rssAfter)} → ` +
       `${fmt.n(r.bytesPerConnection)} bytes (${fmt.bytes(r.bytesPerConnection)}) per connection` +
       (Number.isFinite(r.heapBytesPerConnection) ? `; V8 heap used ${fmt.bytes(r.heapBefore)} → ${fmt.bytes(r.heapAfter)}: ${fmt.n(r.heapBytesPerConnection)} bytes per connection` : ''),
+    ...(Number.isFinite(r.rssLessHeapFreePerConnection)
+      ? [`  V8 heap committed ${fmt.bytes(r.heapTotalBefore)} → ${fmt.bytes(r.heapTotalAfter)}; RSS less V8's committed-but-free bytes: ${fmt.n(r.rssLessHeapFreePerConnection)} bytes per connection`]
+      : []),
+    ...(r.points.length > 1
+      ? [
+          `  per connection as the slope over ${r.points.length} readings (${r.points.map((p) => fmt.n(p.connections)).join(', ')} connections): RSS ${fmt.n(r.slope.rss)} bytes` +
+            (Number.isFinite(r.slope.rssLessHeapFree) ? `, RSS less V8's committed-but-free ${fmt.n(r.slope.rssLessHeapFree)} bytes` : ''),
+        ]
+      : []),
     `  readings: ${r.params.settle}s settle${r.params.gc ? ' + full GC through --inspect' : ''}, median of 5 VmRSS samples; ${String(r.env.pinning)}`,
   ];
   if (r.heap) lines.push(`  V8 heap growth per connection (${r.heap.files.join(', ')}):`, formatHeapGrowth(r.heap));

@@ -42,7 +42,7 @@ class PendingClose {
   ) {}
 }
 
-/** What every socket of the transport shares (one object, so a connection holds one reference). */
+/** What every socket of the transport shares (on its session class's prototype: see sessionClass). */
 interface WsShared {
   fanout: WsFanout;
   sessions: Sessions;
@@ -60,7 +60,7 @@ const GONE = 2;
  * session (session/session.ts) whose Connection it is itself. Kept small, as it lives as long as the
  * socket: one object per connection, no closure per socket, one state number.
  */
-export class WsSession extends Session implements Connection {
+export abstract class WsSession extends Session implements Connection {
   get transport(): string {
     return 'ws';
   }
@@ -76,8 +76,10 @@ export class WsSession extends Session implements Connection {
    */
   private pending?: App | HandshakeRefusal | Waiting | PendingClose;
 
+  /** What the transport's sockets share: a getter of the transport's own subclass (sessionClass), no field. */
+  protected abstract get shared(): WsShared;
+
   constructor(
-    private readonly shared: WsShared,
     readonly remoteAddress: string,
     readonly origin: string,
   ) {
@@ -236,6 +238,7 @@ export interface WebSocketSettings {
 export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings: WebSocketSettings, log: Logger): WsFanout {
   const fanout = new WsFanout(uws);
   const shared: WsShared = { fanout, sessions, closeWaitMs: settings.pongTimeout * 1000 };
+  const Session = sessionClass(shared);
   uws.ws<WsData>('/*', {
     // Liveness is ours (pusher:ping, close 4201), not uWS's idle timer (spec §1.6).
     idleTimeout: 0,
@@ -246,7 +249,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
     upgrade: (res, req, context) => {
       // An exception escaping a uWS handler aborts the process: contain it here.
       try {
-        upgrade(res, req, context, shared, settings.pathPrefix);
+        upgrade(res, req, context, shared, Session, settings.pathPrefix);
       } catch (err) {
         log.warn({ err }, 'upgrade failed');
         try {
@@ -272,7 +275,7 @@ export function attachWebSockets(uws: TemplatedApp, sessions: Sessions, settings
  * through uWS's cork-then-upgrade path, which in uWS 20.30 can read the finished HTTP response's
  * state from the new WebSocket's memory and shut the socket down right after the 101.)
  */
-function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, shared: WsShared, pathPrefix: string): void {
+function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t, shared: WsShared, Session: SessionClass, pathPrefix: string): void {
   const url = req.getUrl();
   const m = url.startsWith(pathPrefix) ? /^\/app\/([^/]+)\/?$/.exec(url.slice(pathPrefix.length)) : null;
   if (!m) {
@@ -285,10 +288,24 @@ function upgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context
   } catch {
     key = m[1]; // a malformed escape: no app has that key, so the client is told 4001
   }
-  const session = new WsSession(shared, sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
+  const session = new Session(sameAsLast.address(Buffer.from(res.getRemoteAddressAsText()).toString()), sameAsLast.origin(req.getHeader('origin')));
   session.admitted(shared.sessions.connect({ key, protocol: req.getQuery('protocol') ?? '', origin: session.origin, remoteAddress: session.remoteAddress }, () => session.gone));
   const data: WsData = { session };
   res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+}
+
+type SessionClass = new (remoteAddress: string, origin: string) => WsSession;
+
+/**
+ * The transport's session class: what its sockets share is returned by a getter on the class's
+ * prototype, so a session (one per connection) holds no reference to it.
+ */
+function sessionClass(shared: WsShared): SessionClass {
+  return class TransportWsSession extends WsSession {
+    protected get shared(): WsShared {
+      return shared;
+    }
+  };
 }
 
 /**
