@@ -66,9 +66,7 @@ const fanoutMetrics: Metric[] = [
 const memoryMetrics: Metric[] = [
   { key: 'bpc', label: 'RSS bytes / idle subscribed connection', get: (r) => M(r).bytesPerConnection, format: (x) => fmt.n(x), better: 'lower' },
   { key: 'heapc', label: 'V8 heap bytes / idle subscribed connection (used, after full GCs)', get: (r) => M(r).heapBytesPerConnection ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x) : '-'), better: 'lower' },
-  { key: 'slope', label: 'RSS bytes / connection, slope over the steps', get: (r) => M(r).slope?.rss ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x) : '-'), better: 'lower' },
-  { key: 'slopenofree', label: "RSS less V8's committed-but-free, bytes / connection, slope over the steps", get: (r) => M(r).slope?.rssLessHeapFree ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x) : '-'), better: 'lower' },
-  { key: 'rssnofree', label: "RSS bytes / connection less V8's committed-but-free growth", get: (r) => M(r).rssLessHeapFreePerConnection ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x) : '-'), better: 'lower' },
+  { key: 'slope', label: 'RSS bytes / connection, slope over the steps (without what the process had free before)', get: (r) => M(r).slope?.rss ?? NaN, format: (x) => (Number.isFinite(x) ? fmt.n(x) : '-'), better: 'lower' },
   { key: 'cps', label: 'connections/s', get: (r) => M(r).connect.perSec, format: (x) => fmt.n(x), better: 'higher' },
   { key: 'cpuconn', label: 'server CPU µs / connection', get: (r) => M(r).server.cpuUsPerConnection, format: (x) => fmt.n(x), better: 'lower' },
   { key: 'rssafter', label: 'server RSS with all connections', get: (r) => M(r).rssAfter, format: fmt.bytes, better: 'lower' },
