@@ -150,9 +150,15 @@ test('a connection refused for want of file descriptors is logged and counted as
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   limited.stdout!.on('data', (d) => (out += d));
+  limited.stderr!.on('data', (d) => (err += d));
   const url = `http://127.0.0.1:${port}`;
-  await eventually(() => fetch(`${url}/health`).then((r) => r.status === 200, () => false), { timeoutMs: 20_000, intervalMs: 100, what: 'the limited node answers' });
+  await eventually(() => fetch(`${url}/health`).then((r) => r.status === 200, () => false), {
+    timeoutMs: 20_000,
+    intervalMs: 100,
+    what: () => `the limited node answers (exit ${limited?.exitCode}; stdout: ${out.slice(-1500)}; stderr: ${err.slice(-1500)})`,
+  });
   let refusal: { code: number } | undefined;
   for (let i = 0; i < 64 && !refusal; i++) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/app/app-key?protocol=7`);
