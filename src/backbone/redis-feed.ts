@@ -46,7 +46,8 @@ function isPong(reply: unknown): boolean {
   return String(first).toLowerCase() === 'pong';
 }
 
-function withinTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+/** `p`, or a rejection when it has not settled within `ms`. */
+export function withinTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
     p.then(

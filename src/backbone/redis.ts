@@ -33,7 +33,7 @@ import { recordEvent } from '../history/redis-lua.js';
 import { defineScripts, isCluster } from '../redis/clients.js';
 import type { RedisKeys } from '../redis/keys.js';
 import type { Backbone, BackboneHandlers, LocalDelivery, NodeCommand, Outgoing } from './backbone.js';
-import { RedisFeed, shardFeed } from './redis-feed.js';
+import { RedisFeed, shardFeed, withinTimeout } from './redis-feed.js';
 import { RedisOutbox, type OutboxEntry, type OutboxLimits, type Waiting } from './redis-outbox.js';
 
 /**
@@ -206,8 +206,7 @@ export class RedisBackbone implements Backbone {
     view.reading = true;
     const primaries = (this.o.pub as unknown as { nodes(role: 'master'): Redis[] }).nodes('master').filter((n) => n.status === 'ready');
     // A frozen primary never answers: the others do, or the read is given up.
-    const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer')), 2 * CLUSTER_VIEW_MS).unref());
-    Promise.race([Promise.any(primaries.map((n) => n.call('CLUSTER', 'NODES') as Promise<string>)), timeout]).then(
+    withinTimeout(Promise.any(primaries.map((n) => n.call('CLUSTER', 'NODES') as Promise<string>)), 2 * CLUSTER_VIEW_MS).then(
       (text) => {
         view.failing = String(text)
           .split('\n')
