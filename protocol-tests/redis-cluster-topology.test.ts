@@ -192,7 +192,9 @@ test('a slot migration under traffic (redis-cli --cluster reshard): the channel 
     await cluster.reshard(primary, to, 50);
     await cluster.waitHealthy(30_000);
   });
-  assert.ok(lost <= 10, `reshard: the plain client lost ${lost}, at most one batch`);
+  // The publishing node copies a moved slot's plain frames to the fallback (MOVED_WINDOW_MS): at most the
+  // one frame whose fallback copy the next frame's shard copy overtakes as the node subscribes again.
+  assert.ok(lost <= 1, `reshard: the plain client lost ${lost}, at most one`);
 });
 
 test('the primary holding the cluster state SIGKILLed: presence, counts and leases carry on on its replica, no node is taken for dead', async () => {

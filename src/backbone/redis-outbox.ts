@@ -8,8 +8,10 @@
 // On Redis Cluster a publish may be flagged for the fallback (RedisOutboxOptions.fallback): when it
 // has waited longer than the fallback's threshold without Redis taking it, and the fallback says it is
 // open (a shard is failing, not merely slow), it is handed to the fallback too, once, in queue order,
-// and stays queued for its own write.
+// and stays queued for its own write. A flagged publish whose slot changed owner lately (a slot
+// migration, a failover) goes by the fallback too, whatever the gate says: see MOVED_WINDOW_MS.
 import { createHash } from 'node:crypto';
+import calculateSlot from 'cluster-key-slot';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { LuaScript, Scripted } from '../redis/clients.js';
@@ -90,6 +92,16 @@ const RETRY_MS = 250;
 const DOWN_POLL_MS = 50;
 /** How often a closed fallback is asked again while entries are due. */
 const GATE_POLL_MS = 50;
+/**
+ * Redis Cluster: for this long (ms) after a slot's owner changed under this node's writes, the
+ * flagged publishes of that slot also go by the fallback: the one that showed the change once its
+ * shard took it, the later ones just before their shard write (ahead of it). Redis drops
+ * every node's shard channels of a slot when the slot is handed over, and a node subscribes them
+ * again on the new owner only once it has read the new slot map (100-400 ms measured under load):
+ * what the new owner is given meanwhile reaches no other node but by the fallback. The receivers drop
+ * whichever copy comes second (sequence numbers).
+ */
+export const MOVED_WINDOW_MS = 3000;
 
 export class RedisOutbox {
   private waiting: Waiting[] = [];
@@ -119,6 +131,8 @@ export class RedisOutbox {
    * nothing, as while Redis cannot be reached.
    */
   private stuck = false;
+  /** Redis Cluster with a fallback: each slot written to, its owner at the last look and when that changed (ownerOf). */
+  private readonly owners = new Map<number, { node: string | undefined; movedAt: number }>();
 
   constructor(private readonly o: RedisOutboxOptions) {
     this.wasReady = o.redis.status === 'ready';
@@ -343,10 +357,16 @@ export class RedisOutbox {
       else bySlot.set(tag, [e]);
     }
     const results = await Promise.allSettled(
-      [...bySlot.values()].map(async (group) => {
+      [...bySlot].map(async ([tag, group]) => {
+        const owner = this.o.fallback ? this.ownerOf(calculateSlot(tag)) : undefined;
         for (const e of group) {
-          if (e.kind === 'publish') await r.spublish(e.channel, e.message);
-          else {
+          if (e.kind === 'publish') {
+            // Within a move's window the copy goes first, so that it is ahead of the next one's shard copy.
+            const early = e.fallback && owner?.moved();
+            if (early) this.o.fallback!.send([e]);
+            await r.spublish(e.channel, e.message);
+            if (e.fallback && !early && owner?.moved()) this.o.fallback!.send([e]);
+          } else {
             const { sha, keys } = this.sha(e.script);
             await r.evalsha(sha, keys, ...e.args);
           }
@@ -361,6 +381,28 @@ export class RedisOutbox {
       return this.writeSharded(entries, false);
     }
     throw failed.reason;
+  }
+
+  /**
+   * A slot's owner as ioredis's slot map has it, looked at around each write: `moved()` is true when
+   * it changed within the last MOVED_WINDOW_MS (seen as a change since the slot's previous look: the
+   * slot map was read again, or ioredis followed a MOVED reply and updated it).
+   */
+  private ownerOf(slot: number): { moved(): boolean } {
+    const slots = (this.o.redis as unknown as { slots: (string[] | undefined)[] }).slots;
+    let seen = this.owners.get(slot);
+    if (!seen) this.owners.set(slot, (seen = { node: slots[slot]?.[0], movedAt: -Infinity }));
+    const known = seen;
+    return {
+      moved: () => {
+        const node = slots[slot]?.[0];
+        if (node !== known.node) {
+          if (known.node !== undefined) known.movedAt = Date.now();
+          known.node = node;
+        }
+        return Date.now() - known.movedAt < MOVED_WINDOW_MS;
+      },
+    };
   }
 
   private async write(entries: OutboxEntry[]): Promise<void> {
