@@ -187,13 +187,15 @@ test('a primary SIGKILLed under traffic: its replica takes over, subscriptions c
 
 test('a slot migration under traffic (redis-cli --cluster reshard): the channel moves shards, subscriptions follow, no client reconnects', async (t) => {
   await cluster.waitHealthy(30_000);
-  const { lost } = await throughChange(t, 'reshard', 'mv', 50, true, async (primary) => {
+  const { lost, gapMs } = await throughChange(t, 'reshard', 'mv', 50, true, async (primary) => {
     const to = (await cluster.nodes()).find((n) => n.primary && !n.failed && n.port !== primary && n.slots.length)!.port;
     await cluster.reshard(primary, to, 50);
     await cluster.waitHealthy(30_000);
   });
   // The publishing node copies a moved slot's plain frames to the fallback (MOVED_WINDOW_MS): at most the
   // one frame whose fallback copy the next frame's shard copy overtakes as the node subscribes again.
+  // Its silence: until the fallback's copies or the new owner's frames reach it (the failover's bound).
+  assert.ok(gapMs < 1500, `reshard: the plain client's longest gap ${gapMs} ms`);
   assert.ok(lost <= 1, `reshard: the plain client lost ${lost}, at most one`);
 });
 

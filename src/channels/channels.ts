@@ -4,7 +4,8 @@
 // presence member_added/member_removed, subscription_count, and the cache channel's replay or
 // cache_miss. Subscribe, unsubscribe, sign-in, connection close (terminate and drain close
 // connections) and a dead node's cleanup all come through here, and so do the breaks in the node's
-// feed of other nodes' frames (the opted-in subscriptions' gaps are filled from the history).
+// feed of other nodes' frames and the gaps the hub finds on one channel (the opted-in subscriptions'
+// gaps are filled from the history).
 import type { Logger } from 'pino';
 import type { App } from '../apps/app.js';
 import type { AppStore, Found } from '../apps/store.js';
@@ -12,7 +13,7 @@ import type { Backbone, FeedHandler, LocalDelivery, Outgoing } from '../backbone
 import type { ChannelCache } from '../cache/channel-cache.js';
 import type { ConsoleTap } from '../console/tap.js';
 import { parsePosition, policyOf, type ChannelHistory, type HistoryPolicy } from '../history/history.js';
-import type { Hub } from '../hub/hub.js';
+import type { ChannelGaps, Hub } from '../hub/hub.js';
 import type { Metrics } from '../metrics/metrics.js';
 import type { ClusterEvent, ClusterStateHandler, PresenceMember, PresenceStore } from '../presence/store.js';
 import { channelKind, isCacheChannel, ONLINE_CHANNEL, SERVER_TO_USER_PREFIX, watchChannel } from '../protocol/channels.js';
@@ -20,6 +21,7 @@ import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { WebhookEvent, WebhookSink } from '../webhooks/sink.js';
 import { subscriptions, Subscription, userIdOf, type ChannelMember, type RecoveryRequest, type Sub } from './member.js';
+import { PositionedSubscriptions, type PositionedSubscription } from './positioned.js';
 import { HOLD_MARGIN, recover, type RecoveryDeps } from './recovery.js';
 import { refuseSubscription, type SubscriptionRefusal } from './refusal.js';
 import { SharedReads } from './shared-reads.js';
@@ -34,21 +36,22 @@ export interface ChannelsDeps {
   history: ChannelHistory;
   webhooks: WebhookSink;
   log: Logger;
-  /** refused subscriptions are counted by reason; channels a break in the feed may have cost events */
-  metrics: Pick<Metrics, 'subscriptionsRefused' | 'unrecoveredChannels'>;
+  /** refused subscriptions are counted by reason; channels a break in the feed may have cost events; gaps found on one channel */
+  metrics: Pick<Metrics, 'subscriptionsRefused' | 'unrecoveredChannels' | 'channelGaps'>;
   /** the debug console (issue 21): subscriptions, transitions, cache misses, recovery replays */
   tap: ConsoleTap;
 }
 
 type Transition = 'occupied' | 'vacated' | undefined;
 
-export class Channels implements ClusterStateHandler, FeedHandler {
+export class Channels implements ClusterStateHandler, FeedHandler, ChannelGaps {
   private readonly counts: SubscriptionCounts;
   private readonly recovery: RecoveryDeps;
 
   constructor(private readonly d: ChannelsDeps) {
     this.counts = new SubscriptionCounts(d.backbone, d.webhooks);
-    this.recovery = { hub: d.hub, backbone: d.backbone, reads: new SharedReads(d.history), positioned: new Map(), log: d.log, tap: d.tap };
+    this.recovery = { hub: d.hub, backbone: d.backbone, reads: new SharedReads(d.history), positioned: new PositionedSubscriptions(), log: d.log, tap: d.tap };
+    d.hub.useGaps(this);
   }
 
   /**
@@ -272,21 +275,37 @@ export class Channels implements ClusterStateHandler, FeedHandler {
    * it missed from the history, or an outcome saying it cannot (docs/recovery.md).
    */
   feedBroken(): void {
-    const positioned = [...this.recovery.positioned];
-    this.recovery.positioned.clear();
-    for (const [sub, { s, channel, current }] of positioned) {
-      const app = s.app;
-      const policy = policyOf(app, channel);
-      if (!policy || !sub.positioned || !current()) continue;
-      const at = this.d.hub.position(app.id, channel);
-      // Positioned without a position, and no event sent to it since: where it is, nobody knows.
-      const unknown = sub.unknownSince !== undefined && sub.unknownSince.position === at;
-      sub.positioned = false;
-      sub.unknownSince = undefined;
-      sub.hold = this.d.hub.rehold(s.conn, app.id, channel, policy.size + HOLD_MARGIN);
-      void recover(this.recovery, s, channel, sub, { position: unknown ? undefined : parsePosition(at), socketIds: [s.socketId] }, policy, current, 'refill');
-    }
+    const positioned = this.recovery.positioned.takeAll();
+    for (const [sub, p] of positioned) this.refill(sub, p);
     if (positioned.length) this.d.log.info({ subscriptions: positioned.length }, 'the node stopped receiving other nodes\' events: opted-in subscriptions held until the history fills their gap');
+  }
+
+  /**
+   * The hub found a gap in one channel's recorded events (a serial after a jump, or a replay that went
+   * past them: a message lost on its way to this node, e.g. during a Redis Cluster slot migration):
+   * that channel's positioned subscriptions are held again and refilled as after a break in the feed.
+   */
+  channelGap(appId: string, channel: string, next: string): void {
+    const positioned = this.recovery.positioned.take(appId, channel);
+    if (!positioned.length) return;
+    const from = this.d.hub.position(appId, channel);
+    for (const [sub, p] of positioned) this.refill(sub, p);
+    this.d.metrics.channelGaps.inc({ app: appId });
+    this.d.log.info({ app: appId, channel, from, next, subscriptions: positioned.length }, 'recorded events of a channel did not reach the node: its opted-in subscriptions are refilled from the history');
+  }
+
+  /** A positioned subscription held again and sent what it missed from the history, or told it cannot be. */
+  private refill(sub: Subscription, { s, channel, current }: PositionedSubscription): void {
+    const app = s.app;
+    const policy = policyOf(app, channel);
+    if (!policy || !sub.positioned || !current()) return;
+    const at = this.d.hub.position(app.id, channel);
+    // Positioned without a position, and no event sent to it since: where it is, nobody knows.
+    const unknown = sub.unknownSince !== undefined && sub.unknownSince.position === at;
+    sub.positioned = false;
+    sub.unknownSince = undefined;
+    sub.hold = this.d.hub.rehold(s.conn, app.id, channel, policy.size + HOLD_MARGIN);
+    void recover(this.recovery, s, channel, sub, { position: unknown ? undefined : parsePosition(at), socketIds: [s.socketId] }, policy, current, 'refill');
   }
 
   /**
@@ -335,7 +354,7 @@ export class Channels implements ClusterStateHandler, FeedHandler {
       sub.hold = undefined;
     } else {
       last = this.d.hub.leave(s.conn, s.app.id, channel, sub.positioned);
-      this.recovery.positioned.delete(sub);
+      this.recovery.positioned.delete(s.app.id, sub);
     }
     if (last) this.d.backbone.removeInterest(s.app.id, channel);
   }

@@ -12,6 +12,7 @@ import type { Hold, Hub } from '../hub/hub.js';
 import { Codes } from '../protocol/constants.js';
 import * as frames from '../protocol/frames.js';
 import type { ChannelMember, RecoveryRequest, Subscription } from './member.js';
+import type { PositionedSubscriptions } from './positioned.js';
 import type { SharedReads } from './shared-reads.js';
 
 /** Events one recovering subscribe replays at most; a longer gap is `too_many` (the REST history pages). */
@@ -27,19 +28,12 @@ export const HOLD_MARGIN = 1000;
 const REFILL_READS = 8;
 const REFILL_RETRY_MS = 250;
 
-/** An opted-in subscription in its channel's positioned topic, as the feed's breaks find it. */
-export interface PositionedSubscription {
-  s: ChannelMember;
-  channel: string;
-  current: () => boolean;
-}
-
 export interface RecoveryDeps {
   hub: Hub;
   backbone: Backbone;
   reads: SharedReads;
-  /** every positioned subscription of the node (refilled after a break in the feed) */
-  positioned: Map<Subscription, PositionedSubscription>;
+  /** every positioned subscription of the node (refilled after a break in the feed, or a gap on their channel) */
+  positioned: PositionedSubscriptions;
   log: Logger;
   tap: ConsoleTap;
 }
@@ -62,7 +56,7 @@ export async function recover(
   kind: RecoveryKind = 'subscribe',
 ): Promise<boolean> {
   const app = s.app;
-  const since = d.reads.mark();
+  let since = d.reads.mark();
   const from = request.position;
   let outcome: frames.RecoveryOutcome;
   let upTo: Position | undefined;
@@ -79,11 +73,16 @@ export async function recover(
         continue;
       }
       // ...and every frame the read counted must be in the hold before it ends, or one could come again after the replay.
-      if (await d.backbone.caughtUp(stretch)) break;
+      const caughtUp = await d.backbone.caughtUp(stretch);
       if (!current()) return false;
-      // The feed broke meanwhile: read again once it is back. That read counts every recorded event held
-      // so far, and a replay that fills nothing must not start before the break's hole.
+      // The held recorded events must follow the read without a hole and reach where the channel's
+      // other opted-in subscriptions are: else one never reached the node (a gap, docs/recovery.md),
+      // and a read issued now counts it. (A hold that overflowed closes the connection instead.)
+      if (caughtUp && (sub.hold?.overflowed || continuous(sub.hold, page, d.hub.position(app.id, channel)))) break;
+      // The feed broke meanwhile, or the hold has a gap: read again (once the feed is back). That read
+      // counts every recorded event held so far, and a replay that fills nothing must not start before the hole.
       sub.hold?.dropRecorded();
+      if (caughtUp) since = d.reads.mark();
     }
     if (!current()) return false;
     upTo = { epoch: page.epoch, serial: page.last };
@@ -124,6 +123,25 @@ export async function recover(
 }
 
 /**
+ * Whether the held recorded events of the page's epoch leave no event out: the first comes at most
+ * right after the page's last, each next one right after the one before (one that came again is
+ * skipped), and together they reach `at`, the channel's position in the hub (another epoch: not
+ * compared, the history was lost).
+ */
+function continuous(hold: Hold | undefined, page: HistoryPage, at: string | undefined): boolean {
+  // Held events before the page's last matter too: a subscription that replays nothing gets them all.
+  let prev: number | undefined;
+  for (const f of hold?.frames ?? []) {
+    const p = parsePosition(f.position);
+    if (!p || p.epoch !== page.epoch) continue;
+    if (p.serial > (prev ?? page.last) + 1) return false;
+    if (prev === undefined || p.serial > prev) prev = p.serial;
+  }
+  const q = parsePosition(at);
+  return !q || q.epoch !== page.epoch || q.serial <= Math.max(page.last, prev ?? 0);
+}
+
+/**
  * Where a subscription that replays nothing (a first subscribe, or a gap not filled) starts: every frame
  * held since the subscribe began is a live one for it, also when the history read already counted it,
  * so it is just before the first of those.
@@ -146,7 +164,7 @@ function release(d: RecoveryDeps, s: ChannelMember, channel: string, sub: Subscr
   d.hub.release(hold, app.id, channel, upTo && isNewer(upTo, d.hub.position(app.id, channel)) ? formatPosition(upTo) : undefined);
   sub.positioned = true;
   sub.unknownSince = upTo ? undefined : { position: d.hub.position(app.id, channel) };
-  d.positioned.set(sub, { s, channel, current });
+  d.positioned.add(sub, { s, channel, current });
   if (hold.overflowed) {
     // More live frames than a hold keeps: the client reconnects at once and recovers from its position.
     s.conn.close(Codes.reconnectNow, 'Too many events while recovering, reconnect');

@@ -5,8 +5,11 @@
 // recorded events with their position (built once per delivery, docs/recovery.md); while such a
 // subscription's replay is being written, its frames are held instead. The hub remembers the last
 // position it delivered on each channel: every opted-in subscription in the positioned topic is there,
-// which is where a gap in the node's feed starts for them. The channels are kept by app with the
-// app's traffic counters, so a delivery counts per app without another lookup.
+// which is where a gap in the node's feed starts for them. It also checks, on each recorded delivery,
+// that the serial follows that position (a serial parse, nothing for unrecorded frames): a jump means
+// the channel's opted-in subscriptions missed events, and its gap listener refills them (ChannelGaps).
+// The channels are kept by app with the app's traffic counters, so a delivery counts per app without
+// another lookup.
 import type { Audience, FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
@@ -23,6 +26,25 @@ const POSITIONED = '\n+';
 /** Topic of app/channel's opted-in subscriptions. */
 function positionedTopicOf(appId: string, channel: string): string {
   return topicOf(appId, channel) + POSITIONED;
+}
+
+/**
+ * Told when recorded events of a channel never reached the node's opted-in subscriptions (a serial
+ * came after the channel's position with a jump: a lost message, whatever lost it). Called before the
+ * frame that revealed it is delivered, so that frame reaches the refilled subscriptions' holds.
+ */
+export interface ChannelGaps {
+  /** `next`: the position that revealed the gap; Hub.position still answers where it starts. */
+  channelGap(appId: string, channel: string, next: string): void;
+}
+
+const COLON = 58; // ':'
+
+/** The serial of a position from `at` on (its digits; a position comes from the history, trusted). */
+function serialAt(position: string, at: number): number {
+  let n = 0;
+  for (let i = at; i < position.length; i++) n = n * 10 + (position.charCodeAt(i) - 48);
+  return n;
 }
 
 /** A frame held for a subscription, with its position when it was recorded. */
@@ -71,6 +93,9 @@ class Recovering {
   holds?: Set<Hold> = undefined;
   /** the position the subscriptions in the positioned topic are at (see Hub.position) */
   position?: string = undefined;
+  /** `position`'s epoch and serial, split when it is set */
+  epoch?: string = undefined;
+  serial = 0;
 
   constructor(public plain: number) {}
 }
@@ -94,6 +119,7 @@ export class Hub implements FrameDelivery {
   /** appId → its channels with connections on this node */
   private apps = new Map<string, AppChannels>();
   private readonly fanouts: Fanout[] = [];
+  private gaps: ChannelGaps = { channelGap() {} };
 
   constructor(private readonly counters: TrafficCounters) {}
 
@@ -105,6 +131,11 @@ export class Hub implements FrameDelivery {
   /** Where the local connections are found by socket id (the sessions); called once at start. */
   useIndex(index: ConnectionIndex): void {
     this.index = index;
+  }
+
+  /** Who refills a channel's opted-in subscriptions when recorded events did not reach them; called once at start. */
+  useGaps(gaps: ChannelGaps): void {
+    this.gaps = gaps;
   }
 
   private appChannels(appId: string): AppChannels {
@@ -201,9 +232,35 @@ export class Hub implements FrameDelivery {
     const r = this.recoveringOf(appId, channel);
     if (!r?.holds?.delete(hold)) return;
     if (!r.holds.size) r.holds = undefined;
+    // A replay that went past what the channel's other opted-in subscriptions were sent: the events in
+    // between were counted by the history read and should have reached the node before it ended
+    // (Backbone.caughtUp), so those subscriptions missed them.
+    if (position !== undefined) this.moveTo(appId, channel, r, position, 0);
     hold.conn.join(positionedTopicOf(appId, channel));
     r.positioned++;
-    if (position !== undefined) r.position = position;
+  }
+
+  /**
+   * Sets the channel's position, unless `position` is not after it (then true: every subscription in
+   * the positioned topic has that event already). In the same epoch, a serial more than `step` past the
+   * channel's is a gap for the subscriptions in the positioned topic, told to the gap listener first.
+   * Another epoch is taken as it comes: the history was lost, and the position itself tells the client
+   * (docs/recovery.md).
+   */
+  private moveTo(appId: string, channel: string, r: Recovering, position: string, step: number): boolean {
+    const epoch = r.epoch;
+    if (epoch !== undefined && position.charCodeAt(epoch.length) === COLON && position.startsWith(epoch)) {
+      const serial = serialAt(position, epoch.length + 1);
+      if (serial <= r.serial) return true;
+      if (serial > r.serial + step && r.positioned > 0) this.gaps.channelGap(appId, channel, position);
+      r.serial = serial;
+    } else {
+      const colon = position.lastIndexOf(':');
+      r.epoch = position.slice(0, colon);
+      r.serial = serialAt(position, colon + 1);
+    }
+    r.position = position;
+    return false;
   }
 
   /**
@@ -249,7 +306,10 @@ export class Hub implements FrameDelivery {
     const frameBytes = bytes ?? Buffer.byteLength(frame);
     const traffic = app.traffic;
     let r = typeof v === 'object' ? v : undefined;
-    if (position !== undefined) (r = this.recovering(app, channel)).position = position;
+    // A recorded event not after the channel's position (one that came again, or late) is not sent to
+    // its opted-in subscriptions: each has it already, or a history read of its own counts it.
+    let old = false;
+    if (position !== undefined) old = this.moveTo(appId, channel, (r = this.recovering(app, channel)), position, 1);
     const plain = plainOf(r ?? v);
     if (plain > 0 && audience !== 'positioned') {
       traffic.messagesOut += plain;
@@ -257,7 +317,7 @@ export class Hub implements FrameDelivery {
       const topic = topicOf(appId, channel);
       for (let i = 0; i < this.fanouts.length; i++) this.fanouts[i].publish(topic, frame, except);
     }
-    if (r !== undefined && (r.positioned > 0 || r.holds) && audience !== 'plain') {
+    if (r !== undefined && (r.positioned > 0 || r.holds) && audience !== 'plain' && !old) {
       const positioned = position === undefined ? frame : withPosition(frame, position);
       if (r.positioned > 0) {
         traffic.messagesOut += r.positioned;

@@ -63,6 +63,8 @@ export class Metrics implements TrafficCounters {
   readonly subscriptionsRefused: Counter<'app' | 'reason'>;
   /** Channels with subscribers without message recovery when the node's feed of other nodes' events came back after a break. */
   readonly unrecoveredChannels: Counter<'app'>;
+  /** Gaps in one channel's recorded events at this node, its opted-in subscriptions refilled from the history. */
+  readonly channelGaps: Counter<'app'>;
   /**
    * REST requests answered, by app and then HTTP status, counted by the request log and read at
    * scrape time. An id in a request path that is no configured app counts under app="".
@@ -110,6 +112,12 @@ export class Metrics implements TrafficCounters {
     this.unrecoveredChannels = new Counter({
       name: 'ripple_backbone_unrecovered_channels_total',
       help: 'Channels with subscribers without message recovery on this node when its Redis subscription came back after a break: they may have missed events other nodes published meanwhile (counted whether or not any was published, and on Redis Cluster also when the fallback channel delivered them)',
+      labelNames: ['app'],
+      registers,
+    });
+    this.channelGaps = new Counter({
+      name: 'ripple_recovery_channel_gaps_total',
+      help: 'Gaps found in a channel\'s recorded events at this node (a serial after a jump: events that never reached it), its subscriptions with message recovery held and refilled from the history (or told it could not be)',
       labelNames: ['app'],
       registers,
     });
