@@ -8,8 +8,11 @@
 // which is where a gap in the node's feed starts for them. It also checks, on each recorded delivery,
 // that the serial follows that position (a serial parse, nothing for unrecorded frames): a jump means
 // the channel's opted-in subscriptions missed events, and its gap listener refills them (ChannelGaps).
-// The channels are kept by app with the app's traffic counters, so a delivery counts per app without
-// another lookup.
+// A channel with a single subscription on the node (a channel per user, a channel per connection) has
+// no topic: its frames are sent to that connection (uWS keeps a topic in ~230 bytes of its own; a send
+// keeps the socket's order with its topics' frames, as uWS first writes out what they have queued for
+// it). The channels are kept by app with the app's traffic counters, so a delivery counts per app
+// without another lookup.
 import type { Audience, FrameDelivery } from '../backbone/backbone.js';
 import type { AppTraffic, TrafficCounters } from '../metrics/metrics.js';
 import { withPosition, withPositionBytes } from '../protocol/frames.js';
@@ -74,14 +77,21 @@ export class Hold {
   }
 }
 
-/** A channel-state value's plain subscriptions (see AppChannels.channels). */
-function plainOf(v: number | Recovering | undefined): number {
-  return v === undefined ? 0 : typeof v === 'number' ? v : v.plain;
+/**
+ * What the hub keeps of a channel (see AppChannels.channels): its one plain subscription's connection,
+ * not in any topic; or the count of its plain subscriptions, each in the channel's topic; or, with
+ * message recovery, a Recovering.
+ */
+type ChannelState = Connection | number | Recovering;
+
+/** A channel-state value's plain subscriptions. */
+function plainOf(v: ChannelState | undefined): number {
+  return v === undefined ? 0 : typeof v === 'number' ? v : v instanceof Recovering ? v.plain : 1;
 }
 
 /** Its connections on this node, in any topic of the channel or held. */
-function totalOf(v: number | Recovering | undefined): number {
-  return v === undefined || typeof v === 'number' ? (v ?? 0) : v.plain + v.positioned + (v.holds?.size ?? 0);
+function totalOf(v: ChannelState | undefined): number {
+  return v instanceof Recovering ? v.plain + v.positioned + (v.holds?.size ?? 0) : plainOf(v);
 }
 
 /**
@@ -103,12 +113,12 @@ class Recovering {
 /**
  * One app's channels on this node, with the app's traffic counters (a delivery counts per app without
  * another lookup). Kept small, as there can be a channel per connection: a channel is its name (the
- * map's key, the string its first subscriber sent) and, without recovery, only the count of its
- * subscriptions (a small integer, no object); its topics are made from the app id and the name when
- * used (a join, a leave, a delivery), not kept.
+ * map's key, the string its first subscriber sent) and, without recovery, its one subscription's
+ * connection or the count of its subscriptions (no object of its own); its topics are made from the
+ * app id and the name when used (a join, a leave, a delivery), not kept.
  */
 class AppChannels {
-  readonly channels = new Map<string, number | Recovering>();
+  readonly channels = new Map<string, ChannelState>();
 
   constructor(readonly traffic: AppTraffic) {}
 }
@@ -144,13 +154,20 @@ export class Hub implements FrameDelivery {
     return app;
   }
 
-  /** The channel's recovery side, made (from its plain count) when it has none yet. */
-  private recovering(app: AppChannels, channel: string): Recovering {
+  /** The channel's recovery side, made (from its plain subscriptions) when it has none yet. */
+  private recovering(appId: string, app: AppChannels, channel: string): Recovering {
     const v = app.channels.get(channel);
-    if (typeof v === 'object') return v;
-    const r = new Recovering(v ?? 0);
+    if (v instanceof Recovering) return v;
+    const r = new Recovering(v === undefined ? 0 : this.inTopic(appId, channel, v));
     app.channels.set(channel, r);
     return r;
+  }
+
+  /** The channel's plain subscriptions, the one without a topic put in it first. */
+  private inTopic(appId: string, channel: string, v: Connection | number): number {
+    if (typeof v === 'number') return v;
+    v.join(topicOf(appId, channel));
+    return 1;
   }
 
   /** true when the channel has no connection here any more (and forgets it) */
@@ -168,11 +185,13 @@ export class Hub implements FrameDelivery {
     const first = totalOf(v) === 0;
     if (positioned) {
       conn.join(positionedTopicOf(appId, channel));
-      this.recovering(app, channel).positioned++;
+      this.recovering(appId, app, channel).positioned++;
+    } else if (v === undefined) {
+      app.channels.set(channel, conn);
     } else {
       conn.join(topicOf(appId, channel));
-      if (typeof v === 'object') v.plain++;
-      else app.channels.set(channel, (v ?? 0) + 1);
+      if (v instanceof Recovering) v.plain++;
+      else app.channels.set(channel, this.inTopic(appId, channel, v) + 1);
     }
     return first;
   }
@@ -183,14 +202,18 @@ export class Hub implements FrameDelivery {
     const v = app?.channels.get(channel);
     if (!app || v === undefined) return false;
     if (positioned) {
-      if (typeof v === 'object') {
+      if (v instanceof Recovering) {
         conn.leave(positionedTopicOf(appId, channel));
         v.positioned = Math.max(0, v.positioned - 1);
       }
-    } else {
+    } else if (v instanceof Recovering) {
       conn.leave(topicOf(appId, channel));
-      if (typeof v === 'object') v.plain = Math.max(0, v.plain - 1);
-      else app.channels.set(channel, Math.max(0, v - 1));
+      v.plain = Math.max(0, v.plain - 1);
+    } else if (typeof v === 'number') {
+      conn.leave(topicOf(appId, channel));
+      app.channels.set(channel, Math.max(0, v - 1));
+    } else if (v === conn) {
+      app.channels.set(channel, 0);
     }
     return this.emptied(appId, app, channel);
   }
@@ -200,7 +223,7 @@ export class Hub implements FrameDelivery {
     const app = this.appChannels(appId);
     const first = totalOf(app.channels.get(channel)) === 0;
     const hold = new Hold(conn, max);
-    const r = this.recovering(app, channel);
+    const r = this.recovering(appId, app, channel);
     (r.holds ??= new Set()).add(hold);
     return { hold, first };
   }
@@ -210,7 +233,7 @@ export class Hub implements FrameDelivery {
    * be written again); the channel keeps its position.
    */
   rehold(conn: Connection, appId: string, channel: string, max: number): Hold {
-    const r = this.recovering(this.appChannels(appId), channel);
+    const r = this.recovering(appId, this.appChannels(appId), channel);
     conn.leave(positionedTopicOf(appId, channel));
     r.positioned = Math.max(0, r.positioned - 1);
     const hold = new Hold(conn, max);
@@ -221,7 +244,7 @@ export class Hub implements FrameDelivery {
   /** The channel's recovery side, when it has one. */
   private recoveringOf(appId: string, channel: string): Recovering | undefined {
     const v = this.apps.get(appId)?.channels.get(channel);
-    return typeof v === 'object' ? v : undefined;
+    return v instanceof Recovering ? v : undefined;
   }
 
   /**
@@ -305,11 +328,19 @@ export class Hub implements FrameDelivery {
     const except = exceptSocketId === undefined ? undefined : this.index.connection(appId, exceptSocketId);
     const frameBytes = bytes ?? Buffer.byteLength(frame);
     const traffic = app.traffic;
-    let r = typeof v === 'object' ? v : undefined;
+    if (position === undefined && typeof v === 'object' && !(v instanceof Recovering)) {
+      // One plain subscription, in no topic: sent to it (counted as a topic's would be, sender included).
+      if (audience === 'positioned') return;
+      traffic.messagesOut += 1;
+      traffic.bytesOut += frameBytes;
+      if (v !== except) v.send(frame);
+      return;
+    }
+    let r = v instanceof Recovering ? v : undefined;
     // A recorded event not after the channel's position (one that came again, or late) is not sent to
     // its opted-in subscriptions: each has it already, or a history read of its own counts it.
     let old = false;
-    if (position !== undefined) old = this.moveTo(appId, channel, (r = this.recovering(app, channel)), position, 1);
+    if (position !== undefined) old = this.moveTo(appId, channel, (r = this.recovering(appId, app, channel)), position, 1);
     const plain = plainOf(r ?? v);
     if (plain > 0 && audience !== 'positioned') {
       traffic.messagesOut += plain;
