@@ -67,7 +67,7 @@ test('npm pack builds (prepack) and ships dist/src without tests, sources, maps 
     readdirSync(join(repoRoot, dir), { withFileTypes: true }).flatMap((e) =>
       e.isDirectory()
         ? e.name === 'testing' || join(dir, e.name) === join('src', 'console', 'page') ? [] : srcModules(join(dir, e.name))
-        : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') ? [join(dir, e.name)] : [],
+        : e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.d.ts') ? [join(dir, e.name)] : [], // a .d.ts is types only: no module
     );
   for (const m of srcModules('src')) assert.ok(files.includes(`dist/${m.replace(/\.ts$/, '.js')}`), `dist/${m} is shipped`);
 });
