@@ -9,7 +9,7 @@
 // that the serial follows that position (a serial parse, nothing for unrecorded frames): a jump means
 // the channel's opted-in subscriptions missed events, and its gap listener refills them (ChannelGaps).
 // A channel with a single subscription on the node (a channel per user, a channel per connection) has
-// no topic: its frames are sent to that connection (uWS keeps a topic in ~230 bytes of its own; a send
+// no topic: its frames are sent to that connection (a uWS topic with its one subscriber is ~460 bytes of uWS memory; a send
 // keeps the socket's order with its topics' frames, as uWS first writes out what they have queued for
 // it). The channels are kept by app with the app's traffic counters, so a delivery counts per app
 // without another lookup.
